@@ -1,0 +1,515 @@
+//! Episodes in DynamoDB, with their events written beside them in one transaction (the outbox).
+//!
+//! Episodes table: key `id`. Two sparse indexes serve the newest-first lists: `by-recency`
+//! (`list_pk` = "episodes", sort `id`) and `by-status` (`status_pk` = the status, sort `id`).
+//! Ids are UUIDv7, so sorting by id is sorting by creation time. Deleting an episode keeps a
+//! tombstone (so a GET answers 404 rather than guessing) that leaves both indexes and expires.
+//!
+//! Events table: key (`episode_id`, `event_id`), the whole event as JSON in `payload`, a TTL;
+//! its stream feeds the relay.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, Page, StoreError};
+use domain::{
+    AirDate, Description, DisplayName, DomainEvent, Episode, EpisodeDeletion, EpisodeId,
+    EpisodeStatus, EpisodeUpdate, PositiveNumber, SeriesName, Stamp, Timestamp, Title, UserId,
+    Version,
+};
+
+use crate::item::{self, Item, n, s};
+
+/// How long events stay in the outbox table (the relay has long delivered them by then).
+pub const EVENT_RETENTION_DAYS: i64 = 30;
+/// How long a deleted episode's tombstone is kept before DynamoDB's TTL removes it.
+pub const TOMBSTONE_RETENTION_DAYS: i64 = 30;
+
+const LIST_PK_VALUE: &str = "episodes";
+const INDEX_BY_RECENCY: &str = "by-recency";
+const INDEX_BY_STATUS: &str = "by-status";
+
+/// Table names, from the function's environment.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub episodes: String,
+    pub events: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoEpisodeStore {
+    client: Client,
+    tables: Tables,
+}
+
+impl DynamoEpisodeStore {
+    pub fn new(client: Client, tables: Tables) -> Self {
+        Self { client, tables }
+    }
+
+    fn key(id: EpisodeId) -> Item {
+        Item::from([("id".to_owned(), s(id.to_string()))])
+    }
+
+    fn event_put(&self, event: &DomainEvent) -> Result<TransactWriteItem, StoreError> {
+        let payload = serde_json::to_string(event).map_err(StoreError::unavailable)?;
+        let item = Item::from([
+            ("episode_id".to_owned(), s(event.episode_id.to_string())),
+            ("event_id".to_owned(), s(event.id.to_string())),
+            ("type".to_owned(), s(event.event_type.as_str())),
+            ("occurred_at".to_owned(), s(event.occurred_at.to_string())),
+            ("payload".to_owned(), s(payload)),
+            (
+                "expires_at".to_owned(),
+                n(event
+                    .occurred_at
+                    .plus_days(EVENT_RETENTION_DAYS)
+                    .unix_seconds()),
+            ),
+        ]);
+        let put = Put::builder()
+            .table_name(&self.tables.events)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(event_id)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Runs the transaction; when the episode's condition fails, explains why from the item as
+    /// it was (returned with the cancellation, or read once more if the emulator omits it).
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        id: EpisodeId,
+        explain: impl FnOnce(Option<&Episode>) -> domain::Rejection,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let old_item = match &err {
+            SdkError::ServiceError(se) => match se.err() {
+                TransactWriteItemsError::TransactionCanceledException(tc) => {
+                    let first = tc.cancellation_reasons().first();
+                    if first.and_then(|r| r.code()) != Some("ConditionalCheckFailed") {
+                        return Err(StoreError::unavailable(err));
+                    }
+                    first.and_then(|r| r.item()).cloned()
+                }
+                _ => return Err(StoreError::unavailable(err)),
+            },
+            _ => return Err(StoreError::unavailable(err)),
+        };
+        let current = match old_item {
+            Some(item) if !item.is_empty() => Some(episode_from_item(&item)?),
+            _ => self.get(id).await?,
+        };
+        Err(StoreError::Rejected(explain(current.as_ref())))
+    }
+}
+
+impl EpisodeReader for DynamoEpisodeStore {
+    async fn get(&self, id: EpisodeId) -> Result<Option<Episode>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.episodes)
+            .set_key(Some(Self::key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.item().map(episode_from_item).transpose()
+    }
+}
+
+impl EpisodeLister for DynamoEpisodeStore {
+    async fn list(&self, query: &ListQuery) -> Result<Page<Episode>, StoreError> {
+        let limit = usize::from(query.limit.get());
+        let (index, pk_name, pk_value) = match query.status {
+            None => (INDEX_BY_RECENCY, "list_pk", LIST_PK_VALUE.to_owned()),
+            Some(st) => (INDEX_BY_STATUS, "status_pk", st.as_str().to_owned()),
+        };
+        let start = query.after.map(|after| {
+            Item::from([
+                ("id".to_owned(), s(after.to_string())),
+                (pk_name.to_owned(), s(pk_value.clone())),
+            ])
+        });
+        // One more than asked for: tells whether a next page exists without a second call.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.episodes)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(pk_value))
+            .scan_index_forward(false)
+            .limit(i32::from(query.limit.get()) + 1)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let mut items = out
+            .items()
+            .iter()
+            .map(episode_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|e| e.id)
+        } else if out.last_evaluated_key().is_some() {
+            items.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+}
+
+impl EpisodeWriter for DynamoEpisodeStore {
+    async fn create(&self, episode: &Episode, event: &DomainEvent) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.episodes)
+            .set_item(Some(episode_to_item(episode)))
+            .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.event_put(event)?,
+        ];
+        self.transact(items, episode.id, |_| domain::Rejection::Concurrent)
+            .await
+    }
+
+    async fn update(&self, update: &EpisodeUpdate, event: &DomainEvent) -> Result<(), StoreError> {
+        let mut expr = UpdateExpression::default();
+        let c = &update.changes;
+        if let Some(t) = &c.title {
+            expr.set("title", s(t.as_str()));
+        }
+        if let Some(d) = &c.description {
+            expr.set("description", s(d.as_str()));
+        }
+        if let Some(v) = &c.series {
+            expr.set_or_remove("series", v.as_ref().map(|v| s(v.as_str())));
+        }
+        if let Some(v) = &c.season {
+            expr.set_or_remove("season", v.map(|v| n(v.get())));
+        }
+        if let Some(v) = &c.number {
+            expr.set_or_remove("number", v.map(|v| n(v.get())));
+        }
+        if let Some(v) = &c.air_date {
+            expr.set_or_remove("air_date", v.map(|v| s(v.to_string())));
+        }
+        if let Some(st) = c.status {
+            expr.set("status", s(st.as_str()));
+            expr.set("status_pk", s(st.as_str()));
+        }
+        expr.set_stamp("updated", &update.updated);
+        expr.set("version", n(update.new_version().get()));
+
+        let mut condition = String::from(
+            "attribute_exists(id) AND attribute_not_exists(deleted_at) AND #version = :expected",
+        );
+        expr.value(":expected", n(update.expected.get()));
+        if let Some(to) = c.status {
+            let froms = to.reachable_from();
+            let placeholders: Vec<String> = (0..froms.len()).map(|i| format!(":from{i}")).collect();
+            for (p, from) in placeholders.iter().zip(&froms) {
+                expr.value(p, s(from.as_str()));
+            }
+            // An empty list can never hold; `#status IN ()` is not valid syntax.
+            if placeholders.is_empty() {
+                condition.push_str(" AND attribute_not_exists(id)");
+            } else {
+                condition.push_str(&format!(" AND #status IN ({})", placeholders.join(", ")));
+                expr.name("#status", "status");
+            }
+        }
+        let items = vec![
+            self.episode_update(update.id, expr, condition)?,
+            self.event_put(event)?,
+        ];
+        self.transact(items, update.id, |cur| update.explain(cur))
+            .await
+    }
+
+    async fn delete(
+        &self,
+        deletion: &EpisodeDeletion,
+        event: &DomainEvent,
+    ) -> Result<(), StoreError> {
+        let mut expr = UpdateExpression::default();
+        expr.set_stamp("deleted", &deletion.deleted);
+        expr.set(
+            "expires_at",
+            n(deletion
+                .deleted
+                .at
+                .plus_days(TOMBSTONE_RETENTION_DAYS)
+                .unix_seconds()),
+        );
+        expr.remove("list_pk");
+        expr.remove("status_pk");
+        expr.add_one("version");
+        let mut condition =
+            String::from("attribute_exists(id) AND attribute_not_exists(deleted_at)");
+        if let Some(owner) = &deletion.only_if_created_by {
+            condition.push_str(" AND created_by = :owner");
+            expr.value(":owner", s(owner.as_str()));
+        }
+        if let Some(v) = deletion.expected {
+            condition.push_str(" AND #version = :expected");
+            expr.value(":expected", n(v.get()));
+        }
+        let items = vec![
+            self.episode_update(deletion.id, expr, condition)?,
+            self.event_put(event)?,
+        ];
+        self.transact(items, deletion.id, |cur| deletion.explain(cur))
+            .await
+    }
+}
+
+impl DynamoEpisodeStore {
+    fn episode_update(
+        &self,
+        id: EpisodeId,
+        mut expr: UpdateExpression,
+        condition: String,
+    ) -> Result<TransactWriteItem, StoreError> {
+        expr.name("#version", "version");
+        let (update_expression, names, values) = expr.build();
+        let update = Update::builder()
+            .table_name(&self.tables.episodes)
+            .set_key(Some(Self::key(id)))
+            .update_expression(update_expression)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+/// Builds `SET a = :a, … REMOVE b, … ADD c :one` with every attribute name escaped (several of
+/// ours — `status`, `number`, `version` — are DynamoDB reserved words).
+#[derive(Debug, Default)]
+struct UpdateExpression {
+    sets: Vec<String>,
+    removes: Vec<String>,
+    adds: Vec<String>,
+    names: std::collections::HashMap<String, String>,
+    values: Item,
+}
+
+impl UpdateExpression {
+    fn name(&mut self, placeholder: &str, attribute: &str) {
+        self.names
+            .insert(placeholder.to_owned(), attribute.to_owned());
+    }
+
+    fn value(&mut self, placeholder: &str, v: aws_sdk_dynamodb::types::AttributeValue) {
+        self.values.insert(placeholder.to_owned(), v);
+    }
+
+    fn set(&mut self, attribute: &str, v: aws_sdk_dynamodb::types::AttributeValue) {
+        self.name(&format!("#{attribute}"), attribute);
+        self.value(&format!(":{attribute}"), v);
+        self.sets.push(format!("#{attribute} = :{attribute}"));
+    }
+
+    fn remove(&mut self, attribute: &str) {
+        self.name(&format!("#{attribute}"), attribute);
+        self.removes.push(format!("#{attribute}"));
+    }
+
+    fn set_or_remove(
+        &mut self,
+        attribute: &str,
+        v: Option<aws_sdk_dynamodb::types::AttributeValue>,
+    ) {
+        match v {
+            Some(v) => self.set(attribute, v),
+            None => self.remove(attribute),
+        }
+    }
+
+    fn add_one(&mut self, attribute: &str) {
+        self.name(&format!("#{attribute}"), attribute);
+        self.value(":one", n(1));
+        self.adds.push(format!("#{attribute} :one"));
+    }
+
+    fn set_stamp(&mut self, prefix: &str, stamp: &Stamp) {
+        self.set(&format!("{prefix}_at"), s(stamp.at.to_string()));
+        self.set(&format!("{prefix}_by"), s(stamp.by.as_str()));
+        self.set(&format!("{prefix}_by_name"), s(stamp.by_name.as_str()));
+    }
+
+    fn build(self) -> (String, std::collections::HashMap<String, String>, Item) {
+        let mut parts = Vec::new();
+        if !self.sets.is_empty() {
+            parts.push(format!("SET {}", self.sets.join(", ")));
+        }
+        if !self.removes.is_empty() {
+            parts.push(format!("REMOVE {}", self.removes.join(", ")));
+        }
+        if !self.adds.is_empty() {
+            parts.push(format!("ADD {}", self.adds.join(", ")));
+        }
+        (parts.join(" "), self.names, self.values)
+    }
+}
+
+fn stamp_attrs(item: &mut Item, prefix: &str, stamp: &Stamp) {
+    item.insert(format!("{prefix}_at"), s(stamp.at.to_string()));
+    item.insert(format!("{prefix}_by"), s(stamp.by.as_str()));
+    item.insert(format!("{prefix}_by_name"), s(stamp.by_name.as_str()));
+}
+
+fn episode_to_item(e: &Episode) -> Item {
+    let mut item = Item::from([
+        ("id".to_owned(), s(e.id.to_string())),
+        ("title".to_owned(), s(e.title.as_str())),
+        ("description".to_owned(), s(e.description.as_str())),
+        ("status".to_owned(), s(e.status.as_str())),
+        ("version".to_owned(), n(e.version.get())),
+    ]);
+    if let Some(v) = &e.series {
+        item.insert("series".into(), s(v.as_str()));
+    }
+    if let Some(v) = e.season {
+        item.insert("season".into(), n(v.get()));
+    }
+    if let Some(v) = e.number {
+        item.insert("number".into(), n(v.get()));
+    }
+    if let Some(v) = e.air_date {
+        item.insert("air_date".into(), s(v.to_string()));
+    }
+    stamp_attrs(&mut item, "created", &e.created);
+    stamp_attrs(&mut item, "updated", &e.updated);
+    match &e.deleted {
+        Some(d) => stamp_attrs(&mut item, "deleted", d),
+        None => {
+            item.insert("list_pk".into(), s(LIST_PK_VALUE));
+            item.insert("status_pk".into(), s(e.status.as_str()));
+        }
+    }
+    item
+}
+
+fn stamp_from_item(
+    it: &Item,
+    at: &'static str,
+    by: &'static str,
+    by_name: &'static str,
+) -> Result<Option<Stamp>, item::CorruptItem> {
+    let Some(when) = item::parse_opt(it, at, Timestamp::parse)? else {
+        return Ok(None);
+    };
+    Ok(Some(Stamp {
+        at: when,
+        by: item::parse(it, by, UserId::parse)?,
+        by_name: DisplayName::new(item::opt_str(it, by_name)?.unwrap_or_default()),
+    }))
+}
+
+fn number(it: &Item, name: &'static str) -> Result<Option<PositiveNumber>, item::CorruptItem> {
+    item::opt_u64(it, name)?
+        .map(PositiveNumber::new)
+        .transpose()
+        .map_err(|e| item::corrupt(name, e.message))
+}
+
+fn episode_from_item(it: &Item) -> Result<Episode, StoreError> {
+    let parse = || -> Result<Episode, item::CorruptItem> {
+        let created = stamp_from_item(it, "created_at", "created_by", "created_by_name")?
+            .ok_or_else(|| item::corrupt("created_at", "is missing"))?;
+        let updated = stamp_from_item(it, "updated_at", "updated_by", "updated_by_name")?
+            .ok_or_else(|| item::corrupt("updated_at", "is missing"))?;
+        Ok(Episode {
+            id: item::parse(it, "id", EpisodeId::parse)?,
+            title: item::parse(it, "title", Title::parse)?,
+            description: item::parse(it, "description", Description::parse)?,
+            series: item::parse_opt(it, "series", SeriesName::parse)?,
+            season: number(it, "season")?,
+            number: number(it, "number")?,
+            status: item::parse(it, "status", EpisodeStatus::parse)?,
+            air_date: item::parse_opt(it, "air_date", AirDate::parse)?,
+            created,
+            updated,
+            version: Version::new(item::req_u64(it, "version")?)
+                .map_err(|e| item::corrupt("version", e.message))?,
+            deleted: stamp_from_item(it, "deleted_at", "deleted_by", "deleted_by_name")?,
+        })
+    };
+    parse().map_err(StoreError::unavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{Actor, NewEpisode, Role};
+
+    #[test]
+    fn items_round_trip() {
+        let actor = Actor {
+            id: UserId::parse("alice").unwrap(),
+            name: DisplayName::new("Alice"),
+            role: Role::Editor,
+        };
+        let ep = NewEpisode {
+            title: Title::parse("Pilot").unwrap(),
+            description: Description::parse("d").unwrap(),
+            series: Some(SeriesName::parse("Show").unwrap()),
+            season: Some(PositiveNumber::new(2).unwrap()),
+            number: Some(PositiveNumber::new(4).unwrap()),
+            air_date: Some(AirDate::parse("2027-01-02").unwrap()),
+        }
+        .into_episode(EpisodeId::new(), &actor, Timestamp::now());
+        let item = episode_to_item(&ep);
+        assert_eq!(item.get("list_pk"), Some(&s("episodes")));
+        assert_eq!(item.get("status_pk"), Some(&s("draft")));
+        assert_eq!(episode_from_item(&item).unwrap(), ep);
+    }
+
+    #[test]
+    fn corrupt_items_are_errors_not_panics() {
+        let mut item = Item::new();
+        item.insert("id".into(), n(5));
+        assert!(episode_from_item(&item).is_err());
+    }
+
+    #[test]
+    fn update_expressions_escape_every_name() {
+        let mut e = UpdateExpression::default();
+        e.set("status", s("draft"));
+        e.remove("season");
+        e.add_one("version");
+        let (expr, names, values) = e.build();
+        assert_eq!(
+            expr,
+            "SET #status = :status REMOVE #season ADD #version :one"
+        );
+        assert_eq!(names.len(), 3);
+        assert_eq!(values.len(), 2);
+    }
+}

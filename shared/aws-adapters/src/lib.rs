@@ -1,0 +1,17 @@
+//! AWS implementations of the domain's ports, and the one way every function builds its SDK
+//! configuration (endpoint from `AWS_ENDPOINT_URL`, the same code path on AWS and locally).
+
+pub mod call_counter;
+pub mod episode_store;
+mod item;
+
+pub use call_counter::AwsCallCounter;
+pub use episode_store::{DynamoEpisodeStore, Tables};
+
+/// Loads the shared SDK configuration once, at init. Region, credentials and the endpoint come
+/// from the environment, as on AWS.
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}

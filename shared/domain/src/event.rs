@@ -1,0 +1,217 @@
+//! Domain events: what happened, written in the same transaction as the change itself (the
+//! outbox), relayed to the workers from the events table's stream.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::actor::Actor;
+use crate::episode::{Episode, EpisodeDeletion, EpisodeUpdate};
+use crate::ids::{CorrelationId, EpisodeId, EventId};
+use crate::time::Timestamp;
+
+/// Every event type the system emits. A consumer that meets a type it does not know fails
+/// that message (it ends in a dead-letter queue) instead of guessing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "episode.created")]
+    EpisodeCreated,
+    #[serde(rename = "episode.updated")]
+    EpisodeUpdated,
+    #[serde(rename = "episode.deleted")]
+    EpisodeDeleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EpisodeCreated => "episode.created",
+            Self::EpisodeUpdated => "episode.updated",
+            Self::EpisodeDeleted => "episode.deleted",
+        }
+    }
+
+    /// The schema version of this type's `data` that producers write today.
+    pub fn schema_version(self) -> u16 {
+        1
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Episode,
+}
+
+/// The thing an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRef {
+    #[serde(rename = "type")]
+    pub kind: ResourceKind,
+    pub id: String,
+}
+
+/// Who caused the events of one request, and how to tie them together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventContext {
+    pub actor: Actor,
+    pub correlation_id: CorrelationId,
+    pub request_id: Option<String>,
+}
+
+/// One domain event, as stored in the events table and as sent to the queues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainEvent {
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub schema_version: u16,
+    pub occurred_at: Timestamp,
+    pub actor: Actor,
+    pub resource: ResourceRef,
+    pub episode_id: EpisodeId,
+    pub correlation_id: CorrelationId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    pub data: Value,
+}
+
+impl DomainEvent {
+    fn about_episode(
+        ctx: &EventContext,
+        event_type: EventType,
+        episode_id: EpisodeId,
+        occurred_at: Timestamp,
+        data: Value,
+    ) -> Self {
+        Self {
+            id: EventId::new(),
+            event_type,
+            schema_version: event_type.schema_version(),
+            occurred_at,
+            actor: ctx.actor.clone(),
+            resource: ResourceRef {
+                kind: ResourceKind::Episode,
+                id: episode_id.to_string(),
+            },
+            episode_id,
+            correlation_id: ctx.correlation_id.clone(),
+            request_id: ctx.request_id.clone(),
+            data,
+        }
+    }
+
+    /// `episode.created`: the whole new episode.
+    pub fn episode_created(ctx: &EventContext, episode: &Episode) -> Self {
+        Self::about_episode(
+            ctx,
+            EventType::EpisodeCreated,
+            episode.id,
+            episode.created.at,
+            json!({ "episode": episode.to_json() }),
+        )
+    }
+
+    /// `episode.updated`: the changed fields with their new values, and the new version.
+    pub fn episode_updated(ctx: &EventContext, update: &EpisodeUpdate) -> Self {
+        Self::about_episode(
+            ctx,
+            EventType::EpisodeUpdated,
+            update.id,
+            update.updated.at,
+            json!({
+                "changes": update.changes.to_json(),
+                "version": update.new_version().get(),
+            }),
+        )
+    }
+
+    /// `episode.deleted`.
+    pub fn episode_deleted(ctx: &EventContext, deletion: &EpisodeDeletion) -> Self {
+        Self::about_episode(
+            ctx,
+            EventType::EpisodeDeleted,
+            deletion.id,
+            deletion.deleted.at,
+            json!({}),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EpisodeStatus;
+    use crate::actor::{DisplayName, Role, UserId};
+    use crate::episode::{Description, EpisodeChanges, NewEpisode, Stamp, Title, Version};
+
+    fn ctx() -> EventContext {
+        EventContext {
+            actor: Actor {
+                id: UserId::parse("alice").unwrap(),
+                name: DisplayName::new("Alice"),
+                role: Role::Editor,
+            },
+            correlation_id: CorrelationId::parse("corr-1").unwrap(),
+            request_id: Some("req-1".into()),
+        }
+    }
+
+    #[test]
+    fn updated_event_carries_changes_actor_and_version() {
+        let ctx = ctx();
+        let update = EpisodeUpdate {
+            id: EpisodeId::new(),
+            expected: Version::new(3).unwrap(),
+            changes: EpisodeChanges {
+                status: Some(EpisodeStatus::InReview),
+                ..Default::default()
+            },
+            updated: Stamp::new(&ctx.actor, Timestamp::now()),
+        };
+        let event = DomainEvent::episode_updated(&ctx, &update);
+        let v = serde_json::to_value(&event).unwrap();
+        assert_eq!(v["type"], "episode.updated");
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(
+            v["actor"],
+            json!({"id": "alice", "name": "Alice", "role": "editor"})
+        );
+        assert_eq!(
+            v["resource"],
+            json!({"type": "episode", "id": update.id.to_string()})
+        );
+        assert_eq!(
+            v["data"],
+            json!({"changes": {"status": "in_review"}, "version": 4})
+        );
+        assert_eq!(v["correlation_id"], "corr-1");
+        let back: DomainEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn unknown_event_types_do_not_parse() {
+        let ctx = ctx();
+        let ep = NewEpisode {
+            title: Title::parse("Pilot").unwrap(),
+            description: Description::default(),
+            series: None,
+            season: None,
+            number: None,
+            air_date: None,
+        }
+        .into_episode(EpisodeId::new(), &ctx.actor, Timestamp::now());
+        let mut v = serde_json::to_value(DomainEvent::episode_created(&ctx, &ep)).unwrap();
+        v["type"] = json!("episode.exploded");
+        assert!(serde_json::from_value::<DomainEvent>(v).is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! Identifiers. Ids are UUIDv7: unique without coordination and ordered by creation time, so a
+//! newest-first list is a reverse walk over ids.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The id string did not parse as the expected id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a valid id")]
+pub struct InvalidId(pub String);
+
+macro_rules! uuid_v7_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh id, ordered after every id made earlier on this clock.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// Parses the canonical hyphenated form; anything else (other UUID versions
+            /// included) is refused, so an id in a URL is either ours or invalid.
+            pub fn parse(s: &str) -> Result<Self, InvalidId> {
+                let uuid = Uuid::try_parse(s).map_err(|_| InvalidId(s.to_owned()))?;
+                let canonical = uuid.hyphenated().to_string();
+                if uuid.get_version_num() != 7 || canonical != s {
+                    return Err(InvalidId(s.to_owned()));
+                }
+                Ok(Self(uuid))
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.to_string()
+            }
+        }
+    };
+}
+
+uuid_v7_id!(
+    /// The id of an episode.
+    EpisodeId
+);
+uuid_v7_id!(
+    /// The id of a domain event; consumers deduplicate on it.
+    EventId
+);
+
+/// Ties together every event and log line caused by one request. Taken from the caller's
+/// `X-Correlation-Id` when it is sane, else the API Gateway request id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CorrelationId(String);
+
+impl CorrelationId {
+    pub const MAX_LEN: usize = 128;
+
+    /// A fresh one, for requests that arrive without any.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7().to_string())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidId(s.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for CorrelationId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CorrelationId> for String {
+    fn from(id: CorrelationId) -> String {
+        id.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_round_trip_and_sort_by_creation() {
+        let a = EpisodeId::new();
+        let b = EpisodeId::new();
+        assert_eq!(EpisodeId::parse(&a.to_string()), Ok(a));
+        assert!(a < b);
+        assert!(
+            a.to_string() < b.to_string(),
+            "string order follows creation order"
+        );
+    }
+
+    #[test]
+    fn foreign_or_malformed_ids_are_refused() {
+        for bad in [
+            "",
+            "42",
+            "not-a-uuid",
+            "0b8e6a5e-4c1a-4f3e-9d7b-2f1c3a4b5c6d", // v4
+            "../../etc/passwd",
+        ] {
+            assert!(EpisodeId::parse(bad).is_err(), "{bad}");
+        }
+        let upper = EpisodeId::new().to_string().to_uppercase();
+        assert!(EpisodeId::parse(&upper).is_err(), "only the canonical form");
+    }
+
+    #[test]
+    fn correlation_ids_are_bounded_and_plain() {
+        assert!(CorrelationId::parse("req-1_a.b:c").is_ok());
+        assert!(CorrelationId::parse("").is_err());
+        assert!(CorrelationId::parse("has space").is_err());
+        assert!(CorrelationId::parse(&"x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! The narrow ports the handlers need. Each handler takes only the capability it uses, and the
+//! function's IAM policy grants only the calls behind it.
+
+use std::future::Future;
+
+use crate::episode::{Episode, EpisodeDeletion, EpisodeStatus, EpisodeUpdate, Rejection};
+use crate::event::DomainEvent;
+use crate::ids::EpisodeId;
+use crate::validation::FieldError;
+
+/// The store could not do what was asked for reasons other than the domain's rules.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write was refused; the domain's explanation of why.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Transport, throttling, corrupt items: nothing the caller can fix.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(e))
+    }
+}
+
+/// A bounded page size: 1 to 100, 20 when not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(u16);
+
+impl PageSize {
+    pub const DEFAULT: Self = Self(20);
+    pub const MAX: u16 = 100;
+
+    pub fn parse(s: &str) -> Result<Self, FieldError> {
+        match s.parse::<u16>() {
+            Ok(n) if (1..=Self::MAX).contains(&n) => Ok(Self(n)),
+            _ => Err(FieldError::new("limit", "must be an integer from 1 to 100")),
+        }
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+/// Newest first, optionally only one status, resuming after an episode id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub status: Option<EpisodeStatus>,
+    pub limit: PageSize,
+    pub after: Option<EpisodeId>,
+}
+
+/// One page, and where the next one starts when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<EpisodeId>,
+}
+
+pub trait EpisodeReader {
+    /// The episode, deleted ones included (callers decide what a tombstone means).
+    fn get(
+        &self,
+        id: EpisodeId,
+    ) -> impl Future<Output = Result<Option<Episode>, StoreError>> + Send;
+}
+
+pub trait EpisodeLister {
+    fn list(
+        &self,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<Page<Episode>, StoreError>> + Send;
+}
+
+/// Writes an episode change and its event atomically, in one call.
+pub trait EpisodeWriter {
+    fn create(
+        &self,
+        episode: &Episode,
+        event: &DomainEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Applies the update only if the stored episode is at `update.expected`, not deleted, and
+    /// (when the status changes) in a status the new one is reachable from.
+    fn update(
+        &self,
+        update: &EpisodeUpdate,
+        event: &DomainEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks the episode deleted under the deletion's conditions.
+    fn delete(
+        &self,
+        deletion: &EpisodeDeletion,
+        event: &DomainEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_sizes_are_bounded() {
+        assert_eq!(PageSize::parse("1").map(PageSize::get), Ok(1));
+        assert_eq!(PageSize::parse("100").map(PageSize::get), Ok(100));
+        for bad in ["0", "101", "-1", "ten", ""] {
+            assert!(PageSize::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Small pieces of HTTP every API function needs: JSON responses, body limits, media types.
+
+use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+use crate::problem::Problem;
+
+/// A JSON response with the given status.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, Problem> {
+    let text = serde_json::to_string(value).map_err(|_| Problem::internal())?;
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// A response with no body.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}
+
+/// Sets a header whose value we produced ourselves (ids, versions); never fails a request.
+pub fn set_header(response: &mut Response<Body>, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, v);
+    }
+}
+
+/// The bytes of the request body.
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+/// Checks the body's media type and size before anything reads it: 415 for another media type
+/// (parameters such as `charset=utf-8` are fine), 413 over the limit.
+pub fn check_body<'a>(
+    req: &'a Request,
+    accepted: &[&str],
+    max_bytes: usize,
+) -> Result<&'a [u8], Problem> {
+    let bytes = body_bytes(req);
+    if bytes.len() > max_bytes {
+        return Err(Problem::payload_too_large(max_bytes));
+    }
+    if !media_type_is(req.headers(), accepted) {
+        return Err(Problem::unsupported_media_type(
+            accepted.first().copied().unwrap_or("application/json"),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn media_type_is(headers: &HeaderMap, accepted: &[&str]) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    accepted.iter().any(|a| *a == essence)
+}
+
+/// `true` for 2xx and 3xx statuses; used in access logs.
+pub fn is_success(status: StatusCode) -> bool {
+    status.is_success() || status.is_redirection()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(content_type: Option<&str>, body: &str) -> Request {
+        let mut builder = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/episodes");
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        builder.body(Body::Text(body.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn media_types_and_limits() {
+        let ok = request(Some("application/json; charset=utf-8"), "{}");
+        assert!(check_body(&ok, &["application/json"], 10).is_ok());
+        let wrong = request(Some("text/plain"), "{}");
+        assert_eq!(
+            check_body(&wrong, &["application/json"], 10)
+                .unwrap_err()
+                .status,
+            415
+        );
+        let missing = request(None, "{}");
+        assert_eq!(
+            check_body(&missing, &["application/json"], 10)
+                .unwrap_err()
+                .status,
+            415
+        );
+        let big = request(Some("application/json"), &"x".repeat(11));
+        assert_eq!(
+            check_body(&big, &["application/json"], 10)
+                .unwrap_err()
+                .status,
+            413
+        );
+    }
+}

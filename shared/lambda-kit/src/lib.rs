@@ -1,0 +1,12 @@
+//! What every function does the same way: configuration from the environment, JSON logs,
+//! the caller's identity from the authorizer's claims, and errors as RFC 9457 problem+json.
+
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod problem;
+pub mod telemetry;
+
+pub use config::{ConfigError, required_env};
+pub use identity::{RequestMeta, actor_from_claims};
+pub use problem::Problem;
