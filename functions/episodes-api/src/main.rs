@@ -1,1 +1,31 @@
-fn main() {}
+//! `episodes-api`: the episode routes of the HTTP API.
+
+mod cursor;
+mod handlers;
+mod input;
+mod routes;
+
+use aws_adapters::{AwsCallCounter, DynamoEpisodeStore, Tables};
+use lambda_http::{Error, service_fn};
+use lambda_kit::required_env;
+
+use crate::routes::Api;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_kit::telemetry::init();
+    let tables = Tables {
+        episodes: required_env("EPISODES_TABLE")?,
+        events: required_env("EVENTS_TABLE")?,
+    };
+    let sdk = aws_adapters::load_sdk_config().await;
+    let calls = AwsCallCounter::default();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+    );
+    let api = Api { store: DynamoEpisodeStore::new(dynamodb, tables), calls };
+    lambda_http::run(service_fn(|req| async {
+        Ok::<_, std::convert::Infallible>(routes::handle(&api, req).await)
+    }))
+    .await
+}
