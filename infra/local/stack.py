@@ -4,6 +4,7 @@ cargo-lambda, and infra/template.yaml deployed to it — the same template as fo
     python infra/local/stack.py up [--foreground]   start what is not running, build, deploy
     python infra/local/stack.py deploy              rebuild and redeploy into the running stack
     python infra/local/stack.py down                stop what `up` started
+    python infra/local/stack.py run -- CMD...       up, run CMD against the stack, stop what up started
     python infra/local/stack.py token --user alice --role editor
 
 Everything it learns is written to .local/stack.json for scripts and tests. The emulator is
@@ -289,6 +290,8 @@ def main() -> None:
     up_p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops it all")
     sub.add_parser("deploy", help="rebuild the functions and redeploy the template")
     sub.add_parser("down", help="stop what `up` started")
+    run_p = sub.add_parser("run", help="bring the stack up, run a command against it, stop what was started")
+    run_p.add_argument("cmd", nargs=argparse.REMAINDER)
     tok = sub.add_parser("token", help="print a token from the local issuer")
     tok.add_argument("--user", required=True)
     tok.add_argument("--role", choices=oidc.ROLES, default="viewer")
@@ -303,6 +306,16 @@ def main() -> None:
         print_ready(info)
     elif args.command == "down":
         stop_services()
+    elif args.command == "run":
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        already_running = PIDS.exists() and any(PIDS.glob("*.pid"))
+        try:
+            up(foreground=False)
+            code = subprocess.run(cmd, cwd=ROOT).returncode
+        finally:
+            if not already_running:
+                stop_services()
+        sys.exit(code)
     else:
         print(oidc.mint(args.user, args.role, args.name))
 
