@@ -11,7 +11,7 @@ CARGO_FLAGS := --profile local --target $(TARGET) --workspace
 USER    ?= alice
 ROLE    ?= editor
 
-.PHONY: help dev up deploy down token test unit e2e lint fmt venv
+.PHONY: help dev up deploy down token test unit e2e lint fmt venv bench
 
 help:
 	@echo "make dev                         start the whole local stack (Ctrl-C stops it)"
@@ -57,3 +57,7 @@ lint: venv
 	cargo fmt --all -- --check
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
+
+# Figures for the issues (not part of `make test`): needs `make up` or `make dev` running.
+bench: venv
+	$(PY) tests/bench/episodes_api.py

@@ -89,6 +89,11 @@ def test_correlation_id_is_carried_into_the_event(api, tokens, events_of):
     r = api.request("POST", "/episodes", tokens["alice"], json={"title": "Traced"}, headers={"X-Correlation-Id": "trace-42"})
     assert r.status_code == 201
     assert events_of(r.json()["id"])[0]["correlation_id"] == "trace-42"
+    # Without one, the API Gateway request id ties the request to its events.
+    r = api.request("POST", "/episodes", tokens["alice"], json={"title": "Untraced"})
+    event = events_of(r.json()["id"])[0]
+    # (On AWS that is also the apigw-requestid response header; ministack sends another id there.)
+    assert event["request_id"] and event["correlation_id"] == event["request_id"]
 
 
 def test_status_moves_follow_the_state_machine(api, tokens, events_of):

@@ -25,7 +25,10 @@ pub fn decode(cursor: &str, status: Option<EpisodeStatus>) -> Result<EpisodeId, 
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if body.status != status {
-        return Err(FieldError::new("cursor", "was made for another status filter"));
+        return Err(FieldError::new(
+            "cursor",
+            "was made for another status filter",
+        ));
     }
     Ok(body.after)
 }

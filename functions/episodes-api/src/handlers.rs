@@ -66,14 +66,29 @@ fn with_etag(mut response: Response<Body>, version: Version) -> Response<Body> {
     response
 }
 
-pub async fn create(store: &impl EpisodeWriter, meta: &RequestMeta, actor: &Actor, body: &[u8]) -> Handled {
+pub async fn create(
+    store: &impl EpisodeWriter,
+    meta: &RequestMeta,
+    actor: &Actor,
+    body: &[u8],
+) -> Handled {
     let new = input::new_episode(body)?;
     let episode = new.into_episode(EpisodeId::new(), actor, Timestamp::now());
     let event = DomainEvent::episode_created(&event_context(meta, actor), &episode);
-    store.create(&episode, &event).await.map_err(|e| store_problem(e, Problem::conflict))?;
+    store
+        .create(&episode, &event)
+        .await
+        .map_err(|e| store_problem(e, Problem::conflict))?;
     tracing::info!(episode_id = %episode.id, event_id = %event.id, "episode created");
-    let mut response = with_etag(json(StatusCode::CREATED, &episode.to_json())?, episode.version);
-    set_header(&mut response, header::LOCATION, &format!("/episodes/{}", episode.id));
+    let mut response = with_etag(
+        json(StatusCode::CREATED, &episode.to_json())?,
+        episode.version,
+    );
+    set_header(
+        &mut response,
+        header::LOCATION,
+        &format!("/episodes/{}", episode.id),
+    );
     Ok(response)
 }
 
@@ -84,7 +99,10 @@ pub async fn get(store: &impl EpisodeReader, id: EpisodeId) -> Handled {
         .map_err(|e| store_problem(e, Problem::conflict))?
         .filter(|e| e.deleted.is_none())
         .ok_or_else(|| Problem::not_found("no such episode"))?;
-    Ok(with_etag(json(StatusCode::OK, &episode.to_json())?, episode.version))
+    Ok(with_etag(
+        json(StatusCode::OK, &episode.to_json())?,
+        episode.version,
+    ))
 }
 
 /// Query parameters of `GET /episodes`; anything else is refused rather than ignored.
@@ -121,17 +139,29 @@ pub fn list_query(params: &[(&str, &str)]) -> Result<ListQuery, Problem> {
         }
     };
     if errors.is_empty() {
-        Ok(ListQuery { status, limit, after })
+        Ok(ListQuery {
+            status,
+            limit,
+            after,
+        })
     } else {
         Err(Problem::bad_request(errors))
     }
 }
 
 pub async fn list(store: &impl EpisodeLister, query: &ListQuery) -> Handled {
-    let page = store.list(query).await.map_err(|e| store_problem(e, Problem::conflict))?;
+    let page = store
+        .list(query)
+        .await
+        .map_err(|e| store_problem(e, Problem::conflict))?;
     let items: Vec<_> = page.items.iter().map(domain::Episode::to_json).collect();
-    let next_cursor = page.next_after.map(|after| cursor::encode(after, query.status));
-    json(StatusCode::OK, &json!({ "items": items, "next_cursor": next_cursor }))
+    let next_cursor = page
+        .next_after
+        .map(|after| cursor::encode(after, query.status));
+    json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": next_cursor }),
+    )
 }
 
 /// The version the caller edited: from `If-Match` (412 when stale) or the body (409 when stale).
@@ -166,17 +196,35 @@ pub async fn update<S: EpisodeReader + EpisodeWriter>(
 ) -> Handled {
     let (changes, body_version) = input::episode_changes(body)?;
     let (expected, stale) = edited_version(if_match, body_version)?;
-    let update = EpisodeUpdate { id, expected, changes, updated: Stamp::new(actor, Timestamp::now()) };
+    let update = EpisodeUpdate {
+        id,
+        expected,
+        changes,
+        updated: Stamp::new(actor, Timestamp::now()),
+    };
     // Nothing moves back to draft: no write can succeed, so read once to say why (404, 412/409
     // or 422) instead of sending a transaction that is bound to fail.
-    if update.changes.status.is_some_and(|to| to.reachable_from().is_empty()) {
+    if update
+        .changes
+        .status
+        .is_some_and(|to| to.reachable_from().is_empty())
+    {
         let current = store.get(id).await.map_err(|e| store_problem(e, stale))?;
-        return Err(store_problem(StoreError::Rejected(update.explain(current.as_ref())), stale));
+        return Err(store_problem(
+            StoreError::Rejected(update.explain(current.as_ref())),
+            stale,
+        ));
     }
     let event = DomainEvent::episode_updated(&event_context(meta, actor), &update);
-    store.update(&update, &event).await.map_err(|e| store_problem(e, stale))?;
+    store
+        .update(&update, &event)
+        .await
+        .map_err(|e| store_problem(e, stale))?;
     tracing::info!(episode_id = %id, event_id = %event.id, "episode updated");
-    Ok(with_etag(empty(StatusCode::NO_CONTENT), update.new_version()))
+    Ok(with_etag(
+        empty(StatusCode::NO_CONTENT),
+        update.new_version(),
+    ))
 }
 
 pub async fn delete(
@@ -196,7 +244,10 @@ pub async fn delete(
         deleted: Stamp::new(actor, Timestamp::now()),
     };
     let event = DomainEvent::episode_deleted(&event_context(meta, actor), &deletion);
-    store.delete(&deletion, &event).await.map_err(|e| store_problem(e, Problem::precondition_failed))?;
+    store
+        .delete(&deletion, &event)
+        .await
+        .map_err(|e| store_problem(e, Problem::precondition_failed))?;
     tracing::info!(episode_id = %id, event_id = %event.id, "episode deleted");
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -211,4 +262,3 @@ pub fn health() -> Handled {
         }),
     )
 }
-

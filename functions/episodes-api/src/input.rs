@@ -50,7 +50,11 @@ impl Fields {
     }
 
     /// A string field run through a domain parser; the error is reported under `key`.
-    fn string<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, FieldError>) -> Given<T> {
+    fn string<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, FieldError>,
+    ) -> Given<T> {
         match self.raw(key) {
             Given::Absent => Given::Absent,
             Given::Null => Given::Null,
@@ -69,7 +73,11 @@ impl Fields {
     }
 
     /// A non-negative integer field run through a domain parser.
-    fn integer<T>(&mut self, key: &str, parse: impl FnOnce(u64) -> Result<T, FieldError>) -> Given<T> {
+    fn integer<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(u64) -> Result<T, FieldError>,
+    ) -> Given<T> {
         match self.raw(key) {
             Given::Absent => Given::Absent,
             Given::Null => Given::Null,
@@ -82,7 +90,8 @@ impl Fields {
                     }
                 },
                 None => {
-                    self.errors.push(FieldError::new(key, "must be a positive integer"));
+                    self.errors
+                        .push(FieldError::new(key, "must be a positive integer"));
                     Given::Absent
                 }
             },
@@ -111,9 +120,24 @@ impl Fields {
     }
 }
 
-const CREATE_FIELDS: [&str; 6] = ["title", "description", "series", "season", "number", "air_date"];
-const UPDATE_FIELDS: [&str; 8] =
-    ["title", "description", "series", "season", "number", "air_date", "status", "version"];
+const CREATE_FIELDS: [&str; 6] = [
+    "title",
+    "description",
+    "series",
+    "season",
+    "number",
+    "air_date",
+];
+const UPDATE_FIELDS: [&str; 8] = [
+    "title",
+    "description",
+    "series",
+    "season",
+    "number",
+    "air_date",
+    "status",
+    "version",
+];
 
 /// `POST /episodes`. New episodes are drafts; `status` is set by later transitions.
 pub fn new_episode(body: &[u8]) -> Result<NewEpisode, Problem> {
@@ -134,9 +158,14 @@ pub fn new_episode(body: &[u8]) -> Result<NewEpisode, Problem> {
     let air_date = f.string("air_date", AirDate::parse);
     let air_date = f.clearable(air_date).flatten();
     match title {
-        Some(title) if f.errors.is_empty() => {
-            Ok(NewEpisode { title, description, series, season, number, air_date })
-        }
+        Some(title) if f.errors.is_empty() => Ok(NewEpisode {
+            title,
+            description,
+            series,
+            season,
+            number,
+            air_date,
+        }),
         _ => Err(Problem::unprocessable(f.errors)),
     }
 }
@@ -163,9 +192,12 @@ pub fn episode_changes(body: &[u8]) -> Result<(EpisodeChanges, Option<Version>),
     };
     let version = f.not_null("version", version);
     if f.errors.is_empty() && changes.is_empty() {
-        f.errors.push(FieldError::new("body", "names no field to change"));
+        f.errors
+            .push(FieldError::new("body", "names no field to change"));
     }
-    f.errors.finish((changes, version)).map_err(Problem::unprocessable)
+    f.errors
+        .finish((changes, version))
+        .map_err(Problem::unprocessable)
 }
 
 #[cfg(test)]
@@ -200,27 +232,41 @@ mod tests {
         assert_eq!(p.status, 422);
         let mut fields = fields_of(p);
         fields.sort();
-        assert_eq!(fields, ["air_date", "colour", "number", "season", "status", "title"]);
+        assert_eq!(
+            fields,
+            ["air_date", "colour", "number", "season", "status", "title"]
+        );
     }
 
     #[test]
     fn title_is_required_and_not_null() {
         assert_eq!(fields_of(new_episode(b"{}").unwrap_err()), ["title"]);
-        assert_eq!(fields_of(new_episode(br#"{"title": null}"#).unwrap_err()), ["title"]);
+        assert_eq!(
+            fields_of(new_episode(br#"{"title": null}"#).unwrap_err()),
+            ["title"]
+        );
         assert_eq!(fields_of(new_episode(b"[]").unwrap_err()), ["body"]);
     }
 
     #[test]
     fn over_long_strings_are_refused() {
         let body = format!(r#"{{"title":"{}"}}"#, "a".repeat(201));
-        assert_eq!(fields_of(new_episode(body.as_bytes()).unwrap_err()), ["title"]);
+        assert_eq!(
+            fields_of(new_episode(body.as_bytes()).unwrap_err()),
+            ["title"]
+        );
         let body = format!(r#"{{"title":"ok","description":"{}"}}"#, "a".repeat(5_001));
-        assert_eq!(fields_of(new_episode(body.as_bytes()).unwrap_err()), ["description"]);
+        assert_eq!(
+            fields_of(new_episode(body.as_bytes()).unwrap_err()),
+            ["description"]
+        );
     }
 
     #[test]
     fn patches_distinguish_absent_null_and_value() {
-        let (c, v) = episode_changes(br#"{"season": null, "status": "in_production", "version": 3}"#).unwrap();
+        let (c, v) =
+            episode_changes(br#"{"season": null, "status": "in_production", "version": 3}"#)
+                .unwrap();
         assert_eq!(c.season, Some(None));
         assert_eq!(c.number, None);
         assert_eq!(c.status, Some(EpisodeStatus::InProduction));
@@ -229,10 +275,25 @@ mod tests {
 
     #[test]
     fn empty_or_invalid_patches_are_refused() {
-        assert_eq!(fields_of(episode_changes(br#"{"version": 1}"#).unwrap_err()), ["body"]);
-        assert_eq!(fields_of(episode_changes(br#"{"title": null}"#).unwrap_err()), ["title"]);
-        assert_eq!(fields_of(episode_changes(br#"{"status": "done"}"#).unwrap_err()), ["status"]);
-        assert_eq!(fields_of(episode_changes(br#"{"version": -1, "title": "x"}"#).unwrap_err()), ["version"]);
-        assert_eq!(fields_of(episode_changes(br#"{"id": "x", "title": "x"}"#).unwrap_err()), ["id"]);
+        assert_eq!(
+            fields_of(episode_changes(br#"{"version": 1}"#).unwrap_err()),
+            ["body"]
+        );
+        assert_eq!(
+            fields_of(episode_changes(br#"{"title": null}"#).unwrap_err()),
+            ["title"]
+        );
+        assert_eq!(
+            fields_of(episode_changes(br#"{"status": "done"}"#).unwrap_err()),
+            ["status"]
+        );
+        assert_eq!(
+            fields_of(episode_changes(br#"{"version": -1, "title": "x"}"#).unwrap_err()),
+            ["version"]
+        );
+        assert_eq!(
+            fields_of(episode_changes(br#"{"id": "x", "title": "x"}"#).unwrap_err()),
+            ["id"]
+        );
     }
 }

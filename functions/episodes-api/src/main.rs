@@ -21,9 +21,14 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(calls.clone())
+            .build(),
     );
-    let api = Api { store: DynamoEpisodeStore::new(dynamodb, tables), calls };
+    let api = Api {
+        store: DynamoEpisodeStore::new(dynamodb, tables),
+        calls,
+    };
     lambda_http::run(service_fn(|req| async {
         Ok::<_, std::convert::Infallible>(routes::handle(&api, req).await)
     }))

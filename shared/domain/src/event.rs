@@ -199,6 +199,19 @@ mod tests {
     }
 
     #[test]
+    fn golden_events_parse_and_round_trip() {
+        for text in [
+            include_str!("../../../events/domain/episode.created.json"),
+            include_str!("../../../events/domain/episode.updated.json"),
+            include_str!("../../../events/domain/episode.deleted.json"),
+        ] {
+            let v: Value = serde_json::from_str(text).unwrap();
+            let event: DomainEvent = serde_json::from_value(v.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&event).unwrap(), v);
+        }
+    }
+
+    #[test]
     fn unknown_event_types_do_not_parse() {
         let ctx = ctx();
         let ep = NewEpisode {

@@ -81,7 +81,8 @@ uuid_v7_id!(
 );
 
 /// Ties together every event and log line caused by one request. Taken from the caller's
-/// `X-Correlation-Id` when it is sane, else the API Gateway request id.
+/// `X-Correlation-Id` when it is sane (1–128 of `A-Z a-z 0-9 - _ . : = + /`), else the API
+/// Gateway request id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CorrelationId(String);
@@ -98,7 +99,7 @@ impl CorrelationId {
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
             && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:=+/".contains(&b));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -164,6 +165,10 @@ mod tests {
     #[test]
     fn correlation_ids_are_bounded_and_plain() {
         assert!(CorrelationId::parse("req-1_a.b:c").is_ok());
+        assert!(
+            CorrelationId::parse("PioQrdBDy6w08WE=").is_ok(),
+            "API Gateway request ids"
+        );
         assert!(CorrelationId::parse("").is_err());
         assert!(CorrelationId::parse("has space").is_err());
         assert!(CorrelationId::parse(&"x".repeat(129)).is_err());

@@ -8,6 +8,8 @@ use crate::event::DomainEvent;
 use crate::ids::EpisodeId;
 use crate::validation::FieldError;
 
+pub mod memory;
+
 /// The store could not do what was asked for reasons other than the domain's rules.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

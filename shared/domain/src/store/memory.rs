@@ -1,0 +1,152 @@
+//! An in-memory store with the same conditional semantics as the DynamoDB one, for handler
+//! tests. It also counts calls, so tests can check that a request costs one store call.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, Page, StoreError};
+use crate::episode::{Episode, EpisodeDeletion, EpisodeUpdate, Rejection};
+use crate::event::DomainEvent;
+use crate::ids::EpisodeId;
+
+#[derive(Debug, Default)]
+pub struct InMemoryEpisodeStore {
+    episodes: Mutex<BTreeMap<EpisodeId, Episode>>,
+    events: Mutex<Vec<DomainEvent>>,
+    calls: AtomicUsize,
+}
+
+impl InMemoryEpisodeStore {
+    /// Store calls made so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Events written so far, oldest first.
+    pub fn events(&self) -> Vec<DomainEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    pub fn episode(&self, id: EpisodeId) -> Option<Episode> {
+        self.episodes.lock().ok().and_then(|m| m.get(&id).cloned())
+    }
+
+    fn call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn write(
+        &self,
+        id: EpisodeId,
+        event: &DomainEvent,
+        decide: impl FnOnce(Option<&Episode>) -> Result<Episode, Rejection>,
+    ) -> Result<(), StoreError> {
+        self.call();
+        let mut episodes = self.episodes.lock().map_err(|_| poisoned())?;
+        let next = decide(episodes.get(&id))?;
+        episodes.insert(id, next);
+        self.events
+            .lock()
+            .map_err(|_| poisoned())?
+            .push(event.clone());
+        Ok(())
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::unavailable(std::io::Error::other("store lock poisoned"))
+}
+
+impl EpisodeReader for InMemoryEpisodeStore {
+    async fn get(&self, id: EpisodeId) -> Result<Option<Episode>, StoreError> {
+        self.call();
+        Ok(self.episode(id))
+    }
+}
+
+impl EpisodeLister for InMemoryEpisodeStore {
+    async fn list(&self, query: &ListQuery) -> Result<Page<Episode>, StoreError> {
+        self.call();
+        let episodes = self.episodes.lock().map_err(|_| poisoned())?;
+        let limit = usize::from(query.limit.get());
+        let mut items: Vec<Episode> = episodes
+            .values()
+            .rev()
+            .filter(|e| e.deleted.is_none())
+            .filter(|e| query.status.is_none_or(|s| e.status == s))
+            .filter(|e| query.after.is_none_or(|after| e.id < after))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next_after = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+}
+
+impl EpisodeWriter for InMemoryEpisodeStore {
+    async fn create(&self, episode: &Episode, event: &DomainEvent) -> Result<(), StoreError> {
+        self.write(episode.id, event, |cur| match cur {
+            Some(_) => Err(Rejection::Concurrent),
+            None => Ok(episode.clone()),
+        })
+    }
+
+    async fn update(&self, update: &EpisodeUpdate, event: &DomainEvent) -> Result<(), StoreError> {
+        self.write(update.id, event, |cur| match (update.explain(cur), cur) {
+            // `explain` finds nothing wrong exactly when the write's condition holds.
+            (Rejection::Concurrent, Some(cur)) => {
+                let c = &update.changes;
+                let mut next = cur.clone();
+                if let Some(v) = &c.title {
+                    next.title = v.clone();
+                }
+                if let Some(v) = &c.description {
+                    next.description = v.clone();
+                }
+                if let Some(v) = &c.series {
+                    next.series = v.clone();
+                }
+                if let Some(v) = c.season {
+                    next.season = v;
+                }
+                if let Some(v) = c.number {
+                    next.number = v;
+                }
+                if let Some(v) = c.air_date {
+                    next.air_date = v;
+                }
+                if let Some(v) = c.status {
+                    next.status = v;
+                }
+                next.updated = update.updated.clone();
+                next.version = update.new_version();
+                Ok(next)
+            }
+            (rejection, _) => Err(rejection),
+        })
+    }
+
+    async fn delete(
+        &self,
+        deletion: &EpisodeDeletion,
+        event: &DomainEvent,
+    ) -> Result<(), StoreError> {
+        self.write(deletion.id, event, |cur| {
+            match (deletion.explain(cur), cur) {
+                (Rejection::Concurrent, Some(cur)) => {
+                    let mut next = cur.clone();
+                    next.deleted = Some(deletion.deleted.clone());
+                    next.version = cur.version.next();
+                    Ok(next)
+                }
+                (rejection, _) => Err(rejection),
+            }
+        })
+    }
+}
