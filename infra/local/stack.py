@@ -108,6 +108,11 @@ def start_services() -> None:
         )
         wait_for(f"{ENDPOINT}/_ministack/health", "ministack")
     if answers(f"{oidc.ISSUER}/health"):
+        # Another checkout's issuer signs with another key: its tokens would all be 401 here.
+        with urllib.request.urlopen(f"{oidc.ISSUER}/.well-known/jwks.json", timeout=2) as r:
+            kids = {k.get("kid") for k in json.load(r).get("keys", [])}
+        if oidc.public_jwk(oidc.load_key())["kid"] not in kids:
+            raise SystemExit(f"an OIDC issuer with another key answers on {oidc.ISSUER}: stop it (make down there)")
         log(f"the OIDC issuer already answers on {oidc.ISSUER}")
     else:
         oidc.load_key()  # created once here, not raced by the server and a token command
