@@ -102,3 +102,33 @@ def raw_episode(stack, dynamodb):
         return out.get("Item")
 
     return read
+
+
+@pytest.fixture(scope="session")
+def aws(stack):
+    """A boto3 client factory for the emulator, as its root user."""
+
+    def client(service: str):
+        return boto3.client(
+            service,
+            endpoint_url=stack["aws_endpoint"],
+            region_name=stack["region"],
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    return client
+
+
+def eventually(check, timeout: float = 30.0, interval: float = 0.25):
+    """Polls `check` until it returns a truthy value (returned) or the timeout passes (fails)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s; last value: {last!r}")

@@ -1,12 +1,16 @@
 //! AWS implementations of the domain's ports, and the one way every function builds its SDK
 //! configuration (endpoint from `AWS_ENDPOINT_URL`, the same code path on AWS and locally).
 
+pub mod activity_store;
 pub mod call_counter;
 pub mod episode_store;
 mod item;
+pub mod publisher;
 
+pub use activity_store::{ActivityPage, ActivityQuery, DynamoActivityStore};
 pub use call_counter::AwsCallCounter;
 pub use episode_store::{DynamoEpisodeStore, Tables};
+pub use publisher::{DeadLetterQueue, OutgoingMessage, SqsPublisher};
 
 /// Loads the shared SDK configuration once, at init. Region, credentials and the endpoint come
 /// from the environment, as on AWS.

@@ -80,6 +80,17 @@ uuid_v7_id!(
     EventId
 );
 
+/// The smallest and largest UUIDv7 strings of the millisecond `t` falls in: key-condition
+/// bounds for "ids made between two instants", since UUIDv7 strings sort by time.
+pub fn uuid_v7_bounds(t: crate::time::Timestamp) -> (String, String) {
+    let ms = u64::try_from(t.unix_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
+    let (hi, lo) = (ms >> 16, ms & 0xffff);
+    (
+        format!("{hi:08x}-{lo:04x}-7000-8000-000000000000"),
+        format!("{hi:08x}-{lo:04x}-7fff-bfff-ffffffffffff"),
+    )
+}
+
 /// Ties together every event and log line caused by one request. Taken from the caller's
 /// `X-Correlation-Id` when it is sane (1–128 of `A-Z a-z 0-9 - _ . : = + /`), else the API
 /// Gateway request id.
@@ -160,6 +171,16 @@ mod tests {
         }
         let upper = EpisodeId::new().to_string().to_uppercase();
         assert!(EpisodeId::parse(&upper).is_err(), "only the canonical form");
+    }
+
+    #[test]
+    fn v7_bounds_enclose_ids_of_that_millisecond() {
+        let now = crate::time::Timestamp::now();
+        let id = EventId::new().to_string();
+        let (lo, hi) = uuid_v7_bounds(now.plus_days(-1));
+        assert!(lo < id && hi < id);
+        let (lo, hi) = uuid_v7_bounds(now.plus_days(1));
+        assert!(lo > id && hi > id);
     }
 
     #[test]

@@ -2,20 +2,24 @@
 //! events that every change produces. Nothing in here does I/O or knows about AWS; adapters
 //! implement the store traits in [`store`].
 
+pub mod activity;
 pub mod actor;
 pub mod episode;
 pub mod event;
 pub mod ids;
+pub mod routing;
 pub mod store;
 pub mod time;
 pub mod validation;
 
+pub use activity::ActivityEntry;
 pub use actor::{Actor, DisplayName, Role, UserId};
 pub use episode::{
     AirDate, Description, Episode, EpisodeChanges, EpisodeDeletion, EpisodeStatus, EpisodeUpdate,
     NewEpisode, PositiveNumber, Rejection, SeriesName, Stamp, Title, Version,
 };
 pub use event::{DomainEvent, EventContext, EventType, ResourceKind, ResourceRef};
-pub use ids::{CorrelationId, EpisodeId, EventId, InvalidId};
+pub use ids::{CorrelationId, EpisodeId, EventId, InvalidId, uuid_v7_bounds};
+pub use routing::{Queue, queues_for};
 pub use time::Timestamp;
 pub use validation::{FieldError, ValidationErrors};

@@ -38,6 +38,10 @@ impl Timestamp {
         self.0.unix_timestamp()
     }
 
+    pub fn unix_millis(self) -> i128 {
+        self.0.unix_timestamp_nanos() / 1_000_000
+    }
+
     /// The same instant plus whole days (for TTLs).
     pub fn plus_days(self, days: i64) -> Self {
         Self(self.0 + time::Duration::days(days))

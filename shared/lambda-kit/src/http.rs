@@ -1,7 +1,10 @@
 //! Small pieces of HTTP every API function needs: JSON responses, body limits, media types.
 
 use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
-use lambda_http::{Body, Request, Response};
+use std::collections::BTreeMap;
+
+use domain::FieldError;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use crate::problem::Problem;
@@ -75,6 +78,26 @@ fn media_type_is(headers: &HeaderMap, accepted: &[&str]) -> bool {
         .trim()
         .to_ascii_lowercase();
     accepted.iter().any(|a| *a == essence)
+}
+
+/// The query string as a map, refusing unknown and repeated parameters (400, each named).
+pub fn query_params(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, Problem> {
+    let mut params = BTreeMap::new();
+    let mut errors = Vec::new();
+    if let Some(q) = req.query_string_parameters_ref() {
+        for (key, value) in q.iter() {
+            if !allowed.contains(&key) {
+                errors.push(FieldError::new(key, "is not a known query parameter"));
+            } else if params.insert(key.to_owned(), value.to_owned()).is_some() {
+                errors.push(FieldError::new(key, "is given more than once"));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(params)
+    } else {
+        Err(Problem::bad_request(errors))
+    }
 }
 
 /// `true` for 2xx and 3xx statuses; used in access logs.

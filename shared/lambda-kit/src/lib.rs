@@ -2,9 +2,11 @@
 //! the caller's identity from the authorizer's claims, and errors as RFC 9457 problem+json.
 
 pub mod config;
+pub mod cursor;
 pub mod http;
 pub mod identity;
 pub mod problem;
+pub mod sqs;
 pub mod telemetry;
 
 pub use config::{ConfigError, required_env};

@@ -1,0 +1,33 @@
+//! `event-relay`: the outbox's other half. Triggered by the events table's stream, it sends
+//! each new event to the queues the routing table names, with `SendMessageBatch`, retrying
+//! the entries SQS refused. Nothing is dropped: a record that can never be relayed is parked
+//! in the relay's dead-letter queue, and when SQS stays down the invocation fails so the
+//! stream delivers the batch again (consumers are idempotent on the event id).
+
+mod relay;
+
+use std::collections::HashMap;
+
+use aws_adapters::{DeadLetterQueue, SqsPublisher};
+use domain::Queue;
+use lambda_kit::required_env;
+use lambda_runtime::{Error, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_kit::telemetry::init();
+    let urls = HashMap::from([(Queue::Activity, required_env("ACTIVITY_QUEUE_URL")?)]);
+    let dead_letter_url = required_env("RELAY_DLQ_URL")?;
+    let sdk = aws_adapters::load_sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let publisher = SqsPublisher::new(
+        sqs.clone(),
+        urls,
+        DeadLetterQueue::new(sqs, dead_letter_url),
+    );
+    let policy = relay::RetryPolicy::default();
+    lambda_runtime::run(service_fn(|event| {
+        relay::handle(&publisher, &policy, event)
+    }))
+    .await
+}

@@ -1,0 +1,142 @@
+//! Sends relayed events to their SQS queues with `SendMessageBatch`, reporting per entry which
+//! ones SQS did not take (the batch call succeeding says nothing about its entries).
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use domain::Queue;
+use domain::store::StoreError;
+
+/// One message to send: the event's JSON and the attributes consumers filter on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub event_id: String,
+    pub event_type: String,
+    pub schema_version: u16,
+    pub body: String,
+}
+
+/// Queue URLs by queue, from the function's environment.
+#[derive(Debug, Clone)]
+pub struct SqsPublisher {
+    client: Client,
+    urls: HashMap<Queue, String>,
+    dead_letters: DeadLetterQueue,
+}
+
+/// Where a consumer parks what it can never process (a record that does not parse, an unknown
+/// event type or version) so it is kept for a person to look at without blocking anything.
+#[derive(Debug, Clone)]
+pub struct DeadLetterQueue {
+    client: Client,
+    url: String,
+}
+
+impl DeadLetterQueue {
+    pub fn new(client: Client, url: String) -> Self {
+        Self { client, url }
+    }
+
+    pub async fn park(&self, body: &str, reason: &str) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_attributes(
+                "reason",
+                attr("String", reason.chars().take(256).collect())?,
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+}
+
+/// At most this many entries per `SendMessageBatch` (the API's limit).
+pub const SQS_BATCH_MAX: usize = 10;
+
+fn attr(data_type: &str, value: String) -> Result<MessageAttributeValue, StoreError> {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .map_err(StoreError::unavailable)
+}
+
+impl SqsPublisher {
+    pub fn new(
+        client: Client,
+        urls: HashMap<Queue, String>,
+        dead_letters: DeadLetterQueue,
+    ) -> Self {
+        Self {
+            client,
+            urls,
+            dead_letters,
+        }
+    }
+
+    /// Sends up to ten messages to `queue`; returns the indexes of those SQS did not accept.
+    /// A transport failure fails them all.
+    pub async fn send_batch(&self, queue: Queue, messages: &[OutgoingMessage]) -> Vec<usize> {
+        let all = || (0..messages.len()).collect();
+        let Some(url) = self.urls.get(&queue) else {
+            tracing::error!(%queue, "no queue URL configured");
+            return all();
+        };
+        let entries: Result<Vec<_>, StoreError> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&m.body)
+                    .message_attributes("event_type", attr("String", m.event_type.clone())?)
+                    .message_attributes(
+                        "schema_version",
+                        attr("Number", m.schema_version.to_string())?,
+                    )
+                    .message_attributes("event_id", attr("String", m.event_id.clone())?)
+                    .build()
+                    .map_err(StoreError::unavailable)
+            })
+            .collect();
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "could not build the batch");
+                return all();
+            }
+        };
+        match self
+            .client
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .failed()
+                .iter()
+                .filter_map(|f| {
+                    tracing::warn!(%queue, id = f.id(), code = f.code(), "SQS refused an entry");
+                    f.id().parse().ok()
+                })
+                .collect(),
+            Err(e) => {
+                use aws_sdk_sqs::error::ProvideErrorMetadata;
+                tracing::warn!(%queue, code = e.code(), error = e.message(), "SendMessageBatch failed");
+                all()
+            }
+        }
+    }
+
+    /// Parks a record that cannot be relayed (it does not parse as an event) in the relay's
+    /// dead-letter queue, with the reason, so the stream can move on without losing it.
+    pub async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), StoreError> {
+        self.dead_letters.park(body, reason).await
+    }
+}

@@ -1,0 +1,164 @@
+//! The activity log: one immutable entry per domain event, with a summary fit for a feed.
+
+use serde_json::Value;
+
+use crate::actor::Actor;
+use crate::event::{DomainEvent, EventType, ResourceRef};
+use crate::ids::{CorrelationId, EpisodeId, EventId};
+use crate::time::Timestamp;
+
+/// How long activity entries are kept: the one place retention is set (a TTL on the items).
+pub const ACTIVITY_RETENTION_DAYS: i64 = 365;
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityEntry {
+    pub event_id: EventId,
+    pub action: EventType,
+    pub actor: Actor,
+    pub resource: ResourceRef,
+    pub episode_id: EpisodeId,
+    pub occurred_at: Timestamp,
+    pub summary: String,
+    pub metadata: Value,
+    pub request_id: Option<String>,
+    pub correlation_id: CorrelationId,
+}
+
+impl ActivityEntry {
+    /// The entry for an event. `label` names the episode ("S2E4" or its quoted title) when
+    /// known; the created event carries its own.
+    pub fn from_event(event: &DomainEvent, label: Option<&str>) -> Self {
+        let own_label = episode_label_from_data(&event.data);
+        let label = label
+            .map(str::to_owned)
+            .or(own_label)
+            .unwrap_or_else(|| "an episode".to_owned());
+        Self {
+            event_id: event.id,
+            action: event.event_type,
+            actor: event.actor.clone(),
+            resource: event.resource.clone(),
+            episode_id: event.episode_id,
+            occurred_at: event.occurred_at,
+            summary: summary(event, &label),
+            metadata: event.data.clone(),
+            request_id: event.request_id.clone(),
+            correlation_id: event.correlation_id.clone(),
+        }
+    }
+
+    /// The public representation served by the feed API.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.event_id,
+            "action": self.action,
+            "actor": { "id": self.actor.id, "name": self.actor.name },
+            "resource": self.resource,
+            "episode_id": self.episode_id,
+            "occurred_at": self.occurred_at,
+            "summary": self.summary,
+            "metadata": self.metadata,
+            "request_id": self.request_id,
+            "correlation_id": self.correlation_id,
+        })
+    }
+
+    pub fn expires_at(&self) -> Timestamp {
+        self.occurred_at.plus_days(ACTIVITY_RETENTION_DAYS)
+    }
+}
+
+/// "S2E4" when season and number are known, else the title in quotes.
+pub fn episode_label(title: &str, season: Option<u64>, number: Option<u64>) -> String {
+    match (season, number) {
+        (Some(s), Some(n)) => format!("S{s}E{n}"),
+        _ => format!("“{title}”"),
+    }
+}
+
+fn episode_label_from_data(data: &Value) -> Option<String> {
+    let ep = data.get("episode")?;
+    let title = ep.get("title")?.as_str()?;
+    Some(episode_label(
+        title,
+        ep.get("season").and_then(Value::as_u64),
+        ep.get("number").and_then(Value::as_u64),
+    ))
+}
+
+fn summary(event: &DomainEvent, label: &str) -> String {
+    let who = event.actor.name.as_str();
+    match event.event_type {
+        EventType::EpisodeCreated => format!("{who} created {label}"),
+        EventType::EpisodeDeleted => format!("{who} deleted {label}"),
+        EventType::EpisodeUpdated => {
+            let changes = event.data.get("changes").and_then(Value::as_object);
+            let status = changes
+                .and_then(|c| c.get("status"))
+                .and_then(Value::as_str);
+            let others: Vec<&str> = changes
+                .map(|c| {
+                    c.keys()
+                        .map(String::as_str)
+                        .filter(|k| *k != "status")
+                        .collect()
+                })
+                .unwrap_or_default();
+            match (status, others.as_slice()) {
+                (Some(s), []) => format!("{who} moved {label} to {s}"),
+                (Some(s), fields) => {
+                    format!("{who} moved {label} to {s} and edited its {}", list(fields))
+                }
+                (None, []) => format!("{who} edited {label}"),
+                (None, fields) => format!("{who} edited the {} of {label}", list(fields)),
+            }
+        }
+    }
+}
+
+fn list(fields: &[&str]) -> String {
+    let words: Vec<String> = fields.iter().map(|f| f.replace('_', " ")).collect();
+    match words.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden(text: &str) -> DomainEvent {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn summaries_read_like_a_feed() {
+        let created = golden(include_str!("../../../events/domain/episode.created.json"));
+        assert_eq!(
+            ActivityEntry::from_event(&created, None).summary,
+            "Alice created S2E4"
+        );
+        let updated = golden(include_str!("../../../events/domain/episode.updated.json"));
+        assert_eq!(
+            ActivityEntry::from_event(&updated, Some("S2E4")).summary,
+            "Alice moved S2E4 to in_production and edited its description"
+        );
+        let deleted = golden(include_str!("../../../events/domain/episode.deleted.json"));
+        assert_eq!(
+            ActivityEntry::from_event(&deleted, None).summary,
+            "Alice deleted an episode"
+        );
+    }
+
+    #[test]
+    fn labels_and_lists() {
+        assert_eq!(episode_label("Pilot", None, Some(3)), "“Pilot”");
+        assert_eq!(
+            list(&["title", "air_date", "series"]),
+            "title, air date and series"
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! Which queues hear about which events: the one routing table the relay follows.
+
+use std::fmt;
+
+use crate::event::EventType;
+
+/// The SQS queues domain events are relayed to, each feeding one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Queue {
+    /// The audit trail (activity-worker): every event.
+    Activity,
+}
+
+impl Queue {
+    pub const ALL: [Self; 1] = [Self::Activity];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Activity => "activity",
+        }
+    }
+}
+
+impl fmt::Display for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The queues an event type goes to.
+pub fn queues_for(event_type: EventType) -> &'static [Queue] {
+    use EventType::*;
+    match event_type {
+        EpisodeCreated | EpisodeUpdated | EpisodeDeleted => &[Queue::Activity],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_reaches_the_audit_trail() {
+        for t in [
+            EventType::EpisodeCreated,
+            EventType::EpisodeUpdated,
+            EventType::EpisodeDeleted,
+        ] {
+            assert!(queues_for(t).contains(&Queue::Activity), "{t}");
+        }
+    }
+}
