@@ -17,6 +17,7 @@ async fn main() -> Result<(), Error> {
     let tables = Tables {
         episodes: required_env("EPISODES_TABLE")?,
         events: required_env("EVENTS_TABLE")?,
+        watches: required_env("WATCHES_TABLE")?,
     };
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();

@@ -16,7 +16,13 @@ use lambda_runtime::{Error, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_kit::telemetry::init();
-    let urls = HashMap::from([(Queue::Activity, required_env("ACTIVITY_QUEUE_URL")?)]);
+    let urls = HashMap::from([
+        (Queue::Activity, required_env("ACTIVITY_QUEUE_URL")?),
+        (
+            Queue::Notifications,
+            required_env("NOTIFICATIONS_QUEUE_URL")?,
+        ),
+    ]);
     let dead_letter_url = required_env("RELAY_DLQ_URL")?;
     let sdk = aws_adapters::load_sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);

@@ -1,8 +1,12 @@
-//! `feed-api`: the activity log over HTTP — an episode's feed, and the whole log for admins.
+//! `feed-api`: the activity log (an episode's feed; the whole log for admins), the caller's
+//! notifications, episode watches and notification preferences.
 
+mod notifications;
 mod routes;
 
-use aws_adapters::{AwsCallCounter, DynamoActivityStore};
+use aws_adapters::{
+    AwsCallCounter, DynamoActivityStore, DynamoNotificationStore, NotificationTables,
+};
 use lambda_http::{Error, service_fn};
 use lambda_kit::required_env;
 
@@ -12,6 +16,12 @@ use crate::routes::Api;
 async fn main() -> Result<(), Error> {
     lambda_kit::telemetry::init();
     let activity_table = required_env("ACTIVITY_TABLE")?;
+    let tables = NotificationTables {
+        notifications: required_env("NOTIFICATIONS_TABLE")?,
+        watches: required_env("WATCHES_TABLE")?,
+        settings: required_env("SETTINGS_TABLE")?,
+        episodes: required_env("EPISODES_TABLE")?,
+    };
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
@@ -20,8 +30,13 @@ async fn main() -> Result<(), Error> {
             .build(),
     );
     // The activity store reads only its own table here; labels are the worker's business.
-    let activity = DynamoActivityStore::new(dynamodb, activity_table, String::new());
-    let api = Api { activity, calls };
+    let activity = DynamoActivityStore::new(dynamodb.clone(), activity_table, String::new());
+    let notifications = DynamoNotificationStore::new(dynamodb, tables);
+    let api = Api {
+        activity,
+        notifications,
+        calls,
+    };
     lambda_http::run(service_fn(|req| async {
         Ok::<_, std::convert::Infallible>(routes::handle(&api, req).await)
     }))

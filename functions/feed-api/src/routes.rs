@@ -3,21 +3,27 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use aws_adapters::{ActivityQuery, AwsCallCounter, DynamoActivityStore};
+use aws_adapters::{ActivityQuery, AwsCallCounter, DynamoActivityStore, DynamoNotificationStore};
 use domain::store::PageSize;
 use domain::{EpisodeId, EventType, FieldError, Role, Timestamp, UserId, uuid_v7_bounds};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use lambda_kit::http::{json, query_params};
+use lambda_kit::http::{check_body, json, query_params};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use crate::notifications;
+
 #[derive(Debug)]
 pub struct Api {
     pub activity: DynamoActivityStore,
+    pub notifications: DynamoNotificationStore,
     pub calls: AwsCallCounter,
 }
+
+/// Bodies over this size are refused with 413 before they are parsed.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub async fn handle(api: &Api, req: Request) -> Response<Body> {
     let started = Instant::now();
@@ -49,7 +55,8 @@ pub async fn handle(api: &Api, req: Request) -> Response<Body> {
 
 async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
     let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
-    let get = req.method() == Method::GET;
+    let method = req.method();
+    let get = method == Method::GET;
     match segments.as_slice() {
         ["episodes", id, "activity"] if get => {
             meta.actor()?;
@@ -83,9 +90,49 @@ async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<
             let query = activity_query(&params, None)?;
             page(api, query, &params).await
         }
-        ["activity"] | ["episodes", _, "activity"] => Err(Problem::method_not_allowed()),
+        ["me", "notifications"] if get => {
+            let actor = meta.actor()?;
+            let params = query_params(req, &["unread", "limit", "cursor"])?;
+            notifications::list(&api.notifications, &actor, &params).await
+        }
+        ["me", "notifications", "unread-count"] if get => {
+            notifications::unread_count(&api.notifications, &meta.actor()?).await
+        }
+        ["me", "notifications", "read-all"] if method == Method::POST => {
+            notifications::mark_all_read(&api.notifications, &meta.actor()?).await
+        }
+        ["me", "notifications", id, "read"] if method == Method::POST => {
+            notifications::mark_read(&api.notifications, &meta.actor()?, id).await
+        }
+        ["episodes", id, "watch"] if method == Method::PUT || method == Method::DELETE => {
+            let actor = meta.actor()?;
+            let episode = parse_episode_id(id)?;
+            if method == Method::PUT {
+                notifications::watch(&api.notifications, &actor, episode).await
+            } else {
+                notifications::unwatch(&api.notifications, &actor, episode).await
+            }
+        }
+        ["me", "notification-preferences"] if get => {
+            notifications::preferences(&api.notifications, &meta.actor()?).await
+        }
+        ["me", "notification-preferences"] if method == Method::PUT => {
+            let actor = meta.actor()?;
+            let body = check_body(req, &["application/json"], MAX_BODY_BYTES)?;
+            notifications::set_preferences(&api.notifications, &actor, body).await
+        }
+        ["activity"]
+        | ["episodes", _, "activity"]
+        | ["episodes", _, "watch"]
+        | ["me", "notifications", ..]
+        | ["me", "notification-preferences"] => Err(Problem::method_not_allowed()),
         _ => Err(Problem::not_found("no such route")),
     }
+}
+
+fn parse_episode_id(id: &str) -> Result<EpisodeId, Problem> {
+    EpisodeId::parse(id)
+        .map_err(|_| Problem::bad_request(vec![FieldError::new("id", "is not an episode id")]))
 }
 
 /// The filter as one canonical string: what a cursor is bound to.

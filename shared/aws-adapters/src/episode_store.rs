@@ -5,6 +5,8 @@
 //! Ids are UUIDv7, so sorting by id is sorting by creation time. Deleting an episode keeps a
 //! tombstone (so a GET answers 404 rather than guessing) that leaves both indexes and expires.
 //!
+//! A create also writes the creator's watch of the episode (same transaction).
+//!
 //! Events table: key (`episode_id`, `event_id`), the whole event as JSON in `payload`, a TTL;
 //! its stream feeds the relay.
 
@@ -22,6 +24,7 @@ use domain::{
 };
 
 use crate::item::{self, Item, n, s};
+use crate::notification_store::watch_item;
 
 /// How long events stay in the outbox table (the relay has long delivered them by then).
 pub const EVENT_RETENTION_DAYS: i64 = 30;
@@ -37,6 +40,8 @@ const INDEX_BY_STATUS: &str = "by-status";
 pub struct Tables {
     pub episodes: String,
     pub events: String,
+    /// The creator of an episode watches it from the start (written with the episode).
+    pub watches: String,
 }
 
 #[derive(Debug, Clone)]
@@ -186,8 +191,19 @@ impl EpisodeWriter for DynamoEpisodeStore {
             .condition_expression("attribute_not_exists(id)")
             .build()
             .map_err(StoreError::unavailable)?;
+        let watch = Put::builder()
+            .table_name(&self.tables.watches)
+            .set_item(Some(watch_item(
+                episode.id,
+                &episode.created.by,
+                episode.created.at,
+                "creator",
+            )))
+            .build()
+            .map_err(StoreError::unavailable)?;
         let items = vec![
             TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().put(watch).build(),
             self.event_put(event)?,
         ];
         self.transact(items, episode.id, |_| domain::Rejection::Concurrent)

@@ -5,11 +5,15 @@ pub mod activity_store;
 pub mod call_counter;
 pub mod episode_store;
 mod item;
+pub mod notification_store;
 pub mod publisher;
 
 pub use activity_store::{ActivityPage, ActivityQuery, DynamoActivityStore};
 pub use call_counter::AwsCallCounter;
 pub use episode_store::{DynamoEpisodeStore, Tables};
+pub use notification_store::{
+    DynamoNotificationStore, MarkRead, NotificationPage, NotificationTables,
+};
 pub use publisher::{DeadLetterQueue, OutgoingMessage, SqsPublisher};
 
 /// Loads the shared SDK configuration once, at init. Region, credentials and the endpoint come

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::validation::FieldError;
 
 /// The subject of the caller's token. Opaque to us, bounded and printable.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
 

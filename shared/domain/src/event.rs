@@ -13,7 +13,7 @@ use crate::time::Timestamp;
 
 /// Every event type the system emits. A consumer that meets a type it does not know fails
 /// that message (it ends in a dead-letter queue) instead of guessing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EventType {
     #[serde(rename = "episode.created")]
     EpisodeCreated,

@@ -9,14 +9,17 @@ use crate::event::EventType;
 pub enum Queue {
     /// The audit trail (activity-worker): every event.
     Activity,
+    /// Notifications for the people concerned (notification-worker).
+    Notifications,
 }
 
 impl Queue {
-    pub const ALL: [Self; 1] = [Self::Activity];
+    pub const ALL: [Self; 2] = [Self::Activity, Self::Notifications];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Activity => "activity",
+            Self::Notifications => "notifications",
         }
     }
 }
@@ -31,7 +34,9 @@ impl fmt::Display for Queue {
 pub fn queues_for(event_type: EventType) -> &'static [Queue] {
     use EventType::*;
     match event_type {
-        EpisodeCreated | EpisodeUpdated | EpisodeDeleted => &[Queue::Activity],
+        EpisodeCreated | EpisodeUpdated | EpisodeDeleted => {
+            &[Queue::Activity, Queue::Notifications]
+        }
     }
 }
 

@@ -1,0 +1,34 @@
+//! `notification-worker`: consumes the notification queue and tells the people concerned.
+
+mod worker;
+
+use aws_adapters::{
+    DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, NotificationTables,
+};
+use lambda_kit::required_env;
+use lambda_runtime::{Error, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_kit::telemetry::init();
+    let tables = NotificationTables {
+        notifications: required_env("NOTIFICATIONS_TABLE")?,
+        watches: required_env("WATCHES_TABLE")?,
+        settings: required_env("SETTINGS_TABLE")?,
+        episodes: required_env("EPISODES_TABLE")?,
+    };
+    let dead_letter_url = required_env("NOTIFICATIONS_DLQ_URL")?;
+    let sdk = aws_adapters::load_sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let episodes = tables.episodes.clone();
+    let store = worker::Stores {
+        notifications: DynamoNotificationStore::new(dynamodb.clone(), tables),
+        // Only its episode-label lookup is used here.
+        labels: DynamoActivityStore::new(dynamodb, String::new(), episodes),
+    };
+    let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dead_letter_url);
+    lambda_runtime::run(service_fn(|event| {
+        worker::handle(&store, &dead_letters, event)
+    }))
+    .await
+}

@@ -1,0 +1,116 @@
+//! A batch of events to notifications: decide the audience (domain rules), look up watchers and
+//! preferences, write one notification per (event, recipient), report partial failures.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+
+use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use domain::notification::{audience, recipients};
+use domain::store::StoreError;
+use domain::{ActivityEntry, Audience, DomainEvent, EpisodeId, Notification, UserId};
+use lambda_kit::sqs::batch_response;
+use lambda_runtime::LambdaEvent;
+
+#[derive(Debug)]
+pub struct Stores {
+    pub notifications: DynamoNotificationStore,
+    pub labels: DynamoActivityStore,
+}
+
+/// An event this worker understands: known type and the schema version it reads.
+fn parse_event(body: &str) -> Result<DomainEvent, String> {
+    let event: DomainEvent =
+        serde_json::from_str(body).map_err(|e| format!("not a known event: {e}"))?;
+    if event.schema_version != event.event_type.schema_version() {
+        return Err(format!(
+            "{} schema version {} is not supported",
+            event.event_type, event.schema_version
+        ));
+    }
+    Ok(event)
+}
+
+pub async fn handle(
+    stores: &Stores,
+    dead_letters: &DeadLetterQueue,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Infallible> {
+    let mut failed: Vec<String> = Vec::new();
+    let mut to_notify: Vec<(String, DomainEvent)> = Vec::new();
+    for message in &event.payload.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or_default();
+        match parse_event(body) {
+            Ok(e) if audience(&e) == Audience::Nobody => {}
+            Ok(e) => to_notify.push((id, e)),
+            Err(reason) => {
+                tracing::error!(message_id = %id, %reason, "poison message");
+                if dead_letters.park(body, &reason).await.is_err() {
+                    failed.push(id);
+                }
+            }
+        }
+    }
+    if to_notify.is_empty() {
+        return Ok(batch_response(failed));
+    }
+
+    // One Query per distinct episode for its watchers.
+    let episodes: HashSet<EpisodeId> = to_notify.iter().map(|(_, e)| e.episode_id).collect();
+    let mut watchers: HashMap<EpisodeId, Vec<UserId>> = HashMap::new();
+    for episode in episodes {
+        match stores.notifications.watchers(episode).await {
+            Ok(w) => {
+                watchers.insert(episode, w);
+            }
+            Err(e) => tracing::warn!(%episode, error = %e, "watchers unavailable"),
+        }
+    }
+    // One BatchGetItem for everyone's preferences, one for the episodes' labels.
+    let candidates: Vec<UserId> = watchers
+        .values()
+        .flatten()
+        .cloned()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let lookups = async {
+        let prefs = stores.notifications.preferences_of(&candidates).await?;
+        let ids: Vec<EpisodeId> = watchers.keys().copied().collect();
+        let labels = stores.labels.labels(&ids).await?;
+        Ok::<_, StoreError>((prefs, labels))
+    };
+    let (prefs, labels) = match lookups.await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "preferences or labels unavailable; the batch will come again");
+            failed.extend(to_notify.into_iter().map(|(id, _)| id));
+            return Ok(batch_response(failed));
+        }
+    };
+
+    for (message_id, e) in &to_notify {
+        let Some(list) = watchers.get(&e.episode_id) else {
+            failed.push(message_id.clone());
+            continue;
+        };
+        let summary =
+            ActivityEntry::from_event(e, labels.get(&e.episode_id).map(String::as_str)).summary;
+        let mut ok = true;
+        for user in recipients(e, list, &prefs) {
+            let note = Notification::for_recipient(e, user, summary.clone());
+            if let Err(err) = stores.notifications.deliver(&note).await {
+                // Delivery is idempotent per (event, recipient): a retry redoes only the missing.
+                tracing::warn!(event_id = %e.id, error = %err, "notification not delivered; will retry");
+                ok = false;
+            }
+        }
+        if ok {
+            tracing::info!(event_id = %e.id, correlation_id = %e.correlation_id, "notified");
+        } else {
+            failed.push(message_id.clone());
+        }
+    }
+    Ok(batch_response(failed))
+}

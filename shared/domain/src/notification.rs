@@ -1,0 +1,172 @@
+//! Who is told about what: the one table of notification rules, recipients' opt-outs, and the
+//! notification itself.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::actor::{Actor, UserId};
+use crate::event::{DomainEvent, EventType};
+use crate::ids::{EpisodeId, EventId};
+use crate::time::Timestamp;
+
+/// Who hears about an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Nobody: the change is visible in the activity log only.
+    Nobody,
+    /// The episode's watchers: its creator, and anyone who asked to watch it.
+    Watchers,
+}
+
+/// The rules, in one readable place. Nobody is ever notified of their own action, and each
+/// recipient may mute event types (see [`Preferences`]).
+///
+/// | event                                | audience  |
+/// |--------------------------------------|-----------|
+/// | `episode.created`                    | nobody    |
+/// | `episode.updated` changing `status`  | watchers  |
+/// | `episode.updated`, other fields only | nobody    |
+/// | `episode.deleted`                    | watchers  |
+pub fn audience(event: &DomainEvent) -> Audience {
+    match event.event_type {
+        EventType::EpisodeCreated => Audience::Nobody,
+        EventType::EpisodeUpdated if event.data.pointer("/changes/status").is_some() => {
+            Audience::Watchers
+        }
+        EventType::EpisodeUpdated => Audience::Nobody,
+        EventType::EpisodeDeleted => Audience::Watchers,
+    }
+}
+
+/// Event types a user can be notified about, and so can mute.
+pub const NOTIFYING_TYPES: [EventType; 2] = [EventType::EpisodeUpdated, EventType::EpisodeDeleted];
+
+/// A user's notification settings: the event types they do not want to hear about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    pub muted_event_types: BTreeSet<EventType>,
+}
+
+impl Preferences {
+    pub fn wants(&self, t: EventType) -> bool {
+        !self.muted_event_types.contains(&t)
+    }
+}
+
+/// The recipients of `event` among `candidates` (for watchers: the watch list), minus the
+/// actor and anyone who muted the event's type; each once, in a stable order.
+pub fn recipients(
+    event: &DomainEvent,
+    candidates: &[UserId],
+    preferences: &HashMap<UserId, Preferences>,
+) -> Vec<UserId> {
+    let set: BTreeSet<&UserId> = candidates
+        .iter()
+        .filter(|u| **u != event.actor.id)
+        .filter(|u| {
+            preferences
+                .get(*u)
+                .is_none_or(|p| p.wants(event.event_type))
+        })
+        .collect();
+    set.into_iter().cloned().collect()
+}
+
+/// One notification for one user about one event: idempotent per (event, recipient).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub id: EventId,
+    pub recipient: UserId,
+    pub event_type: EventType,
+    pub episode_id: EpisodeId,
+    pub actor: Actor,
+    pub summary: String,
+    pub created_at: Timestamp,
+    pub read_at: Option<Timestamp>,
+}
+
+/// How long notifications are kept.
+pub const NOTIFICATION_RETENTION_DAYS: i64 = 90;
+
+impl Notification {
+    pub fn for_recipient(event: &DomainEvent, recipient: UserId, summary: String) -> Self {
+        Self {
+            id: event.id,
+            recipient,
+            event_type: event.event_type,
+            episode_id: event.episode_id,
+            actor: event.actor.clone(),
+            summary,
+            created_at: event.occurred_at,
+            read_at: None,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "type": self.event_type,
+            "episode_id": self.episode_id,
+            "actor": { "id": self.actor.id, "name": self.actor.name },
+            "summary": self.summary,
+            "created_at": self.created_at,
+            "read": self.read_at.is_some(),
+            "read_at": self.read_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden(text: &str) -> DomainEvent {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_rules_table() {
+        let created = golden(include_str!("../../../events/domain/episode.created.json"));
+        let updated = golden(include_str!("../../../events/domain/episode.updated.json"));
+        let deleted = golden(include_str!("../../../events/domain/episode.deleted.json"));
+        assert_eq!(audience(&created), Audience::Nobody);
+        assert_eq!(audience(&updated), Audience::Watchers, "a status change");
+        assert_eq!(audience(&deleted), Audience::Watchers);
+        let mut retitled = updated.clone();
+        retitled.data = json!({"changes": {"title": "x"}, "version": 3});
+        assert_eq!(audience(&retitled), Audience::Nobody);
+    }
+
+    #[test]
+    fn nobody_hears_of_their_own_action_and_muted_types_are_skipped() {
+        let event = golden(include_str!("../../../events/domain/episode.deleted.json"));
+        let muted = Preferences {
+            muted_event_types: BTreeSet::from([EventType::EpisodeDeleted]),
+        };
+        let prefs = HashMap::from([(user("carol"), muted)]);
+        let got = recipients(
+            &event,
+            &[user("alice"), user("bob"), user("carol"), user("bob")],
+            &prefs,
+        );
+        assert_eq!(got, [user("bob")]);
+    }
+
+    #[test]
+    fn preferences_parse_strictly() {
+        let p: Preferences =
+            serde_json::from_value(json!({"muted_event_types": ["episode.deleted"]})).unwrap();
+        assert!(!p.wants(EventType::EpisodeDeleted) && p.wants(EventType::EpisodeUpdated));
+        assert!(
+            serde_json::from_value::<Preferences>(json!({"muted_event_types": ["nope"]})).is_err()
+        );
+        assert!(serde_json::from_value::<Preferences>(json!({"muted": []})).is_err());
+    }
+}
