@@ -61,3 +61,4 @@ lint: venv
 # Figures for the issues (not part of `make test`): needs `make up` or `make dev` running.
 bench: venv
 	$(PY) tests/bench/episodes_api.py
+	$(PY) tests/bench/pipeline.py

@@ -24,11 +24,7 @@ async fn main() -> Result<(), Error> {
     };
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(calls.clone())
-            .build(),
-    );
+    let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
     // The activity store reads only its own table here; labels are the worker's business.
     let activity = DynamoActivityStore::new(dynamodb.clone(), activity_table, String::new());
     let notifications = DynamoNotificationStore::new(dynamodb, tables);

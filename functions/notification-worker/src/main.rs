@@ -3,10 +3,12 @@
 mod worker;
 
 use aws_adapters::{
-    DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, NotificationTables,
+    AwsCallCounter, DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore,
+    NotificationTables,
 };
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_kit::required_env;
-use lambda_runtime::{Error, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -19,7 +21,8 @@ async fn main() -> Result<(), Error> {
     };
     let dead_letter_url = required_env("NOTIFICATIONS_DLQ_URL")?;
     let sdk = aws_adapters::load_sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let calls = AwsCallCounter::default();
+    let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
     let episodes = tables.episodes.clone();
     let store = worker::Stores {
         notifications: DynamoNotificationStore::new(dynamodb.clone(), tables),
@@ -27,8 +30,20 @@ async fn main() -> Result<(), Error> {
         labels: DynamoActivityStore::new(dynamodb, String::new(), episodes),
     };
     let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dead_letter_url);
-    lambda_runtime::run(service_fn(|event| {
-        worker::handle(&store, &dead_letters, event)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        calls.take();
+        let messages = event.payload.records.len();
+        let response = worker::handle(&store, &dead_letters, event).await;
+        if let Ok(r) = &response {
+            let failed = r.batch_item_failures.len();
+            tracing::info!(
+                messages,
+                failed,
+                dynamodb_calls = calls.take(),
+                "batch handled"
+            );
+        }
+        response
     }))
     .await
 }

@@ -16,6 +16,18 @@ pub use notification_store::{
 };
 pub use publisher::{DeadLetterQueue, OutgoingMessage, SqsPublisher};
 
+/// A DynamoDB client whose calls `calls` counts (for the per-request and per-batch logs).
+pub fn counted_dynamodb(
+    sdk: &aws_config::SdkConfig,
+    calls: &AwsCallCounter,
+) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build(),
+    )
+}
+
 /// Loads the shared SDK configuration once, at init. Region, credentials and the endpoint come
 /// from the environment, as on AWS.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
