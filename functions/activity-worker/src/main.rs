@@ -5,6 +5,7 @@ mod worker;
 use aws_adapters::{AwsCallCounter, DeadLetterQueue, DynamoActivityStore};
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_kit::required_env;
+use lambda_kit::sqs::logged_batch;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -18,20 +19,13 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
     let store = DynamoActivityStore::new(dynamodb, activity_table, episodes_table);
     let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dead_letter_url);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        calls.take();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let messages = event.payload.records.len();
-        let response = worker::handle(&store, &dead_letters, event).await;
-        if let Ok(r) = &response {
-            let failed = r.batch_item_failures.len();
-            tracing::info!(
-                messages,
-                failed,
-                dynamodb_calls = calls.take(),
-                "batch handled"
-            );
-        }
-        response
+        logged_batch(
+            messages,
+            || calls.take(),
+            worker::handle(&store, &dead_letters, event),
+        )
     }))
     .await
 }

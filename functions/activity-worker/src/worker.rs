@@ -47,19 +47,6 @@ impl Park for DeadLetterQueue {
     }
 }
 
-/// An event this worker understands: known type (the enum) and the schema version it reads.
-pub fn parse_event(body: &str) -> Result<DomainEvent, String> {
-    let event: DomainEvent =
-        serde_json::from_str(body).map_err(|e| format!("not a known event: {e}"))?;
-    if event.schema_version != event.event_type.schema_version() {
-        return Err(format!(
-            "{} schema version {} is not supported",
-            event.event_type, event.schema_version
-        ));
-    }
-    Ok(event)
-}
-
 pub async fn handle(
     log: &impl ActivityLog,
     dead_letters: &impl Park,
@@ -70,7 +57,7 @@ pub async fn handle(
     for message in &event.payload.records {
         let id = message.message_id.clone().unwrap_or_default();
         let body = message.body.as_deref().unwrap_or_default();
-        match parse_event(body) {
+        match DomainEvent::from_message(body) {
             Ok(e) => events.push((id, e)),
             // Straight to the dead-letter queue: retrying cannot make it parse.
             Err(reason) => {

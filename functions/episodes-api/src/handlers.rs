@@ -12,7 +12,9 @@ use lambda_kit::http::{empty, json, set_header};
 use lambda_kit::{Problem, RequestMeta};
 use serde_json::json;
 
-use crate::{cursor, input};
+use lambda_kit::cursor;
+
+use crate::input;
 
 /// Bodies over this size are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -131,7 +133,7 @@ pub fn list_query(params: &[(&str, &str)]) -> Result<ListQuery, Problem> {
             other => errors.push(FieldError::new(other, "is not a known query parameter")),
         }
     }
-    let after = match raw_cursor.map(|c| cursor::decode(c, status)).transpose() {
+    let after = match raw_cursor.map(|c| decode_cursor(c, status)).transpose() {
         Ok(after) => after,
         Err(e) => {
             errors.push(e);
@@ -149,6 +151,23 @@ pub fn list_query(params: &[(&str, &str)]) -> Result<ListQuery, Problem> {
     }
 }
 
+/// A list cursor is bound to its status filter.
+fn cursor_scope(status: Option<EpisodeStatus>) -> String {
+    status.map(|s| format!("status={s}")).unwrap_or_default()
+}
+
+fn decode_cursor(raw: &str, status: Option<EpisodeStatus>) -> Result<EpisodeId, FieldError> {
+    let position = cursor::decode(raw, &cursor_scope(status))?;
+    match position.as_slice() {
+        [id] => EpisodeId::parse(id)
+            .map_err(|_| FieldError::new("cursor", "is not a cursor this list returned")),
+        _ => Err(FieldError::new(
+            "cursor",
+            "is not a cursor this list returned",
+        )),
+    }
+}
+
 pub async fn list(store: &impl EpisodeLister, query: &ListQuery) -> Handled {
     let page = store
         .list(query)
@@ -157,7 +176,7 @@ pub async fn list(store: &impl EpisodeLister, query: &ListQuery) -> Handled {
     let items: Vec<_> = page.items.iter().map(domain::Episode::to_json).collect();
     let next_cursor = page
         .next_after
-        .map(|after| cursor::encode(after, query.status));
+        .map(|after| cursor::encode(&[after.to_string()], &cursor_scope(query.status)));
     json(
         StatusCode::OK,
         &json!({ "items": items, "next_cursor": next_cursor }),

@@ -1,6 +1,5 @@
 //! `episodes-api`: the episode routes of the HTTP API.
 
-mod cursor;
 mod handlers;
 mod input;
 mod routes;

@@ -1,14 +1,11 @@
 //! Method and path to handler, identity first, and one access-log line per request.
 
-use std::time::Instant;
-
 use aws_adapters::AwsCallCounter;
 use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter};
 use lambda_http::http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_kit::http::check_body;
 use lambda_kit::{Problem, RequestMeta};
-use tracing::Instrument;
 
 use crate::handlers::{self, JSON, MAX_BODY_BYTES, MERGE_PATCH, require_writer};
 
@@ -24,35 +21,8 @@ pub async fn handle<S>(api: &Api<S>, req: Request) -> Response<Body>
 where
     S: EpisodeReader + EpisodeLister + EpisodeWriter + Sync,
 {
-    let started = Instant::now();
     let meta = RequestMeta::from_request(&req);
-    let span = tracing::info_span!(
-        "request",
-        request_id = meta.request_id.as_deref().unwrap_or_default(),
-        correlation_id = %meta.correlation_id,
-        user_id = tracing::field::Empty,
-    );
-    if let Ok(actor) = meta.actor() {
-        span.record("user_id", actor.id.as_str());
-    }
-    async {
-        api.calls.take();
-        let response = match route(api, &meta, &req).await {
-            Ok(response) => response,
-            Err(problem) => problem.into_response(req.uri().path(), meta.request_id.as_deref()),
-        };
-        tracing::info!(
-            method = %req.method(),
-            path = req.uri().path(),
-            status = response.status().as_u16(),
-            latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            aws_calls = api.calls.take(),
-            "request handled"
-        );
-        response
-    }
-    .instrument(span)
-    .await
+    lambda_kit::access::serve(&req, &meta, || api.calls.take(), route(api, &meta, &req)).await
 }
 
 async fn route<S>(

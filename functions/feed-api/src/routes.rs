@@ -1,7 +1,6 @@
 //! Routes of the feed API. Entries are immutable: only GETs exist.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use aws_adapters::{ActivityQuery, AwsCallCounter, DynamoActivityStore, DynamoNotificationStore};
 use domain::store::PageSize;
@@ -11,7 +10,6 @@ use lambda_http::{Body, Request, Response};
 use lambda_kit::http::{check_body, json, query_params};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
-use tracing::Instrument;
 
 use crate::notifications;
 
@@ -26,31 +24,8 @@ pub struct Api {
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub async fn handle(api: &Api, req: Request) -> Response<Body> {
-    let started = Instant::now();
     let meta = RequestMeta::from_request(&req);
-    let span = tracing::info_span!(
-        "request",
-        request_id = meta.request_id.as_deref().unwrap_or_default(),
-        correlation_id = %meta.correlation_id,
-    );
-    async {
-        api.calls.take();
-        let response = match route(api, &meta, &req).await {
-            Ok(r) => r,
-            Err(p) => p.into_response(req.uri().path(), meta.request_id.as_deref()),
-        };
-        tracing::info!(
-            method = %req.method(),
-            path = req.uri().path(),
-            status = response.status().as_u16(),
-            latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            aws_calls = api.calls.take(),
-            "request handled"
-        );
-        response
-    }
-    .instrument(span)
-    .await
+    lambda_kit::access::serve(&req, &meta, || api.calls.take(), route(api, &meta, &req)).await
 }
 
 async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {

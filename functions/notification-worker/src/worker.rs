@@ -18,19 +18,6 @@ pub struct Stores {
     pub labels: DynamoActivityStore,
 }
 
-/// An event this worker understands: known type and the schema version it reads.
-fn parse_event(body: &str) -> Result<DomainEvent, String> {
-    let event: DomainEvent =
-        serde_json::from_str(body).map_err(|e| format!("not a known event: {e}"))?;
-    if event.schema_version != event.event_type.schema_version() {
-        return Err(format!(
-            "{} schema version {} is not supported",
-            event.event_type, event.schema_version
-        ));
-    }
-    Ok(event)
-}
-
 pub async fn handle(
     stores: &Stores,
     dead_letters: &DeadLetterQueue,
@@ -41,7 +28,7 @@ pub async fn handle(
     for message in &event.payload.records {
         let id = message.message_id.clone().unwrap_or_default();
         let body = message.body.as_deref().unwrap_or_default();
-        match parse_event(body) {
+        match DomainEvent::from_message(body) {
             Ok(e) if audience(&e) == Audience::Nobody => {}
             Ok(e) => to_notify.push((id, e)),
             Err(reason) => {

@@ -85,6 +85,21 @@ pub struct DomainEvent {
 }
 
 impl DomainEvent {
+    /// Parses a queue message: a known event type at the schema version this code reads.
+    /// Anything else is refused with the reason (consumers park it in a dead-letter queue).
+    pub fn from_message(body: &str) -> Result<Self, String> {
+        let event: Self =
+            serde_json::from_str(body).map_err(|e| format!("not a known event: {e}"))?;
+        let supported = event.event_type.schema_version();
+        if event.schema_version != supported {
+            return Err(format!(
+                "{} schema version {} is not supported (this consumer reads {supported})",
+                event.event_type, event.schema_version
+            ));
+        }
+        Ok(event)
+    }
+
     fn about_episode(
         ctx: &EventContext,
         event_type: EventType,

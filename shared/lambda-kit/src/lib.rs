@@ -1,6 +1,7 @@
 //! What every function does the same way: configuration from the environment, JSON logs,
 //! the caller's identity from the authorizer's claims, and errors as RFC 9457 problem+json.
 
+pub mod access;
 pub mod config;
 pub mod cursor;
 pub mod http;

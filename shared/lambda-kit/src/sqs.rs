@@ -1,7 +1,34 @@
 //! SQS event sources: the partial batch response every worker returns, so one bad message
 //! fails alone and its batch goes on (`ReportBatchItemFailures`).
 
+use std::convert::Infallible;
+use std::future::Future;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+
+/// Runs a worker's handling of one batch and logs one line for it: messages, failures, and
+/// the DynamoDB calls it cost (`dynamodb_calls` returns and resets the count).
+pub async fn logged_batch<F>(
+    messages: usize,
+    dynamodb_calls: impl Fn() -> u64,
+    work: F,
+) -> Result<SqsBatchResponse, Infallible>
+where
+    F: Future<Output = Result<SqsBatchResponse, Infallible>>,
+{
+    dynamodb_calls();
+    let response = work.await;
+    if let Ok(r) = &response {
+        let failed = r.batch_item_failures.len();
+        tracing::info!(
+            messages,
+            failed,
+            dynamodb_calls = dynamodb_calls(),
+            "batch handled"
+        );
+    }
+    response
+}
 
 /// The response naming the messages that failed; the others are deleted from the queue.
 pub fn batch_response<I, S>(failed_message_ids: I) -> SqsBatchResponse
