@@ -213,6 +213,7 @@ def deploy() -> dict:
         for o in cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0].get("Outputs", [])
     }
     enable_ttl(outputs)
+    write_env_files()
     return outputs
 
 
@@ -245,6 +246,28 @@ def write_stack_json(outputs: dict) -> dict:
     LOCAL.mkdir(parents=True, exist_ok=True)
     STACK_JSON.write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def write_env_files() -> None:
+    """One env file per deployed function (its variables, plus the emulator's endpoint and
+    credentials) for `cargo lambda watch --env-file .local/env/NAME.env`."""
+    lam = boto("lambda")
+    env_dir = LOCAL / "env"
+    env_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"{STACK_NAME}-"
+    for page in lam.get_paginator("list_functions").paginate():
+        for fn in page["Functions"]:
+            if not fn["FunctionName"].startswith(prefix):
+                continue
+            name = fn["FunctionName"][len(prefix):]
+            env = dict(fn.get("Environment", {}).get("Variables", {}))
+            env.update({
+                "AWS_ENDPOINT_URL": ENDPOINT,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+                "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+            })
+            (env_dir / f"{name}.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
 
 
 def wait_for_api(info: dict) -> None:
