@@ -69,19 +69,16 @@ def init_time_ms(binary: Path, runs: int = 20) -> float:
     server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
+    # The deployed function's own configuration (written by stack.py), on a fake Runtime API.
+    env_file = ROOT / ".local" / "env" / "episodes-api.env"
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    env.update({
         "PATH": os.environ["PATH"],
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_port}",
         "AWS_LAMBDA_FUNCTION_NAME": "episodes-api",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
-        "EPISODES_TABLE": "t",
-        "EVENTS_TABLE": "e",
-    }
+    })
     times = []
     for _ in range(runs):
         first_poll.clear()
@@ -90,7 +87,7 @@ def init_time_ms(binary: Path, runs: int = 20) -> float:
         proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not polled.wait(10):
             proc.kill()
-            raise SystemExit("the function never polled the Runtime API")
+            raise SystemExit(f"the function never polled the Runtime API (exit code {proc.wait()})")
         times.append((first_poll["t"] - t0) * 1000)
         proc.kill()
         proc.wait()

@@ -77,6 +77,8 @@ pub async fn handle(
         }
     };
 
+    // Every (message, notification) of the batch; then one transaction for all of them.
+    let mut planned: Vec<(&String, &DomainEvent, Vec<Notification>)> = Vec::new();
     for (message_id, e) in &to_notify {
         let Some(list) = watchers.get(&e.episode_id) else {
             failed.push(message_id.clone());
@@ -84,17 +86,36 @@ pub async fn handle(
         };
         let summary =
             ActivityEntry::from_event(e, labels.get(&e.episode_id).map(String::as_str)).summary;
+        let notes = recipients(e, list, &prefs)
+            .into_iter()
+            .map(|user| Notification::for_recipient(e, user, summary.clone()))
+            .collect();
+        planned.push((message_id, e, notes));
+    }
+    let all: Vec<Notification> = planned
+        .iter()
+        .flat_map(|(_, _, n)| n.iter().cloned())
+        .collect();
+    let delivered_together = match stores.notifications.deliver_all(&all).await {
+        Ok(done) => done,
+        Err(err) => {
+            tracing::warn!(error = %err, "batched delivery failed; delivering one by one");
+            false
+        }
+    };
+    for (message_id, e, notes) in planned {
         let mut ok = true;
-        for user in recipients(e, list, &prefs) {
-            let note = Notification::for_recipient(e, user, summary.clone());
-            if let Err(err) = stores.notifications.deliver(&note).await {
-                // Delivery is idempotent per (event, recipient): a retry redoes only the missing.
-                tracing::warn!(event_id = %e.id, error = %err, "notification not delivered; will retry");
-                ok = false;
+        if !delivered_together {
+            for note in &notes {
+                // Idempotent per (event, recipient): a redelivery, or a retry, writes only the missing.
+                if let Err(err) = stores.notifications.deliver(note).await {
+                    tracing::warn!(event_id = %e.id, error = %err, "notification not delivered; will retry");
+                    ok = false;
+                }
             }
         }
         if ok {
-            tracing::info!(event_id = %e.id, correlation_id = %e.correlation_id, "notified");
+            tracing::info!(event_id = %e.id, correlation_id = %e.correlation_id, recipients = notes.len(), "notified");
         } else {
             failed.push(message_id.clone());
         }

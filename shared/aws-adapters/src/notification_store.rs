@@ -31,6 +31,8 @@ const NOTIFICATION_PREFIX: &str = "n#";
 /// Notifications marked read per transaction in read-all (plus the counter: ≤ 100 items).
 const READ_ALL_CHUNK: i32 = 50;
 const READ_ALL_MAX_ROUNDS: usize = 200;
+/// DynamoDB's limit on the items of one transaction.
+const TRANSACTION_MAX_ITEMS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct NotificationTables {
@@ -156,9 +158,7 @@ impl DynamoNotificationStore {
         Ok(found)
     }
 
-    /// Stores the notification and counts it unread, atomically. Delivering the same
-    /// (event, recipient) again changes nothing.
-    pub async fn deliver(&self, note: &Notification) -> Result<(), StoreError> {
+    fn notification_put(&self, note: &Notification) -> Result<TransactWriteItem, StoreError> {
         let mut it = key(&note.recipient, &sk(note.id));
         it.insert("notification_id".into(), s(note.id.to_string()));
         it.insert("event_type".into(), s(note.event_type.as_str()));
@@ -174,17 +174,63 @@ impl DynamoNotificationStore {
             .condition_expression("attribute_not_exists(sk)")
             .build()
             .map_err(StoreError::unavailable)?;
-        let count = self.counter_update(&note.recipient, 1)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Stores the notification and counts it unread, atomically. Delivering the same
+    /// (event, recipient) again changes nothing.
+    pub async fn deliver(&self, note: &Notification) -> Result<(), StoreError> {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(count)
+            .transact_items(self.notification_put(note)?)
+            .transact_items(self.counter_update(&note.recipient, 1)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if first_condition_failure(&e).is_some() => Ok(()), // delivered before
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// Delivers many notifications in one transaction (each user's counter moved once by their
+    /// count): the usual case, one call for a whole batch. `Ok(false)` when any of them was
+    /// delivered before (the transaction then wrote nothing): deliver those one by one instead.
+    pub async fn deliver_all(&self, notes: &[Notification]) -> Result<bool, StoreError> {
+        let mut per_user: HashMap<&UserId, i64> = HashMap::new();
+        for note in notes {
+            *per_user.entry(&note.recipient).or_default() += 1;
+        }
+        if notes.is_empty() {
+            return Ok(true);
+        }
+        if notes.len() + per_user.len() > TRANSACTION_MAX_ITEMS {
+            return Ok(false);
+        }
+        let mut items = notes
+            .iter()
+            .map(|n| self.notification_put(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (user, count) in per_user {
+            items.push(self.counter_update(user, count)?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(StoreError::unavailable(e)),
         }
     }
