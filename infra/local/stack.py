@@ -303,11 +303,22 @@ def up(foreground: bool) -> None:
     print_ready(info)
     if foreground:
         print("Ctrl-C stops everything this command started.", flush=True)
+
+        def stop(signum, _frame):
+            raise KeyboardInterrupt
+
+        # Explicit handlers: SIGINT may arrive ignored (a background job), and a process
+        # manager sends SIGTERM.
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
         try:
             signal.pause()
         except KeyboardInterrupt:
             pass
         finally:
+            # A second Ctrl-C (or make passing one on) must not cut the clean-up short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             stop_services()
 
 
