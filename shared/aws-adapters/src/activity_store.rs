@@ -67,11 +67,14 @@ impl DynamoActivityStore {
         &self,
         ids: &[EpisodeId],
     ) -> Result<HashMap<EpisodeId, String>, StoreError> {
-        let mut keys: Vec<Item> = ids
+        // BatchGetItem refuses a request that names a key twice: sort, then drop repeats.
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let keys: Vec<Item> = ids
             .iter()
             .map(|id| Item::from([("id".into(), s(id.to_string()))]))
             .collect();
-        keys.dedup();
         let mut labels = HashMap::new();
         if keys.is_empty() {
             return Ok(labels);
