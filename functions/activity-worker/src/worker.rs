@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 
-use aws_adapters::{DeadLetterQueue, DynamoActivityStore};
+use aws_adapters::DynamoActivityStore;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::store::StoreError;
-use domain::{ActivityEntry, DomainEvent, EpisodeId, EventId, EventType};
-use lambda_kit::sqs::batch_response;
+use domain::store::{DeadLetters, StoreError};
+use domain::{ActivityEntry, EpisodeId, EventId, EventType};
+use lambda_kit::sqs::{batch_response, read_events};
 use lambda_runtime::LambdaEvent;
 
 /// What the worker needs from the activity store.
@@ -35,39 +35,12 @@ impl ActivityLog for DynamoActivityStore {
     }
 }
 
-/// Where messages that can never be processed go.
-pub trait Park {
-    fn park(&self, body: &str, reason: &str)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-impl Park for DeadLetterQueue {
-    async fn park(&self, body: &str, reason: &str) -> Result<(), StoreError> {
-        DeadLetterQueue::park(self, body, reason).await
-    }
-}
-
 pub async fn handle(
     log: &impl ActivityLog,
-    dead_letters: &impl Park,
+    dead_letters: &impl DeadLetters,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
-    let mut failed: Vec<String> = Vec::new();
-    let mut events: Vec<(String, DomainEvent)> = Vec::new();
-    for message in &event.payload.records {
-        let id = message.message_id.clone().unwrap_or_default();
-        let body = message.body.as_deref().unwrap_or_default();
-        match DomainEvent::from_message(body) {
-            Ok(e) => events.push((id, e)),
-            // Straight to the dead-letter queue: retrying cannot make it parse.
-            Err(reason) => {
-                tracing::error!(message_id = %id, %reason, "poison message");
-                if dead_letters.park(body, &reason).await.is_err() {
-                    failed.push(id);
-                }
-            }
-        }
-    }
+    let (mut events, mut failed) = read_events(&event.payload.records, dead_letters).await;
 
     // Created events carry their episode; the others are labelled from the episodes table.
     let wanted: Vec<EpisodeId> = events
@@ -119,6 +92,7 @@ mod tests {
     use std::sync::Mutex;
 
     use aws_lambda_events::event::sqs::SqsMessage;
+    use domain::DomainEvent;
     use serde_json::json;
 
     use super::*;
@@ -156,7 +130,7 @@ mod tests {
     #[derive(Default)]
     struct FakeDlq(Mutex<Vec<String>>);
 
-    impl Park for FakeDlq {
+    impl DeadLetters for FakeDlq {
         async fn park(&self, body: &str, _reason: &str) -> Result<(), StoreError> {
             self.0.lock().unwrap().push(body.to_owned());
             Ok(())

@@ -9,7 +9,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use domain::notification::{audience, recipients};
 use domain::store::StoreError;
 use domain::{ActivityEntry, Audience, DomainEvent, EpisodeId, Notification, UserId};
-use lambda_kit::sqs::batch_response;
+use lambda_kit::sqs::{batch_response, read_events};
 use lambda_runtime::LambdaEvent;
 
 #[derive(Debug)]
@@ -23,22 +23,11 @@ pub async fn handle(
     dead_letters: &DeadLetterQueue,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
-    let mut failed: Vec<String> = Vec::new();
-    let mut to_notify: Vec<(String, DomainEvent)> = Vec::new();
-    for message in &event.payload.records {
-        let id = message.message_id.clone().unwrap_or_default();
-        let body = message.body.as_deref().unwrap_or_default();
-        match DomainEvent::from_message(body) {
-            Ok(e) if audience(&e) == Audience::Nobody => {}
-            Ok(e) => to_notify.push((id, e)),
-            Err(reason) => {
-                tracing::error!(message_id = %id, %reason, "poison message");
-                if dead_letters.park(body, &reason).await.is_err() {
-                    failed.push(id);
-                }
-            }
-        }
-    }
+    let (events, mut failed) = read_events(&event.payload.records, dead_letters).await;
+    let to_notify: Vec<(String, DomainEvent)> = events
+        .into_iter()
+        .filter(|(_, e)| audience(e) != Audience::Nobody)
+        .collect();
     if to_notify.is_empty() {
         return Ok(batch_response(failed));
     }

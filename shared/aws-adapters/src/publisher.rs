@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use domain::Queue;
-use domain::store::StoreError;
+use domain::store::{DeadLetters, StoreError};
 
 /// One message to send: the event's JSON and the attributes consumers filter on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +37,10 @@ impl DeadLetterQueue {
     pub fn new(client: Client, url: String) -> Self {
         Self { client, url }
     }
+}
 
-    pub async fn park(&self, body: &str, reason: &str) -> Result<(), StoreError> {
+impl DeadLetters for DeadLetterQueue {
+    async fn park(&self, body: &str, reason: &str) -> Result<(), StoreError> {
         self.client
             .send_message()
             .queue_url(&self.url)

@@ -4,7 +4,34 @@
 use std::convert::Infallible;
 use std::future::Future;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use domain::DomainEvent;
+use domain::store::DeadLetters;
+
+/// The batch's messages as domain events, each with its message id. A message that is not an
+/// event this code reads goes straight to the dead-letter queue (retrying cannot make it
+/// parse); the second list names those that could not even be parked, to report as failures.
+pub async fn read_events(
+    records: &[SqsMessage],
+    dead_letters: &impl DeadLetters,
+) -> (Vec<(String, DomainEvent)>, Vec<String>) {
+    let mut events = Vec::new();
+    let mut failed = Vec::new();
+    for message in records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or_default();
+        match DomainEvent::from_message(body) {
+            Ok(e) => events.push((id, e)),
+            Err(reason) => {
+                tracing::error!(message_id = %id, %reason, "poison message");
+                if dead_letters.park(body, &reason).await.is_err() {
+                    failed.push(id);
+                }
+            }
+        }
+    }
+    (events, failed)
+}
 
 /// Runs a worker's handling of one batch and logs one line for it: messages, failures, and
 /// the DynamoDB calls it cost (`dynamodb_calls` returns and resets the count).

@@ -27,6 +27,13 @@ impl StoreError {
     }
 }
 
+/// Where a consumer parks a message it can never process (it does not parse, or names an
+/// unknown event type or version), kept for a person to look at, blocking nothing.
+pub trait DeadLetters {
+    fn park(&self, body: &str, reason: &str)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// A bounded page size: 1 to 100, 20 when not given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageSize(u16);
