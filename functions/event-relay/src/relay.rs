@@ -192,8 +192,7 @@ mod tests {
                 // Refuse every other entry, as SendMessageBatch's per-entry failures do.
                 let refused: Vec<usize> = (0..messages.len()).filter(|i| i % 2 == 0).collect();
                 let mut delivered = self.delivered.lock().unwrap();
-                for (i, m) in messages.iter().enumerate().filter(|(i, _)| i % 2 == 1) {
-                    let _ = i;
+                for m in messages.iter().skip(1).step_by(2) {
                     delivered.push((queue, m.event_id.clone()));
                 }
                 return refused;

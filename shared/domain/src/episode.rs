@@ -528,14 +528,6 @@ impl Episode {
             "version": self.version.get(),
         })
     }
-
-    /// "S2E4" when season and number are known, else the title: how feeds name an episode.
-    pub fn short_name(&self) -> String {
-        match (self.season, self.number) {
-            (Some(s), Some(n)) => format!("S{}E{}", s.get(), n.get()),
-            _ => self.title.as_str().to_owned(),
-        }
-    }
 }
 
 #[cfg(test)]

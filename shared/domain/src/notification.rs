@@ -40,9 +40,6 @@ pub fn audience(event: &DomainEvent) -> Audience {
     }
 }
 
-/// Event types a user can be notified about, and so can mute.
-pub const NOTIFYING_TYPES: [EventType; 2] = [EventType::EpisodeUpdated, EventType::EpisodeDeleted];
-
 /// A user's notification settings: the event types they do not want to hear about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

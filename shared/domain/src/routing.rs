@@ -14,8 +14,6 @@ pub enum Queue {
 }
 
 impl Queue {
-    pub const ALL: [Self; 2] = [Self::Activity, Self::Notifications];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Activity => "activity",

@@ -100,11 +100,6 @@ pub fn query_params(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, 
     }
 }
 
-/// `true` for 2xx and 3xx statuses; used in access logs.
-pub fn is_success(status: StatusCode) -> bool {
-    status.is_success() || status.is_redirection()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
