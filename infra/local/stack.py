@@ -41,6 +41,10 @@ REGION = os.environ.get("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-e
 STACK_NAME = os.environ.get("STACK_NAME", "episodes")
 ARTIFACT_BUCKET = os.environ.get("ARTIFACT_BUCKET", "episodes-local-artifacts")
 PINNED_API_ID = os.environ.get("PINNED_API_ID", "episodesapi")
+PINNED_WS_API_ID = os.environ.get("PINNED_WS_API_ID", "episodesws")
+WS_STAGE = "live"  # the template's WebSocketStage
+# Short locally so the tests see presence.left quickly; 10 s by default on AWS.
+PRESENCE_GRACE_SECONDS = os.environ.get("PRESENCE_GRACE_SECONDS", "2")
 BUILD_PROFILE = os.environ.get("BUILD_PROFILE", "local")
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -182,6 +186,12 @@ def deploy() -> dict:
         {"ParameterKey": "JwtIssuer", "ParameterValue": oidc.ISSUER},
         {"ParameterKey": "JwtAudience", "ParameterValue": oidc.AUDIENCE},
         {"ParameterKey": "PinnedApiId", "ParameterValue": PINNED_API_ID},
+        {"ParameterKey": "PinnedWebSocketApiId", "ParameterValue": PINNED_WS_API_ID},
+        # !GetAtt ApiEndpoint does not resolve locally: the @connections path form instead.
+        {"ParameterKey": "ConnectionsEndpoint",
+         "ParameterValue": f"{ENDPOINT}/_aws/execute-api/{PINNED_WS_API_ID}/{WS_STAGE}"},
+        {"ParameterKey": "PresenceGraceSeconds", "ParameterValue": PRESENCE_GRACE_SECONDS},
+        {"ParameterKey": "Emulator", "ParameterValue": "ministack"},
         {"ParameterKey": "LogLevel", "ParameterValue": os.environ.get("LOG_LEVEL", "info")},
     ]
     caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -220,7 +230,8 @@ def deploy() -> dict:
 def enable_ttl(outputs: dict) -> None:
     """ministack ignores TimeToLiveSpecification in CloudFormation; AWS applies it from the template."""
     ddb = boto("dynamodb")
-    for key in ("EpisodesTableName", "EventsTableName"):
+    for key in ("EpisodesTableName", "EventsTableName", "ActivityTableName", "NotificationsTableName",
+                "ConnectionsTableName", "SubscriptionsTableName", "PresenceTableName"):
         table = outputs.get(key)
         if not table:
             continue
@@ -235,7 +246,7 @@ def write_stack_json(outputs: dict) -> dict:
     api_id = outputs["HttpApiId"]
     info = {
         "http_url": f"{ENDPOINT}/_aws/execute-api/{api_id}",
-        "ws_url": None,
+        "ws_url": f"{ENDPOINT.replace('http://', 'ws://')}/_aws/execute-api/{outputs['WebSocketApiId']}/{WS_STAGE}",
         "aws_endpoint": ENDPOINT,
         "issuer": oidc.ISSUER,
         "audience": oidc.AUDIENCE,

@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
             Queue::Notifications,
             required_env("NOTIFICATIONS_QUEUE_URL")?,
         ),
+        (Queue::Realtime, required_env("REALTIME_QUEUE_URL")?),
     ]);
     let dead_letter_url = required_env("RELAY_DLQ_URL")?;
     let sdk = aws_adapters::load_sdk_config().await;

@@ -5,7 +5,8 @@ mod notifications;
 mod routes;
 
 use aws_adapters::{
-    AwsCallCounter, DynamoActivityStore, DynamoNotificationStore, NotificationTables,
+    AwsCallCounter, DynamoActivityStore, DynamoNotificationStore, DynamoRealtimeStore,
+    NotificationTables, RealtimeTables,
 };
 use lambda_http::{Error, service_fn};
 use lambda_kit::required_env;
@@ -22,15 +23,25 @@ async fn main() -> Result<(), Error> {
         settings: required_env("SETTINGS_TABLE")?,
         episodes: required_env("EPISODES_TABLE")?,
     };
+    // Presence is read here; the rest of the realtime tables belong to ws-api and the broadcaster.
+    let realtime = RealtimeTables {
+        presence: required_env("PRESENCE_TABLE")?,
+        episodes: tables.episodes.clone(),
+        connections: String::new(),
+        subscriptions: String::new(),
+        events: String::new(),
+    };
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
     // The activity store reads only its own table here; labels are the worker's business.
     let activity = DynamoActivityStore::new(dynamodb.clone(), activity_table, String::new());
+    let presence = DynamoRealtimeStore::new(dynamodb.clone(), realtime);
     let notifications = DynamoNotificationStore::new(dynamodb, tables);
     let api = Api {
         activity,
         notifications,
+        presence,
         calls,
     };
     lambda_http::run(service_fn(|req| async {

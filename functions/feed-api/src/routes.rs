@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use aws_adapters::{ActivityQuery, AwsCallCounter, DynamoActivityStore, DynamoNotificationStore};
+use aws_adapters::{
+    ActivityQuery, AwsCallCounter, DynamoActivityStore, DynamoNotificationStore,
+    DynamoRealtimeStore,
+};
 use domain::store::PageSize;
 use domain::{EpisodeId, EventType, FieldError, Role, Timestamp, UserId, uuid_v7_bounds};
 use lambda_http::http::{Method, StatusCode};
@@ -17,6 +20,7 @@ use crate::notifications;
 pub struct Api {
     pub activity: DynamoActivityStore,
     pub notifications: DynamoNotificationStore,
+    pub presence: DynamoRealtimeStore,
     pub calls: AwsCallCounter,
 }
 
@@ -65,6 +69,10 @@ async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<
             let query = activity_query(&params, None)?;
             page(api, query, &params).await
         }
+        ["episodes", id, "presence"] if get => {
+            meta.actor()?;
+            presence(api, parse_episode_id(id)?).await
+        }
         ["me", "notifications"] if get => {
             let actor = meta.actor()?;
             let params = query_params(req, &["unread", "limit", "cursor"])?;
@@ -99,10 +107,39 @@ async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<
         ["activity"]
         | ["episodes", _, "activity"]
         | ["episodes", _, "watch"]
+        | ["episodes", _, "presence"]
         | ["me", "notifications", ..]
         | ["me", "notification-preferences"] => Err(Problem::method_not_allowed()),
         _ => Err(Problem::not_found("no such route")),
     }
+}
+
+/// Who is looking at the episode now, and when the others who were there were last seen.
+async fn presence(api: &Api, episode: EpisodeId) -> Result<Response<Body>, Problem> {
+    let all = api.presence.presence(episode).await.map_err(|e| {
+        tracing::error!(error = %e, "presence unavailable");
+        Problem::internal()
+    })?;
+    if all.is_empty()
+        && !api.presence.episode_exists(episode).await.map_err(|e| {
+            tracing::error!(error = %e, "episodes unavailable");
+            Problem::internal()
+        })?
+    {
+        return Err(Problem::not_found("episode not found"));
+    }
+    let now = Timestamp::now();
+    let viewers = domain::realtime::viewers(&all, now);
+    let mut recent: Vec<Value> = all
+        .iter()
+        .filter(|p| !p.is_viewing(now))
+        .map(|p| json!({"id": p.user.id, "name": p.user.name, "last_seen": p.last_seen}))
+        .collect();
+    recent.sort_by(|a, b| b["last_seen"].as_str().cmp(&a["last_seen"].as_str()));
+    json(
+        StatusCode::OK,
+        &json!({"episode_id": episode, "viewers": viewers, "last_seen": recent}),
+    )
 }
 
 fn parse_episode_id(id: &str) -> Result<EpisodeId, Problem> {

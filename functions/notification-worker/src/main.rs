@@ -3,7 +3,7 @@
 mod worker;
 
 use aws_adapters::{
-    AwsCallCounter, DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore,
+    AwsCallCounter, DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, NoticeQueue,
     NotificationTables,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -21,16 +21,19 @@ async fn main() -> Result<(), Error> {
         episodes: required_env("EPISODES_TABLE")?,
     };
     let dead_letter_url = required_env("NOTIFICATIONS_DLQ_URL")?;
+    let realtime_url = required_env("REALTIME_QUEUE_URL")?;
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
     let episodes = tables.episodes.clone();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let store = worker::Stores {
         notifications: DynamoNotificationStore::new(dynamodb.clone(), tables),
         // Only its episode-label lookup is used here.
         labels: DynamoActivityStore::new(dynamodb, String::new(), episodes),
+        live: NoticeQueue::new(sqs.clone(), realtime_url),
     };
-    let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dead_letter_url);
+    let dead_letters = DeadLetterQueue::new(sqs, dead_letter_url);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let messages = event.payload.records.len();
         logged_batch(

@@ -4,11 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 
-use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore};
+use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, NoticeQueue};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use domain::notification::{audience, recipients};
+use domain::realtime::Addressed;
 use domain::store::StoreError;
-use domain::{ActivityEntry, Audience, DomainEvent, EpisodeId, Notification, UserId};
+use domain::{ActivityEntry, Audience, DomainEvent, EpisodeId, Notice, Notification, UserId};
 use lambda_kit::sqs::{batch_response, read_events};
 use lambda_runtime::LambdaEvent;
 
@@ -16,7 +17,12 @@ use lambda_runtime::LambdaEvent;
 pub struct Stores {
     pub notifications: DynamoNotificationStore,
     pub labels: DynamoActivityStore,
+    /// The realtime queue: written notifications go on to their recipients' open connections.
+    pub live: NoticeQueue,
 }
+
+/// Notifications per realtime notice (keeps each SQS message far below 256 KB).
+const NOTIFICATIONS_PER_NOTICE: usize = 50;
 
 pub async fn handle(
     stores: &Stores,
@@ -92,6 +98,7 @@ pub async fn handle(
             false
         }
     };
+    let mut live: Vec<(&String, Vec<Addressed>)> = Vec::new();
     for (message_id, e, notes) in planned {
         let mut ok = true;
         if !delivered_together {
@@ -105,9 +112,30 @@ pub async fn handle(
         }
         if ok {
             tracing::info!(event_id = %e.id, correlation_id = %e.correlation_id, recipients = notes.len(), "notified");
+            let addressed = notes
+                .iter()
+                .map(|n| Addressed {
+                    recipient: n.recipient.clone(),
+                    notification: n.to_json(),
+                })
+                .collect();
+            live.push((message_id, addressed));
         } else {
             failed.push(message_id.clone());
         }
+    }
+    // Then on to the recipients' connections. If SQS refuses, the messages come again:
+    // delivery is idempotent, and clients drop a notification id they already have.
+    let notices: Vec<Notice> = live
+        .iter()
+        .flat_map(|(_, items)| items.chunks(NOTIFICATIONS_PER_NOTICE))
+        .map(|chunk| Notice::Notifications {
+            items: chunk.to_vec(),
+        })
+        .collect();
+    if let Err(err) = stores.live.send_all(&notices).await {
+        tracing::warn!(error = %err, "notifications not passed on to live connections; will retry");
+        failed.extend(live.into_iter().map(|(id, _)| id.clone()));
     }
     Ok(batch_response(failed))
 }

@@ -3,18 +3,22 @@
 
 pub mod activity_store;
 pub mod call_counter;
+pub mod connections;
 pub mod episode_store;
 mod item;
 pub mod notification_store;
 pub mod publisher;
+pub mod realtime_store;
 
 pub use activity_store::{ActivityPage, ActivityQuery, DynamoActivityStore};
 pub use call_counter::AwsCallCounter;
+pub use connections::{ConnectionPoster, FanOut, PostOutcome};
 pub use episode_store::{DynamoEpisodeStore, Tables};
 pub use notification_store::{
     DynamoNotificationStore, MarkRead, NotificationPage, NotificationTables,
 };
-pub use publisher::{DeadLetterQueue, OutgoingMessage, SqsPublisher};
+pub use publisher::{DeadLetterQueue, NoticeQueue, OutgoingMessage, SqsPublisher};
+pub use realtime_store::{Closed, DynamoRealtimeStore, RealtimeTables, SubscribeError, Subscribed};
 
 /// A DynamoDB client whose calls `calls` counts (for the per-request and per-batch logs).
 pub fn counted_dynamodb(

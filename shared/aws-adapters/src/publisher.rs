@@ -142,3 +142,63 @@ impl SqsPublisher {
         self.dead_letters.park(body, reason).await
     }
 }
+
+/// The realtime queue, for notices to the broadcaster (presence, notifications).
+#[derive(Debug, Clone)]
+pub struct NoticeQueue {
+    client: Client,
+    url: String,
+}
+
+impl NoticeQueue {
+    pub fn new(client: Client, url: String) -> Self {
+        Self { client, url }
+    }
+
+    /// Sends one notice, delivered after `delay` seconds (0 to 900).
+    pub async fn send(&self, notice: &domain::Notice, delay: i32) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(notice.to_body())
+            .delay_seconds(delay.clamp(0, 900))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+
+    /// Sends notices in batches of ten; fails if SQS refused any of them.
+    pub async fn send_all(&self, notices: &[domain::Notice]) -> Result<(), StoreError> {
+        for chunk in notices.chunks(SQS_BATCH_MAX) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(n.to_body())
+                        .build()
+                        .map_err(StoreError::unavailable)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            if let Some(f) = out.failed().first() {
+                return Err(StoreError::unavailable(std::io::Error::other(format!(
+                    "SQS refused {} of {} notices ({})",
+                    out.failed().len(),
+                    chunk.len(),
+                    f.code()
+                ))));
+            }
+        }
+        Ok(())
+    }
+}

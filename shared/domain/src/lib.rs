@@ -8,6 +8,7 @@ pub mod episode;
 pub mod event;
 pub mod ids;
 pub mod notification;
+pub mod realtime;
 pub mod routing;
 pub mod store;
 pub mod time;
@@ -22,6 +23,7 @@ pub use episode::{
 pub use event::{DomainEvent, EventContext, EventType, ResourceKind, ResourceRef};
 pub use ids::{CorrelationId, EpisodeId, EventId, InvalidId, uuid_v7_bounds};
 pub use notification::{Audience, Notification, Preferences};
+pub use realtime::{ConnectionId, Frame, Notice, Presence, RealtimeMessage, UserRef, Viewer};
 pub use routing::{Queue, queues_for};
 pub use time::Timestamp;
 pub use validation::{FieldError, ValidationErrors};

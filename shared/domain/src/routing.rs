@@ -11,6 +11,8 @@ pub enum Queue {
     Activity,
     /// Notifications for the people concerned (notification-worker).
     Notifications,
+    /// Live updates to open WebSocket connections (broadcast-worker).
+    Realtime,
 }
 
 impl Queue {
@@ -18,6 +20,7 @@ impl Queue {
         match self {
             Self::Activity => "activity",
             Self::Notifications => "notifications",
+            Self::Realtime => "realtime",
         }
     }
 }
@@ -33,7 +36,7 @@ pub fn queues_for(event_type: EventType) -> &'static [Queue] {
     use EventType::*;
     match event_type {
         EpisodeCreated | EpisodeUpdated | EpisodeDeleted => {
-            &[Queue::Activity, Queue::Notifications]
+            &[Queue::Activity, Queue::Notifications, Queue::Realtime]
         }
     }
 }

@@ -42,6 +42,11 @@ impl Timestamp {
         self.0.unix_timestamp_nanos() / 1_000_000
     }
 
+    /// The same instant plus (or minus) whole seconds.
+    pub fn plus_seconds(self, seconds: i64) -> Self {
+        Self(self.0 + time::Duration::seconds(seconds))
+    }
+
     /// The same instant plus whole days (for TTLs).
     pub fn plus_days(self, days: i64) -> Self {
         Self(self.0 + time::Duration::days(days))

@@ -15,12 +15,21 @@ pub async fn read_events(
     records: &[SqsMessage],
     dead_letters: &impl DeadLetters,
 ) -> (Vec<(String, DomainEvent)>, Vec<String>) {
+    read_messages(records, DomainEvent::from_message, dead_letters).await
+}
+
+/// [`read_events`] for any message type: `parse` says what a body is, or why it is poison.
+pub async fn read_messages<T>(
+    records: &[SqsMessage],
+    parse: impl Fn(&str) -> Result<T, String>,
+    dead_letters: &impl DeadLetters,
+) -> (Vec<(String, T)>, Vec<String>) {
     let mut events = Vec::new();
     let mut failed = Vec::new();
     for message in records {
         let id = message.message_id.clone().unwrap_or_default();
         let body = message.body.as_deref().unwrap_or_default();
-        match DomainEvent::from_message(body) {
+        match parse(body) {
             Ok(e) => events.push((id, e)),
             Err(reason) => {
                 tracing::error!(message_id = %id, %reason, "poison message");

@@ -1,0 +1,47 @@
+//! `broadcast-worker`: consumes the realtime queue and posts frames to WebSocket connections —
+//! each episode event to the connections subscribed to its episode, each notification to its
+//! recipient's connections, presence changes to the episode's subscribers.
+
+mod worker;
+
+use aws_adapters::{
+    AwsCallCounter, ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, NoticeQueue,
+    RealtimeTables,
+};
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_kit::required_env;
+use lambda_kit::sqs::logged_batch;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_kit::telemetry::init();
+    // Only the tables this worker touches: subscriptions and connections (who to post to, and
+    // clean-up of gone connections), presence (leaving).
+    let tables = RealtimeTables {
+        connections: required_env("CONNECTIONS_TABLE")?,
+        subscriptions: required_env("SUBSCRIPTIONS_TABLE")?,
+        presence: required_env("PRESENCE_TABLE")?,
+        episodes: String::new(),
+        events: String::new(),
+    };
+    let endpoint = required_env("CONNECTIONS_ENDPOINT")?;
+    let grace = required_env("PRESENCE_GRACE_SECONDS")?
+        .parse::<i32>()
+        .map_err(|e| format!("PRESENCE_GRACE_SECONDS: {e}"))?;
+    let sdk = aws_adapters::load_sdk_config().await;
+    let calls = AwsCallCounter::default();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let app = worker::App {
+        store: DynamoRealtimeStore::new(aws_adapters::counted_dynamodb(&sdk, &calls), tables),
+        poster: ConnectionPoster::new(&sdk, &endpoint),
+        notices: NoticeQueue::new(sqs.clone(), required_env("REALTIME_QUEUE_URL")?),
+        dead_letters: DeadLetterQueue::new(sqs, required_env("REALTIME_DLQ_URL")?),
+        grace,
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let messages = event.payload.records.len();
+        logged_batch(messages, || calls.take(), worker::handle(&app, event))
+    }))
+    .await
+}

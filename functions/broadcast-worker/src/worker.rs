@@ -1,0 +1,153 @@
+//! One batch of the realtime queue. A message fails (and comes again) only when the store
+//! cannot say who to post to; posts themselves fail open: a closed connection (410) is
+//! forgotten, a throttled one retried with backoff, any other failure logged and counted.
+
+use std::convert::Infallible;
+
+use aws_adapters::{ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, NoticeQueue};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use domain::realtime::Addressed;
+use domain::store::StoreError;
+use domain::{ConnectionId, DomainEvent, EpisodeId, Frame, Notice, RealtimeMessage, Timestamp};
+use lambda_kit::sqs::{batch_response, read_messages};
+use lambda_runtime::LambdaEvent;
+
+#[derive(Debug)]
+pub struct App {
+    pub store: DynamoRealtimeStore,
+    pub poster: ConnectionPoster,
+    pub notices: NoticeQueue,
+    pub dead_letters: DeadLetterQueue,
+    /// Seconds between a user's last connection leaving and `presence.left`.
+    pub grace: i32,
+}
+
+pub async fn handle(
+    app: &App,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Infallible> {
+    let (messages, mut failed) = read_messages(
+        &event.payload.records,
+        RealtimeMessage::parse,
+        &app.dead_letters,
+    )
+    .await;
+    for (message_id, message) in messages {
+        if let Err(e) = deliver(app, &message).await {
+            tracing::warn!(%message_id, error = %e, "not delivered; will retry");
+            failed.push(message_id);
+        }
+    }
+    Ok(batch_response(failed))
+}
+
+async fn deliver(app: &App, message: &RealtimeMessage) -> Result<(), StoreError> {
+    match message {
+        RealtimeMessage::Event(event) => broadcast_event(app, event).await,
+        RealtimeMessage::Notice(Notice::Notifications { items }) => notify(app, items).await,
+        RealtimeMessage::Notice(Notice::PresenceJoined {
+            episode_id,
+            user,
+            at,
+        }) => {
+            let frame = Frame::PresenceJoined {
+                episode_id: *episode_id,
+                user: user.clone(),
+                at: *at,
+            };
+            to_episode(app, *episode_id, &frame.to_json(), "presence.joined").await
+        }
+        RealtimeMessage::Notice(Notice::PresenceCheck {
+            episode_id,
+            user,
+            left_at,
+        }) => {
+            let gone = app
+                .store
+                .finish_leaving(*episode_id, &user.id, *left_at, Timestamp::now())
+                .await?;
+            if !gone {
+                tracing::info!(%episode_id, user_id = %user.id, "came back within the grace period");
+                return Ok(());
+            }
+            let frame = Frame::PresenceLeft {
+                episode_id: *episode_id,
+                user: user.clone(),
+                at: *left_at,
+            };
+            to_episode(app, *episode_id, &frame.to_json(), "presence.left").await
+        }
+    }
+}
+
+async fn broadcast_event(app: &App, event: &DomainEvent) -> Result<(), StoreError> {
+    let frame = Frame::for_event(event);
+    to_episode(app, event.episode_id, &frame, event.event_type.as_str()).await
+}
+
+async fn to_episode(
+    app: &App,
+    episode: EpisodeId,
+    frame: &str,
+    what: &str,
+) -> Result<(), StoreError> {
+    let connections = app.store.subscribers(episode).await?;
+    post(app, &connections, frame, what).await;
+    Ok(())
+}
+
+async fn notify(app: &App, items: &[Addressed]) -> Result<(), StoreError> {
+    for item in items {
+        let connections = app.store.connections_of(&item.recipient).await?;
+        let frame = Frame::Notification {
+            notification: item.notification.clone(),
+        };
+        post(app, &connections, &frame.to_json(), "notification").await;
+    }
+    Ok(())
+}
+
+/// Posts one frame to many connections, then forgets those that are gone. Posting failures
+/// are logged and counted, never retried through the queue (the client resumes on reconnect).
+async fn post(app: &App, connections: &[ConnectionId], frame: &str, what: &str) {
+    if connections.is_empty() {
+        return;
+    }
+    let report = app.poster.fan_out(connections, frame.as_bytes()).await;
+    tracing::info!(
+        what,
+        connections = connections.len(),
+        sent = report.sent,
+        gone = report.gone.len(),
+        failed = report.failed,
+        "broadcast"
+    );
+    for connection in report.gone {
+        forget(app, &connection).await;
+    }
+}
+
+/// A connection found gone: remove exactly it, and start the grace period wherever it was
+/// its user's last connection.
+async fn forget(app: &App, connection: &ConnectionId) {
+    let now = Timestamp::now();
+    match app.store.close(connection, now).await {
+        Ok(Some(closed)) => {
+            for (episode_id, left_at) in closed.left {
+                let notice = Notice::PresenceCheck {
+                    episode_id,
+                    user: closed.user.clone(),
+                    left_at,
+                };
+                if let Err(e) = app.notices.send(&notice, app.grace).await {
+                    tracing::warn!(%episode_id, error = %e, "presence check not scheduled");
+                }
+            }
+            tracing::info!(%connection, "gone connection forgotten");
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(%connection, error = %e, "gone connection not forgotten; its TTL will")
+        }
+    }
+}

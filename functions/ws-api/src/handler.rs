@@ -1,0 +1,322 @@
+//! One WebSocket event in, one answer out: the `$connect` verdict, or the frame that answers a
+//! client message. Tokens are never logged; every line names the connection.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use aws_adapters::{AwsCallCounter, DynamoRealtimeStore, NoticeQueue, SubscribeError};
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use domain::realtime::{
+    ClientMessage, HEARTBEAT_SECONDS, MAX_FRAME_BYTES, RESUME_MAX_EVENTS, viewers,
+};
+use domain::{ConnectionId, EpisodeId, EventId, Frame, Notice, Timestamp};
+use http::HeaderValue;
+use jwt_auth::{Verifier, VerifyError};
+use tracing::Instrument;
+
+use crate::handshake::read_offer;
+
+#[derive(Debug)]
+pub struct App {
+    pub store: DynamoRealtimeStore,
+    pub notices: NoticeQueue,
+    pub verifier: Verifier,
+    /// How long after a user's last connection leaves before `presence.left` is announced.
+    pub grace: Duration,
+    pub calls: AwsCallCounter,
+}
+
+fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = status;
+    r.body = body.map(Body::Text);
+    r
+}
+
+fn frame(f: &Frame) -> ApiGatewayProxyResponse {
+    response(200, Some(f.to_json()))
+}
+
+pub async fn handle(
+    app: &App,
+    req: ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, Infallible> {
+    let ctx = &req.request_context;
+    let event_type = ctx.event_type.clone().unwrap_or_default();
+    let route = ctx.route_key.clone().unwrap_or_default();
+    let Some(connection) = ctx
+        .connection_id
+        .as_deref()
+        .and_then(|c| ConnectionId::parse(c).ok())
+    else {
+        tracing::error!(%event_type, "event without a valid connection id");
+        return Ok(response(400, None));
+    };
+    let span = tracing::info_span!(
+        "ws",
+        %connection,
+        route = %route,
+        request_id = ctx.request_id.as_deref().unwrap_or_default()
+    );
+    let started = Instant::now();
+    app.calls.take();
+    let answer = async {
+        match event_type.as_str() {
+            "CONNECT" => connect(app, &connection, &req).await,
+            "DISCONNECT" => disconnect(app, &connection).await,
+            _ => message(app, &connection, req.body.as_deref().unwrap_or_default()).await,
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = answer.status_code,
+            dynamodb_calls = app.calls.take(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "ws event handled"
+        );
+    });
+    Ok(answer)
+}
+
+async fn connect(
+    app: &App,
+    connection: &ConnectionId,
+    req: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let offer = read_offer(&req.headers, req.query_string_parameters.first("token"));
+    let Some(token) = offer.token else {
+        tracing::info!("refused: no token");
+        return response(401, None);
+    };
+    let now = Timestamp::now();
+    let claims = match app.verifier.verify(&token, now.unix_seconds()).await {
+        Ok(c) => c,
+        Err(VerifyError::Token(e)) => {
+            tracing::info!(reason = %e, "refused: bad token");
+            return response(401, None);
+        }
+        Err(e @ VerifyError::Keys(_)) => {
+            tracing::error!(error = %e, "cannot verify tokens");
+            return response(500, None);
+        }
+    };
+    let actor = match lambda_kit::identity::actor_from_claims(&claims) {
+        Ok(a) => a,
+        Err(_) => {
+            tracing::info!("refused: the token names no usable subject");
+            return response(403, None);
+        }
+    };
+    if let Err(e) = app.store.open(connection, &actor, now).await {
+        tracing::error!(error = %e, "connection not recorded");
+        return response(500, None);
+    }
+    tracing::info!(user_id = %actor.id, "connected");
+    let mut ok = response(200, None);
+    if let Some(protocol) = offer.echo {
+        ok.headers
+            .insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
+    }
+    ok
+}
+
+async fn disconnect(app: &App, connection: &ConnectionId) -> ApiGatewayProxyResponse {
+    let now = Timestamp::now();
+    match app.store.close(connection, now).await {
+        Ok(Some(closed)) => {
+            tracing::info!(user_id = %closed.user.id, left = closed.left.len(), "disconnected");
+            for (episode, left_at) in closed.left {
+                schedule_leave_check(app, episode, closed.user.clone(), left_at).await;
+            }
+        }
+        Ok(None) => tracing::info!("disconnected (already forgotten)"),
+        // Best effort: the connection's TTL, and 410 Gone at the next post, clean up the rest.
+        Err(e) => tracing::warn!(error = %e, "disconnect clean-up failed"),
+    }
+    response(200, None)
+}
+
+async fn schedule_leave_check(
+    app: &App,
+    episode_id: EpisodeId,
+    user: domain::UserRef,
+    left_at: Timestamp,
+) {
+    let notice = Notice::PresenceCheck {
+        episode_id,
+        user,
+        left_at,
+    };
+    let delay = i32::try_from(app.grace.as_secs()).unwrap_or(900);
+    if let Err(e) = app.notices.send(&notice, delay).await {
+        tracing::warn!(%episode_id, error = %e, "presence check not scheduled");
+    }
+}
+
+async fn message(app: &App, connection: &ConnectionId, body: &str) -> ApiGatewayProxyResponse {
+    let msg = match ClientMessage::parse(body) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::info!(error = %e, "bad message");
+            let status = match e {
+                domain::realtime::MessageError::Invalid { .. } => 422,
+                _ => 400,
+            };
+            return frame(&Frame::error(status, e.to_string(), None));
+        }
+    };
+    let now = Timestamp::now();
+    let answer = match msg {
+        ClientMessage::Ping => ping(app, connection, now).await,
+        ClientMessage::Subscribe { episode_id } => {
+            subscribe(app, connection, episode_id, now).await
+        }
+        ClientMessage::Unsubscribe { episode_id } => {
+            unsubscribe(app, connection, episode_id, now).await
+        }
+        ClientMessage::Resume { episode_id, after } => resume(app, episode_id, after).await,
+    };
+    frame(&answer)
+}
+
+fn unavailable(action: &str, e: &dyn std::fmt::Display) -> Frame {
+    tracing::error!(error = %e, action, "store unavailable");
+    Frame::error(500, "temporarily unavailable; try again", Some(action))
+}
+
+fn unknown_connection(action: &str) -> Frame {
+    Frame::error(
+        401,
+        "this connection is not known (expired or closed); reconnect",
+        Some(action),
+    )
+}
+
+async fn ping(app: &App, connection: &ConnectionId, now: Timestamp) -> Frame {
+    match app.store.heartbeat(connection, now).await {
+        Ok(true) => Frame::Pong { at: now },
+        Ok(false) => unknown_connection("ping"),
+        Err(e) => unavailable("ping", &e),
+    }
+}
+
+async fn subscribe(
+    app: &App,
+    connection: &ConnectionId,
+    episode_id: EpisodeId,
+    now: Timestamp,
+) -> Frame {
+    let user = match app.store.connection_user(connection).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return unknown_connection("subscribe"),
+        Err(e) => return unavailable("subscribe", &e),
+    };
+    match app
+        .store
+        .subscribe(connection, &user, episode_id, now)
+        .await
+    {
+        Ok(done) => {
+            if done.announce {
+                let notice = Notice::PresenceJoined {
+                    episode_id,
+                    user: user.clone(),
+                    at: now,
+                };
+                if let Err(e) = app.notices.send(&notice, 0).await {
+                    tracing::warn!(%episode_id, error = %e, "presence.joined not sent");
+                }
+            }
+            tracing::info!(%episode_id, user_id = %user.id, announced = done.announce, "subscribed");
+            Frame::Subscribed {
+                episode_id,
+                viewers: viewers(&done.presence, now),
+                heartbeat_seconds: HEARTBEAT_SECONDS,
+            }
+        }
+        Err(SubscribeError::NoEpisode) => Frame::error(
+            404,
+            format!("episode {episode_id} does not exist"),
+            Some("subscribe"),
+        ),
+        Err(SubscribeError::NoConnection) => unknown_connection("subscribe"),
+        Err(e @ SubscribeError::TooMany) => Frame::error(409, e.to_string(), Some("subscribe")),
+        Err(SubscribeError::Store(e)) => unavailable("subscribe", &e),
+    }
+}
+
+async fn unsubscribe(
+    app: &App,
+    connection: &ConnectionId,
+    episode_id: EpisodeId,
+    now: Timestamp,
+) -> Frame {
+    let user = match app.store.connection_user(connection).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return unknown_connection("unsubscribe"),
+        Err(e) => return unavailable("unsubscribe", &e),
+    };
+    match app
+        .store
+        .unsubscribe(connection, &user.id, episode_id, now)
+        .await
+    {
+        Ok(left) => {
+            if let Some(left_at) = left {
+                schedule_leave_check(app, episode_id, user, left_at).await;
+            }
+            Frame::Unsubscribed { episode_id }
+        }
+        Err(e) => unavailable("unsubscribe", &e),
+    }
+}
+
+async fn resume(app: &App, episode_id: EpisodeId, after: EventId) -> Frame {
+    let (mut events, mut more) = match app
+        .store
+        .events_after(episode_id, after, RESUME_MAX_EVENTS)
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return unavailable("resume", &e),
+    };
+    if events.is_empty() {
+        match app.store.episode_exists(episode_id).await {
+            Ok(false) => {
+                return Frame::error(
+                    404,
+                    format!("episode {episode_id} does not exist"),
+                    Some("resume"),
+                );
+            }
+            Ok(true) => {}
+            Err(e) => return unavailable("resume", &e),
+        }
+    }
+    // Within one frame: drop events from the end (the client asks again) until it fits.
+    loop {
+        let answer = Frame::Resumed {
+            episode_id,
+            after,
+            events: events.clone(),
+            more,
+        };
+        if answer.to_json().len() <= MAX_FRAME_BYTES {
+            return answer;
+        }
+        if events.len() == 1 {
+            // One event too large for any frame: its reference; resume after it next.
+            return Frame::EventRef {
+                episode_id,
+                event_id: events[0].id,
+                event_type: events[0].event_type,
+                href: format!("/episodes/{episode_id}/activity"),
+            };
+        }
+        events.truncate(events.len() / 2);
+        more = true;
+    }
+}

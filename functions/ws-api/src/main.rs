@@ -1,0 +1,49 @@
+//! `ws-api`: the WebSocket API's one function. `$connect` verifies the caller's JWT (API
+//! Gateway has no JWT authorizer for WebSocket APIs) and records the connection; `$disconnect`
+//! forgets it; messages subscribe, unsubscribe, ping and resume, each answered on the same
+//! socket (the route's response).
+
+mod handler;
+mod handshake;
+
+use std::time::Duration;
+
+use aws_adapters::{AwsCallCounter, DynamoRealtimeStore, NoticeQueue, RealtimeTables};
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use jwt_auth::{Expectations, Verifier};
+use lambda_kit::required_env;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_kit::telemetry::init();
+    let tables = RealtimeTables {
+        connections: required_env("CONNECTIONS_TABLE")?,
+        subscriptions: required_env("SUBSCRIPTIONS_TABLE")?,
+        presence: required_env("PRESENCE_TABLE")?,
+        episodes: required_env("EPISODES_TABLE")?,
+        events: required_env("EVENTS_TABLE")?,
+    };
+    let verifier = Verifier::new(Expectations {
+        issuer: required_env("JWT_ISSUER")?,
+        audience: required_env("JWT_AUDIENCE")?,
+        leeway_seconds: 0,
+    });
+    let grace = required_env("PRESENCE_GRACE_SECONDS")?
+        .parse::<u64>()
+        .map_err(|e| format!("PRESENCE_GRACE_SECONDS: {e}"))?;
+    let realtime_queue = required_env("REALTIME_QUEUE_URL")?;
+    let sdk = aws_adapters::load_sdk_config().await;
+    let calls = AwsCallCounter::default();
+    let app = handler::App {
+        store: DynamoRealtimeStore::new(aws_adapters::counted_dynamodb(&sdk, &calls), tables),
+        notices: NoticeQueue::new(aws_sdk_sqs::Client::new(&sdk), realtime_queue),
+        verifier,
+        grace: Duration::from_secs(grace),
+        calls,
+    };
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| handler::handle(&app, event.payload),
+    ))
+    .await
+}

@@ -1,0 +1,153 @@
+//! Posting frames to WebSocket connections through API Gateway's @connections API.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
+use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use domain::ConnectionId;
+use futures_util::StreamExt;
+
+/// Posts in flight at once during a fan-out.
+pub const FAN_OUT_CONCURRENCY: usize = 64;
+/// Attempts for a throttled post (the first included).
+const THROTTLE_ATTEMPTS: u32 = 4;
+const BACKOFF_BASE: Duration = Duration::from_millis(25);
+
+/// What became of one post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostOutcome {
+    Sent,
+    /// 410: the connection is closed; forget it.
+    Gone,
+    /// Failed for another reason, or still throttled after the retries.
+    Failed(String),
+}
+
+/// Totals of one fan-out, and the connections found gone.
+#[derive(Debug, Default)]
+pub struct FanOut {
+    pub sent: usize,
+    pub failed: usize,
+    pub gone: Vec<ConnectionId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionPoster {
+    client: Client,
+}
+
+impl ConnectionPoster {
+    /// A client for the @connections endpoint of one WebSocket API stage
+    /// (`https://{api}.execute-api.{region}.amazonaws.com/{stage}` on AWS; configuration).
+    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
+        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            // Throttling is retried below, with jitter; nothing else is worth retrying here.
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Self {
+            client: Client::from_conf(conf),
+        }
+    }
+
+    /// Posts one frame, retrying while throttled with exponential backoff and full jitter.
+    pub async fn post(&self, connection: &ConnectionId, data: &[u8]) -> PostOutcome {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .post_to_connection()
+                .connection_id(connection.as_str())
+                .data(Blob::new(data))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return PostOutcome::Sent,
+                Err(e) => e,
+            };
+            let status = err.raw_response().map(|r| r.status().as_u16());
+            let code = err.code().map(str::to_owned);
+            if status == Some(410) || code.as_deref() == Some("GoneException") {
+                return PostOutcome::Gone;
+            }
+            let throttled = status == Some(429)
+                || matches!(
+                    code.as_deref(),
+                    Some(
+                        "LimitExceededException"
+                            | "TooManyRequestsException"
+                            | "ThrottlingException"
+                    )
+                );
+            if !throttled || attempt >= THROTTLE_ATTEMPTS {
+                return PostOutcome::Failed(describe(&err));
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+
+    /// Posts the same frame to many connections, at most [`FAN_OUT_CONCURRENCY`] at a time.
+    /// One connection's failure never stops the others.
+    pub async fn fan_out(&self, connections: &[ConnectionId], data: &[u8]) -> FanOut {
+        let outcomes: Vec<(ConnectionId, PostOutcome)> =
+            futures_util::stream::iter(connections.iter().cloned())
+                .map(|c| async move {
+                    let outcome = self.post(&c, data).await;
+                    (c, outcome)
+                })
+                .buffer_unordered(FAN_OUT_CONCURRENCY)
+                .collect()
+                .await;
+        let mut report = FanOut::default();
+        for (connection, outcome) in outcomes {
+            match outcome {
+                PostOutcome::Sent => report.sent += 1,
+                PostOutcome::Gone => report.gone.push(connection),
+                PostOutcome::Failed(reason) => {
+                    tracing::warn!(%connection, %reason, "post to connection failed");
+                    report.failed += 1;
+                }
+            }
+        }
+        report
+    }
+}
+
+fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+) -> String {
+    match err {
+        SdkError::ServiceError(se) => se.err().code().unwrap_or("service error").to_owned(),
+        SdkError::TimeoutError(_) => "timeout".to_owned(),
+        SdkError::DispatchFailure(_) => "dispatch failure".to_owned(),
+        other => format!("{other:?}").chars().take(200).collect(),
+    }
+}
+
+/// `BACKOFF_BASE * 2^attempt`, with full jitter.
+fn backoff(attempt: u32) -> Duration {
+    let cap = BACKOFF_BASE.saturating_mul(2u32.saturating_pow(attempt));
+    let random = RandomState::new().hash_one(attempt);
+    let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(random % millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_under_its_cap() {
+        for attempt in 1..THROTTLE_ATTEMPTS {
+            let cap = BACKOFF_BASE * 2u32.pow(attempt);
+            for _ in 0..50 {
+                assert!(backoff(attempt) < cap);
+            }
+        }
+    }
+}

@@ -1,0 +1,628 @@
+//! WebSocket connections, subscriptions and presence in DynamoDB.
+//!
+//! - Connections table, key `connection_id`: the user, when it connected, its subscriptions (a
+//!   string set of episode ids), `expires_at` (TTL, a little over API Gateway's 2 hours).
+//!   Index `by-user` (`user_id`, `connection_id`): a user's connections, for notifications.
+//! - Subscriptions table, key (`episode_id`, `connection_id`): an episode's connections are one
+//!   Query, for broadcasts. Same TTL as the connection.
+//! - Presence table, key (`episode_id`, `user_id`): the user's connections subscribed to the
+//!   episode as a string set (its size is the count; adding or removing an id twice changes
+//!   nothing, so a retried subscribe cannot inflate it), `since`, `last_seen`, and `left_at`
+//!   while the grace period after the last connection runs. The item outlives the visit
+//!   (last seen per user), expiring after a retention period.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
+};
+use domain::realtime::{CONNECTION_TTL_SECONDS, MAX_SUBSCRIPTIONS, PRESENCE_RETENTION_DAYS};
+use domain::store::StoreError;
+use domain::{
+    Actor, ConnectionId, DisplayName, DomainEvent, EpisodeId, EventId, Presence, Timestamp, UserId,
+    UserRef,
+};
+
+use crate::item::{self, Item, n, s};
+
+#[derive(Debug, Clone)]
+pub struct RealtimeTables {
+    pub connections: String,
+    pub subscriptions: String,
+    pub presence: String,
+    pub episodes: String,
+    pub events: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoRealtimeStore {
+    client: Client,
+    tables: RealtimeTables,
+}
+
+/// Why a subscribe was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("episode not found")]
+    NoEpisode,
+    #[error("the connection is not known (closed or expired); reconnect")]
+    NoConnection,
+    #[error("a connection may follow at most {MAX_SUBSCRIPTIONS} episodes")]
+    TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A subscribe that took effect.
+#[derive(Debug)]
+pub struct Subscribed {
+    /// The user was not viewing before: tell the others.
+    pub announce: bool,
+    /// Everyone's presence on the episode, the subscriber's included.
+    pub presence: Vec<Presence>,
+}
+
+/// A connection that was closed, and the episodes its user left by it.
+#[derive(Debug)]
+pub struct Closed {
+    pub user: UserRef,
+    /// Episodes where this was the user's last connection, with the time they left.
+    pub left: Vec<(EpisodeId, Timestamp)>,
+}
+
+fn str_set(values: impl IntoIterator<Item = String>) -> AttributeValue {
+    AttributeValue::Ss(values.into_iter().collect())
+}
+
+fn string_set(item: &Item, name: &str) -> Vec<String> {
+    match item.get(name) {
+        Some(AttributeValue::Ss(v)) => v.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_conditional<E>(err: &SdkError<E>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    matches!(err, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+/// The cancellation reasons of a refused transaction, with the items as they were.
+fn cancellations(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<(bool, Item)>> {
+    let SdkError::ServiceError(se) = err else {
+        return None;
+    };
+    let TransactWriteItemsError::TransactionCanceledException(tc) = se.err() else {
+        return None;
+    };
+    Some(
+        tc.cancellation_reasons()
+            .iter()
+            .map(|r| {
+                (
+                    r.code() == Some("ConditionalCheckFailed"),
+                    r.item().cloned().unwrap_or_default(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn presence_from(it: &Item) -> Result<Presence, StoreError> {
+    let parse = || -> Result<Presence, item::CorruptItem> {
+        Ok(Presence {
+            user: UserRef {
+                id: item::parse(it, "user_id", UserId::parse)?,
+                name: DisplayName::new(item::req_str(it, "user_name")?),
+            },
+            connections: string_set(it, "connections").len(),
+            since: item::parse_opt(it, "since", Timestamp::parse)?,
+            last_seen: item::parse(it, "last_seen", Timestamp::parse)?,
+            left_at: item::parse_opt(it, "left_at", Timestamp::parse)?,
+        })
+    };
+    parse().map_err(StoreError::unavailable)
+}
+
+impl DynamoRealtimeStore {
+    pub fn new(client: Client, tables: RealtimeTables) -> Self {
+        Self { client, tables }
+    }
+
+    fn connection_expiry(now: Timestamp) -> AttributeValue {
+        n(now.plus_seconds(CONNECTION_TTL_SECONDS).unix_seconds())
+    }
+
+    fn presence_expiry(now: Timestamp) -> AttributeValue {
+        n(now.plus_days(PRESENCE_RETENTION_DAYS).unix_seconds())
+    }
+
+    /// Records a new connection of `actor`.
+    pub async fn open(
+        &self,
+        connection: &ConnectionId,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.connections)
+            .item("connection_id", s(connection.as_str()))
+            .item("user_id", s(actor.id.as_str()))
+            .item("user_name", s(actor.name.as_str()))
+            .item("connected_at", s(now.to_string()))
+            .item("last_seen", s(now.to_string()))
+            .item("expires_at", Self::connection_expiry(now))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+
+    /// The user of an open connection (None when it is not known: closed or expired).
+    pub async fn connection_user(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Option<UserRef>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(connection.as_str()))
+            .projection_expression("user_id, user_name")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.item()
+            .map(|it| {
+                Ok(UserRef {
+                    id: item::parse(it, "user_id", UserId::parse)?,
+                    name: DisplayName::new(item::req_str(it, "user_name")?),
+                })
+            })
+            .transpose()
+            .map_err(|e: item::CorruptItem| StoreError::unavailable(e))
+    }
+
+    /// Subscribes a connection to an episode (which must exist) and counts the user present.
+    pub async fn subscribe(
+        &self,
+        connection: &ConnectionId,
+        user: &UserRef,
+        episode: EpisodeId,
+        now: Timestamp,
+    ) -> Result<Subscribed, SubscribeError> {
+        let ep = episode.to_string();
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.episodes)
+            .key("id", s(&ep))
+            .condition_expression("attribute_exists(id) AND attribute_not_exists(deleted_at)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let follow = Update::builder()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(connection.as_str()))
+            .update_expression("ADD subscriptions :ep SET last_seen = :now")
+            .condition_expression(
+                "attribute_exists(connection_id) AND user_id = :user AND \
+                 (attribute_not_exists(subscriptions) OR size(subscriptions) < :max \
+                  OR contains(subscriptions, :id))",
+            )
+            .expression_attribute_values(":ep", str_set([ep.clone()]))
+            .expression_attribute_values(":id", s(&ep))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":user", s(user.id.as_str()))
+            .expression_attribute_values(":max", n(MAX_SUBSCRIPTIONS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let subscription = Put::builder()
+            .table_name(&self.tables.subscriptions)
+            .item("episode_id", s(&ep))
+            .item("connection_id", s(connection.as_str()))
+            .item("user_id", s(user.id.as_str()))
+            .item("expires_at", Self::connection_expiry(now))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().update(follow).build())
+            .transact_items(TransactWriteItem::builder().put(subscription).build())
+            .send()
+            .await;
+        if let Err(e) = result {
+            return Err(match cancellations(&e).as_deref() {
+                Some([(true, _), ..]) => SubscribeError::NoEpisode,
+                Some([_, (true, old), ..]) if old.contains_key("connection_id") => {
+                    SubscribeError::TooMany
+                }
+                Some([_, (true, _), ..]) => SubscribeError::NoConnection,
+                _ => SubscribeError::Store(StoreError::unavailable(e)),
+            });
+        }
+
+        let before = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(&ep))
+            .key("user_id", s(user.id.as_str()))
+            .update_expression(
+                "ADD connections :c SET user_name = :name, last_seen = :now, \
+                 since = if_not_exists(since, :now), expires_at = :exp REMOVE left_at",
+            )
+            .expression_attribute_values(":c", str_set([connection.to_string()]))
+            .expression_attribute_values(":name", s(user.name.as_str()))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":exp", Self::presence_expiry(now))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let before = before
+            .attributes()
+            .filter(|a| !a.is_empty())
+            .map(presence_from)
+            .transpose()?;
+        let presence = self.presence(episode).await?;
+        Ok(Subscribed {
+            announce: domain::realtime::announces_join(before.as_ref(), now),
+            presence,
+        })
+    }
+
+    /// Unsubscribes a connection; `Some(left_at)` when it was the user's last one there.
+    pub async fn unsubscribe(
+        &self,
+        connection: &ConnectionId,
+        user: &UserId,
+        episode: EpisodeId,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let ep = episode.to_string();
+        let unfollow = Update::builder()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(connection.as_str()))
+            .update_expression("DELETE subscriptions :ep")
+            .condition_expression("attribute_exists(connection_id)")
+            .expression_attribute_values(":ep", str_set([ep.clone()]))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let forget = Delete::builder()
+            .table_name(&self.tables.subscriptions)
+            .key("episode_id", s(&ep))
+            .key("connection_id", s(connection.as_str()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(unfollow).build())
+            .transact_items(TransactWriteItem::builder().delete(forget).build())
+            .send()
+            .await;
+        if let Err(e) = result
+            && cancellations(&e).is_none()
+        {
+            return Err(StoreError::unavailable(e));
+        }
+        self.leave(episode, user, connection, now).await
+    }
+
+    /// Removes one connection from the user's presence on an episode; when none is left, starts
+    /// the grace period and returns its start.
+    async fn leave(
+        &self,
+        episode: EpisodeId,
+        user: &UserId,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let key =
+            |b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
+                b.table_name(&self.tables.presence)
+                    .key("episode_id", s(episode.to_string()))
+                    .key("user_id", s(user.as_str()))
+            };
+        let removed = key(self.client.update_item())
+            .update_expression("DELETE connections :c SET last_seen = :now")
+            .condition_expression("contains(connections, :id)")
+            .expression_attribute_values(":c", str_set([connection.to_string()]))
+            .expression_attribute_values(":id", s(connection.as_str()))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let after = match removed {
+            Ok(out) => out.attributes().cloned().unwrap_or_default(),
+            Err(e) if is_conditional(&e) => return Ok(None), // not counted there (any more)
+            Err(e) => return Err(StoreError::unavailable(e)),
+        };
+        if !string_set(&after, "connections").is_empty() {
+            return Ok(None);
+        }
+        let marked = key(self.client.update_item())
+            .update_expression("SET left_at = :now")
+            .condition_expression("attribute_exists(user_id) AND attribute_not_exists(connections)")
+            .expression_attribute_values(":now", s(now.to_string()))
+            .send()
+            .await;
+        match marked {
+            Ok(_) => Ok(Some(now)),
+            Err(e) if is_conditional(&e) => Ok(None), // came back in between
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// Ends the grace period that began at `left_at`: true when the user did not come back
+    /// (announce `presence.left`), false when they did or it was ended before.
+    pub async fn finish_leaving(
+        &self,
+        episode: EpisodeId,
+        user: &UserId,
+        left_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(episode.to_string()))
+            .key("user_id", s(user.as_str()))
+            .update_expression("REMOVE left_at, since SET expires_at = :exp")
+            .condition_expression("attribute_not_exists(connections) AND left_at = :left")
+            .expression_attribute_values(":left", s(left_at.to_string()))
+            .expression_attribute_values(":exp", Self::presence_expiry(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// A heartbeat: the connection and the user's presence on its episodes are seen now.
+    /// False when the connection is not known.
+    pub async fn heartbeat(
+        &self,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(connection.as_str()))
+            .update_expression("SET last_seen = :now")
+            .condition_expression("attribute_exists(connection_id)")
+            .expression_attribute_values(":now", s(now.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let conn = match out {
+            Ok(out) => out.attributes().cloned().unwrap_or_default(),
+            Err(e) if is_conditional(&e) => return Ok(false),
+            Err(e) => return Err(StoreError::unavailable(e)),
+        };
+        let user = item::req_str(&conn, "user_id").map_err(StoreError::unavailable)?;
+        for episode in string_set(&conn, "subscriptions") {
+            let seen = self
+                .client
+                .update_item()
+                .table_name(&self.tables.presence)
+                .key("episode_id", s(episode))
+                .key("user_id", s(user))
+                .update_expression("SET last_seen = :now, expires_at = :exp")
+                .condition_expression("contains(connections, :c)")
+                .expression_attribute_values(":now", s(now.to_string()))
+                .expression_attribute_values(":exp", Self::presence_expiry(now))
+                .expression_attribute_values(":c", s(connection.as_str()))
+                .send()
+                .await;
+            match seen {
+                Ok(_) => {}
+                Err(e) if is_conditional(&e) => {}
+                Err(e) => return Err(StoreError::unavailable(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Forgets a connection (`$disconnect`, or a post that found it gone): its item, its
+    /// subscriptions, its share of presence. None when it was already forgotten.
+    pub async fn close(
+        &self,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Closed>, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(connection.as_str()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let Some(conn) = out.attributes().filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        let user = UserRef {
+            id: item::parse(conn, "user_id", UserId::parse).map_err(StoreError::unavailable)?,
+            name: DisplayName::new(
+                item::req_str(conn, "user_name").map_err(StoreError::unavailable)?,
+            ),
+        };
+        let episodes: BTreeSet<EpisodeId> = string_set(conn, "subscriptions")
+            .iter()
+            .filter_map(|e| EpisodeId::parse(e).ok())
+            .collect();
+        if !episodes.is_empty() {
+            let deletes: Vec<WriteRequest> = episodes
+                .iter()
+                .filter_map(|e| {
+                    DeleteRequest::builder()
+                        .key("episode_id", s(e.to_string()))
+                        .key("connection_id", s(connection.as_str()))
+                        .build()
+                        .ok()
+                })
+                .map(|d| WriteRequest::builder().delete_request(d).build())
+                .collect();
+            // At most MAX_SUBSCRIPTIONS (20) deletes: one BatchWriteItem; leftovers expire.
+            if let Err(e) = self
+                .client
+                .batch_write_item()
+                .request_items(&self.tables.subscriptions, deletes)
+                .send()
+                .await
+            {
+                tracing::warn!(error = %e, "subscriptions not deleted; they expire with the connection");
+            }
+        }
+        let mut left = Vec::new();
+        for episode in episodes {
+            if let Some(at) = self.leave(episode, &user.id, connection, now).await? {
+                left.push((episode, at));
+            }
+        }
+        Ok(Some(Closed { user, left }))
+    }
+
+    /// Everyone's presence on an episode (one Query; the table keeps at most one item per user
+    /// who was there within the retention period).
+    pub async fn presence(&self, episode: EpisodeId) -> Result<Vec<Presence>, StoreError> {
+        let items = self
+            .query_all(
+                &self.tables.presence,
+                None,
+                "episode_id = :k",
+                s(episode.to_string()),
+                None,
+            )
+            .await?;
+        items.iter().map(presence_from).collect()
+    }
+
+    /// The connections subscribed to an episode.
+    pub async fn subscribers(&self, episode: EpisodeId) -> Result<Vec<ConnectionId>, StoreError> {
+        let items = self
+            .query_all(
+                &self.tables.subscriptions,
+                None,
+                "episode_id = :k",
+                s(episode.to_string()),
+                Some("connection_id"),
+            )
+            .await?;
+        connection_ids(&items)
+    }
+
+    /// A user's open connections.
+    pub async fn connections_of(&self, user: &UserId) -> Result<Vec<ConnectionId>, StoreError> {
+        let items = self
+            .query_all(
+                &self.tables.connections,
+                Some("by-user"),
+                "user_id = :k",
+                s(user.as_str()),
+                Some("connection_id"),
+            )
+            .await?;
+        connection_ids(&items)
+    }
+
+    async fn query_all(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        key_condition: &str,
+        key: AttributeValue,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(key_condition)
+                .expression_attribute_values(":k", key.clone())
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            items.extend(out.items().iter().cloned());
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// The episode's events after `after`, in order, at most `limit`; true when there are more.
+    pub async fn events_after(
+        &self,
+        episode: EpisodeId,
+        after: EventId,
+        limit: usize,
+    ) -> Result<(Vec<DomainEvent>, bool), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.events)
+            .key_condition_expression("episode_id = :e AND event_id > :after")
+            .expression_attribute_values(":e", s(episode.to_string()))
+            .expression_attribute_values(":after", s(after.to_string()))
+            .projection_expression("payload")
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let mut events = out
+            .items()
+            .iter()
+            .map(|it| {
+                let payload = item::req_str(it, "payload").map_err(StoreError::unavailable)?;
+                serde_json::from_str::<DomainEvent>(payload).map_err(StoreError::unavailable)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = events.len() > limit;
+        events.truncate(limit);
+        Ok((events, more))
+    }
+
+    /// Whether an episode exists and is not deleted (one GetItem of its key).
+    pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.episodes)
+            .key("id", s(episode.to_string()))
+            .projection_expression("id, deleted_at")
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(out.item().is_some_and(|it| !it.contains_key("deleted_at")))
+    }
+}
+
+fn connection_ids(items: &[Item]) -> Result<Vec<ConnectionId>, StoreError> {
+    items
+        .iter()
+        .map(|it| item::parse(it, "connection_id", ConnectionId::parse))
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::unavailable)
+}

@@ -1,0 +1,530 @@
+//! Live updates over WebSocket: what clients may say, what the server sends them, the presence
+//! rules, and the messages of the realtime queue. No I/O here.
+//!
+//! Order: every frame about an episode's events carries the event's id, a UUIDv7 that grows
+//! with each change of the episode (writes to one episode are serialised by its version, and
+//! each id is made after the write it follows was seen). A client keeps the last id it has
+//! seen per episode, drops frames at or below it, and after a reconnect (or whenever it
+//! doubts) sends `resume {episode_id, after}` to be sent what it missed, in order.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::actor::{DisplayName, UserId};
+use crate::event::DomainEvent;
+use crate::ids::{EpisodeId, EventId};
+use crate::time::Timestamp;
+
+/// How often clients are asked to `ping`.
+pub const HEARTBEAT_SECONDS: i64 = 30;
+/// A viewer not seen (no ping, no subscribe) for this long is no longer listed.
+pub const STALE_AFTER_SECONDS: i64 = 4 * HEARTBEAT_SECONDS;
+/// API Gateway closes every WebSocket connection after 2 hours; its items live a little longer.
+pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
+/// Episodes one connection may follow at once (bounds the work of a ping or a disconnect).
+pub const MAX_SUBSCRIPTIONS: usize = 20;
+/// How long a user's last-seen time on an episode is kept after they left.
+pub const PRESENCE_RETENTION_DAYS: i64 = 30;
+/// API Gateway's WebSocket frame limit: larger messages are sent as a reference.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+/// Most events one `resume` answer carries; `more` tells the client to ask again.
+pub const RESUME_MAX_EVENTS: usize = 100;
+
+/// An API Gateway WebSocket connection id (`L0SM9cOFvHcCIhw=` on AWS).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConnectionId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a connection id")]
+pub struct InvalidConnectionId(String);
+
+impl ConnectionId {
+    pub fn parse(s: &str) -> Result<Self, InvalidConnectionId> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'-' | b'_'));
+        ok.then(|| Self(s.to_owned()))
+            .ok_or_else(|| InvalidConnectionId(s.chars().take(32).collect()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ConnectionId {
+    type Error = InvalidConnectionId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ConnectionId> for String {
+    fn from(id: ConnectionId) -> String {
+        id.0
+    }
+}
+
+// ------------------------------------------------------------------ client → server
+
+/// A message a client sends; API Gateway routes on its `action`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMessage {
+    Subscribe {
+        episode_id: EpisodeId,
+    },
+    Unsubscribe {
+        episode_id: EpisodeId,
+    },
+    Ping,
+    Resume {
+        episode_id: EpisodeId,
+        after: EventId,
+    },
+}
+
+/// Why a client message was not understood. Each is answered with an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("the message is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the message must be a JSON object with an `action`")]
+    NoAction,
+    #[error("unknown action `{0}`; expected subscribe, unsubscribe, ping or resume")]
+    UnknownAction(String),
+    #[error("{action}: {detail}")]
+    Invalid { action: String, detail: String },
+}
+
+impl ClientMessage {
+    pub fn parse(body: &str) -> Result<Self, MessageError> {
+        let value: Value =
+            serde_json::from_str(body).map_err(|e| MessageError::NotJson(e.to_string()))?;
+        let fields = value.as_object().ok_or(MessageError::NoAction)?;
+        let action = fields
+            .get("action")
+            .and_then(Value::as_str)
+            .ok_or(MessageError::NoAction)?;
+        let allowed: &[&str] = match action {
+            "subscribe" | "unsubscribe" => &["action", "episode_id"],
+            "ping" => &["action"],
+            "resume" => &["action", "episode_id", "after"],
+            _ => {
+                return Err(MessageError::UnknownAction(
+                    action.chars().take(64).collect(),
+                ));
+            }
+        };
+        let invalid = |detail: String| MessageError::Invalid {
+            action: action.to_owned(),
+            detail,
+        };
+        if let Some(extra) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(invalid(format!(
+                "unknown field `{}`; expected {}",
+                extra.chars().take(64).collect::<String>(),
+                allowed.join(", ")
+            )));
+        }
+        let id = |name: &str| -> Result<&str, MessageError> {
+            fields
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(format!("`{name}` is required (a string)")))
+        };
+        let episode_id = || {
+            EpisodeId::parse(id("episode_id")?)
+                .map_err(|_| invalid("`episode_id` must be an episode id (a UUIDv7)".into()))
+        };
+        Ok(match action {
+            "subscribe" => Self::Subscribe {
+                episode_id: episode_id()?,
+            },
+            "unsubscribe" => Self::Unsubscribe {
+                episode_id: episode_id()?,
+            },
+            "resume" => Self::Resume {
+                episode_id: episode_id()?,
+                after: EventId::parse(id("after")?)
+                    .map_err(|_| invalid("`after` must be an event id (a UUIDv7)".into()))?,
+            },
+            _ => Self::Ping,
+        })
+    }
+}
+
+// ------------------------------------------------------------------ server → client
+
+/// Someone looking at an episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub id: UserId,
+    pub name: DisplayName,
+    pub since: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// A user as presence frames name them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: UserId,
+    pub name: DisplayName,
+}
+
+/// Every frame the server sends, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum Frame {
+    #[serde(rename = "pong")]
+    Pong { at: Timestamp },
+    #[serde(rename = "subscribed")]
+    Subscribed {
+        episode_id: EpisodeId,
+        viewers: Vec<Viewer>,
+        heartbeat_seconds: i64,
+    },
+    #[serde(rename = "unsubscribed")]
+    Unsubscribed { episode_id: EpisodeId },
+    #[serde(rename = "resumed")]
+    Resumed {
+        episode_id: EpisodeId,
+        after: EventId,
+        events: Vec<DomainEvent>,
+        more: bool,
+    },
+    #[serde(rename = "event")]
+    Event {
+        episode_id: EpisodeId,
+        event: DomainEvent,
+    },
+    /// An event too large for one frame: fetch it with `resume` (after the id before it) or
+    /// from the episode's activity.
+    #[serde(rename = "event.ref")]
+    EventRef {
+        episode_id: EpisodeId,
+        event_id: EventId,
+        event_type: crate::event::EventType,
+        href: String,
+    },
+    #[serde(rename = "notification")]
+    Notification { notification: Value },
+    #[serde(rename = "presence.joined")]
+    PresenceJoined {
+        episode_id: EpisodeId,
+        user: UserRef,
+        at: Timestamp,
+    },
+    #[serde(rename = "presence.left")]
+    PresenceLeft {
+        episode_id: EpisodeId,
+        user: UserRef,
+        at: Timestamp,
+    },
+    #[serde(rename = "error")]
+    Error {
+        status: u16,
+        title: String,
+        detail: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        action: Option<String>,
+    },
+}
+
+impl Frame {
+    pub fn error(status: u16, detail: impl Into<String>, action: Option<&str>) -> Self {
+        let title = match status {
+            400 => "Bad message",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not found",
+            409 => "Conflict",
+            422 => "Unprocessable message",
+            _ => "Internal error",
+        };
+        Self::Error {
+            status,
+            title: title.to_owned(),
+            detail: detail.into(),
+            action: action.map(str::to_owned),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| String::from(r#"{"type":"error"}"#))
+    }
+
+    /// An event as a frame, or as a reference when it would not fit in one.
+    pub fn for_event(event: &DomainEvent) -> String {
+        let whole = Self::Event {
+            episode_id: event.episode_id,
+            event: event.clone(),
+        }
+        .to_json();
+        if whole.len() <= MAX_FRAME_BYTES {
+            return whole;
+        }
+        Self::EventRef {
+            episode_id: event.episode_id,
+            event_id: event.id,
+            event_type: event.event_type,
+            href: format!("/episodes/{}/activity", event.episode_id),
+        }
+        .to_json()
+    }
+}
+
+// ------------------------------------------------------------------ presence
+
+/// One user's presence on one episode, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    pub user: UserRef,
+    /// Open connections of the user subscribed to the episode.
+    pub connections: usize,
+    pub since: Option<Timestamp>,
+    pub last_seen: Timestamp,
+    /// Set when the last connection went: the user is still listed until the grace period
+    /// ends, and a reconnect within it is not announced.
+    pub left_at: Option<Timestamp>,
+}
+
+impl Presence {
+    /// Listed as a viewer: connected (or within the grace period) and seen recently.
+    pub fn is_viewing(&self, now: Timestamp) -> bool {
+        (self.connections > 0 || self.left_at.is_some())
+            && self.last_seen.plus_seconds(STALE_AFTER_SECONDS) >= now
+    }
+
+    pub fn viewer(&self) -> Viewer {
+        Viewer {
+            id: self.user.id.clone(),
+            name: self.user.name.clone(),
+            since: self.since.unwrap_or(self.last_seen),
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+/// Whether a subscribe is news to the others: the user was not already viewing (first tab, or
+/// back after leaving, or after going stale), as the presence item was before the subscribe.
+pub fn announces_join(before: Option<&Presence>, now: Timestamp) -> bool {
+    before.is_none_or(|p| !p.is_viewing(now))
+}
+
+/// The viewers of an episode, longest-present first.
+pub fn viewers(all: &[Presence], now: Timestamp) -> Vec<Viewer> {
+    let mut list: Vec<Viewer> = all
+        .iter()
+        .filter(|p| p.is_viewing(now))
+        .map(Presence::viewer)
+        .collect();
+    list.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.id.cmp(&b.id)));
+    list
+}
+
+// ------------------------------------------------------------------ the realtime queue
+
+/// What the broadcaster is asked to do besides relaying domain events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Notice {
+    /// Notifications just written, for their recipients' connections.
+    Notifications { items: Vec<Addressed> },
+    /// A user's first connection subscribed to an episode.
+    PresenceJoined {
+        episode_id: EpisodeId,
+        user: UserRef,
+        at: Timestamp,
+    },
+    /// A user's last connection left at `left_at`: once the grace period is over, announce it
+    /// unless they came back.
+    PresenceCheck {
+        episode_id: EpisodeId,
+        user: UserRef,
+        left_at: Timestamp,
+    },
+}
+
+/// A notification and who it is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Addressed {
+    pub recipient: UserId,
+    pub notification: Value,
+}
+
+/// One message of the realtime queue: a domain event from the relay, or a notice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RealtimeMessage {
+    Event(DomainEvent),
+    Notice(Notice),
+}
+
+impl RealtimeMessage {
+    pub fn parse(body: &str) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+        if value.get("kind").is_some() {
+            serde_json::from_value(value)
+                .map(Self::Notice)
+                .map_err(|e| format!("not a known notice: {e}"))
+        } else {
+            DomainEvent::from_message(body).map(Self::Event)
+        }
+    }
+}
+
+impl Notice {
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| json!({"kind": "invalid"}).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep() -> EpisodeId {
+        EpisodeId::parse("01a213ea-bcea-7231-95fb-08c52221b2de").unwrap()
+    }
+
+    #[test]
+    fn client_messages_parse_strictly_with_clear_errors() {
+        let id = ep();
+        assert_eq!(
+            ClientMessage::parse(&format!(r#"{{"action":"subscribe","episode_id":"{id}"}}"#)),
+            Ok(ClientMessage::Subscribe { episode_id: id })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"ping"}"#),
+            Ok(ClientMessage::Ping)
+        );
+        let after = EventId::new();
+        assert_eq!(
+            ClientMessage::parse(&format!(
+                r#"{{"action":"resume","episode_id":"{id}","after":"{after}"}}"#
+            )),
+            Ok(ClientMessage::Resume {
+                episode_id: id,
+                after
+            })
+        );
+        assert!(matches!(
+            ClientMessage::parse("{not json"),
+            Err(MessageError::NotJson(_))
+        ));
+        assert_eq!(ClientMessage::parse("[1]"), Err(MessageError::NoAction));
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":7}"#),
+            Err(MessageError::NoAction)
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"dance"}"#),
+            Err(MessageError::UnknownAction("dance".into()))
+        );
+        let err =
+            ClientMessage::parse(r#"{"action":"subscribe","episode_id":"../x"}"#).unwrap_err();
+        assert!(err.to_string().contains("episode_id"), "{err}");
+        for bad in [
+            r#"{"action":"subscribe"}"#,
+            r#"{"action":"subscribe","episode_id":"nope"}"#,
+            r#"{"action":"ping","extra":1}"#,
+            r#"{"action":"resume","episode_id":"01a213ea-bcea-7231-95fb-08c52221b2de"}"#,
+        ] {
+            let err = ClientMessage::parse(bad).unwrap_err();
+            assert!(matches!(err, MessageError::Invalid { .. }), "{bad}: {err}");
+        }
+    }
+
+    fn presence(connections: usize, last_seen: Timestamp, left: bool) -> Presence {
+        Presence {
+            user: UserRef {
+                id: UserId::parse("bob").unwrap(),
+                name: DisplayName::new("Bob"),
+            },
+            connections,
+            since: Some(last_seen),
+            last_seen,
+            left_at: left.then_some(last_seen),
+        }
+    }
+
+    #[test]
+    fn joins_are_announced_once_and_not_after_a_refresh() {
+        let now = Timestamp::now();
+        assert!(announces_join(None, now), "first tab");
+        assert!(
+            !announces_join(Some(&presence(2, now, false)), now),
+            "third tab"
+        );
+        assert!(
+            !announces_join(Some(&presence(0, now, true)), now),
+            "a refresh within the grace period"
+        );
+        assert!(
+            announces_join(Some(&presence(0, now, false)), now),
+            "back after leaving"
+        );
+        let long_ago = now.plus_seconds(-STALE_AFTER_SECONDS - 1);
+        assert!(
+            announces_join(Some(&presence(1, long_ago, false)), now),
+            "back after going stale"
+        );
+    }
+
+    #[test]
+    fn stale_and_departed_viewers_are_not_listed() {
+        let now = Timestamp::now();
+        let mut fresh = presence(1, now, false);
+        fresh.user.id = UserId::parse("ann").unwrap();
+        let stale = presence(1, now.plus_seconds(-STALE_AFTER_SECONDS - 1), false);
+        let gone = presence(0, now, false);
+        let list = viewers(&[stale, gone, fresh], now);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].id.as_str(), "ann");
+    }
+
+    #[test]
+    fn large_events_become_references() {
+        let text = include_str!("../../../events/domain/episode.updated.json");
+        let mut event: DomainEvent = serde_json::from_str(text).unwrap();
+        let small: Value = serde_json::from_str(&Frame::for_event(&event)).unwrap();
+        assert_eq!(small["type"], "event");
+        assert_eq!(small["event"]["id"], event.id.to_string());
+        event.data = json!({"changes": {"description": "x".repeat(MAX_FRAME_BYTES)}});
+        let big: Value = serde_json::from_str(&Frame::for_event(&event)).unwrap();
+        assert_eq!(big["type"], "event.ref");
+        assert_eq!(big["event_id"], event.id.to_string());
+    }
+
+    #[test]
+    fn queue_messages_are_events_or_notices() {
+        let text = include_str!("../../../events/domain/episode.deleted.json");
+        assert!(matches!(
+            RealtimeMessage::parse(text),
+            Ok(RealtimeMessage::Event(_))
+        ));
+        let notice = Notice::PresenceCheck {
+            episode_id: ep(),
+            user: UserRef {
+                id: UserId::parse("bob").unwrap(),
+                name: DisplayName::new("Bob"),
+            },
+            left_at: Timestamp::now(),
+        };
+        assert_eq!(
+            RealtimeMessage::parse(&notice.to_body()),
+            Ok(RealtimeMessage::Notice(notice))
+        );
+        assert!(RealtimeMessage::parse(r#"{"kind":"party"}"#).is_err());
+        assert!(RealtimeMessage::parse("nope").is_err());
+    }
+}

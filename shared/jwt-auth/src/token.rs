@@ -1,0 +1,337 @@
+//! Parsing and checking one compact JWS: pure functions, tested without a network.
+
+use std::collections::HashMap;
+
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{Expectations, KeySet};
+
+/// Longest token accepted before any decoding (Cognito's are about 1–2 KB).
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Why a token is refused. The messages name the rule, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's algorithm is not RS256")]
+    Algorithm,
+    #[error("the token is signed with an unknown key")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    Signature,
+    #[error("the token was issued by another issuer")]
+    Issuer,
+    #[error("the token is meant for another audience")]
+    Audience,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+}
+
+/// One RSA public key from a JWKS.
+#[derive(Debug, Clone)]
+pub struct RsaKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+impl RsaKey {
+    pub fn new(n: Vec<u8>, e: Vec<u8>) -> Self {
+        Self { n, e }
+    }
+
+    /// A JWK (`kty` RSA, base64url `n` and `e`), or None for keys of other kinds.
+    pub fn from_jwk(jwk: &Value) -> Option<(String, Self)> {
+        if jwk.get("kty")?.as_str()? != "RSA" {
+            return None;
+        }
+        if jwk
+            .get("use")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u != "sig")
+        {
+            return None;
+        }
+        let kid = jwk.get("kid")?.as_str()?.to_owned();
+        let n = URL_SAFE_NO_PAD.decode(jwk.get("n")?.as_str()?).ok()?;
+        let e = URL_SAFE_NO_PAD.decode(jwk.get("e")?.as_str()?).ok()?;
+        Some((kid, Self { n, e }))
+    }
+}
+
+/// A token split and decoded, its signature not checked yet.
+#[derive(Debug)]
+pub struct Unverified {
+    pub kid: String,
+    signing_input: String,
+    signature: Vec<u8>,
+    claims: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// Splits and decodes a token; checks only its shape and algorithm.
+pub fn parse_unverified(token: &str) -> Result<Unverified, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| TokenError::Malformed)
+    };
+    let header: Header = serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed)?;
+    if header.alg != "RS256" {
+        return Err(TokenError::Algorithm);
+    }
+    let claims = match serde_json::from_slice(&decode(p)?) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(TokenError::Malformed),
+    };
+    Ok(Unverified {
+        kid: header.kid.ok_or(TokenError::UnknownKey)?,
+        signing_input: format!("{h}.{p}"),
+        signature: decode(s)?,
+        claims,
+    })
+}
+
+/// The string-valued claims of a verified token (`sub`, `name`, `role`, ...).
+pub type Claims = HashMap<String, String>;
+
+/// Checks the signature with `keys` and the registered claims against `expect` at `now`.
+pub fn verify_with(
+    token: &Unverified,
+    keys: &KeySet,
+    expect: &Expectations,
+    now: i64,
+) -> Result<Claims, TokenError> {
+    let key = keys.get(&token.kid).ok_or(TokenError::UnknownKey)?;
+    RsaPublicKeyComponents {
+        n: &key.n,
+        e: &key.e,
+    }
+    .verify(
+        &RSA_PKCS1_2048_8192_SHA256,
+        token.signing_input.as_bytes(),
+        &token.signature,
+    )
+    .map_err(|_| TokenError::Signature)?;
+
+    let claims = &token.claims;
+    if claims.get("iss").and_then(Value::as_str) != Some(expect.issuer.as_str()) {
+        return Err(TokenError::Issuer);
+    }
+    // `aud` (a string or a list), or Cognito access tokens' `client_id`, as API Gateway reads it.
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == expect.audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&expect.audience)),
+        _ => claims.get("client_id").and_then(Value::as_str) == Some(expect.audience.as_str()),
+    };
+    if !audience_ok {
+        return Err(TokenError::Audience);
+    }
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or(TokenError::Malformed)?;
+    if now >= exp + expect.leeway_seconds {
+        return Err(TokenError::Expired);
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_i64().ok_or(TokenError::Malformed)?;
+        if now + expect.leeway_seconds < nbf {
+            return Err(TokenError::NotYetValid);
+        }
+    }
+    Ok(claims
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn key() -> KeyPair {
+        KeyPair::generate(KeySize::Rsa2048).unwrap()
+    }
+
+    fn keyset(kp: &KeyPair, kid: &str) -> KeySet {
+        let public = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(kp.public_key());
+        let jwk = json!({
+            "kty": "RSA", "use": "sig", "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(&public.n),
+            "e": URL_SAFE_NO_PAD.encode(&public.e),
+        });
+        RsaKey::from_jwk(&jwk).into_iter().collect()
+    }
+
+    fn sign(kp: &KeyPair, header: Value, claims: Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut sig = vec![0; kp.public_modulus_len()];
+        kp.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn expect() -> Expectations {
+        Expectations {
+            issuer: "http://issuer".into(),
+            audience: "episodes-api".into(),
+            leeway_seconds: 0,
+        }
+    }
+
+    fn claims() -> Value {
+        json!({"iss": "http://issuer", "aud": "episodes-api", "sub": "alice", "role": "editor",
+               "name": "Alice", "exp": NOW + 60, "nbf": NOW - 5, "iat": NOW - 5})
+    }
+
+    fn check(
+        kp: &KeyPair,
+        keys: &KeySet,
+        header: Value,
+        claims: Value,
+    ) -> Result<Claims, TokenError> {
+        let token = sign(kp, header, claims);
+        verify_with(&parse_unverified(&token)?, keys, &expect(), NOW)
+    }
+
+    fn rs256() -> Value {
+        json!({"alg": "RS256", "typ": "JWT", "kid": "k1"})
+    }
+
+    #[test]
+    fn a_valid_token_gives_its_string_claims() {
+        let kp = key();
+        let got = check(&kp, &keyset(&kp, "k1"), rs256(), claims()).unwrap();
+        assert_eq!(got["sub"], "alice");
+        assert_eq!(got["role"], "editor");
+        assert!(!got.contains_key("exp"));
+    }
+
+    #[test]
+    fn every_broken_rule_is_refused_with_its_reason() {
+        let kp = key();
+        let keys = keyset(&kp, "k1");
+        let with = |k: &str, v: Value| {
+            let mut c = claims();
+            c[k] = v;
+            c
+        };
+        let cases = [
+            (with("iss", json!("http://evil")), TokenError::Issuer),
+            (with("aud", json!("other")), TokenError::Audience),
+            (with("aud", json!(["a", "b"])), TokenError::Audience),
+            (with("exp", json!(NOW)), TokenError::Expired),
+            (with("nbf", json!(NOW + 30)), TokenError::NotYetValid),
+            (with("exp", json!("soon")), TokenError::Malformed),
+        ];
+        for (c, want) in cases {
+            assert_eq!(check(&kp, &keys, rs256(), c).unwrap_err(), want);
+        }
+        assert!(
+            check(
+                &kp,
+                &keys,
+                rs256(),
+                with("aud", json!(["x", "episodes-api"]))
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn forged_signatures_keys_and_algorithms_are_refused() {
+        let kp = key();
+        let other = key();
+        let keys = keyset(&kp, "k1");
+        // Signed by another key that claims our key id.
+        assert_eq!(
+            check(&other, &keys, rs256(), claims()).unwrap_err(),
+            TokenError::Signature
+        );
+        // An unknown key id.
+        let h = json!({"alg": "RS256", "kid": "k2"});
+        assert_eq!(
+            check(&kp, &keys, h, claims()).unwrap_err(),
+            TokenError::UnknownKey
+        );
+        // alg none / HS256, whatever the signature.
+        for alg in ["none", "HS256"] {
+            let h = json!({"alg": alg, "kid": "k1"});
+            assert_eq!(
+                check(&kp, &keys, h, claims()).unwrap_err(),
+                TokenError::Algorithm
+            );
+        }
+        // Claims changed after signing.
+        let token = sign(&kp, rs256(), claims());
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(with_role_admin().to_string());
+        parts[1] = &forged;
+        let forged = parts.join(".");
+        let parsed = parse_unverified(&forged).unwrap();
+        assert_eq!(
+            verify_with(&parsed, &keys, &expect(), NOW).unwrap_err(),
+            TokenError::Signature
+        );
+    }
+
+    fn with_role_admin() -> Value {
+        let mut c = claims();
+        c["role"] = json!("admin");
+        c
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for t in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "!!.??.**",
+            &"a".repeat(MAX_TOKEN_BYTES + 1),
+        ] {
+            assert_eq!(
+                parse_unverified(t).unwrap_err(),
+                TokenError::Malformed,
+                "{t:.20}"
+            );
+        }
+    }
+}
