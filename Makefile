@@ -62,3 +62,4 @@ lint: venv
 bench: venv
 	$(PY) tests/bench/episodes_api.py
 	$(PY) tests/bench/pipeline.py
+	$(PY) tests/bench/realtime.py

@@ -26,6 +26,12 @@ async fn main() -> Result<(), Error> {
         events: String::new(),
     };
     let endpoint = required_env("CONNECTIONS_ENDPOINT")?;
+    let concurrency = match std::env::var("FAN_OUT_CONCURRENCY") {
+        Ok(v) => v
+            .parse::<usize>()
+            .map_err(|e| format!("FAN_OUT_CONCURRENCY: {e}"))?,
+        Err(_) => aws_adapters::connections::FAN_OUT_CONCURRENCY,
+    };
     let grace = required_env("PRESENCE_GRACE_SECONDS")?
         .parse::<i32>()
         .map_err(|e| format!("PRESENCE_GRACE_SECONDS: {e}"))?;
@@ -34,7 +40,7 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let app = worker::App {
         store: DynamoRealtimeStore::new(aws_adapters::counted_dynamodb(&sdk, &calls), tables),
-        poster: ConnectionPoster::new(&sdk, &endpoint),
+        poster: ConnectionPoster::new(&sdk, &endpoint, concurrency),
         notices: NoticeQueue::new(sqs.clone(), required_env("REALTIME_QUEUE_URL")?),
         dead_letters: DeadLetterQueue::new(sqs, required_env("REALTIME_DLQ_URL")?),
         grace,

@@ -113,9 +113,11 @@ async fn post(app: &App, connections: &[ConnectionId], frame: &str, what: &str) 
     if connections.is_empty() {
         return;
     }
+    let started = std::time::Instant::now();
     let report = app.poster.fan_out(connections, frame.as_bytes()).await;
     tracing::info!(
         what,
+        fan_out_ms = started.elapsed().as_secs_f64() * 1000.0,
         connections = connections.len(),
         sent = report.sent,
         gone = report.gone.len(),

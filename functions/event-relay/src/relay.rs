@@ -121,12 +121,16 @@ pub async fn handle(
             }
         }
     }
-    let mut undelivered = 0;
-    for (queue, messages) in &by_queue {
-        for chunk in messages.chunks(SQS_BATCH_MAX) {
-            undelivered += deliver(publisher, policy, *queue, chunk.to_vec()).await;
-        }
-    }
+    // Every queue's batches at once: live updates do not wait behind the audit trail.
+    let deliveries = by_queue.iter().flat_map(|(queue, messages)| {
+        messages
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| deliver(publisher, policy, *queue, chunk.to_vec()))
+    });
+    let undelivered: usize = futures_util::future::join_all(deliveries)
+        .await
+        .into_iter()
+        .sum();
     let relayed: usize = by_queue.values().map(Vec::len).sum();
     if undelivered > 0 {
         tracing::error!(

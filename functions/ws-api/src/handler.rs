@@ -115,8 +115,14 @@ async fn connect(
         return response(500, None);
     }
     tracing::info!(user_id = %actor.id, "connected");
+    accepted(offer.echo)
+}
+
+/// The `$connect` answer that accepts the handshake. A browser that offered subprotocols fails
+/// the handshake unless one comes back, so ours is echoed when offered.
+fn accepted(echo: Option<&'static str>) -> ApiGatewayProxyResponse {
     let mut ok = response(200, None);
-    if let Some(protocol) = offer.echo {
+    if let Some(protocol) = echo {
         ok.headers
             .insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
     }
@@ -318,5 +324,34 @@ async fn resume(app: &App, episode_id: EpisodeId, after: EventId) -> Frame {
         }
         events.truncate(events.len() / 2);
         more = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::PROTOCOL;
+
+    #[test]
+    fn the_accepted_handshake_echoes_our_subprotocol_and_nothing_else() {
+        let with = serde_json::to_value(accepted(Some(PROTOCOL))).unwrap();
+        assert_eq!(with["statusCode"], 200);
+        assert_eq!(with["headers"]["sec-websocket-protocol"], "episodes.v1");
+        let without = serde_json::to_value(accepted(None)).unwrap();
+        assert!(without["headers"].get("sec-websocket-protocol").is_none());
+    }
+
+    #[test]
+    fn answers_are_frames_in_the_body() {
+        let r = serde_json::to_value(frame(&Frame::error(
+            404,
+            "episode x does not exist",
+            Some("subscribe"),
+        )))
+        .unwrap();
+        let body: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["status"], 404);
+        assert_eq!(body["action"], "subscribe");
     }
 }

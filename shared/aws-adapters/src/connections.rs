@@ -11,7 +11,7 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use domain::ConnectionId;
 use futures_util::StreamExt;
 
-/// Posts in flight at once during a fan-out.
+/// Posts in flight at once during a fan-out, unless configured otherwise.
 pub const FAN_OUT_CONCURRENCY: usize = 64;
 /// Attempts for a throttled post (the first included).
 const THROTTLE_ATTEMPTS: u32 = 4;
@@ -38,12 +38,33 @@ pub struct FanOut {
 #[derive(Debug, Clone)]
 pub struct ConnectionPoster {
     client: Client,
+    concurrency: usize,
+}
+
+/// How a failed post is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Gone,
+    Throttled,
+    Other,
+}
+
+fn classify(status: Option<u16>, code: Option<&str>) -> Failure {
+    match (status, code) {
+        (Some(410), _) | (_, Some("GoneException")) => Failure::Gone,
+        (Some(429), _)
+        | (
+            _,
+            Some("LimitExceededException" | "TooManyRequestsException" | "ThrottlingException"),
+        ) => Failure::Throttled,
+        _ => Failure::Other,
+    }
 }
 
 impl ConnectionPoster {
     /// A client for the @connections endpoint of one WebSocket API stage
     /// (`https://{api}.execute-api.{region}.amazonaws.com/{stage}` on AWS; configuration).
-    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str, concurrency: usize) -> Self {
         let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
             .endpoint_url(endpoint)
             // Throttling is retried below, with jitter; nothing else is worth retrying here.
@@ -51,6 +72,7 @@ impl ConnectionPoster {
             .build();
         Self {
             client: Client::from_conf(conf),
+            concurrency: concurrency.max(1),
         }
     }
 
@@ -71,27 +93,18 @@ impl ConnectionPoster {
                 Err(e) => e,
             };
             let status = err.raw_response().map(|r| r.status().as_u16());
-            let code = err.code().map(str::to_owned);
-            if status == Some(410) || code.as_deref() == Some("GoneException") {
-                return PostOutcome::Gone;
-            }
-            let throttled = status == Some(429)
-                || matches!(
-                    code.as_deref(),
-                    Some(
-                        "LimitExceededException"
-                            | "TooManyRequestsException"
-                            | "ThrottlingException"
-                    )
-                );
-            if !throttled || attempt >= THROTTLE_ATTEMPTS {
-                return PostOutcome::Failed(describe(&err));
+            match classify(status, err.code()) {
+                Failure::Gone => return PostOutcome::Gone,
+                Failure::Throttled if attempt < THROTTLE_ATTEMPTS => {}
+                Failure::Throttled | Failure::Other => {
+                    return PostOutcome::Failed(describe(&err));
+                }
             }
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
 
-    /// Posts the same frame to many connections, at most [`FAN_OUT_CONCURRENCY`] at a time.
+    /// Posts the same frame to many connections, a bounded number at a time.
     /// One connection's failure never stops the others.
     pub async fn fan_out(&self, connections: &[ConnectionId], data: &[u8]) -> FanOut {
         let outcomes: Vec<(ConnectionId, PostOutcome)> =
@@ -100,7 +113,7 @@ impl ConnectionPoster {
                     let outcome = self.post(&c, data).await;
                     (c, outcome)
                 })
-                .buffer_unordered(FAN_OUT_CONCURRENCY)
+                .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
         let mut report = FanOut::default();
@@ -140,6 +153,23 @@ fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gone_connections_are_told_from_throttles_and_other_failures() {
+        assert_eq!(classify(Some(410), Some("GoneException")), Failure::Gone);
+        assert_eq!(classify(None, Some("GoneException")), Failure::Gone);
+        assert_eq!(classify(Some(429), None), Failure::Throttled);
+        assert_eq!(
+            classify(Some(400), Some("LimitExceededException")),
+            Failure::Throttled
+        );
+        assert_eq!(
+            classify(Some(403), Some("ForbiddenException")),
+            Failure::Other
+        );
+        assert_eq!(classify(Some(500), None), Failure::Other);
+        assert_eq!(classify(None, None), Failure::Other);
+    }
 
     #[test]
     fn backoff_grows_and_stays_under_its_cap() {
