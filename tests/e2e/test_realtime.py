@@ -332,3 +332,22 @@ def test_presence_route_needs_a_token_and_a_real_episode(api, tokens):
     assert api.request("GET", "/episodes/nope/presence", tokens["vic"]).status_code == 400
     r = api.request("GET", f"/episodes/{unknown_episode_id()}/presence", tokens["vic"])
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_tokens_never_reach_the_function_logs(stack, aws, ws):
+    user = "logcheck-" + uuid.uuid4().hex[:6]
+    token = oidc.mint(user, "viewer", "Log Check")
+    for via in ("query", "protocol"):
+        assert ws(token, via=via).ask("ping")["type"] == "pong"
+    logs = aws("logs")
+    group = f"/aws/lambda/{stack['stack_name']}-ws-api"
+
+    def messages():
+        found = []
+        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+            found += [e["message"] for e in page["events"]]
+        return found if sum(user in m for m in found) >= 2 else None
+
+    lines = eventually(messages)
+    signature = token.rsplit(".", 1)[1]
+    assert not [m for m in lines if signature[:24] in m or token[:60] in m]
