@@ -63,3 +63,4 @@ bench: venv
 	$(PY) tests/bench/episodes_api.py
 	$(PY) tests/bench/pipeline.py
 	$(PY) tests/bench/realtime.py
+	$(PY) tests/bench/files_api.py

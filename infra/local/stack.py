@@ -192,6 +192,8 @@ def deploy() -> dict:
          "ParameterValue": f"{ENDPOINT}/_aws/execute-api/{PINNED_WS_API_ID}/{WS_STAGE}"},
         {"ParameterKey": "PresenceGraceSeconds", "ParameterValue": PRESENCE_GRACE_SECONDS},
         {"ParameterKey": "Emulator", "ParameterValue": "ministack"},
+        # Short locally so the tests see abandoned uploads confirmed or cleaned up quickly.
+        {"ParameterKey": "UploadUrlSeconds", "ParameterValue": os.environ.get("UPLOAD_URL_SECONDS", "20")},
         {"ParameterKey": "LogLevel", "ParameterValue": os.environ.get("LOG_LEVEL", "info")},
     ]
     caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -231,7 +233,7 @@ def enable_ttl(outputs: dict) -> None:
     """ministack ignores TimeToLiveSpecification in CloudFormation; AWS applies it from the template."""
     ddb = boto("dynamodb")
     for key in ("EpisodesTableName", "EventsTableName", "ActivityTableName", "NotificationsTableName",
-                "ConnectionsTableName", "SubscriptionsTableName", "PresenceTableName"):
+                "ConnectionsTableName", "SubscriptionsTableName", "PresenceTableName", "FilesTableName"):
         table = outputs.get(key)
         if not table:
             continue

@@ -5,7 +5,7 @@
 mod worker;
 
 use aws_adapters::{
-    AwsCallCounter, ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, NoticeQueue,
+    AwsCallCounter, ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, MessageQueue,
     RealtimeTables,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -41,7 +41,7 @@ async fn main() -> Result<(), Error> {
     let app = worker::App {
         store: DynamoRealtimeStore::new(aws_adapters::counted_dynamodb(&sdk, &calls), tables),
         poster: ConnectionPoster::new(&sdk, &endpoint, concurrency),
-        notices: NoticeQueue::new(sqs.clone(), required_env("REALTIME_QUEUE_URL")?),
+        notices: MessageQueue::new(sqs.clone(), required_env("REALTIME_QUEUE_URL")?),
         dead_letters: DeadLetterQueue::new(sqs, required_env("REALTIME_DLQ_URL")?),
         grace,
     };

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use aws_adapters::{ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, NoticeQueue};
+use aws_adapters::{ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, MessageQueue};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use domain::realtime::Addressed;
 use domain::store::StoreError;
@@ -16,7 +16,7 @@ use lambda_runtime::LambdaEvent;
 pub struct App {
     pub store: DynamoRealtimeStore,
     pub poster: ConnectionPoster,
-    pub notices: NoticeQueue,
+    pub notices: MessageQueue,
     pub dead_letters: DeadLetterQueue,
     /// Seconds between a user's last connection leaving and `presence.left`.
     pub grace: i32,
@@ -141,7 +141,7 @@ async fn forget(app: &App, connection: &ConnectionId) {
                     user: closed.user.clone(),
                     left_at,
                 };
-                if let Err(e) = app.notices.send(&notice, app.grace).await {
+                if let Err(e) = app.notices.send(notice.to_body(), app.grace).await {
                     tracing::warn!(%episode_id, error = %e, "presence check not scheduled");
                 }
             }

@@ -23,6 +23,7 @@ async fn main() -> Result<(), Error> {
             required_env("NOTIFICATIONS_QUEUE_URL")?,
         ),
         (Queue::Realtime, required_env("REALTIME_QUEUE_URL")?),
+        (Queue::Files, required_env("FILES_QUEUE_URL")?),
     ]);
     let dead_letter_url = required_env("RELAY_DLQ_URL")?;
     let sdk = aws_adapters::load_sdk_config().await;

@@ -3,7 +3,7 @@
 mod worker;
 
 use aws_adapters::{
-    AwsCallCounter, DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, NoticeQueue,
+    AwsCallCounter, DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, MessageQueue,
     NotificationTables,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
         notifications: DynamoNotificationStore::new(dynamodb.clone(), tables),
         // Only its episode-label lookup is used here.
         labels: DynamoActivityStore::new(dynamodb, String::new(), episodes),
-        live: NoticeQueue::new(sqs.clone(), realtime_url),
+        live: MessageQueue::new(sqs.clone(), realtime_url),
     };
     let dead_letters = DeadLetterQueue::new(sqs, dead_letter_url);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 
-use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, NoticeQueue};
+use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, MessageQueue};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use domain::notification::{audience, recipients};
 use domain::realtime::Addressed;
@@ -18,7 +18,7 @@ pub struct Stores {
     pub notifications: DynamoNotificationStore,
     pub labels: DynamoActivityStore,
     /// The realtime queue: written notifications go on to their recipients' open connections.
-    pub live: NoticeQueue,
+    pub live: MessageQueue,
 }
 
 /// Notifications per realtime notice (keeps each SQS message far below 256 KB).
@@ -126,11 +126,14 @@ pub async fn handle(
     }
     // Then on to the recipients' connections. If SQS refuses, the messages come again:
     // delivery is idempotent, and clients drop a notification id they already have.
-    let notices: Vec<Notice> = live
+    let notices: Vec<String> = live
         .iter()
         .flat_map(|(_, items)| items.chunks(NOTIFICATIONS_PER_NOTICE))
-        .map(|chunk| Notice::Notifications {
-            items: chunk.to_vec(),
+        .map(|chunk| {
+            Notice::Notifications {
+                items: chunk.to_vec(),
+            }
+            .to_body()
         })
         .collect();
     if let Err(err) = stores.live.send_all(&notices).await {

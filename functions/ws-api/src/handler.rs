@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use aws_adapters::{AwsCallCounter, DynamoRealtimeStore, NoticeQueue, SubscribeError};
+use aws_adapters::{AwsCallCounter, DynamoRealtimeStore, MessageQueue, SubscribeError};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use domain::realtime::{
@@ -20,7 +20,7 @@ use crate::handshake::read_offer;
 #[derive(Debug)]
 pub struct App {
     pub store: DynamoRealtimeStore,
-    pub notices: NoticeQueue,
+    pub notices: MessageQueue,
     pub verifier: Verifier,
     /// How long after a user's last connection leaves before `presence.left` is announced.
     pub grace: Duration,
@@ -157,7 +157,7 @@ async fn schedule_leave_check(
         left_at,
     };
     let delay = i32::try_from(app.grace.as_secs()).unwrap_or(900);
-    if let Err(e) = app.notices.send(&notice, delay).await {
+    if let Err(e) = app.notices.send(notice.to_body(), delay).await {
         tracing::warn!(%episode_id, error = %e, "presence check not scheduled");
     }
 }
@@ -232,7 +232,7 @@ async fn subscribe(
                     user: user.clone(),
                     at: now,
                 };
-                if let Err(e) = app.notices.send(&notice, 0).await {
+                if let Err(e) = app.notices.send(notice.to_body(), 0).await {
                     tracing::warn!(%episode_id, error = %e, "presence.joined not sent");
                 }
             }

@@ -8,7 +8,7 @@ mod handshake;
 
 use std::time::Duration;
 
-use aws_adapters::{AwsCallCounter, DynamoRealtimeStore, NoticeQueue, RealtimeTables};
+use aws_adapters::{AwsCallCounter, DynamoRealtimeStore, MessageQueue, RealtimeTables};
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use jwt_auth::{Expectations, Verifier};
 use lambda_kit::required_env;
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Error> {
     let calls = AwsCallCounter::default();
     let app = handler::App {
         store: DynamoRealtimeStore::new(aws_adapters::counted_dynamodb(&sdk, &calls), tables),
-        notices: NoticeQueue::new(aws_sdk_sqs::Client::new(&sdk), realtime_queue),
+        notices: MessageQueue::new(aws_sdk_sqs::Client::new(&sdk), realtime_queue),
         verifier,
         grace: Duration::from_secs(grace),
         calls,

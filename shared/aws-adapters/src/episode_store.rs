@@ -50,6 +50,32 @@ pub struct DynamoEpisodeStore {
     tables: Tables,
 }
 
+/// The outbox write of one event: a Put on the events table, never overwriting.
+pub(crate) fn event_put(table: &str, event: &DomainEvent) -> Result<TransactWriteItem, StoreError> {
+    let payload = serde_json::to_string(event).map_err(StoreError::unavailable)?;
+    let item = Item::from([
+        ("episode_id".to_owned(), s(event.episode_id.to_string())),
+        ("event_id".to_owned(), s(event.id.to_string())),
+        ("type".to_owned(), s(event.event_type.as_str())),
+        ("occurred_at".to_owned(), s(event.occurred_at.to_string())),
+        ("payload".to_owned(), s(payload)),
+        (
+            "expires_at".to_owned(),
+            n(event
+                .occurred_at
+                .plus_days(EVENT_RETENTION_DAYS)
+                .unix_seconds()),
+        ),
+    ]);
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(event_id)")
+        .build()
+        .map_err(StoreError::unavailable)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 impl DynamoEpisodeStore {
     pub fn new(client: Client, tables: Tables) -> Self {
         Self { client, tables }
@@ -60,28 +86,7 @@ impl DynamoEpisodeStore {
     }
 
     fn event_put(&self, event: &DomainEvent) -> Result<TransactWriteItem, StoreError> {
-        let payload = serde_json::to_string(event).map_err(StoreError::unavailable)?;
-        let item = Item::from([
-            ("episode_id".to_owned(), s(event.episode_id.to_string())),
-            ("event_id".to_owned(), s(event.id.to_string())),
-            ("type".to_owned(), s(event.event_type.as_str())),
-            ("occurred_at".to_owned(), s(event.occurred_at.to_string())),
-            ("payload".to_owned(), s(payload)),
-            (
-                "expires_at".to_owned(),
-                n(event
-                    .occurred_at
-                    .plus_days(EVENT_RETENTION_DAYS)
-                    .unix_seconds()),
-            ),
-        ]);
-        let put = Put::builder()
-            .table_name(&self.tables.events)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(event_id)")
-            .build()
-            .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        event_put(&self.tables.events, event)
     }
 
     /// Runs the transaction; when the episode's condition fails, explains why from the item as

@@ -5,8 +5,10 @@ pub mod activity_store;
 pub mod call_counter;
 pub mod connections;
 pub mod episode_store;
+pub mod file_store;
 mod item;
 pub mod notification_store;
+pub mod object_store;
 pub mod publisher;
 pub mod realtime_store;
 
@@ -14,10 +16,12 @@ pub use activity_store::{ActivityPage, ActivityQuery, DynamoActivityStore};
 pub use call_counter::AwsCallCounter;
 pub use connections::{ConnectionPoster, FanOut, PostOutcome};
 pub use episode_store::{DynamoEpisodeStore, Tables};
+pub use file_store::{DynamoFileStore, FilePage, FileTables, FileWriteError};
 pub use notification_store::{
     DynamoNotificationStore, MarkRead, NotificationPage, NotificationTables,
 };
-pub use publisher::{DeadLetterQueue, NoticeQueue, OutgoingMessage, SqsPublisher};
+pub use object_store::{ObjectInfo, ObjectStore, Presigned};
+pub use publisher::{DeadLetterQueue, MessageQueue, OutgoingMessage, SqsPublisher};
 pub use realtime_store::{Closed, DynamoRealtimeStore, RealtimeTables, SubscribeError, Subscribed};
 
 /// A DynamoDB client whose calls `calls` counts (for the per-request and per-batch logs).
@@ -27,6 +31,15 @@ pub fn counted_dynamodb(
 ) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .build(),
+    )
+}
+
+/// An SQS client whose calls `calls` counts.
+pub fn counted_sqs(sdk: &aws_config::SdkConfig, calls: &AwsCallCounter) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(sdk)
             .interceptor(calls.clone())
             .build(),
     )

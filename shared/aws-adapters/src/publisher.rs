@@ -143,24 +143,25 @@ impl SqsPublisher {
     }
 }
 
-/// The realtime queue, for notices to the broadcaster (presence, notifications).
+/// A queue this code sends its own messages to: notices to the broadcaster (presence,
+/// notifications), tasks to the files worker.
 #[derive(Debug, Clone)]
-pub struct NoticeQueue {
+pub struct MessageQueue {
     client: Client,
     url: String,
 }
 
-impl NoticeQueue {
+impl MessageQueue {
     pub fn new(client: Client, url: String) -> Self {
         Self { client, url }
     }
 
-    /// Sends one notice, delivered after `delay` seconds (0 to 900).
-    pub async fn send(&self, notice: &domain::Notice, delay: i32) -> Result<(), StoreError> {
+    /// Sends one message, delivered after `delay` seconds (0 to 900).
+    pub async fn send(&self, body: String, delay: i32) -> Result<(), StoreError> {
         self.client
             .send_message()
             .queue_url(&self.url)
-            .message_body(notice.to_body())
+            .message_body(body)
             .delay_seconds(delay.clamp(0, 900))
             .send()
             .await
@@ -168,16 +169,16 @@ impl NoticeQueue {
             .map_err(StoreError::unavailable)
     }
 
-    /// Sends notices in batches of ten; fails if SQS refused any of them.
-    pub async fn send_all(&self, notices: &[domain::Notice]) -> Result<(), StoreError> {
-        for chunk in notices.chunks(SQS_BATCH_MAX) {
+    /// Sends messages in batches of ten; fails if SQS refused any of them.
+    pub async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError> {
+        for chunk in bodies.chunks(SQS_BATCH_MAX) {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, n)| {
+                .map(|(i, body)| {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .message_body(n.to_body())
+                        .message_body(body)
                         .build()
                         .map_err(StoreError::unavailable)
                 })
@@ -192,7 +193,7 @@ impl NoticeQueue {
                 .map_err(StoreError::unavailable)?;
             if let Some(f) = out.failed().first() {
                 return Err(StoreError::unavailable(std::io::Error::other(format!(
-                    "SQS refused {} of {} notices ({})",
+                    "SQS refused {} of {} messages ({})",
                     out.failed().len(),
                     chunk.len(),
                     f.code()

@@ -87,11 +87,23 @@ fn episode_label_from_data(data: &Value) -> Option<String> {
     ))
 }
 
+fn file_name(event: &DomainEvent) -> String {
+    let name = event
+        .data
+        .pointer("/file/name")
+        .and_then(Value::as_str)
+        .unwrap_or("a file");
+    format!("“{name}”")
+}
+
 fn summary(event: &DomainEvent, label: &str) -> String {
     let who = event.actor.name.as_str();
     match event.event_type {
         EventType::EpisodeCreated => format!("{who} created {label}"),
         EventType::EpisodeDeleted => format!("{who} deleted {label}"),
+        EventType::FileUploaded => format!("{who} uploaded {} to {label}", file_name(event)),
+        EventType::FileDownloaded => format!("{who} downloaded {} of {label}", file_name(event)),
+        EventType::FileDeleted => format!("{who} deleted {} from {label}", file_name(event)),
         EventType::EpisodeUpdated => {
             let changes = event.data.get("changes").and_then(Value::as_object);
             let status = changes

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::actor::Actor;
 use crate::episode::{Episode, EpisodeDeletion, EpisodeUpdate};
+use crate::file::EpisodeFile;
 use crate::ids::{CorrelationId, EpisodeId, EventId};
 use crate::time::Timestamp;
 
@@ -21,6 +22,12 @@ pub enum EventType {
     EpisodeUpdated,
     #[serde(rename = "episode.deleted")]
     EpisodeDeleted,
+    #[serde(rename = "file.uploaded")]
+    FileUploaded,
+    #[serde(rename = "file.downloaded")]
+    FileDownloaded,
+    #[serde(rename = "file.deleted")]
+    FileDeleted,
 }
 
 impl EventType {
@@ -29,6 +36,9 @@ impl EventType {
             Self::EpisodeCreated => "episode.created",
             Self::EpisodeUpdated => "episode.updated",
             Self::EpisodeDeleted => "episode.deleted",
+            Self::FileUploaded => "file.uploaded",
+            Self::FileDownloaded => "file.downloaded",
+            Self::FileDeleted => "file.deleted",
         }
     }
 
@@ -48,6 +58,7 @@ impl fmt::Display for EventType {
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     Episode,
+    File,
 }
 
 /// The thing an event is about.
@@ -107,16 +118,28 @@ impl DomainEvent {
         occurred_at: Timestamp,
         data: Value,
     ) -> Self {
+        let resource = ResourceRef {
+            kind: ResourceKind::Episode,
+            id: episode_id.to_string(),
+        };
+        Self::about(ctx, event_type, resource, episode_id, occurred_at, data)
+    }
+
+    fn about(
+        ctx: &EventContext,
+        event_type: EventType,
+        resource: ResourceRef,
+        episode_id: EpisodeId,
+        occurred_at: Timestamp,
+        data: Value,
+    ) -> Self {
         Self {
             id: EventId::new(),
             event_type,
             schema_version: event_type.schema_version(),
             occurred_at,
             actor: ctx.actor.clone(),
-            resource: ResourceRef {
-                kind: ResourceKind::Episode,
-                id: episode_id.to_string(),
-            },
+            resource,
             episode_id,
             correlation_id: ctx.correlation_id.clone(),
             request_id: ctx.request_id.clone(),
@@ -147,6 +170,35 @@ impl DomainEvent {
                 "version": update.new_version().get(),
             }),
         )
+    }
+
+    fn about_file(
+        ctx: &EventContext,
+        event_type: EventType,
+        file: &EpisodeFile,
+        at: Timestamp,
+    ) -> Self {
+        let resource = ResourceRef {
+            kind: ResourceKind::File,
+            id: file.id.to_string(),
+        };
+        let data = json!({ "file": file.to_json() });
+        Self::about(ctx, event_type, resource, file.episode_id, at, data)
+    }
+
+    /// `file.uploaded`: the file, now available.
+    pub fn file_uploaded(ctx: &EventContext, file: &EpisodeFile, at: Timestamp) -> Self {
+        Self::about_file(ctx, EventType::FileUploaded, file, at)
+    }
+
+    /// `file.downloaded`: who fetched which file (a download URL was handed out).
+    pub fn file_downloaded(ctx: &EventContext, file: &EpisodeFile, at: Timestamp) -> Self {
+        Self::about_file(ctx, EventType::FileDownloaded, file, at)
+    }
+
+    /// `file.deleted`: the file as it was.
+    pub fn file_deleted(ctx: &EventContext, file: &EpisodeFile, at: Timestamp) -> Self {
+        Self::about_file(ctx, EventType::FileDeleted, file, at)
     }
 
     /// `episode.deleted`.

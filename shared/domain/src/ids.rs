@@ -76,6 +76,10 @@ uuid_v7_id!(
     EpisodeId
 );
 uuid_v7_id!(
+    /// The id of an episode's file.
+    FileId
+);
+uuid_v7_id!(
     /// The id of a domain event; consumers deduplicate on it.
     EventId
 );

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod actor;
 pub mod episode;
 pub mod event;
+pub mod file;
 pub mod ids;
 pub mod notification;
 pub mod realtime;
@@ -21,7 +22,11 @@ pub use episode::{
     NewEpisode, PositiveNumber, Rejection, SeriesName, Stamp, Title, Version,
 };
 pub use event::{DomainEvent, EventContext, EventType, ResourceKind, ResourceRef};
-pub use ids::{CorrelationId, EpisodeId, EventId, InvalidId, uuid_v7_bounds};
+pub use file::{
+    ContentType, EpisodeFile, FileName, FileSize, FileStatus, FileTask, FilesMessage, NewFile,
+    Sha256, UploadPlan,
+};
+pub use ids::{CorrelationId, EpisodeId, EventId, FileId, InvalidId, uuid_v7_bounds};
 pub use notification::{Audience, Notification, Preferences};
 pub use realtime::{ConnectionId, Frame, Notice, Presence, RealtimeMessage, UserRef, Viewer};
 pub use routing::{Queue, queues_for};

@@ -37,6 +37,10 @@ pub fn audience(event: &DomainEvent) -> Audience {
         }
         EventType::EpisodeUpdated => Audience::Nobody,
         EventType::EpisodeDeleted => Audience::Watchers,
+        // The audit trail and live updates carry file activity; nobody is notified of it.
+        EventType::FileUploaded | EventType::FileDownloaded | EventType::FileDeleted => {
+            Audience::Nobody
+        }
     }
 }
 

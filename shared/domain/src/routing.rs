@@ -13,6 +13,8 @@ pub enum Queue {
     Notifications,
     /// Live updates to open WebSocket connections (broadcast-worker).
     Realtime,
+    /// Files' housekeeping (files-worker): an episode's files go with it.
+    Files,
 }
 
 impl Queue {
@@ -21,6 +23,7 @@ impl Queue {
             Self::Activity => "activity",
             Self::Notifications => "notifications",
             Self::Realtime => "realtime",
+            Self::Files => "files",
         }
     }
 }
@@ -35,9 +38,17 @@ impl fmt::Display for Queue {
 pub fn queues_for(event_type: EventType) -> &'static [Queue] {
     use EventType::*;
     match event_type {
-        EpisodeCreated | EpisodeUpdated | EpisodeDeleted => {
+        EpisodeCreated | EpisodeUpdated => {
             &[Queue::Activity, Queue::Notifications, Queue::Realtime]
         }
+        EpisodeDeleted => &[
+            Queue::Activity,
+            Queue::Notifications,
+            Queue::Realtime,
+            Queue::Files,
+        ],
+        FileUploaded | FileDeleted => &[Queue::Activity, Queue::Realtime],
+        FileDownloaded => &[Queue::Activity],
     }
 }
 
@@ -51,6 +62,9 @@ mod tests {
             EventType::EpisodeCreated,
             EventType::EpisodeUpdated,
             EventType::EpisodeDeleted,
+            EventType::FileUploaded,
+            EventType::FileDownloaded,
+            EventType::FileDeleted,
         ] {
             assert!(queues_for(t).contains(&Queue::Activity), "{t}");
         }

@@ -41,6 +41,8 @@ pub struct PageSize(u16);
 impl PageSize {
     pub const DEFAULT: Self = Self(20);
     pub const MAX: u16 = 100;
+    /// The largest page, for internal sweeps.
+    pub const LARGEST: Self = Self(Self::MAX);
 
     pub fn parse(s: &str) -> Result<Self, FieldError> {
         match s.parse::<u16>() {

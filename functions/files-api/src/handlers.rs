@@ -1,0 +1,423 @@
+//! Routes of the files API, and what each does.
+//!
+//! Completion is an explicit `POST /files/{id}/complete` that checks the object with
+//! `HeadObject` (for multipart uploads, after completing the upload from the parts S3 holds),
+//! rather than S3's `ObjectCreated` notification: the client learns at once whether its file
+//! is available (and why not), the declared size and checksum are compared right there, and a
+//! multipart upload needs a completing call anyway. The files worker covers clients that never
+//! call it: once the upload URLs have expired, it confirms an upload that is really there, or
+//! removes the pending record and whatever was uploaded.
+
+use std::time::Duration;
+
+use aws_adapters::{
+    AwsCallCounter, DynamoFileStore, FileWriteError, MessageQueue, ObjectStore, Presigned,
+};
+use domain::store::{PageSize, StoreError};
+use domain::{
+    Actor, DomainEvent, EpisodeFile, EpisodeId, EventContext, FieldError, FileId, FileStatus,
+    FileTask, Role, Stamp, Timestamp, UploadPlan,
+};
+use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use lambda_kit::http::{check_body, empty, json, query_params, set_header};
+use lambda_kit::{Problem, RequestMeta, cursor};
+use serde_json::{Value, json};
+
+use crate::input;
+
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// How long a download URL works.
+const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug)]
+pub struct Api {
+    pub files: DynamoFileStore,
+    pub objects: ObjectStore,
+    /// The files queue: the check after a pending file's upload URLs expire.
+    pub tasks: MessageQueue,
+    pub upload_ttl: Duration,
+    pub calls: AwsCallCounter,
+}
+
+pub async fn handle(api: &Api, req: Request) -> Response<Body> {
+    let meta = RequestMeta::from_request(&req);
+    lambda_kit::access::serve(&req, &meta, || api.calls.take(), route(api, &meta, &req)).await
+}
+
+async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
+    let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+    let method = req.method();
+    match segments.as_slice() {
+        ["episodes", id, "files"] if method == Method::POST => {
+            let actor = meta.actor()?;
+            require_editor(&actor)?;
+            let episode = parse_episode(id)?;
+            let body = check_body(req, &["application/json"], MAX_BODY_BYTES)?;
+            create(api, &actor, episode, body).await
+        }
+        ["episodes", id, "files"] if method == Method::GET => {
+            meta.actor()?;
+            let episode = parse_episode(id)?;
+            let params = query_params(req, &["limit", "cursor"])?;
+            list(api, episode, &params).await
+        }
+        ["files", id] if method == Method::GET => {
+            meta.actor()?;
+            let file = find(api, parse_file(id)?).await?;
+            json(StatusCode::OK, &file.to_json())
+        }
+        ["files", id] if method == Method::DELETE => {
+            let actor = meta.actor()?;
+            delete(api, meta, &actor, parse_file(id)?).await
+        }
+        ["files", id, "complete"] if method == Method::POST => {
+            let actor = meta.actor()?;
+            require_editor(&actor)?;
+            complete(api, meta, &actor, parse_file(id)?).await
+        }
+        ["files", id, "download"] if method == Method::GET => {
+            let actor = meta.actor()?;
+            download(api, meta, &actor, parse_file(id)?).await
+        }
+        ["episodes", _, "files"] | ["files", _] | ["files", _, "complete" | "download"] => {
+            Err(Problem::method_not_allowed())
+        }
+        _ => Err(Problem::not_found("no such route")),
+    }
+}
+
+fn require_editor(actor: &Actor) -> Result<(), Problem> {
+    if actor.role.can_write() {
+        Ok(())
+    } else {
+        Err(Problem::forbidden("viewers cannot upload or change files"))
+    }
+}
+
+fn parse_episode(raw: &str) -> Result<EpisodeId, Problem> {
+    EpisodeId::parse(raw)
+        .map_err(|_| Problem::bad_request(vec![FieldError::new("id", "is not an episode id")]))
+}
+
+fn parse_file(raw: &str) -> Result<FileId, Problem> {
+    FileId::parse(raw)
+        .map_err(|_| Problem::bad_request(vec![FieldError::new("id", "is not a file id")]))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "file store failed");
+    Problem::service_unavailable()
+}
+
+fn write_problem(e: FileWriteError) -> Problem {
+    match e {
+        FileWriteError::NoEpisode => Problem::not_found("no such episode"),
+        FileWriteError::NoFile => Problem::not_found("no such file"),
+        FileWriteError::State(s) => Problem::conflict(format!("the file is {}", s.as_str())),
+        FileWriteError::Store(e) => unavailable(e),
+    }
+}
+
+fn context(meta: &RequestMeta, actor: &Actor) -> EventContext {
+    EventContext {
+        actor: actor.clone(),
+        correlation_id: meta.correlation_id.clone(),
+        request_id: meta.request_id.clone(),
+    }
+}
+
+async fn find(api: &Api, id: FileId) -> Result<EpisodeFile, Problem> {
+    api.files
+        .get(id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| Problem::not_found("no such file"))
+}
+
+fn presigned_json(p: &Presigned) -> Value {
+    let headers: serde_json::Map<String, Value> = p
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json!({ "method": p.method, "url": p.url, "headers": headers })
+}
+
+async fn create(
+    api: &Api,
+    actor: &Actor,
+    episode: EpisodeId,
+    body: &[u8],
+) -> Result<Response<Body>, Problem> {
+    let new = input::new_file(body)?;
+    let now = Timestamp::now();
+    let mut file = new.into_file(FileId::new(), episode, Stamp::new(actor, now));
+    let plan = UploadPlan::for_size(file.size);
+    if let UploadPlan::Multipart { .. } = plan {
+        if file.sha256.is_some() {
+            return Err(Problem::unprocessable(
+                FieldError::new(
+                    "sha256",
+                    "is checked on single uploads (up to 100 MiB) only; run a checksum job after a multipart upload",
+                )
+                .into(),
+            ));
+        }
+        file.upload_id = Some(
+            api.objects
+                .start_multipart(&file.key, file.content_type)
+                .await
+                .map_err(unavailable)?,
+        );
+    }
+    if let Err(e) = api.files.create(&file).await {
+        if let Some(upload_id) = &file.upload_id
+            && let Err(abort) = api.objects.abort_multipart(&file.key, upload_id).await
+        {
+            tracing::warn!(error = %abort, "multipart upload left for the bucket's lifecycle rule");
+        }
+        return Err(write_problem(e));
+    }
+    let expires_at = now.plus_seconds(i64::try_from(api.upload_ttl.as_secs()).unwrap_or(0));
+    let upload = match (plan, &file.upload_id) {
+        (UploadPlan::Multipart { part_size, parts }, Some(upload_id)) => {
+            let mut urls = Vec::new();
+            for number in 1..=parts {
+                let p = api
+                    .objects
+                    .presign_part(&file.key, upload_id, number, api.upload_ttl)
+                    .await
+                    .map_err(unavailable)?;
+                urls.push(json!({"number": number, "method": p.method, "url": p.url}));
+            }
+            json!({
+                "kind": "multipart",
+                "part_size": part_size,
+                "parts": urls,
+                "complete": format!("/files/{}/complete", file.id),
+                "expires_at": expires_at,
+            })
+        }
+        _ => {
+            let p = api
+                .objects
+                .presign_put(
+                    &file.key,
+                    file.content_type,
+                    file.size.get(),
+                    file.sha256.as_ref(),
+                    api.upload_ttl,
+                )
+                .await
+                .map_err(unavailable)?;
+            let mut upload = presigned_json(&p);
+            upload["kind"] = json!("single");
+            upload["complete"] = json!(format!("/files/{}/complete", file.id));
+            upload["expires_at"] = json!(expires_at);
+            upload
+        }
+    };
+    // Once the URLs have expired, the files worker confirms or cleans up what is left pending.
+    let check = FileTask::PendingCheck {
+        file_id: file.id,
+        not_before: expires_at.plus_seconds(5),
+    };
+    let delay = i32::try_from(api.upload_ttl.as_secs() + 5).unwrap_or(900);
+    if let Err(e) = api.tasks.send(check.to_body(), delay).await {
+        tracing::warn!(file_id = %file.id, error = %e, "pending check not scheduled; the record's TTL will expire it");
+    }
+    tracing::info!(file_id = %file.id, episode_id = %episode, size = file.size.get(), "upload started");
+    let mut response = json(
+        StatusCode::CREATED,
+        &json!({ "file": file.to_json(), "upload": upload }),
+    )?;
+    set_header(
+        &mut response,
+        header::LOCATION,
+        &format!("/files/{}", file.id),
+    );
+    Ok(response)
+}
+
+/// Confirms an upload: the object must be there with the declared size (and checksum).
+async fn complete(
+    api: &Api,
+    meta: &RequestMeta,
+    actor: &Actor,
+    id: FileId,
+) -> Result<Response<Body>, Problem> {
+    let file = find(api, id).await?;
+    if file.status == FileStatus::Available {
+        return json(StatusCode::OK, &file.to_json()); // completing twice changes nothing
+    }
+    if let Some(upload_id) = &file.upload_id {
+        let done = api
+            .objects
+            .complete_multipart(&file.key, upload_id)
+            .await
+            .map_err(unavailable)?;
+        if !done
+            && api
+                .objects
+                .head(&file.key)
+                .await
+                .map_err(unavailable)?
+                .is_none()
+        {
+            return Err(Problem::conflict("no part has been uploaded yet"));
+        }
+    }
+    let Some(object) = api.objects.head(&file.key).await.map_err(unavailable)? else {
+        return Err(Problem::conflict(
+            "nothing was uploaded for this file yet: PUT the bytes to the upload URL first",
+        ));
+    };
+    if let Err(reason) = file.matches_object(object.size, object.sha256.as_ref()) {
+        // The wrong bytes are removed; the file stays pending for a correct upload.
+        api.objects.delete(&file.key).await.map_err(unavailable)?;
+        return Err(Problem::unprocessable(
+            FieldError::new("upload", reason).into(),
+        ));
+    }
+    let now = Timestamp::now();
+    let mut done = file.clone();
+    done.status = FileStatus::Available;
+    done.available_at = Some(now);
+    done.upload_id = None;
+    if done.sha256.is_none() {
+        done.sha256 = object.sha256.clone();
+    }
+    let event = DomainEvent::file_uploaded(&context(meta, actor), &done, now);
+    match api
+        .files
+        .make_available(&file, object.sha256.as_ref(), &event)
+        .await
+    {
+        Ok(()) => {}
+        // A concurrent complete won: the file is available either way.
+        Err(FileWriteError::State(FileStatus::Available)) => {
+            return json(StatusCode::OK, &find(api, id).await?.to_json());
+        }
+        Err(e) => return Err(write_problem(e)),
+    }
+    tracing::info!(file_id = %id, event_id = %event.id, "file available");
+    json(StatusCode::OK, &done.to_json())
+}
+
+async fn list(
+    api: &Api,
+    episode: EpisodeId,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<Response<Body>, Problem> {
+    let limit = params
+        .get("limit")
+        .map(|l| PageSize::parse(l).map_err(|e| Problem::bad_request(vec![e.at("limit")])))
+        .transpose()?
+        .unwrap_or(PageSize::DEFAULT);
+    let scope = format!("files:{episode}");
+    let after = params
+        .get("cursor")
+        .map(|c| {
+            cursor::decode(c, &scope)
+                .ok()
+                .and_then(|v| v.first().and_then(|a| FileId::parse(a).ok()))
+                .ok_or_else(|| {
+                    Problem::bad_request(vec![FieldError::new("cursor", "is not a valid cursor")])
+                })
+        })
+        .transpose()?;
+    let page = api
+        .files
+        .list(episode, limit, after)
+        .await
+        .map_err(|e: StoreError| unavailable(e))?;
+    if page.items.is_empty() && after.is_none() {
+        // An episode without files, or no episode at all?
+        let exists = api
+            .files
+            .episode_exists(episode)
+            .await
+            .map_err(unavailable)?;
+        if !exists {
+            return Err(Problem::not_found("no such episode"));
+        }
+    }
+    let next = page
+        .next_after
+        .map(|a| cursor::encode(&[a.to_string()], &scope));
+    json(
+        StatusCode::OK,
+        &json!({
+            "items": page.items.iter().map(EpisodeFile::to_json).collect::<Vec<_>>(),
+            "next_cursor": next,
+        }),
+    )
+}
+
+async fn download(
+    api: &Api,
+    meta: &RequestMeta,
+    actor: &Actor,
+    id: FileId,
+) -> Result<Response<Body>, Problem> {
+    let file = find(api, id).await?;
+    if file.status != FileStatus::Available {
+        return Err(Problem::conflict(
+            "the file is still pending: it can be downloaded once its upload is complete",
+        ));
+    }
+    let url = api
+        .objects
+        .presign_get(
+            &file.key,
+            &file.name.content_disposition(),
+            DOWNLOAD_URL_TTL,
+        )
+        .await
+        .map_err(unavailable)?;
+    let now = Timestamp::now();
+    let event = DomainEvent::file_downloaded(&context(meta, actor), &file, now);
+    api.files
+        .record(&file, &event)
+        .await
+        .map_err(write_problem)?;
+    let ttl = i64::try_from(DOWNLOAD_URL_TTL.as_secs()).unwrap_or(0);
+    let mut body = presigned_json(&url);
+    body["expires_at"] = json!(now.plus_seconds(ttl));
+    json(StatusCode::OK, &body)
+}
+
+async fn delete(
+    api: &Api,
+    meta: &RequestMeta,
+    actor: &Actor,
+    id: FileId,
+) -> Result<Response<Body>, Problem> {
+    let file = find(api, id).await?;
+    if actor.role != Role::Admin && actor.id != file.created.by {
+        return Err(Problem::forbidden(
+            "only an admin or the file's uploader may delete it",
+        ));
+    }
+    // The bytes first: if the record's deletion then fails, a retry finds it and finishes.
+    if let Some(upload_id) = &file.upload_id {
+        api.objects
+            .abort_multipart(&file.key, upload_id)
+            .await
+            .map_err(unavailable)?;
+    }
+    api.objects.delete(&file.key).await.map_err(unavailable)?;
+    if file.status == FileStatus::Pending {
+        // Nothing was ever available: no event, the record just goes.
+        api.files.delete_pending(id).await.map_err(unavailable)?;
+    } else {
+        let event = DomainEvent::file_deleted(&context(meta, actor), &file, Timestamp::now());
+        api.files
+            .delete(&file, &event)
+            .await
+            .map_err(write_problem)?;
+    }
+    tracing::info!(file_id = %id, "file deleted");
+    Ok(empty(StatusCode::NO_CONTENT))
+}

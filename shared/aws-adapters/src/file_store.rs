@@ -1,0 +1,394 @@
+//! Episode files' records in DynamoDB, each change written with its event (the outbox).
+//!
+//! Files table: key `id`; index `by-episode` (`episode_id`, `id`) lists an episode's files in
+//! upload order (UUIDv7 ids). A pending record carries `expires_at` (TTL) as a backstop; the
+//! files worker normally cleans it up first (and the object with it).
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use domain::store::{PageSize, StoreError};
+use domain::{
+    ContentType, DisplayName, DomainEvent, EpisodeFile, EpisodeId, FileId, FileName, FileSize,
+    FileStatus, Sha256, Stamp, Timestamp, UserId,
+};
+
+use crate::episode_store::event_put;
+use crate::item::{self, Item, n, s};
+
+const INDEX_BY_EPISODE: &str = "by-episode";
+/// A pending record outlives its upload URL by this much before DynamoDB's TTL removes it.
+const PENDING_RECORD_DAYS: i64 = 2;
+
+#[derive(Debug, Clone)]
+pub struct FileTables {
+    pub files: String,
+    pub episodes: String,
+    pub events: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoFileStore {
+    client: Client,
+    tables: FileTables,
+}
+
+/// Why a file write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FileWriteError {
+    #[error("episode not found")]
+    NoEpisode,
+    #[error("file not found")]
+    NoFile,
+    /// The file is not in the state the write needs (e.g. already available).
+    #[error("the file is {}", .0.as_str())]
+    State(FileStatus),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A page of an episode's files.
+#[derive(Debug)]
+pub struct FilePage {
+    pub items: Vec<EpisodeFile>,
+    pub next_after: Option<FileId>,
+}
+
+fn to_item(f: &EpisodeFile) -> Result<Item, StoreError> {
+    let mut it = Item::from([
+        ("id".to_owned(), s(f.id.to_string())),
+        ("episode_id".to_owned(), s(f.episode_id.to_string())),
+        ("name".to_owned(), s(f.name.as_str())),
+        ("content_type".to_owned(), s(f.content_type.as_str())),
+        ("size".to_owned(), n(f.size.get())),
+        ("status".to_owned(), s(f.status.as_str())),
+        ("object_key".to_owned(), s(&f.key)),
+        ("created_at".to_owned(), s(f.created.at.to_string())),
+        ("created_by".to_owned(), s(f.created.by.as_str())),
+        ("created_by_name".to_owned(), s(f.created.by_name.as_str())),
+    ]);
+    if let Some(sha) = &f.sha256 {
+        it.insert("sha256".into(), s(sha.as_hex()));
+    }
+    if let Some(id) = &f.upload_id {
+        it.insert("upload_id".into(), s(id));
+    }
+    if let Some(at) = f.available_at {
+        it.insert("available_at".into(), s(at.to_string()));
+    }
+    if let Some(m) = &f.metadata {
+        it.insert(
+            "metadata".into(),
+            s(serde_json::to_string(m).map_err(StoreError::unavailable)?),
+        );
+    }
+    if f.status == FileStatus::Pending {
+        it.insert(
+            "expires_at".into(),
+            n(f.created.at.plus_days(PENDING_RECORD_DAYS).unix_seconds()),
+        );
+    }
+    Ok(it)
+}
+
+pub(crate) fn from_item(it: &Item) -> Result<EpisodeFile, StoreError> {
+    let parse = || -> Result<EpisodeFile, item::CorruptItem> {
+        Ok(EpisodeFile {
+            id: item::parse(it, "id", FileId::parse)?,
+            episode_id: item::parse(it, "episode_id", EpisodeId::parse)?,
+            name: item::parse(it, "name", |v| FileName::parse(v).map_err(|e| e.message))?,
+            content_type: item::parse(it, "content_type", |v| {
+                ContentType::parse(v).map_err(|e| e.message)
+            })?,
+            size: FileSize::new(item::req_u64(it, "size")?)
+                .map_err(|e| item::corrupt("size", e.message))?,
+            sha256: item::parse_opt(it, "sha256", |v| Sha256::parse(v).map_err(|e| e.message))?,
+            status: item::parse(it, "status", |v| {
+                FileStatus::parse(v).ok_or_else(|| format!("unknown status {v}"))
+            })?,
+            key: item::req_str(it, "object_key")?.to_owned(),
+            created: Stamp {
+                at: item::parse(it, "created_at", Timestamp::parse)?,
+                by: item::parse(it, "created_by", UserId::parse)?,
+                by_name: DisplayName::new(item::req_str(it, "created_by_name")?),
+            },
+            available_at: item::parse_opt(it, "available_at", Timestamp::parse)?,
+            upload_id: item::opt_str(it, "upload_id")?.map(str::to_owned),
+            metadata: item::parse_opt(it, "metadata", |v| {
+                serde_json::from_str::<serde_json::Value>(v)
+            })?,
+        })
+    };
+    parse().map_err(StoreError::unavailable)
+}
+
+/// The reasons of a cancelled transaction: per item, whether its condition failed, and the
+/// item as it was.
+fn cancellation(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<(bool, Option<Item>)>> {
+    let SdkError::ServiceError(se) = err else {
+        return None;
+    };
+    let TransactWriteItemsError::TransactionCanceledException(tc) = se.err() else {
+        return None;
+    };
+    Some(
+        tc.cancellation_reasons()
+            .iter()
+            .map(|r| {
+                (
+                    r.code() == Some("ConditionalCheckFailed"),
+                    r.item().filter(|i| !i.is_empty()).cloned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Explains a refused write on the file item (`at` is its place in the transaction).
+fn explain(err: SdkError<TransactWriteItemsError>, at: usize) -> FileWriteError {
+    match cancellation(&err) {
+        Some(reasons) => match reasons.get(at) {
+            Some((true, None)) => FileWriteError::NoFile,
+            Some((true, Some(old))) => match from_item(old) {
+                Ok(f) => FileWriteError::State(f.status),
+                Err(e) => FileWriteError::Store(e),
+            },
+            _ => FileWriteError::Store(StoreError::unavailable(err)),
+        },
+        None => FileWriteError::Store(StoreError::unavailable(err)),
+    }
+}
+
+impl DynamoFileStore {
+    pub fn new(client: Client, tables: FileTables) -> Self {
+        Self { client, tables }
+    }
+
+    fn key(id: FileId) -> Item {
+        Item::from([("id".to_owned(), s(id.to_string()))])
+    }
+
+    /// Records a pending file of an episode that exists (checked in the same transaction).
+    pub async fn create(&self, file: &EpisodeFile) -> Result<(), FileWriteError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.episodes)
+            .key("id", s(file.episode_id.to_string()))
+            .condition_expression("attribute_exists(id) AND attribute_not_exists(deleted_at)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let put = Put::builder()
+            .table_name(&self.tables.files)
+            .set_item(Some(to_item(file)?))
+            .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match cancellation(&e).as_deref() {
+                Some([(true, _), ..]) => Err(FileWriteError::NoEpisode),
+                _ => Err(FileWriteError::Store(StoreError::unavailable(e))),
+            },
+        }
+    }
+
+    /// Whether an episode exists and is not deleted.
+    pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.episodes)
+            .key("id", s(episode.to_string()))
+            .projection_expression("id, deleted_at")
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(out.item().is_some_and(|it| !it.contains_key("deleted_at")))
+    }
+
+    pub async fn get(&self, id: FileId) -> Result<Option<EpisodeFile>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.item().map(from_item).transpose()
+    }
+
+    /// An episode's files, oldest first, a page at a time.
+    pub async fn list(
+        &self,
+        episode: EpisodeId,
+        limit: PageSize,
+        after: Option<FileId>,
+    ) -> Result<FilePage, StoreError> {
+        let wanted = usize::from(limit.get());
+        let start = after.map(|a| {
+            Item::from([
+                ("id".to_owned(), s(a.to_string())),
+                ("episode_id".to_owned(), s(episode.to_string())),
+            ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.files)
+            .index_name(INDEX_BY_EPISODE)
+            .key_condition_expression("episode_id = :e")
+            .expression_attribute_values(":e", s(episode.to_string()))
+            .limit(i32::from(limit.get()) + 1)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let mut items = out
+            .items()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after = if items.len() > wanted {
+            items.truncate(wanted);
+            items.last().map(|f| f.id)
+        } else if out.last_evaluated_key().is_some() {
+            items.last().map(|f| f.id)
+        } else {
+            None
+        };
+        Ok(FilePage { items, next_after })
+    }
+
+    /// Every file of an episode (for deleting them with it).
+    pub async fn all_of(&self, episode: EpisodeId) -> Result<Vec<EpisodeFile>, StoreError> {
+        let mut files = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.list(episode, PageSize::LARGEST, after).await?;
+            files.extend(page.items);
+            match page.next_after {
+                Some(a) => after = Some(a),
+                None => return Ok(files),
+            }
+        }
+    }
+
+    /// Pending → available, with its `file.uploaded` event.
+    pub async fn make_available(
+        &self,
+        file: &EpisodeFile,
+        sha256: Option<&Sha256>,
+        event: &DomainEvent,
+    ) -> Result<(), FileWriteError> {
+        let mut update = Update::builder()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(file.id)))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(FileStatus::Pending.as_str()))
+            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
+            .expression_attribute_values(":at", s(event.occurred_at.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let mut set = String::from("SET #status = :available, available_at = :at");
+        if let Some(sha) = sha256 {
+            set.push_str(", sha256 = :sha");
+            update = update.expression_attribute_values(":sha", s(sha.as_hex()));
+        }
+        let update = update
+            .update_expression(format!("{set} REMOVE expires_at, upload_id"))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(e, 0))
+    }
+
+    /// Writes an event about an available file (a download), if it still is.
+    pub async fn record(
+        &self,
+        file: &EpisodeFile,
+        event: &DomainEvent,
+    ) -> Result<(), FileWriteError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(file.id)))
+            .condition_expression("#status = :available")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(e, 0))
+    }
+
+    /// Removes an available file's record, with its `file.deleted` event.
+    pub async fn delete(
+        &self,
+        file: &EpisodeFile,
+        event: &DomainEvent,
+    ) -> Result<(), FileWriteError> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(file.id)))
+            .condition_expression("attribute_exists(id)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(e, 0))
+    }
+
+    /// Removes a pending record (an upload abandoned, or withdrawn); no event: nothing was
+    /// ever there. False when it is not pending any more.
+    pub async fn delete_pending(&self, id: FileId) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(id)))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":pending",
+                AttributeValue::S(FileStatus::Pending.as_str().into()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Episode files' bytes in S3: presigned uploads (single PUT or multipart) and downloads, the
+//! checks that an upload really happened, and clean-up.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::RequestChecksumCalculation;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::base64;
+use domain::store::StoreError;
+use domain::{ContentType, Sha256};
+
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    client: Client,
+    /// The same client without the call counter: presigning runs the SDK's request pipeline up
+    /// to signing (interceptors included) but sends nothing, so it must not count as a call.
+    presigner: Client,
+    bucket: String,
+}
+
+/// A request the client makes itself: method, URL and the headers it must send as given.
+#[derive(Debug, Clone)]
+pub struct Presigned {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// What S3 holds under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// The full-object SHA-256 when the upload carried one.
+    pub sha256: Option<Sha256>,
+}
+
+fn presigning(ttl: Duration) -> Result<PresigningConfig, StoreError> {
+    PresigningConfig::expires_in(ttl).map_err(StoreError::unavailable)
+}
+
+fn presigned(req: &aws_sdk_s3::presigning::PresignedRequest) -> Presigned {
+    Presigned {
+        method: req.method().to_owned(),
+        url: req.uri().to_owned(),
+        headers: req
+            .headers()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    }
+}
+
+fn not_found<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    matches!(e.code(), Some("NotFound" | "NoSuchKey" | "NoSuchUpload"))
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+}
+
+impl ObjectStore {
+    /// A store whose S3 calls `calls` counts (presigning makes none).
+    pub fn new(sdk: &aws_config::SdkConfig, bucket: String, calls: &crate::AwsCallCounter) -> Self {
+        let conf = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            // Presigned requests must not carry a checksum of an empty body the SDK computed.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+        Self {
+            presigner: Client::from_conf(conf.clone().build()),
+            client: Client::from_conf(conf.interceptor(calls.clone()).build()),
+            bucket,
+        }
+    }
+
+    /// A PUT of exactly `size` bytes of `content_type`, with S3 checking the SHA-256 if given.
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        content_type: ContentType,
+        size: u64,
+        sha256: Option<&Sha256>,
+        ttl: Duration,
+    ) -> Result<Presigned, StoreError> {
+        let req = self
+            .presigner
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type.as_str())
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+            .set_checksum_sha256(sha256.map(|s| base64::encode(s.bytes())))
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(presigned(&req))
+    }
+
+    /// Starts a multipart upload; its id.
+    pub async fn start_multipart(
+        &self,
+        key: &str,
+        content_type: ContentType,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type.as_str())
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::unavailable(std::io::Error::other("no upload id")))
+    }
+
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u32,
+        ttl: Duration,
+    ) -> Result<Presigned, StoreError> {
+        let req = self
+            .presigner
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(i32::try_from(part).unwrap_or(i32::MAX))
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(presigned(&req))
+    }
+
+    /// Completes a multipart upload from the parts S3 has; false when the upload is unknown
+    /// (completed before, aborted) or has no parts yet.
+    pub async fn complete_multipart(&self, key: &str, upload_id: &str) -> Result<bool, StoreError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = match self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if not_found(&e) => return Ok(false),
+                Err(e) => return Err(StoreError::unavailable(e)),
+            };
+            for p in out.parts() {
+                parts.push(
+                    CompletedPart::builder()
+                        .set_part_number(p.part_number())
+                        .set_e_tag(p.e_tag().map(str::to_owned))
+                        .build(),
+                );
+            }
+            if out.is_truncated() == Some(true) {
+                marker = out.next_part_number_marker().map(str::to_owned);
+            } else {
+                break;
+            }
+        }
+        if parts.is_empty() {
+            return Ok(false);
+        }
+        parts.sort_by_key(|p| p.part_number());
+        match self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if not_found(&e) => Ok(false),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// The object under `key`, if there is one.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                sha256: out
+                    .checksum_sha256()
+                    .and_then(|b| base64::decode(b).ok())
+                    .and_then(|d| Sha256::from_bytes(&d)),
+            })),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// A short-lived GET that saves the file under its own name.
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        content_disposition: &str,
+        ttl: Duration,
+    ) -> Result<Presigned, StoreError> {
+        let req = self
+            .presigner
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(content_disposition)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(presigned(&req))
+    }
+
+    /// Deletes the object (nothing there is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+}
