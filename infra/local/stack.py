@@ -181,6 +181,10 @@ def package(template: str) -> str:
 def deploy() -> dict:
     cfn = boto("cloudformation")
     body = package(TEMPLATE.read_text())
+    # CloudFormation takes at most 51,200 bytes inline; from S3, up to 1 MB (as `sam deploy` does).
+    template_key = f"templates/{hashlib.sha256(body.encode()).hexdigest()}.yaml"
+    boto("s3").put_object(Bucket=ARTIFACT_BUCKET, Key=template_key, Body=body.encode())
+    template_url = f"{ENDPOINT}/{ARTIFACT_BUCKET}/{template_key}"
     params = [
         {"ParameterKey": "Architecture", "ParameterValue": "x86_64"},
         {"ParameterKey": "JwtIssuer", "ParameterValue": oidc.ISSUER},
@@ -193,6 +197,7 @@ def deploy() -> dict:
         {"ParameterKey": "PresenceGraceSeconds", "ParameterValue": PRESENCE_GRACE_SECONDS},
         {"ParameterKey": "Emulator", "ParameterValue": "ministack"},
         # Short locally so the tests see abandoned uploads confirmed or cleaned up quickly.
+        {"ParameterKey": "JobFaultInjection", "ParameterValue": "enabled"},
         {"ParameterKey": "UploadUrlSeconds", "ParameterValue": os.environ.get("UPLOAD_URL_SECONDS", "20")},
         {"ParameterKey": "LogLevel", "ParameterValue": os.environ.get("LOG_LEVEL", "info")},
     ]
@@ -205,10 +210,10 @@ def deploy() -> dict:
         exists = False
     try:
         if exists:
-            cfn.update_stack(StackName=STACK_NAME, TemplateBody=body, Parameters=params, Capabilities=caps)
+            cfn.update_stack(StackName=STACK_NAME, TemplateURL=template_url, Parameters=params, Capabilities=caps)
             waiter = "stack_update_complete"
         else:
-            cfn.create_stack(StackName=STACK_NAME, TemplateBody=body, Parameters=params, Capabilities=caps)
+            cfn.create_stack(StackName=STACK_NAME, TemplateURL=template_url, Parameters=params, Capabilities=caps)
             waiter = "stack_create_complete"
         cfn.get_waiter(waiter).wait(StackName=STACK_NAME, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
     except Exception as e:
@@ -233,7 +238,8 @@ def enable_ttl(outputs: dict) -> None:
     """ministack ignores TimeToLiveSpecification in CloudFormation; AWS applies it from the template."""
     ddb = boto("dynamodb")
     for key in ("EpisodesTableName", "EventsTableName", "ActivityTableName", "NotificationsTableName",
-                "ConnectionsTableName", "SubscriptionsTableName", "PresenceTableName", "FilesTableName"):
+                "ConnectionsTableName", "SubscriptionsTableName", "PresenceTableName", "FilesTableName",
+                "JobsTableName"):
         table = outputs.get(key)
         if not table:
             continue

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 
 use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, MessageQueue};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::notification::{audience, recipients};
+use domain::notification::{audience, recipients, requester};
 use domain::realtime::Addressed;
 use domain::store::StoreError;
 use domain::{ActivityEntry, Audience, DomainEvent, EpisodeId, Notice, Notification, UserId};
@@ -38,8 +38,12 @@ pub async fn handle(
         return Ok(batch_response(failed));
     }
 
-    // One Query per distinct episode for its watchers.
-    let episodes: HashSet<EpisodeId> = to_notify.iter().map(|(_, e)| e.episode_id).collect();
+    // One Query per distinct episode for its watchers (for the events that go to watchers).
+    let episodes: HashSet<EpisodeId> = to_notify
+        .iter()
+        .filter(|(_, e)| audience(e) == Audience::Watchers)
+        .map(|(_, e)| e.episode_id)
+        .collect();
     let mut watchers: HashMap<EpisodeId, Vec<UserId>> = HashMap::new();
     for episode in episodes {
         match stores.notifications.watchers(episode).await {
@@ -54,12 +58,18 @@ pub async fn handle(
         .values()
         .flatten()
         .cloned()
+        .chain(to_notify.iter().filter_map(|(_, e)| requester(e)))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     let lookups = async {
         let prefs = stores.notifications.preferences_of(&candidates).await?;
-        let ids: Vec<EpisodeId> = watchers.keys().copied().collect();
+        let ids: Vec<EpisodeId> = to_notify
+            .iter()
+            .map(|(_, e)| e.episode_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         let labels = stores.labels.labels(&ids).await?;
         Ok::<_, StoreError>((prefs, labels))
     };
@@ -75,13 +85,20 @@ pub async fn handle(
     // Every (message, notification) of the batch; then one transaction for all of them.
     let mut planned: Vec<(&String, &DomainEvent, Vec<Notification>)> = Vec::new();
     for (message_id, e) in &to_notify {
-        let Some(list) = watchers.get(&e.episode_id) else {
-            failed.push(message_id.clone());
-            continue;
+        let list = match audience(e) {
+            Audience::Watchers => match watchers.get(&e.episode_id) {
+                Some(list) => list.clone(),
+                None => {
+                    failed.push(message_id.clone());
+                    continue;
+                }
+            },
+            Audience::Requester => requester(e).into_iter().collect(),
+            Audience::Nobody => Vec::new(),
         };
         let summary =
             ActivityEntry::from_event(e, labels.get(&e.episode_id).map(String::as_str)).summary;
-        let notes = recipients(e, list, &prefs)
+        let notes = recipients(e, &list, &prefs)
             .into_iter()
             .map(|user| Notification::for_recipient(e, user, summary.clone()))
             .collect();

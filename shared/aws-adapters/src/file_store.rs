@@ -80,12 +80,6 @@ fn to_item(f: &EpisodeFile) -> Result<Item, StoreError> {
     if let Some(at) = f.available_at {
         it.insert("available_at".into(), s(at.to_string()));
     }
-    if let Some(m) = &f.metadata {
-        it.insert(
-            "metadata".into(),
-            s(serde_json::to_string(m).map_err(StoreError::unavailable)?),
-        );
-    }
     if f.status == FileStatus::Pending {
         it.insert(
             "expires_at".into(),
@@ -118,12 +112,23 @@ pub(crate) fn from_item(it: &Item) -> Result<EpisodeFile, StoreError> {
             },
             available_at: item::parse_opt(it, "available_at", Timestamp::parse)?,
             upload_id: item::opt_str(it, "upload_id")?.map(str::to_owned),
-            metadata: item::parse_opt(it, "metadata", |v| {
-                serde_json::from_str::<serde_json::Value>(v)
-            })?,
+            metadata: metadata_of(it)?,
         })
     };
     parse().map_err(StoreError::unavailable)
+}
+
+/// What jobs recorded on the file, one attribute per job type, served as one object.
+fn metadata_of(it: &Item) -> Result<Option<serde_json::Value>, item::CorruptItem> {
+    let mut m = serde_json::Map::new();
+    for (attr, name) in [("meta_checksum", "checksum"), ("meta_probe", "media")] {
+        if let Some(v) =
+            item::parse_opt(it, attr, |v| serde_json::from_str::<serde_json::Value>(v))?
+        {
+            m.insert(name.to_owned(), v);
+        }
+    }
+    Ok((!m.is_empty()).then_some(serde_json::Value::Object(m)))
 }
 
 /// The reasons of a cancelled transaction: per item, whether its condition failed, and the
@@ -360,6 +365,60 @@ impl DynamoFileStore {
         self.client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(e, 0))
+    }
+
+    /// Records what a job found about a file (`meta_checksum`, `meta_probe`), and for the
+    /// checksum job the file's SHA-256. False when the file is gone.
+    pub async fn record_metadata(
+        &self,
+        id: FileId,
+        attribute: &'static str,
+        value: &serde_json::Value,
+        sha256: Option<&Sha256>,
+    ) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(value).map_err(StoreError::unavailable)?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(id)))
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_names("#m", attribute)
+            .expression_attribute_values(":m", s(text));
+        let mut expr = String::from("SET #m = :m");
+        if let Some(sha) = sha256 {
+            expr.push_str(", sha256 = :sha");
+            update = update.expression_attribute_values(":sha", s(sha.as_hex()));
+        }
+        match update.update_expression(expr).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// Records a file that is available from the start (made by a job), with its event.
+    pub async fn create_available(
+        &self,
+        file: &EpisodeFile,
+        event: &DomainEvent,
+    ) -> Result<(), FileWriteError> {
+        let put = Put::builder()
+            .table_name(&self.tables.files)
+            .set_item(Some(to_item(file)?))
+            .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(event_put(&self.tables.events, event)?)
             .send()
             .await

@@ -7,6 +7,7 @@ pub mod connections;
 pub mod episode_store;
 pub mod file_store;
 mod item;
+pub mod job_store;
 pub mod notification_store;
 pub mod object_store;
 pub mod publisher;
@@ -17,6 +18,7 @@ pub use call_counter::AwsCallCounter;
 pub use connections::{ConnectionPoster, FanOut, PostOutcome};
 pub use episode_store::{DynamoEpisodeStore, Tables};
 pub use file_store::{DynamoFileStore, FilePage, FileTables, FileWriteError};
+pub use job_store::{CreateError, DynamoJobStore, JobPage, JobTables, MoveError};
 pub use notification_store::{
     DynamoNotificationStore, MarkRead, NotificationPage, NotificationTables,
 };

@@ -255,6 +255,52 @@ impl ObjectStore {
         Ok(presigned(&req))
     }
 
+    /// The object's bytes as a stream, and its size; None when there is no such object.
+    pub async fn open(
+        &self,
+        key: &str,
+    ) -> Result<Option<(u64, aws_sdk_s3::primitives::ByteStream)>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let size = out
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0);
+                Ok(Some((size, out.body)))
+            }
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// Writes an object made here (a thumbnail), with its SHA-256 checked by S3.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: ContentType,
+        sha256: &Sha256,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type.as_str())
+            .checksum_sha256(base64::encode(sha256.bytes()))
+            .body(body.into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+
     /// Deletes the object (nothing there is fine).
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.client

@@ -96,6 +96,15 @@ fn file_name(event: &DomainEvent) -> String {
     format!("“{name}”")
 }
 
+fn job_name(event: &DomainEvent) -> String {
+    let kind = event
+        .data
+        .pointer("/job/type")
+        .and_then(Value::as_str)
+        .unwrap_or("processing");
+    format!("{kind} job")
+}
+
 fn summary(event: &DomainEvent, label: &str) -> String {
     let who = event.actor.name.as_str();
     match event.event_type {
@@ -104,6 +113,32 @@ fn summary(event: &DomainEvent, label: &str) -> String {
         EventType::FileUploaded => format!("{who} uploaded {} to {label}", file_name(event)),
         EventType::FileDownloaded => format!("{who} downloaded {} of {label}", file_name(event)),
         EventType::FileDeleted => format!("{who} deleted {} from {label}", file_name(event)),
+        EventType::JobCreated => format!("{who} started a {} on {label}", job_name(event)),
+        EventType::JobStarted => format!("{} on {label} is running", job_name(event)),
+        EventType::JobProgress => format!(
+            "{} on {label} is at {}%",
+            job_name(event),
+            event
+                .data
+                .pointer("/job/progress")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        ),
+        EventType::JobSucceeded => format!("{} on {label} succeeded", job_name(event)),
+        EventType::JobRetryScheduled => {
+            format!("{} on {label} failed and will be retried", job_name(event))
+        }
+        EventType::JobFailed => format!(
+            "{} on {label} failed: {}",
+            job_name(event),
+            event
+                .data
+                .pointer("/job/error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+        ),
+        EventType::JobCancelled => format!("{who} cancelled a {} on {label}", job_name(event)),
+        EventType::JobRetried => format!("{who} retried a {} on {label}", job_name(event)),
         EventType::EpisodeUpdated => {
             let changes = event.data.get("changes").and_then(Value::as_object);
             let status = changes

@@ -24,6 +24,11 @@ impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id of one of the system's own workers (`system:<name>`), for events it causes.
+    pub fn system(name: &str) -> Self {
+        Self(format!("system:{name}"))
+    }
 }
 
 impl fmt::Display for UserId {

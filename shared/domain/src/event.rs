@@ -10,6 +10,7 @@ use crate::actor::Actor;
 use crate::episode::{Episode, EpisodeDeletion, EpisodeUpdate};
 use crate::file::EpisodeFile;
 use crate::ids::{CorrelationId, EpisodeId, EventId};
+use crate::job::Job;
 use crate::time::Timestamp;
 
 /// Every event type the system emits. A consumer that meets a type it does not know fails
@@ -28,6 +29,22 @@ pub enum EventType {
     FileDownloaded,
     #[serde(rename = "file.deleted")]
     FileDeleted,
+    #[serde(rename = "job.created")]
+    JobCreated,
+    #[serde(rename = "job.started")]
+    JobStarted,
+    #[serde(rename = "job.progress")]
+    JobProgress,
+    #[serde(rename = "job.succeeded")]
+    JobSucceeded,
+    #[serde(rename = "job.retry_scheduled")]
+    JobRetryScheduled,
+    #[serde(rename = "job.failed")]
+    JobFailed,
+    #[serde(rename = "job.cancelled")]
+    JobCancelled,
+    #[serde(rename = "job.retried")]
+    JobRetried,
 }
 
 impl EventType {
@@ -39,6 +56,14 @@ impl EventType {
             Self::FileUploaded => "file.uploaded",
             Self::FileDownloaded => "file.downloaded",
             Self::FileDeleted => "file.deleted",
+            Self::JobCreated => "job.created",
+            Self::JobStarted => "job.started",
+            Self::JobProgress => "job.progress",
+            Self::JobSucceeded => "job.succeeded",
+            Self::JobRetryScheduled => "job.retry_scheduled",
+            Self::JobFailed => "job.failed",
+            Self::JobCancelled => "job.cancelled",
+            Self::JobRetried => "job.retried",
         }
     }
 
@@ -59,6 +84,7 @@ impl fmt::Display for EventType {
 pub enum ResourceKind {
     Episode,
     File,
+    Job,
 }
 
 /// The thing an event is about.
@@ -199,6 +225,25 @@ impl DomainEvent {
     /// `file.deleted`: the file as it was.
     pub fn file_deleted(ctx: &EventContext, file: &EpisodeFile, at: Timestamp) -> Self {
         Self::about_file(ctx, EventType::FileDeleted, file, at)
+    }
+
+    /// An event about a job: the job as it is after the move, and `extra` details.
+    pub fn about_job(
+        ctx: &EventContext,
+        event_type: EventType,
+        job: &Job,
+        at: Timestamp,
+        extra: Value,
+    ) -> Self {
+        let resource = ResourceRef {
+            kind: ResourceKind::Job,
+            id: job.id.to_string(),
+        };
+        let mut data = json!({ "job": job.to_json() });
+        if let (Value::Object(d), Value::Object(e)) = (&mut data, extra) {
+            d.extend(e);
+        }
+        Self::about(ctx, event_type, resource, job.episode_id, at, data)
     }
 
     /// `episode.deleted`.

@@ -80,6 +80,10 @@ uuid_v7_id!(
     FileId
 );
 uuid_v7_id!(
+    /// The id of a processing job.
+    JobId
+);
+uuid_v7_id!(
     /// The id of a domain event; consumers deduplicate on it.
     EventId
 );

@@ -8,6 +8,7 @@ pub mod episode;
 pub mod event;
 pub mod file;
 pub mod ids;
+pub mod job;
 pub mod notification;
 pub mod realtime;
 pub mod routing;
@@ -26,7 +27,8 @@ pub use file::{
     ContentType, EpisodeFile, FileName, FileSize, FileStatus, FileTask, FilesMessage, NewFile,
     Sha256, UploadPlan,
 };
-pub use ids::{CorrelationId, EpisodeId, EventId, FileId, InvalidId, uuid_v7_bounds};
+pub use ids::{CorrelationId, EpisodeId, EventId, FileId, InvalidId, JobId, uuid_v7_bounds};
+pub use job::{Job, JobMessage, JobParams, JobState, JobType};
 pub use notification::{Audience, Notification, Preferences};
 pub use realtime::{ConnectionId, Frame, Notice, Presence, RealtimeMessage, UserRef, Viewer};
 pub use routing::{Queue, queues_for};

@@ -18,6 +18,8 @@ pub enum Audience {
     Nobody,
     /// The episode's watchers: its creator, and anyone who asked to watch it.
     Watchers,
+    /// Whoever asked for the job the event is about.
+    Requester,
 }
 
 /// The rules, in one readable place. Nobody is ever notified of their own action, and each
@@ -29,6 +31,9 @@ pub enum Audience {
 /// | `episode.updated` changing `status`  | watchers  |
 /// | `episode.updated`, other fields only | nobody    |
 /// | `episode.deleted`                    | watchers  |
+/// | `file.*`                             | nobody    |
+/// | `job.failed` (for good)              | requester |
+/// | other `job.*`                        | nobody    |
 pub fn audience(event: &DomainEvent) -> Audience {
     match event.event_type {
         EventType::EpisodeCreated => Audience::Nobody,
@@ -41,7 +46,24 @@ pub fn audience(event: &DomainEvent) -> Audience {
         EventType::FileUploaded | EventType::FileDownloaded | EventType::FileDeleted => {
             Audience::Nobody
         }
+        EventType::JobFailed => Audience::Requester,
+        EventType::JobCreated
+        | EventType::JobStarted
+        | EventType::JobProgress
+        | EventType::JobSucceeded
+        | EventType::JobRetryScheduled
+        | EventType::JobCancelled
+        | EventType::JobRetried => Audience::Nobody,
     }
+}
+
+/// The user who asked for the job an event is about.
+pub fn requester(event: &DomainEvent) -> Option<UserId> {
+    event
+        .data
+        .pointer("/job/created_by/id")
+        .and_then(Value::as_str)
+        .and_then(|u| UserId::parse(u).ok())
 }
 
 /// A user's notification settings: the event types they do not want to hear about.

@@ -15,6 +15,8 @@ pub enum Queue {
     Realtime,
     /// Files' housekeeping (files-worker): an episode's files go with it.
     Files,
+    /// Jobs to run (job-worker).
+    Jobs,
 }
 
 impl Queue {
@@ -24,6 +26,7 @@ impl Queue {
             Self::Notifications => "notifications",
             Self::Realtime => "realtime",
             Self::Files => "files",
+            Self::Jobs => "jobs",
         }
     }
 }
@@ -49,6 +52,13 @@ pub fn queues_for(event_type: EventType) -> &'static [Queue] {
         ],
         FileUploaded | FileDeleted => &[Queue::Activity, Queue::Realtime],
         FileDownloaded => &[Queue::Activity],
+        // A new job, or a new attempt asked for, is work for the job worker.
+        JobCreated | JobRetried => &[Queue::Activity, Queue::Realtime, Queue::Jobs],
+        // Its creator hears that it failed for good.
+        JobFailed => &[Queue::Activity, Queue::Realtime, Queue::Notifications],
+        JobStarted | JobProgress | JobSucceeded | JobRetryScheduled | JobCancelled => {
+            &[Queue::Activity, Queue::Realtime]
+        }
     }
 }
 

@@ -1,0 +1,482 @@
+//! Processing jobs in DynamoDB, every move written with its event in one transaction.
+//!
+//! Jobs table: key `id`; index `by-episode` (`episode_id`, `id`). A move is read → decide in
+//! the domain → write the whole job back on the condition that it is still as read (its state,
+//! its attempt count, and no cancel asked for meanwhile): optimistic, so two workers, a
+//! duplicate delivery or a cancel racing a completion cannot both win. Idempotency keys are
+//! items of the same table (`id = "idem#<user>#<key>"`, TTL 24 h) written with the job.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use domain::job::IDEMPOTENCY_HOURS;
+use domain::store::{PageSize, StoreError};
+use domain::{
+    DisplayName, DomainEvent, EpisodeId, FileId, FileStatus, Job, JobId, JobParams, JobState,
+    JobType, Stamp, Timestamp, UserId,
+};
+
+use crate::episode_store::event_put;
+use crate::item::{self, Item, n, s};
+
+const INDEX_BY_EPISODE: &str = "by-episode";
+
+#[derive(Debug, Clone)]
+pub struct JobTables {
+    pub jobs: String,
+    pub episodes: String,
+    pub files: String,
+    pub events: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoJobStore {
+    client: Client,
+    tables: JobTables,
+}
+
+/// Why a job was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("episode not found")]
+    NoEpisode,
+    #[error("the file does not exist, is not available, or belongs to another episode")]
+    BadFile,
+    /// The idempotency key was used before: the job it named, and whether the request matched.
+    #[error("idempotency key already used")]
+    Replay { job: JobId, same_request: bool },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a move did not happen: the job is not (any more) as it was read.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    #[error("the job changed meanwhile")]
+    Changed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the stored job must still be for a move to be written.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub states: Vec<JobState>,
+    pub attempts: u32,
+    /// The move is refused if a cancel was asked for since the job was read.
+    pub no_cancel_request: bool,
+}
+
+impl Guard {
+    /// The job exactly as read.
+    pub fn as_read(job: &Job) -> Self {
+        Self {
+            states: vec![job.state],
+            attempts: job.attempts,
+            no_cancel_request: !job.cancel_requested,
+        }
+    }
+}
+
+/// A page of an episode's jobs.
+#[derive(Debug)]
+pub struct JobPage {
+    pub items: Vec<Job>,
+    pub next_after: Option<JobId>,
+}
+
+fn to_item(job: &Job, lease_until: Option<Timestamp>) -> Result<Item, StoreError> {
+    let json = |v: &serde_json::Value| serde_json::to_string(v).map_err(StoreError::unavailable);
+    let mut it = Item::from([
+        ("id".to_owned(), s(job.id.to_string())),
+        ("episode_id".to_owned(), s(job.episode_id.to_string())),
+        ("type".to_owned(), s(job.job_type.as_str())),
+        ("params".to_owned(), s(json(&job.params.to_json())?)),
+        ("state".to_owned(), s(job.state.as_str())),
+        ("attempts".to_owned(), n(job.attempts)),
+        ("progress".to_owned(), n(job.progress)),
+        ("created_at".to_owned(), s(job.created.at.to_string())),
+        ("created_by".to_owned(), s(job.created.by.as_str())),
+        (
+            "created_by_name".to_owned(),
+            s(job.created.by_name.as_str()),
+        ),
+        ("updated_at".to_owned(), s(job.updated_at.to_string())),
+        ("inject_failures".to_owned(), n(job.inject.failures)),
+        (
+            "inject_pause_seconds".to_owned(),
+            n(job.inject.pause_seconds),
+        ),
+    ]);
+    if let Some(f) = job.file_id {
+        it.insert("file_id".into(), s(f.to_string()));
+    }
+    if let Some(e) = &job.error {
+        it.insert("error".into(), s(e));
+    }
+    if let Some(r) = &job.result {
+        it.insert("result".into(), s(json(r)?));
+    }
+    if job.cancel_requested {
+        it.insert("cancel_requested".into(), AttributeValue::Bool(true));
+    }
+    if let Some(l) = lease_until {
+        it.insert("lease_until".into(), s(l.to_string()));
+    }
+    Ok(it)
+}
+
+fn from_item(it: &Item) -> Result<Job, StoreError> {
+    let parse = || -> Result<Job, item::CorruptItem> {
+        let job_type = item::parse(it, "type", |v| JobType::parse(v).map_err(|e| e.message))?;
+        let params_json: serde_json::Value = item::parse(it, "params", |v| {
+            serde_json::from_str::<serde_json::Value>(v)
+        })?;
+        let (params, _) = JobParams::parse(job_type, &params_json, false)
+            .map_err(|e| item::corrupt("params", e.message))?;
+        Ok(Job {
+            id: item::parse(it, "id", JobId::parse)?,
+            episode_id: item::parse(it, "episode_id", EpisodeId::parse)?,
+            file_id: item::parse_opt(it, "file_id", FileId::parse)?,
+            job_type,
+            params,
+            state: item::parse(it, "state", |v| {
+                JobState::parse(v).ok_or_else(|| format!("unknown state {v}"))
+            })?,
+            attempts: u32::try_from(item::req_u64(it, "attempts")?).unwrap_or(u32::MAX),
+            progress: u8::try_from(item::req_u64(it, "progress")?).unwrap_or(100),
+            error: item::opt_str(it, "error")?.map(str::to_owned),
+            result: item::parse_opt(it, "result", |v| {
+                serde_json::from_str::<serde_json::Value>(v)
+            })?,
+            created: Stamp {
+                at: item::parse(it, "created_at", Timestamp::parse)?,
+                by: item::parse(it, "created_by", UserId::parse)?,
+                by_name: DisplayName::new(item::req_str(it, "created_by_name")?),
+            },
+            updated_at: item::parse(it, "updated_at", Timestamp::parse)?,
+            cancel_requested: matches!(
+                it.get("cancel_requested"),
+                Some(AttributeValue::Bool(true))
+            ),
+            inject: domain::job::Injection {
+                failures: u32::try_from(item::opt_u64(it, "inject_failures")?.unwrap_or(0))
+                    .unwrap_or(0),
+                pause_seconds: u32::try_from(
+                    item::opt_u64(it, "inject_pause_seconds")?.unwrap_or(0),
+                )
+                .unwrap_or(0),
+            },
+        })
+    };
+    parse().map_err(StoreError::unavailable)
+}
+
+/// When the job's current lease (a worker running it) ends.
+pub fn lease_of(it: &Item) -> Option<Timestamp> {
+    item::parse_opt(it, "lease_until", Timestamp::parse)
+        .ok()
+        .flatten()
+}
+
+fn reasons(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<(bool, Option<Item>)>> {
+    let SdkError::ServiceError(se) = err else {
+        return None;
+    };
+    let TransactWriteItemsError::TransactionCanceledException(tc) = se.err() else {
+        return None;
+    };
+    Some(
+        tc.cancellation_reasons()
+            .iter()
+            .map(|r| {
+                (
+                    r.code() == Some("ConditionalCheckFailed"),
+                    r.item().filter(|i| !i.is_empty()).cloned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn idempotency_id(user: &UserId, key: &str) -> String {
+    format!("idem#{user}#{key}")
+}
+
+impl DynamoJobStore {
+    pub fn new(client: Client, tables: JobTables) -> Self {
+        Self { client, tables }
+    }
+
+    fn key(id: &str) -> Item {
+        Item::from([("id".to_owned(), s(id))])
+    }
+
+    /// Creates a queued job with its `job.created` event, checking in the same transaction that
+    /// the episode exists, that the file (if any) is an available file of that episode, and that
+    /// the idempotency key (if any) is new. `fingerprint` identifies the request body.
+    pub async fn create(
+        &self,
+        job: &Job,
+        event: &DomainEvent,
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<(), CreateError> {
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.tables.episodes)
+                        .key("id", s(job.episode_id.to_string()))
+                        .condition_expression(
+                            "attribute_exists(id) AND attribute_not_exists(deleted_at)",
+                        )
+                        .build()
+                        .map_err(StoreError::unavailable)?,
+                )
+                .build(),
+        ];
+        if let Some(file) = job.file_id {
+            items.push(
+                TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.tables.files)
+                            .key("id", s(file.to_string()))
+                            .condition_expression("episode_id = :e AND #status = :available")
+                            .expression_attribute_names("#status", "status")
+                            .expression_attribute_values(":e", s(job.episode_id.to_string()))
+                            .expression_attribute_values(
+                                ":available",
+                                s(FileStatus::Available.as_str()),
+                            )
+                            .build()
+                            .map_err(StoreError::unavailable)?,
+                    )
+                    .build(),
+            );
+        }
+        let idem_at = items.len();
+        if let Some((key, fingerprint)) = idempotency {
+            let now = job.created.at;
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.tables.jobs)
+                            .item("id", s(idempotency_id(&job.created.by, key)))
+                            .item("job_id", s(job.id.to_string()))
+                            .item("fingerprint", s(fingerprint))
+                            .item(
+                                "expires_at",
+                                n(now.plus_seconds(IDEMPOTENCY_HOURS * 3600).unix_seconds()),
+                            )
+                            .condition_expression("attribute_not_exists(id) OR expires_at < :now")
+                            .expression_attribute_values(":now", n(now.unix_seconds()))
+                            .return_values_on_condition_check_failure(
+                                ReturnValuesOnConditionCheckFailure::AllOld,
+                            )
+                            .build()
+                            .map_err(StoreError::unavailable)?,
+                    )
+                    .build(),
+            );
+        }
+        items.push(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.tables.jobs)
+                        .set_item(Some(to_item(job, None)?))
+                        .condition_expression("attribute_not_exists(id)")
+                        .build()
+                        .map_err(StoreError::unavailable)?,
+                )
+                .build(),
+        );
+        items.push(event_put(&self.tables.events, event)?);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(e) = result else {
+            return Ok(());
+        };
+        let Some(reasons) = reasons(&e) else {
+            return Err(CreateError::Store(StoreError::unavailable(e)));
+        };
+        if reasons.first().is_some_and(|r| r.0) {
+            return Err(CreateError::NoEpisode);
+        }
+        if job.file_id.is_some() && reasons.get(1).is_some_and(|r| r.0) {
+            return Err(CreateError::BadFile);
+        }
+        if let (Some((_, fingerprint)), Some((true, Some(old)))) =
+            (idempotency, reasons.get(idem_at))
+        {
+            let previous =
+                item::parse(old, "job_id", JobId::parse).map_err(StoreError::unavailable)?;
+            let same = item::opt_str(old, "fingerprint").ok().flatten() == Some(fingerprint);
+            return Err(CreateError::Replay {
+                job: previous,
+                same_request: same,
+            });
+        }
+        Err(CreateError::Store(StoreError::unavailable(e)))
+    }
+
+    /// The job, and when its current lease ends (if running).
+    pub async fn get(&self, id: JobId) -> Result<Option<(Job, Option<Timestamp>)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(Self::key(&id.to_string())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.item()
+            .map(|it| Ok((from_item(it)?, lease_of(it))))
+            .transpose()
+    }
+
+    /// Writes the job as `next` (with its event) if the stored job still satisfies `guard`;
+    /// `lease_until` is kept while running, and for claiming a job whose worker died the lease
+    /// must have ended before `expired_before`.
+    pub async fn save(
+        &self,
+        next: &Job,
+        guard: &Guard,
+        lease_until: Option<Timestamp>,
+        expired_before: Option<Timestamp>,
+        event: &DomainEvent,
+    ) -> Result<(), MoveError> {
+        let mut put = Put::builder()
+            .table_name(&self.tables.jobs)
+            .set_item(Some(to_item(next, lease_until)?))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":attempts", n(guard.attempts));
+        let mut states = Vec::new();
+        for (i, st) in guard.states.iter().enumerate() {
+            let name = format!(":s{i}");
+            put = put.expression_attribute_values(&name, s(st.as_str()));
+            states.push(name);
+        }
+        let mut condition = format!("#state IN ({}) AND attempts = :attempts", states.join(", "));
+        if guard.no_cancel_request {
+            condition.push_str(" AND attribute_not_exists(cancel_requested)");
+        }
+        if let Some(before) = expired_before {
+            condition.push_str(" AND (attribute_not_exists(lease_until) OR lease_until < :before)");
+            put = put.expression_attribute_values(":before", s(before.to_string()));
+        }
+        let put = put
+            .condition_expression(condition)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if reasons(&e).is_some_and(|r| r.first().is_some_and(|f| f.0)) => {
+                Err(MoveError::Changed)
+            }
+            Err(e) => Err(MoveError::Store(StoreError::unavailable(e))),
+        }
+    }
+
+    /// Asks a running job to stop at its next checkpoint. False when it is not running.
+    pub async fn request_cancel(&self, id: JobId, now: Timestamp) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(Self::key(&id.to_string())))
+            .update_expression("SET cancel_requested = :yes, updated_at = :now")
+            .condition_expression("#state = :running")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// An episode's jobs, oldest first, optionally in one state.
+    pub async fn list(
+        &self,
+        episode: EpisodeId,
+        state: Option<JobState>,
+        limit: PageSize,
+        after: Option<JobId>,
+    ) -> Result<JobPage, StoreError> {
+        let wanted = usize::from(limit.get());
+        let start = after.map(|a| {
+            Item::from([
+                ("id".to_owned(), s(a.to_string())),
+                ("episode_id".to_owned(), s(episode.to_string())),
+            ])
+        });
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.tables.jobs)
+            .index_name(INDEX_BY_EPISODE)
+            .key_condition_expression("episode_id = :e")
+            .expression_attribute_values(":e", s(episode.to_string()))
+            .limit(i32::from(limit.get()) + 1)
+            .set_exclusive_start_key(start);
+        if let Some(st) = state {
+            q = q
+                .filter_expression("#state = :state")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":state", s(st.as_str()));
+        }
+        let out = q.send().await.map_err(StoreError::unavailable)?;
+        let mut items = out
+            .items()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after = if items.len() > wanted {
+            items.truncate(wanted);
+            items.last().map(|j| j.id)
+        } else if out.last_evaluated_key().is_some() {
+            items.last().map(|j| j.id)
+        } else {
+            None
+        };
+        Ok(JobPage { items, next_after })
+    }
+
+    /// Whether an episode exists and is not deleted.
+    pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.episodes)
+            .key("id", s(episode.to_string()))
+            .projection_expression("id, deleted_at")
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(out.item().is_some_and(|it| !it.contains_key("deleted_at")))
+    }
+}
