@@ -64,3 +64,4 @@ bench: venv
 	$(PY) tests/bench/pipeline.py
 	$(PY) tests/bench/realtime.py
 	$(PY) tests/bench/files_api.py
+	$(PY) tests/bench/jobs.py

@@ -85,7 +85,7 @@ def actions(api, token, eid):
 def test_checksum_streams_the_file_and_records_its_sha256_and_size(api):
     (_, alice) = people(("alice", "editor"))["alice"]
     eid = api.create(alice, title="Checksum")["id"]
-    data = uuid.uuid4().bytes * 65536  # 1 MiB
+    data = uuid.uuid4().bytes * 65536 * 5  # 5 MiB: large enough to report progress
     fid = upload(api, alice, eid, data, "master.mp3", "audio/mpeg")
     created = start(api, alice, eid, {"type": "checksum", "file_id": fid})
     assert created["state"] == "queued" and created["attempts"] == 0

@@ -10,6 +10,8 @@ use domain::job::JobFailure;
 use domain::{ContentType, EpisodeFile, JobParams, JobType, Sha256};
 use serde_json::{Value, json};
 
+/// Files at least this large report progress (every quarter); smaller ones are done first.
+const PROGRESS_FROM: u64 = 4 * 1024 * 1024;
 /// Largest file the media probe and the thumbnailer read into memory.
 const MAX_IN_MEMORY: u64 = 64 * 1024 * 1024;
 
@@ -69,13 +71,17 @@ async fn stream(
     };
     let mut read: u64 = 0;
     let mut next_mark = 25u8;
+    // Small files are done before a checkpoint would tell anyone anything.
+    let report = size >= PROGRESS_FROM;
     while let Some(chunk) = body.try_next().await.map_err(retryable)? {
         each(&chunk)?;
         read += chunk.len() as u64;
         let percent = u8::try_from(read.saturating_mul(100) / size.max(1)).unwrap_or(100);
-        while percent >= next_mark && next_mark < 100 {
-            checkpoint.reached(next_mark).await?;
-            next_mark += 25;
+        if report && percent >= next_mark && next_mark < 100 {
+            // One checkpoint for the highest quarter passed.
+            let reached = (percent / 25 * 25).min(75);
+            checkpoint.reached(reached).await?;
+            next_mark = reached + 25;
         }
     }
     Ok(read)
