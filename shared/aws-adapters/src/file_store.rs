@@ -19,6 +19,7 @@ use domain::{
 
 use crate::episode_store::event_put;
 use crate::item::{self, Item, n, s};
+use crate::transact::{cancellation_reasons, episode_exists};
 
 const INDEX_BY_EPISODE: &str = "by-episode";
 /// A pending record outlives its upload URL by this much before DynamoDB's TTL removes it.
@@ -131,31 +132,9 @@ fn metadata_of(it: &Item) -> Result<Option<serde_json::Value>, item::CorruptItem
     Ok((!m.is_empty()).then_some(serde_json::Value::Object(m)))
 }
 
-/// The reasons of a cancelled transaction: per item, whether its condition failed, and the
-/// item as it was.
-fn cancellation(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<(bool, Option<Item>)>> {
-    let SdkError::ServiceError(se) = err else {
-        return None;
-    };
-    let TransactWriteItemsError::TransactionCanceledException(tc) = se.err() else {
-        return None;
-    };
-    Some(
-        tc.cancellation_reasons()
-            .iter()
-            .map(|r| {
-                (
-                    r.code() == Some("ConditionalCheckFailed"),
-                    r.item().filter(|i| !i.is_empty()).cloned(),
-                )
-            })
-            .collect(),
-    )
-}
-
 /// Explains a refused write on the file item (`at` is its place in the transaction).
 fn explain(err: SdkError<TransactWriteItemsError>, at: usize) -> FileWriteError {
-    match cancellation(&err) {
+    match cancellation_reasons(&err) {
         Some(reasons) => match reasons.get(at) {
             Some((true, None)) => FileWriteError::NoFile,
             Some((true, Some(old))) => match from_item(old) {
@@ -200,7 +179,7 @@ impl DynamoFileStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => match cancellation(&e).as_deref() {
+            Err(e) => match cancellation_reasons(&e).as_deref() {
                 Some([(true, _), ..]) => Err(FileWriteError::NoEpisode),
                 _ => Err(FileWriteError::Store(StoreError::unavailable(e))),
             },
@@ -209,16 +188,7 @@ impl DynamoFileStore {
 
     /// Whether an episode exists and is not deleted.
     pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.episodes)
-            .key("id", s(episode.to_string()))
-            .projection_expression("id, deleted_at")
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(out.item().is_some_and(|it| !it.contains_key("deleted_at")))
+        episode_exists(&self.client, &self.tables.episodes, episode).await
     }
 
     pub async fn get(&self, id: FileId) -> Result<Option<EpisodeFile>, StoreError> {

@@ -8,7 +8,6 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
@@ -21,6 +20,7 @@ use domain::{
 
 use crate::episode_store::event_put;
 use crate::item::{self, Item, n, s};
+use crate::transact::{cancellation_reasons, episode_exists};
 
 const INDEX_BY_EPISODE: &str = "by-episode";
 
@@ -182,26 +182,6 @@ pub fn lease_of(it: &Item) -> Option<Timestamp> {
         .flatten()
 }
 
-fn reasons(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<(bool, Option<Item>)>> {
-    let SdkError::ServiceError(se) = err else {
-        return None;
-    };
-    let TransactWriteItemsError::TransactionCanceledException(tc) = se.err() else {
-        return None;
-    };
-    Some(
-        tc.cancellation_reasons()
-            .iter()
-            .map(|r| {
-                (
-                    r.code() == Some("ConditionalCheckFailed"),
-                    r.item().filter(|i| !i.is_empty()).cloned(),
-                )
-            })
-            .collect(),
-    )
-}
-
 fn idempotency_id(user: &UserId, key: &str) -> String {
     format!("idem#{user}#{key}")
 }
@@ -306,7 +286,7 @@ impl DynamoJobStore {
         let Err(e) = result else {
             return Ok(());
         };
-        let Some(reasons) = reasons(&e) else {
+        let Some(reasons) = cancellation_reasons(&e) else {
             return Err(CreateError::Store(StoreError::unavailable(e)));
         };
         if reasons.first().is_some_and(|r| r.0) {
@@ -388,7 +368,7 @@ impl DynamoJobStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if reasons(&e).is_some_and(|r| r.first().is_some_and(|f| f.0)) => {
+            Err(e) if cancellation_reasons(&e).is_some_and(|r| r.first().is_some_and(|f| f.0)) => {
                 Err(MoveError::Changed)
             }
             Err(e) => Err(MoveError::Store(StoreError::unavailable(e))),
@@ -468,15 +448,6 @@ impl DynamoJobStore {
 
     /// Whether an episode exists and is not deleted.
     pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.episodes)
-            .key("id", s(episode.to_string()))
-            .projection_expression("id, deleted_at")
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(out.item().is_some_and(|it| !it.contains_key("deleted_at")))
+        episode_exists(&self.client, &self.tables.episodes, episode).await
     }
 }

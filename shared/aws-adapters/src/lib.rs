@@ -12,6 +12,7 @@ pub mod notification_store;
 pub mod object_store;
 pub mod publisher;
 pub mod realtime_store;
+mod transact;
 
 pub use activity_store::{ActivityPage, ActivityQuery, DynamoActivityStore};
 pub use call_counter::AwsCallCounter;

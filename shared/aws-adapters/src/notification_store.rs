@@ -77,15 +77,9 @@ fn key(user: &UserId, sort: &str) -> Item {
 
 /// The first item's condition failed: `Some(old item or empty)`; any other error: `None`.
 fn first_condition_failure(err: &SdkError<TransactWriteItemsError>) -> Option<Item> {
-    let SdkError::ServiceError(se) = err else {
-        return None;
-    };
-    let TransactWriteItemsError::TransactionCanceledException(tc) = se.err() else {
-        return None;
-    };
-    let first = tc.cancellation_reasons().first()?;
-    (first.code() == Some("ConditionalCheckFailed"))
-        .then(|| first.item().cloned().unwrap_or_default())
+    let reasons = crate::transact::cancellation_reasons(err)?;
+    let (failed, item) = reasons.into_iter().next()?;
+    failed.then(|| item.unwrap_or_default())
 }
 
 impl DynamoNotificationStore {

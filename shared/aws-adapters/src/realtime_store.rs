@@ -15,7 +15,6 @@ use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
@@ -28,6 +27,7 @@ use domain::{
 };
 
 use crate::item::{self, Item, n, s};
+use crate::transact::{cancellation_reasons, episode_exists};
 
 #[derive(Debug, Clone)]
 pub struct RealtimeTables {
@@ -90,27 +90,6 @@ where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
 {
     matches!(err, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
-}
-
-/// The cancellation reasons of a refused transaction, with the items as they were.
-fn cancellations(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<(bool, Item)>> {
-    let SdkError::ServiceError(se) = err else {
-        return None;
-    };
-    let TransactWriteItemsError::TransactionCanceledException(tc) = se.err() else {
-        return None;
-    };
-    Some(
-        tc.cancellation_reasons()
-            .iter()
-            .map(|r| {
-                (
-                    r.code() == Some("ConditionalCheckFailed"),
-                    r.item().cloned().unwrap_or_default(),
-                )
-            })
-            .collect(),
-    )
 }
 
 fn presence_from(it: &Item) -> Result<Presence, StoreError> {
@@ -239,9 +218,9 @@ impl DynamoRealtimeStore {
             .send()
             .await;
         if let Err(e) = result {
-            return Err(match cancellations(&e).as_deref() {
+            return Err(match cancellation_reasons(&e).as_deref() {
                 Some([(true, _), ..]) => SubscribeError::NoEpisode,
-                Some([_, (true, old), ..]) if old.contains_key("connection_id") => {
+                Some([_, (true, Some(old)), ..]) if old.contains_key("connection_id") => {
                     SubscribeError::TooMany
                 }
                 Some([_, (true, _), ..]) => SubscribeError::NoConnection,
@@ -310,7 +289,7 @@ impl DynamoRealtimeStore {
             .send()
             .await;
         if let Err(e) = result
-            && cancellations(&e).is_none()
+            && cancellation_reasons(&e).is_none()
         {
             return Err(StoreError::unavailable(e));
         }
@@ -572,6 +551,11 @@ impl DynamoRealtimeStore {
         }
     }
 
+    /// Whether an episode exists and is not deleted (one GetItem of its key).
+    pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
+        episode_exists(&self.client, &self.tables.episodes, episode).await
+    }
+
     /// The episode's events after `after`, in order, at most `limit`; true when there are more.
     pub async fn events_after(
         &self,
@@ -602,20 +586,6 @@ impl DynamoRealtimeStore {
         let more = events.len() > limit;
         events.truncate(limit);
         Ok((events, more))
-    }
-
-    /// Whether an episode exists and is not deleted (one GetItem of its key).
-    pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.episodes)
-            .key("id", s(episode.to_string()))
-            .projection_expression("id, deleted_at")
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(out.item().is_some_and(|it| !it.contains_key("deleted_at")))
     }
 }
 
