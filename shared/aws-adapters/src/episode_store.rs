@@ -171,20 +171,17 @@ impl EpisodeLister for DynamoEpisodeStore {
             .send()
             .await
             .map_err(StoreError::unavailable)?;
-        let mut items = out
+        let items = out
             .items()
             .iter()
             .map(episode_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_after = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| e.id)
-        } else if out.last_evaluated_key().is_some() {
-            items.last().map(|e| e.id)
-        } else {
-            None
-        };
-        Ok(Page { items, next_after })
+        Ok(Page::from_query(
+            items,
+            limit,
+            out.last_evaluated_key().is_some(),
+            |x| x.id,
+        ))
     }
 }
 

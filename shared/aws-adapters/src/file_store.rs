@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
-use domain::store::{PageSize, StoreError};
+use domain::store::{Page, PageSize, StoreError};
 use domain::{
     ContentType, DisplayName, DomainEvent, EpisodeFile, EpisodeId, FileId, FileName, FileSize,
     FileStatus, Sha256, Stamp, Timestamp, UserId,
@@ -53,11 +53,7 @@ pub enum FileWriteError {
 }
 
 /// A page of an episode's files.
-#[derive(Debug)]
-pub struct FilePage {
-    pub items: Vec<EpisodeFile>,
-    pub next_after: Option<FileId>,
-}
+pub type FilePage = Page<EpisodeFile, FileId>;
 
 fn to_item(f: &EpisodeFile) -> Result<Item, StoreError> {
     let mut it = Item::from([
@@ -230,20 +226,17 @@ impl DynamoFileStore {
             .send()
             .await
             .map_err(StoreError::unavailable)?;
-        let mut items = out
+        let items = out
             .items()
             .iter()
             .map(from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_after = if items.len() > wanted {
-            items.truncate(wanted);
-            items.last().map(|f| f.id)
-        } else if out.last_evaluated_key().is_some() {
-            items.last().map(|f| f.id)
-        } else {
-            None
-        };
-        Ok(FilePage { items, next_after })
+        Ok(Page::from_query(
+            items,
+            wanted,
+            out.last_evaluated_key().is_some(),
+            |x| x.id,
+        ))
     }
 
     /// Every file of an episode (for deleting them with it).

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use domain::job::IDEMPOTENCY_HOURS;
-use domain::store::{PageSize, StoreError};
+use domain::store::{Page, PageSize, StoreError};
 use domain::{
     DisplayName, DomainEvent, EpisodeId, FileId, FileStatus, Job, JobId, JobParams, JobState,
     JobType, Stamp, Timestamp, UserId,
@@ -82,11 +82,7 @@ impl Guard {
 }
 
 /// A page of an episode's jobs.
-#[derive(Debug)]
-pub struct JobPage {
-    pub items: Vec<Job>,
-    pub next_after: Option<JobId>,
-}
+pub type JobPage = Page<Job, JobId>;
 
 fn to_item(job: &Job, lease_until: Option<Timestamp>) -> Result<Item, StoreError> {
     let json = |v: &serde_json::Value| serde_json::to_string(v).map_err(StoreError::unavailable);
@@ -430,20 +426,17 @@ impl DynamoJobStore {
                 .expression_attribute_values(":state", s(st.as_str()));
         }
         let out = q.send().await.map_err(StoreError::unavailable)?;
-        let mut items = out
+        let items = out
             .items()
             .iter()
             .map(from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_after = if items.len() > wanted {
-            items.truncate(wanted);
-            items.last().map(|j| j.id)
-        } else if out.last_evaluated_key().is_some() {
-            items.last().map(|j| j.id)
-        } else {
-            None
-        };
-        Ok(JobPage { items, next_after })
+        Ok(Page::from_query(
+            items,
+            wanted,
+            out.last_evaluated_key().is_some(),
+            |x| x.id,
+        ))
     }
 
     /// Whether an episode exists and is not deleted.

@@ -66,9 +66,26 @@ pub struct ListQuery {
 
 /// One page, and where the next one starts when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
+pub struct Page<T, K = EpisodeId> {
     pub items: Vec<T>,
-    pub next_after: Option<EpisodeId>,
+    pub next_after: Option<K>,
+}
+
+impl<T, K> Page<T, K> {
+    /// The page of a query that asked for one item more than `wanted` (to learn whether a
+    /// next page exists without a second call); `store_has_more` when the store stopped early
+    /// (a filtered or size-limited query). The next page starts after the last item's `key`.
+    pub fn from_query(
+        mut items: Vec<T>,
+        wanted: usize,
+        store_has_more: bool,
+        key: impl Fn(&T) -> K,
+    ) -> Self {
+        let more = items.len() > wanted || store_has_more;
+        items.truncate(wanted);
+        let next_after = if more { items.last().map(key) } else { None };
+        Self { items, next_after }
+    }
 }
 
 pub trait EpisodeReader {
@@ -112,6 +129,19 @@ pub trait EpisodeWriter {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_page_knows_whether_another_follows() {
+        let page = Page::from_query(vec![1, 2, 3], 2, false, |x: &i32| *x);
+        assert_eq!((page.items, page.next_after), (vec![1, 2], Some(2)));
+        let page = Page::from_query(vec![1, 2], 2, false, |x: &i32| *x);
+        assert_eq!((page.items, page.next_after), (vec![1, 2], None));
+        let page = Page::from_query(vec![1], 2, true, |x: &i32| *x);
+        assert_eq!((page.items, page.next_after), (vec![1], Some(1)));
+        let page = Page::from_query(Vec::<i32>::new(), 2, true, |x: &i32| *x);
+        assert_eq!(page.next_after, None);
+    }
+
     use super::*;
 
     #[test]
