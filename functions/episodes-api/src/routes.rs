@@ -22,7 +22,7 @@ where
     S: EpisodeReader + EpisodeLister + EpisodeWriter + Sync,
 {
     let meta = RequestMeta::from_request(&req);
-    lambda_kit::access::serve(&req, &meta, || api.calls.take(), route(api, &meta, &req)).await
+    lambda_kit::access::serve(&req, &meta, &api.calls, route(api, &meta, &req)).await
 }
 
 async fn route<S>(

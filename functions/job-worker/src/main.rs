@@ -46,7 +46,7 @@ async fn main() -> Result<(), Error> {
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let messages = event.payload.records.len();
-        logged_batch(messages, || calls.take(), worker::handle(&app, event))
+        logged_batch(messages, &calls, worker::handle(&app, event))
     }))
     .await
 }

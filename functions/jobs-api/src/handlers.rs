@@ -29,7 +29,7 @@ pub struct Api {
 
 pub async fn handle(api: &Api, req: Request) -> Response<Body> {
     let meta = RequestMeta::from_request(&req);
-    lambda_kit::access::serve(&req, &meta, || api.calls.take(), route(api, &meta, &req)).await
+    lambda_kit::access::serve(&req, &meta, &api.calls, route(api, &meta, &req)).await
 }
 
 async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {

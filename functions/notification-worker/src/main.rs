@@ -38,7 +38,7 @@ async fn main() -> Result<(), Error> {
         let messages = event.payload.records.len();
         logged_batch(
             messages,
-            || calls.take(),
+            &calls,
             worker::handle(&store, &dead_letters, event),
         )
     }))

@@ -73,7 +73,7 @@ pub async fn handle(
     span.in_scope(|| {
         tracing::info!(
             status = answer.status_code,
-            dynamodb_calls = app.calls.take(),
+            dynamodb_calls = app.calls.take().dynamodb,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "ws event handled"
         );

@@ -1,22 +1,70 @@
-//! Counts the requests the SDK clients send, so each handled request can log how many AWS calls
-//! it cost (retries included): the figure the issues ask to be counted, not assumed.
+//! Counts the requests the SDK clients send, so each handled request or batch can log how many
+//! AWS calls it cost (retries included), how many of them went to DynamoDB, and how long it
+//! waited on them: the figures the issues ask to be counted, not assumed. What a request takes
+//! beyond that wait is the function's own cost.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+
+/// AWS calls sent since the counter was last taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AwsCalls {
+    /// Every call, to any service.
+    pub total: u64,
+    /// The calls to DynamoDB among them.
+    pub dynamodb: u64,
+    /// The time spent between sending each call and receiving its response, summed.
+    pub waiting: Duration,
+}
 
 #[derive(Debug, Clone, Default)]
-pub struct AwsCallCounter(Arc<AtomicU64>);
+pub struct AwsCallCounter(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: AtomicU64,
+    dynamodb: AtomicU64,
+    waiting_us: AtomicU64,
+}
+
+/// When the current attempt was handed to the HTTP client.
+#[derive(Debug)]
+struct Sent(Instant);
+
+impl Storable for Sent {
+    type Storer = StoreReplace<Self>;
+}
 
 impl AwsCallCounter {
     /// Calls sent since the last take, resetting to zero.
-    pub fn take(&self) -> u64 {
-        self.0.swap(0, Ordering::Relaxed)
+    pub fn take(&self) -> AwsCalls {
+        AwsCalls {
+            total: self.0.total.swap(0, Ordering::Relaxed),
+            dynamodb: self.0.dynamodb.swap(0, Ordering::Relaxed),
+            waiting: Duration::from_micros(self.0.waiting_us.swap(0, Ordering::Relaxed)),
+        }
+    }
+
+    fn waited(&self, time: Duration) {
+        let us = u64::try_from(time.as_micros()).unwrap_or(u64::MAX);
+        self.0.waiting_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn count(&self, service: Option<&str>) {
+        self.0.total.fetch_add(1, Ordering::Relaxed);
+        if service == Some("DynamoDB") {
+            self.0.dynamodb.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -29,9 +77,47 @@ impl Intercept for AwsCallCounter {
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.count(cfg.load::<Metadata>().map(Metadata::service));
+        cfg.interceptor_state().store_put(Sent(Instant::now()));
         Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(Sent(at)) = cfg.load::<Sent>() {
+            self.waited(at.elapsed());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_every_call_and_dynamodb_apart_then_resets() {
+        let counter = AwsCallCounter::default();
+        counter.count(Some("DynamoDB"));
+        counter.count(Some("SQS"));
+        counter.count(Some("DynamoDB"));
+        counter.count(None);
+        counter.waited(Duration::from_micros(1500));
+        counter.waited(Duration::from_micros(700));
+        assert_eq!(
+            counter.take(),
+            AwsCalls {
+                total: 4,
+                dynamodb: 2,
+                waiting: Duration::from_micros(2200),
+            }
+        );
+        assert_eq!(counter.take(), AwsCalls::default());
     }
 }

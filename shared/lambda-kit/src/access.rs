@@ -5,18 +5,19 @@
 use std::future::Future;
 use std::time::Instant;
 
+use aws_adapters::AwsCallCounter;
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 
 use crate::identity::RequestMeta;
 use crate::problem::Problem;
 
-/// Runs `route` for `req` inside the request's span and logs its outcome. `aws_calls` returns
-/// (and resets) the number of AWS calls made since it was last asked.
+/// Runs `route` for `req` inside the request's span and logs its outcome, with the AWS calls
+/// (and the DynamoDB calls among them) that `calls` counted meanwhile.
 pub async fn serve<F>(
     req: &Request,
     meta: &RequestMeta,
-    aws_calls: impl Fn() -> u64,
+    calls: &AwsCallCounter,
     route: F,
 ) -> Response<Body>
 where
@@ -32,18 +33,21 @@ where
     if let Ok(actor) = meta.actor() {
         span.record("user_id", actor.id.as_str());
     }
-    aws_calls();
+    calls.take();
     async {
         let response = match route.await {
             Ok(response) => response,
             Err(problem) => problem.into_response(req.uri().path(), meta.request_id.as_deref()),
         };
+        let spent = calls.take();
         tracing::info!(
             method = %req.method(),
             path = req.uri().path(),
             status = response.status().as_u16(),
             latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            aws_calls = aws_calls(),
+            aws_calls = spent.total,
+            dynamodb_calls = spent.dynamodb,
+            aws_wait_us = u64::try_from(spent.waiting.as_micros()).unwrap_or(u64::MAX),
             "request handled"
         );
         response

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 
+use aws_adapters::AwsCallCounter;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use domain::DomainEvent;
 use domain::store::DeadLetters;
@@ -43,23 +44,25 @@ pub async fn read_messages<T>(
 }
 
 /// Runs a worker's handling of one batch and logs one line for it: messages, failures, and
-/// the DynamoDB calls it cost (`dynamodb_calls` returns and resets the count).
+/// the AWS calls it cost, DynamoDB's apart, as `calls` counted them.
 pub async fn logged_batch<F>(
     messages: usize,
-    dynamodb_calls: impl Fn() -> u64,
+    calls: &AwsCallCounter,
     work: F,
 ) -> Result<SqsBatchResponse, Infallible>
 where
     F: Future<Output = Result<SqsBatchResponse, Infallible>>,
 {
-    dynamodb_calls();
+    calls.take();
     let response = work.await;
     if let Ok(r) = &response {
         let failed = r.batch_item_failures.len();
+        let spent = calls.take();
         tracing::info!(
             messages,
             failed,
-            dynamodb_calls = dynamodb_calls(),
+            dynamodb_calls = spent.dynamodb,
+            aws_calls = spent.total,
             "batch handled"
         );
     }
