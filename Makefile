@@ -11,7 +11,7 @@ CARGO_FLAGS := --profile local --target $(TARGET) --workspace
 USER    ?= alice
 ROLE    ?= editor
 
-.PHONY: help dev up deploy down token test unit e2e lint fmt venv bench
+.PHONY: help dev up deploy down token test unit e2e lint fmt venv bench bench-quick bench-slices
 
 help:
 	@echo "make dev                         start the whole local stack (Ctrl-C stops it)"
@@ -19,6 +19,7 @@ help:
 	@echo "make deploy                      rebuild and redeploy the functions into the running stack"
 	@echo "make token USER=alice ROLE=editor print a token from the local issuer"
 	@echo "make lint                        rustfmt, clippy and cfn-lint"
+	@echo "make bench                       the figures beside their targets (needs make up)"
 
 $(VENV)/.installed: infra/local/requirements.txt
 	python3 -m venv $(VENV)
@@ -58,8 +59,17 @@ lint: venv
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
 
-# Figures for the issues (not part of `make test`): needs `make up` or `make dev` running.
+# Figures (not part of `make test`): needs `make up` or `make dev` running. `make bench` prints
+# one table of figures beside their targets and writes it, with the raw figures, to results/.
 bench: venv
+	$(PY) tests/bench/run.py
+
+# The same at a tenth of the sizes, for a quick look while working (about 5 minutes).
+bench-quick: venv
+	BENCH_REQUESTS=200 BENCH_COLD_STARTS=10 BENCH_EVENTS=1000 BENCH_FRAME_WRITES=50 $(PY) tests/bench/run.py
+
+# The earlier per-slice figures (episodes, pipeline, realtime, files, jobs), through API Gateway.
+bench-slices: venv
 	$(PY) tests/bench/episodes_api.py
 	$(PY) tests/bench/pipeline.py
 	$(PY) tests/bench/realtime.py

@@ -1,0 +1,184 @@
+"""`make bench` (issue 7): one table of the figures that judge a change, each beside its target,
+and the same table as Markdown and the raw figures as JSON under results/ (not committed).
+
+    make up && make bench                      # the issue's sizes (about 30 minutes on 2 cores)
+    make bench-quick                           # a tenth of the sizes (about 5 minutes)
+    BENCH_ONLY=functions make bench            # only the functions on their own (no pipeline)
+    BENCH_ONLY=pipeline make bench             # only the pipeline through the running stack
+
+Needs the local stack (`make up` or `make dev`); builds the AWS release binaries first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import functions  # noqa: E402
+import pipeline_live  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+ONLY = os.environ.get("BENCH_ONLY", "")
+
+INIT_ABOVE_FLOOR_MS = 3.0
+BINARY_MIB = 8.0
+RSS_MIB = 20.0
+OVERHEAD_MS = 1.0
+FAN_OUT_SPEED_UP = 20.0
+# Routes that read or write one item: exactly one DynamoDB call each (a write and its event are
+# one transaction).
+SINGLE_ITEM = {
+    "POST /episodes", "GET /episodes/{id}", "PATCH /episodes/{id}", "DELETE /episodes/{id}",
+    "GET /files/{id}", "GET /jobs/{id}", "PUT /episodes/{id}/watch", "DELETE /episodes/{id}/watch",
+    "GET /me/notification-preferences", "PUT /me/notification-preferences",
+    "POST /me/notifications/{id}/read", "GET /me/notifications/unread-count",
+}
+# Single-item writes that are one transaction (the item and its domain event).
+WRITES = {"POST /episodes", "PATCH /episodes/{id}", "DELETE /episodes/{id}"}
+# Single-item writes that are one PutItem, UpdateItem or DeleteItem.
+PUTS = {"PUT /episodes/{id}/watch", "DELETE /episodes/{id}/watch", "PUT /me/notification-preferences",
+        "POST /me/notifications/{id}/read"}
+REFERENCE = {functions.FLOOR: "hello-world (floor)", functions.PLAIN: "plain SDK function (reference)"}
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    ministack = subprocess.run([str(Path(sys.executable).parent / "pip"), "show", "ministack"],
+                               capture_output=True, text=True).stdout
+    version = next((line.split(":", 1)[1].strip() for line in ministack.splitlines() if line.startswith("Version")), "?")
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1), "kernel": platform.release(),
+            "rustc": rustc, "emulator": f"ministack {version}", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def ok(flag: bool) -> str:
+    return "✅" if flag else "❌"
+
+
+def fmt_lat(r: dict) -> str:
+    return f"{r['p50_ms']:.2f} / {r['p95_ms']:.2f} / {r['p99_ms']:.2f}"
+
+
+def rows_for(results: dict) -> list[tuple[str, str, str, str, str]]:
+    """(group, figure, measured, target, verdict)"""
+    rows = []
+    f = results.get("functions")
+    if f:
+        cold = f["cold_start"]
+        floor = cold[functions.FLOOR]["init_ms"]
+        for name, c in cold.items():
+            label = REFERENCE.get(name, name)
+            measured = (f"{c['init_ms']:.2f} ms ({c['init_ms'] - floor:+.2f}, {c['init_ms'] / floor:.2f}× floor); "
+                        f"first invoke {c['first_invoke_ms']:.1f} ms")
+            if name in REFERENCE:
+                rows.append(("cold start", f"init: {label}", measured, "—", ""))
+            else:
+                limit = floor + INIT_ABOVE_FLOOR_MS
+                rows.append(("cold start", f"init: {name}", measured, f"≤ {limit:.2f} ms (floor + 3)",
+                             ok(c["init_ms"] <= limit)))
+        for name, c in cold.items():
+            label = REFERENCE.get(name, name)
+            if name in REFERENCE:
+                rows.append(("footprint", f"binary: {label}", f"{c['binary_mib']:.2f} MiB", "—", ""))
+            else:
+                rows.append(("footprint", f"binary: {name}", f"{c['binary_mib']:.2f} MiB", f"≤ {BINARY_MIB:.0f} MiB",
+                             ok(c["binary_mib"] <= BINARY_MIB)))
+        for name, r in f["rss"].items():
+            rows.append(("footprint", f"peak RSS: {name}", f"{r['peak_mib']:.1f} MiB after {r['invokes']:,} invokes",
+                         f"≤ {RSS_MIB:.0f} MiB", ok(r["peak_mib"] <= RSS_MIB and r["invokes"] >= 1000)))
+        fl = f["emulator_floor"]
+        for op in ("GetItem", "PutItem", "TransactWriteItems"):
+            rows.append(("request cost", f"floor: the emulator's {op} (raw HTTP), p50 / p95 / p99",
+                         f"c1 {fmt_lat(fl[f'{op} c1'])} ms; c16 {fmt_lat(fl[f'{op} c16'])} ms", "—", ""))
+        rows.append(("request cost", "floor: the harness's round trip (hello-world echo), p50 / p95 / p99",
+                     f"c1 {fmt_lat(fl['harness c1'])} ms; c16 {fmt_lat(fl['harness c16'])} ms", "—", ""))
+        by_route: dict[tuple[str, str], dict[int, dict]] = {}
+        for r in f["routes"]:
+            by_route.setdefault((r["function"], r["route"]), {})[r["concurrency"]] = r
+        for (fn, route), per in by_route.items():
+            c1, c16 = per.get(1), per.get(16)
+            calls = sorted({k for r in per.values() for k in r["dynamodb_calls"]})
+            ddb = ", ".join(calls) if calls else "?"
+            aws = sorted({k for r in per.values() for k in r["aws_calls"]})
+            floor_op = "TransactWriteItems" if route in WRITES else "PutItem" if route in PUTS else "GetItem"
+            own = fl.get(f"{floor_op} c1 before {fn}", fl[f"{floor_op} c1"])
+            overhead = c1["p50_ms"] - own["p50_ms"]
+            measured = (f"DynamoDB {ddb} (AWS {', '.join(map(str, aws))}); c1 {fmt_lat(c1)} ms; "
+                        f"c16 {fmt_lat(c16)} ms" if c16 else "")
+            if c1.get("own_p50_ms") is not None:
+                measured += f"; own time (c1 p50, AWS wait excluded) {c1['own_p50_ms']:.2f} ms"
+            if route in SINGLE_ITEM:
+                one = calls == ["1"]
+                measured += f"; overhead {overhead:+.2f} ms over {floor_op} ({own['p50_ms']:.2f})"
+                rows.append(("request cost", f"{fn}: {route}", measured, "1 DynamoDB call; overhead ≤ 1 ms p50",
+                             ok(one and overhead <= OVERHEAD_MS)))
+            else:
+                rows.append(("request cost", f"{fn}: {route}", measured, "—", ""))
+        for name, b in f["batches"].items():
+            fresh = f"fresh batch {b['fresh']}; " if "fresh" in b else ""
+            spread = (f"over {b['batches']:,} batches median {b['median']:g} (min {b['min']}, max {b['max']})"
+                      if "batches" in b else "")
+            rows.append(("worker efficiency", f"DynamoDB calls per 10-message batch: {name}", fresh + spread, "—", ""))
+        fan = f["fan_out"]
+        seq, par = fan["one at a time"], fan["bounded concurrency (default)"]
+        speed_up = seq["fan_out_ms"] / par["fan_out_ms"]
+        rows.append(("pipeline", f"fan-out of one event to {f['fan_out_connections']:,} connections "
+                                 f"(@connections answering in {f['fan_out_post_ms']:g} ms)",
+                     f"{par['fan_out_ms']:.0f} ms ({par['most_in_flight']} in flight) vs {seq['fan_out_ms']:,.0f} ms "
+                     f"one at a time: {speed_up:.1f}×", f"≥ {FAN_OUT_SPEED_UP:.0f}×", ok(speed_up >= FAN_OUT_SPEED_UP)))
+    p = results.get("pipeline")
+    if p:
+        t = p["throughput"]
+        secs = t["seconds"]
+        slowest = max(secs.values()) if len(secs) == 4 else float("nan")
+        rows.append(("pipeline", f"{t['events']:,} events → activity, notifications, frames (events/s)",
+                     f"{t['events'] / slowest:.0f} events/s (all delivered in {slowest:.1f} s; " +
+                     ", ".join(f"{k} {v:.1f} s" for k, v in sorted(secs.items())) + ")", "—", ""))
+        w = p["write_to_frame"]
+        rows.append(("pipeline", f"HTTP write → WebSocket frame, p50 / p95 ({w['writes']} writes {w['gap_s']:g} s apart)",
+                     f"{w['p50_ms']:.0f} / {w['p95_ms']:.0f} ms (the PATCH itself {w['patch_p50_ms']:.0f} ms)", "—", ""))
+    return rows
+
+
+def markdown(rows, m: dict) -> str:
+    out = [f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+           f"{m['rustc']}, {m['emulator']}; command: `make up && make bench`.", "",
+           "| | figure | measured | target | |", "|---|---|---|---|---|"]
+    out += [f"| {g} | {fig} | {meas} | {tgt} | {v} |" for g, fig, meas, tgt, v in rows]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    stack = json.loads((ROOT / ".local" / "stack.json").read_text())
+    results: dict = {"machine": machine()}
+    if ONLY in ("", "functions"):
+        binaries = functions.release_binaries()
+        results["functions"] = asyncio.run(functions.Bench(stack, binaries).run())
+    if ONLY in ("", "pipeline"):
+        results["pipeline"] = asyncio.run(pipeline_live.measure())
+    rows = rows_for(results)
+    folder = ROOT / "results"
+    folder.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (folder / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2))
+    md = markdown(rows, results["machine"])
+    (folder / f"bench-{stamp}.md").write_text(md)
+    (folder / "latest.md").write_text(md)
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    print()
+    for r in rows:
+        print("  ".join(r[i].ljust(widths[i]) for i in range(5)).rstrip())
+    print(f"\nwritten: results/bench-{stamp}.json, results/bench-{stamp}.md (and results/latest.md)")
+
+
+if __name__ == "__main__":
+    main()
