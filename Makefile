@@ -64,7 +64,7 @@ lint: venv
 bench: venv
 	$(PY) tests/bench/run.py
 
-# The same at a tenth of the sizes, for a quick look while working (about 5 minutes).
+# The same with a tenth of the requests and events, for a quick look while working (about 6 minutes).
 bench-quick: venv
 	BENCH_REQUESTS=200 BENCH_COLD_STARTS=10 BENCH_EVENTS=1000 BENCH_FRAME_WRITES=50 $(PY) tests/bench/run.py
 

@@ -453,6 +453,11 @@ class Bench:
         self.seed["file_tasks"] = self.res.drain("files-api", "FILES_QUEUE_URL", 10)
         # What the relay would put on the jobs queue: the job.created events, as they are.
         self.seed["job_messages"] = self.res.payloads(ep, "job.created")
+        # Notifications for the watcher (for the notification routes), from copies of the batch
+        # the workers are measured with.
+        self.seed["fresh"] = await self.fresh_batch()
+        async with Pool(self.fns["notification-worker"], 1) as p:
+            check_ok("notification-worker", (await p.drive([sqs_event(renewed(self.seed["fresh"]))]))[0])
 
     # ---- request cost
     def measure_floors(self, n: int, c: int, function: str) -> None:
@@ -638,18 +643,8 @@ class Bench:
 
     async def workers(self) -> None:
         s = self.seed
-        fresh = await self.fresh_batch()
-
-        def renewed() -> list[str]:
-            # The same changes as new events (new ids), so every batch is work never done before.
-            out = []
-            for body in fresh:
-                e = json.loads(body)
-                e["id"] = v7(int(time.time() * 1000))
-                out.append(json.dumps(e))
-            return out
-
-        batches = [fresh] + [renewed() for _ in range(FOOTPRINT_INVOKES - 1)]
+        fresh = s["fresh"]
+        batches = [fresh] + [renewed(fresh) for _ in range(FOOTPRINT_INVOKES - 1)]
         plans = {
             "ws-api": [ws_connect_event(self.token) for _ in range(FOOTPRINT_INVOKES)],
             "event-relay": [stream_event(b) for b in batches],
@@ -711,6 +706,16 @@ class Bench:
         return {"cold_start": cold, "rss": {k: {"peak_mib": v[0], "invokes": v[1]} for k, v in self.rss.items()},
                 "emulator_floor": floor, "routes": self.routes, "batches": self.batches, "fan_out": fan,
                 "fan_out_post_ms": POST_MS, "fan_out_connections": CONNECTIONS}
+
+
+def renewed(bodies: list[str]) -> list[str]:
+    """The same events with new ids: work never done before, for every batch."""
+    out = []
+    for body in bodies:
+        e = json.loads(body)
+        e["id"] = v7(int(time.time() * 1000))
+        out.append(json.dumps(e))
+    return out
 
 
 def check_ok(name: str, o: Outcome) -> None:

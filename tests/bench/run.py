@@ -1,8 +1,8 @@
 """`make bench` (issue 7): one table of the figures that judge a change, each beside its target,
 and the same table as Markdown and the raw figures as JSON under results/ (not committed).
 
-    make up && make bench                      # the issue's sizes (about 30 minutes on 2 cores)
-    make bench-quick                           # a tenth of the sizes (about 5 minutes)
+    make up && make bench                      # the issue's sizes (about 25 minutes on 2 cores)
+    make bench-quick                           # a tenth of the requests and events (about 6 minutes)
     BENCH_ONLY=functions make bench            # only the functions on their own (no pipeline)
     BENCH_ONLY=pipeline make bench             # only the pipeline through the running stack
 
