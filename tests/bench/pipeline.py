@@ -14,7 +14,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -26,6 +25,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra" / "local"))
 import oidc  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
+from pipeline_live import write_outbox  # noqa: E402
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "10000"))
 SAMPLES = int(os.environ.get("BENCH_DELAY_SAMPLES", "100"))
@@ -68,18 +70,7 @@ def main() -> None:
     since = int(time.time() * 1000)
     t0 = time.perf_counter()
 
-    def writer(chunk):
-        c = boto3.client("dynamodb", **kw)
-        for j in range(0, len(chunk), 25):
-            req = {out["EventsTableName"]: chunk[j:j + 25]}
-            while req:
-                req = c.batch_write_item(RequestItems=req).get("UnprocessedItems") or None
-
-    threads = [threading.Thread(target=writer, args=(items[k::4],)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    write_outbox(kw, out["EventsTableName"], items)
     written = time.perf_counter() - t0
 
     def activity_count():

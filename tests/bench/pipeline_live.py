@@ -40,6 +40,23 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+def write_outbox(kw: dict, table: str, items: list[dict], writers: int = 4) -> None:
+    """Batch-writes event items straight into the events table, `writers` threads at once."""
+
+    def writer(chunk):
+        c = boto3.client("dynamodb", **kw)
+        for j in range(0, len(chunk), 25):
+            req = {table: chunk[j:j + 25]}
+            while req:
+                req = c.batch_write_item(RequestItems=req).get("UnprocessedItems") or None
+
+    threads = [threading.Thread(target=writer, args=(items[k::writers],)) for k in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def v7(ms: int) -> str:
     r = uuid.uuid4().int & ((1 << 74) - 1)
     value = (ms << 80) | (0x7 << 76) | ((r >> 62) << 64) | (0b10 << 62) | (r & ((1 << 62) - 1))
@@ -133,17 +150,7 @@ class Live:
         receiver = asyncio.create_task(receive())
         t0 = time.perf_counter()
 
-        def writer(chunk):
-            c = boto3.client("dynamodb", **self.kw)
-            for j in range(0, len(chunk), 25):
-                req = {out["EventsTableName"]: chunk[j:j + 25]}
-                while req:
-                    req = c.batch_write_item(RequestItems=req).get("UnprocessedItems") or None
-
-        threads = [threading.Thread(target=writer, args=(items[k::4],)) for k in range(4)]
-        for t in threads:
-            t.start()
-        await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join() for t in threads])
+        await asyncio.get_running_loop().run_in_executor(None, write_outbox, self.kw, out["EventsTableName"], items)
         written = time.perf_counter() - t0
 
         deadline = time.monotonic() + 900
