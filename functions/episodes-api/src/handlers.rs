@@ -33,10 +33,7 @@ pub fn require_writer(actor: &Actor) -> Result<(), Problem> {
     }
 }
 
-pub fn parse_id(raw: &str) -> Result<EpisodeId, Problem> {
-    EpisodeId::parse(raw)
-        .map_err(|_| Problem::bad_request(vec![FieldError::new("id", "is not an episode id")]))
-}
+pub use lambda_kit::http::episode_id as parse_id;
 
 fn event_context(meta: &RequestMeta, actor: &Actor) -> EventContext {
     EventContext {

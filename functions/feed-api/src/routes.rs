@@ -39,9 +39,7 @@ async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<
     match segments.as_slice() {
         ["episodes", id, "activity"] if get => {
             meta.actor()?;
-            let episode = EpisodeId::parse(id).map_err(|_| {
-                Problem::bad_request(vec![FieldError::new("id", "is not an episode id")])
-            })?;
+            let episode = parse_episode_id(id)?;
             let params = query_params(req, &["limit", "cursor"])?;
             let query = activity_query(&params, Some(episode))?;
             page(api, query, &params).await
@@ -142,10 +140,7 @@ async fn presence(api: &Api, episode: EpisodeId) -> Result<Response<Body>, Probl
     )
 }
 
-fn parse_episode_id(id: &str) -> Result<EpisodeId, Problem> {
-    EpisodeId::parse(id)
-        .map_err(|_| Problem::bad_request(vec![FieldError::new("id", "is not an episode id")]))
-}
+use lambda_kit::http::episode_id as parse_episode_id;
 
 /// The filter as one canonical string: what a cursor is bound to.
 fn scope(params: &BTreeMap<String, String>, episode: Option<EpisodeId>) -> String {

@@ -95,10 +95,7 @@ fn require_editor(actor: &Actor) -> Result<(), Problem> {
     }
 }
 
-fn parse_episode(raw: &str) -> Result<EpisodeId, Problem> {
-    EpisodeId::parse(raw)
-        .map_err(|_| Problem::bad_request(vec![FieldError::new("id", "is not an episode id")]))
-}
+use lambda_kit::http::episode_id as parse_episode;
 
 fn parse_file(raw: &str) -> Result<FileId, Problem> {
     FileId::parse(raw)

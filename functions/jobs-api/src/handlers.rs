@@ -79,10 +79,7 @@ fn require_editor(actor: &Actor) -> Result<(), Problem> {
     }
 }
 
-fn parse_episode(raw: &str) -> Result<EpisodeId, Problem> {
-    EpisodeId::parse(raw)
-        .map_err(|_| Problem::bad_request(vec![FieldError::new("id", "is not an episode id")]))
-}
+use lambda_kit::http::episode_id as parse_episode;
 
 fn parse_job(raw: &str) -> Result<JobId, Problem> {
     JobId::parse(raw)

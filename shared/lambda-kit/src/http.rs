@@ -100,6 +100,13 @@ pub fn query_params(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, 
     }
 }
 
+/// The episode id in a route's path, or a 400 naming the `id` field: the one check every
+/// function's episode routes share.
+pub fn episode_id(raw: &str) -> Result<domain::EpisodeId, Problem> {
+    domain::EpisodeId::parse(raw)
+        .map_err(|_| Problem::bad_request(vec![FieldError::new("id", "is not an episode id")]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
