@@ -8,17 +8,23 @@ STACK   := $(PY) infra/local/stack.py
 # One target triple for tests, clippy and the cargo-lambda build, so they share one build.
 TARGET  := x86_64-unknown-linux-gnu
 CARGO_FLAGS := --profile local --target $(TARGET) --workspace
+# checkov's pinned dependencies conflict with the local stack's (boto3), so it has its own venv.
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+CHECKOV := $(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f infra/template.yaml
 USER    ?= alice
 ROLE    ?= editor
 
-.PHONY: help dev up deploy down token test unit e2e lint fmt venv bench bench-quick bench-slices
+.PHONY: help dev up deploy down token test template unit e2e lint checkov fmt venv bench bench-quick bench-slices
 
 help:
 	@echo "make dev                         start the whole local stack (Ctrl-C stops it)"
-	@echo "make test                        unit tests, then end-to-end tests against the local stack"
+	@echo "make test                        template checks, unit tests, then end-to-end tests against the local stack"
+	@echo "make template                    checks over the SAM-transformed template (IAM, alarms, logs; no build)"
 	@echo "make deploy                      rebuild and redeploy the functions into the running stack"
 	@echo "make token USER=alice ROLE=editor print a token from the local issuer"
-	@echo "make lint                        rustfmt, clippy and cfn-lint"
+	@echo "make lint                        rustfmt, clippy, cfn-lint and checkov"
 	@echo "make bench                       the figures beside their targets (needs make up)"
 
 $(VENV)/.installed: infra/local/requirements.txt
@@ -27,6 +33,12 @@ $(VENV)/.installed: infra/local/requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
 
 dev: venv
 	$(STACK) up --foreground
@@ -49,15 +61,26 @@ unit:
 e2e: venv
 	$(STACK) run -- $(PY) -m pytest -p no:cacheprovider tests/e2e
 
-test: unit e2e
+# What the emulator cannot show (least privilege, alarms, log settings): checked over the
+# transformed template, before anything is built.
+template: venv
+	$(PY) -m pytest -p no:cacheprovider tests/template
+
+test: template unit e2e
 
 fmt:
 	cargo fmt --all
 
-lint: venv
+lint: venv $(CHECKOV_STAMP)
 	cargo fmt --all -- --check
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(CHECKOV)
+
+# checkov alone (no build). Checks that do not apply are skipped in the resource's Metadata,
+# each with its reason.
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV)
 
 # Figures (not part of `make test`): needs `make up` or `make dev` running. `make bench` prints
 # one table of figures beside their targets and writes it, with the raw figures, to results/.
