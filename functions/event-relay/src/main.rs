@@ -1,8 +1,9 @@
 //! `event-relay`: the outbox's other half. Triggered by the events table's stream, it sends
 //! each new event to the queues the routing table names, with `SendMessageBatch`, retrying
 //! the entries SQS refused. Nothing is dropped: a record that can never be relayed is parked
-//! in the relay's dead-letter queue, and when SQS stays down the invocation fails so the
-//! stream delivers the batch again (consumers are idempotent on the event id).
+//! in the relay's dead-letter queue, and when SQS stays down the relay names the first record
+//! it could not relay (`ReportBatchItemFailures`), so the stream resends from there and not the
+//! records already relayed (consumers are idempotent on the event id either way).
 
 mod relay;
 
@@ -35,8 +36,11 @@ async fn main() -> Result<(), Error> {
         DeadLetterQueue::new(sqs, dead_letter_url),
     );
     let policy = relay::RetryPolicy::default();
+    let mode = relay::PartialFailure::from_env_value(
+        std::env::var("REPORT_BATCH_ITEM_FAILURES").ok().as_deref(),
+    );
     lambda_runtime::run(service_fn(|event| {
-        relay::handle(&publisher, &policy, event)
+        relay::handle(&publisher, &policy, mode, event)
     }))
     .await
 }

@@ -1,12 +1,13 @@
 //! Stream records to queue messages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
-use aws_adapters::publisher::SQS_BATCH_MAX;
+use aws_adapters::publisher::{SQS_BATCH_BYTES, SQS_BATCH_MAX};
 use aws_adapters::{OutgoingMessage, SqsPublisher};
 use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use domain::store::StoreError;
 use domain::{DomainEvent, Queue, queues_for};
 use lambda_runtime::LambdaEvent;
@@ -82,13 +83,46 @@ fn payload(new_image: &Value) -> Result<&str, &'static str> {
         .ok_or("the record has no payload")
 }
 
+/// How the stream's event source takes a batch that failed in part. It mirrors the event
+/// source mapping's `FunctionResponseTypes` (the template sets both from one condition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartialFailure {
+    /// `ReportBatchItemFailures`: name the first record not relayed; the stream resends from
+    /// there, so the records before it are not sent again.
+    Report,
+    /// Fail the invocation: the stream resends the whole batch. For an event source that
+    /// does not read a partial response (the local emulator ignores it and would drop the
+    /// failed records).
+    FailInvocation,
+}
+
+impl PartialFailure {
+    /// From `REPORT_BATCH_ITEM_FAILURES` (`true` or `false`); reporting when not set.
+    pub fn from_env_value(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            Some("false") => Self::FailInvocation,
+            _ => Self::Report,
+        }
+    }
+}
+
+/// A message on its way, and the stream record it came from.
+#[derive(Debug, Clone)]
+struct Routed {
+    record: usize,
+    message: OutgoingMessage,
+}
+
 pub async fn handle(
     publisher: &impl Publish,
     policy: &RetryPolicy,
+    mode: PartialFailure,
     event: LambdaEvent<Event>,
-) -> Result<(), RelayError> {
-    let mut by_queue: BTreeMap<Queue, Vec<OutgoingMessage>> = BTreeMap::new();
-    for record in &event.payload.records {
+) -> Result<DynamoDbEventResponse, RelayError> {
+    let records = &event.payload.records;
+    let mut by_queue: BTreeMap<Queue, Vec<Routed>> = BTreeMap::new();
+    let mut failed: BTreeSet<usize> = BTreeSet::new();
+    for (index, record) in records.iter().enumerate() {
         if record.event_name != "INSERT" {
             continue; // TTL expiries and the like: nothing happened in the domain.
         }
@@ -101,11 +135,14 @@ pub async fn handle(
         match parsed {
             Ok((body, e)) => {
                 for queue in queues_for(e.event_type) {
-                    by_queue.entry(*queue).or_default().push(OutgoingMessage {
-                        event_id: e.id.to_string(),
-                        event_type: e.event_type.as_str().to_owned(),
-                        schema_version: e.schema_version,
-                        body: body.to_owned(),
+                    by_queue.entry(*queue).or_default().push(Routed {
+                        record: index,
+                        message: OutgoingMessage {
+                            event_id: e.id.to_string(),
+                            event_type: e.event_type.as_str().to_owned(),
+                            schema_version: e.schema_version,
+                            body: body.to_owned(),
+                        },
                     });
                 }
             }
@@ -114,51 +151,92 @@ pub async fn handle(
                 let body = payload(&image)
                     .map(str::to_owned)
                     .unwrap_or_else(|_| image.to_string());
-                publisher
-                    .dead_letter(&body, &reason)
-                    .await
-                    .map_err(RelayError::DeadLetter)?;
+                if let Err(e) = publisher.dead_letter(&body, &reason).await {
+                    tracing::error!(record = %record.event_id, error = %e, "could not park the record");
+                    failed.insert(index);
+                }
             }
         }
     }
     // Every queue's batches at once: live updates do not wait behind the audit trail.
-    let deliveries = by_queue.iter().flat_map(|(queue, messages)| {
-        messages
-            .chunks(SQS_BATCH_MAX)
-            .map(|chunk| deliver(publisher, policy, *queue, chunk.to_vec()))
+    let deliveries = by_queue.iter().flat_map(|(queue, routed)| {
+        batches(routed)
+            .into_iter()
+            .map(|batch| deliver(publisher, policy, *queue, batch))
     });
-    let undelivered: usize = futures_util::future::join_all(deliveries)
-        .await
-        .into_iter()
-        .sum();
-    let relayed: usize = by_queue.values().map(Vec::len).sum();
-    if undelivered > 0 {
-        tracing::error!(
-            undelivered,
-            relayed,
-            "delivery failed; failing the batch so it comes again"
-        );
-        return Err(RelayError::Undelivered(undelivered));
+    for undelivered in futures_util::future::join_all(deliveries).await {
+        failed.extend(undelivered);
     }
-    tracing::info!(records = event.payload.records.len(), relayed, "relayed");
-    Ok(())
+    let relayed: usize = by_queue.values().map(Vec::len).sum();
+    let Some(&first) = failed.first() else {
+        tracing::info!(records = records.len(), relayed, "relayed");
+        return Ok(DynamoDbEventResponse::default());
+    };
+    let sequence_number = records
+        .get(first)
+        .and_then(|r| r.change.sequence_number.clone());
+    match (mode, sequence_number) {
+        (PartialFailure::Report, Some(sequence_number)) => {
+            tracing::error!(
+                failed_records = failed.len(),
+                first_failed = first,
+                relayed,
+                "delivery failed; the stream resends from the first record not relayed"
+            );
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence_number);
+            let mut response = DynamoDbEventResponse::default();
+            response.batch_item_failures = vec![failure];
+            Ok(response)
+        }
+        _ => {
+            tracing::error!(
+                failed_records = failed.len(),
+                relayed,
+                "delivery failed; failing the batch so it comes again"
+            );
+            Err(RelayError::Undelivered(failed.len()))
+        }
+    }
 }
 
-/// Sends one batch, resending what SQS refused with exponential backoff. Returns how many
-/// messages were still undelivered after the last attempt.
+/// Cuts one queue's messages into `SendMessageBatch` requests within SQS's limits: at most
+/// ten entries and 256 KiB of bodies and attributes each.
+fn batches(routed: &[Routed]) -> Vec<Vec<Routed>> {
+    let mut out: Vec<Vec<Routed>> = Vec::new();
+    let mut bytes = 0;
+    for r in routed {
+        let size = r.message.size();
+        match out.last_mut() {
+            Some(batch) if batch.len() < SQS_BATCH_MAX && bytes + size <= SQS_BATCH_BYTES => {
+                bytes += size;
+                batch.push(r.clone());
+            }
+            _ => {
+                bytes = size;
+                out.push(vec![r.clone()]);
+            }
+        }
+    }
+    out
+}
+
+/// Sends one batch, resending only what SQS refused, with exponential backoff. Returns the
+/// records whose messages were still undelivered after the last attempt.
 async fn deliver(
     publisher: &impl Publish,
     policy: &RetryPolicy,
     queue: Queue,
-    mut pending: Vec<OutgoingMessage>,
-) -> usize {
+    mut pending: Vec<Routed>,
+) -> Vec<usize> {
     let mut delay = policy.first_delay;
     for attempt in 1..=policy.attempts {
-        let failed = publisher.send_batch(queue, &pending).await;
-        if failed.is_empty() {
-            return 0;
+        let messages: Vec<OutgoingMessage> = pending.iter().map(|r| r.message.clone()).collect();
+        let refused = publisher.send_batch(queue, &messages).await;
+        if refused.is_empty() {
+            return Vec::new();
         }
-        pending = failed
+        pending = refused
             .iter()
             .filter_map(|i| pending.get(*i).cloned())
             .collect();
@@ -168,7 +246,7 @@ async fn deliver(
             delay *= 2;
         }
     }
-    pending.len()
+    pending.iter().map(|r| r.record).collect()
 }
 
 #[cfg(test)]
@@ -183,6 +261,10 @@ mod tests {
     #[derive(Default)]
     struct FlakyQueue {
         fail_first: usize,
+        /// Event ids refused on every attempt.
+        always_refuse: Vec<String>,
+        /// Sizes (entries, bytes) of each batch sent.
+        batches: Mutex<Vec<(usize, usize)>>,
         attempts: Mutex<usize>,
         delivered: Mutex<Vec<(Queue, String)>>,
         parked: Mutex<Vec<String>>,
@@ -190,6 +272,22 @@ mod tests {
 
     impl Publish for FlakyQueue {
         async fn send_batch(&self, queue: Queue, messages: &[OutgoingMessage]) -> Vec<usize> {
+            self.batches.lock().unwrap().push((
+                messages.len(),
+                messages.iter().map(OutgoingMessage::size).sum(),
+            ));
+            if !self.always_refuse.is_empty() {
+                let mut delivered = self.delivered.lock().unwrap();
+                let mut refused = Vec::new();
+                for (i, m) in messages.iter().enumerate() {
+                    if self.always_refuse.contains(&m.event_id) {
+                        refused.push(i);
+                    } else {
+                        delivered.push((queue, m.event_id.clone()));
+                    }
+                }
+                return refused;
+            }
             let mut attempts = self.attempts.lock().unwrap();
             *attempts += 1;
             if *attempts <= self.fail_first {
@@ -213,6 +311,10 @@ mod tests {
     }
 
     fn record(payload: &str) -> Value {
+        sequenced(payload, 1)
+    }
+
+    fn sequenced(payload: &str, sequence: u32) -> Value {
         json!({
             "eventID": format!("rec-{}", payload.len()),
             "eventName": "INSERT",
@@ -223,7 +325,7 @@ mod tests {
                 "ApproximateCreationDateTime": 1795629600.0,
                 "Keys": {"episode_id": {"S": "e"}, "event_id": {"S": "x"}},
                 "NewImage": {"payload": {"S": payload}},
-                "SequenceNumber": "1",
+                "SequenceNumber": sequence.to_string(),
                 "SizeBytes": 100,
                 "StreamViewType": "NEW_IMAGE"
             }
@@ -255,9 +357,14 @@ mod tests {
             ..Default::default()
         };
         let records = GOLDEN.iter().map(|g| record(g)).collect();
-        handle(&queue, &fast(), stream_event(records))
-            .await
-            .unwrap();
+        handle(
+            &queue,
+            &fast(),
+            PartialFailure::Report,
+            stream_event(records),
+        )
+        .await
+        .unwrap();
         let mut delivered: Vec<String> = queue
             .delivered
             .lock()
@@ -277,19 +384,166 @@ mod tests {
             ..Default::default()
         };
         let records = GOLDEN.iter().map(|g| record(g)).collect();
-        let err = handle(&queue, &fast(), stream_event(records))
-            .await
-            .unwrap_err();
+        let err = handle(
+            &queue,
+            &fast(),
+            PartialFailure::FailInvocation,
+            stream_event(records),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, RelayError::Undelivered(n) if n > 0));
+    }
+
+    fn event_id(golden: &str) -> String {
+        serde_json::from_str::<Value>(golden).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn failures(r: &DynamoDbEventResponse) -> Vec<String> {
+        r.batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn reports_the_first_record_not_relayed_in_stream_order() {
+        // The second and third records' events are refused for good; the first got through.
+        let queue = FlakyQueue {
+            always_refuse: vec![event_id(GOLDEN[2]), event_id(GOLDEN[1])],
+            ..Default::default()
+        };
+        let records = GOLDEN
+            .iter()
+            .zip(10..)
+            .map(|(g, seq)| sequenced(g, seq))
+            .collect();
+        let response = handle(
+            &queue,
+            &fast(),
+            PartialFailure::Report,
+            stream_event(records),
+        )
+        .await
+        .unwrap();
+        assert_eq!(failures(&response), ["11"], "from the second record on");
+        // Each entry refused was tried again, alone, and nothing delivered twice.
+        let delivered = queue.delivered.lock().unwrap().clone();
+        assert!(delivered.iter().all(|(_, id)| *id == event_id(GOLDEN[0])));
+        let routed = queues_for(domain::EventType::EpisodeCreated).len();
+        assert_eq!(delivered.len(), routed);
+    }
+
+    #[tokio::test]
+    async fn reports_nothing_when_all_got_through() {
+        let queue = FlakyQueue::default();
+        let records = GOLDEN.iter().map(|g| record(g)).collect();
+        let response = handle(
+            &queue,
+            &fast(),
+            PartialFailure::Report,
+            stream_event(records),
+        )
+        .await
+        .unwrap();
+        assert!(failures(&response).is_empty());
+        assert_eq!(
+            serde_json::to_value(&response).unwrap()["batchItemFailures"],
+            json!([])
+        );
+    }
+
+    /// Parks nothing: the dead-letter queue is down.
+    struct NoDeadLetters(FlakyQueue);
+
+    impl Publish for NoDeadLetters {
+        async fn send_batch(&self, queue: Queue, messages: &[OutgoingMessage]) -> Vec<usize> {
+            self.0.send_batch(queue, messages).await
+        }
+        async fn dead_letter(&self, _body: &str, _reason: &str) -> Result<(), StoreError> {
+            Err(StoreError::unavailable(std::io::Error::other("down")))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_that_could_not_be_parked_is_reported_not_skipped() {
+        let queue = NoDeadLetters(FlakyQueue::default());
+        let records = vec![
+            sequenced(GOLDEN[0], 7),
+            sequenced("{\"not\":\"an event\"}", 8),
+            sequenced(GOLDEN[1], 9),
+        ];
+        let response = handle(
+            &queue,
+            &fast(),
+            PartialFailure::Report,
+            stream_event(records),
+        )
+        .await
+        .unwrap();
+        assert_eq!(failures(&response), ["8"]);
+    }
+
+    #[tokio::test]
+    async fn batches_stay_within_ten_entries_and_256_kib() {
+        // Twelve events of about 60 KB each: four fit in 256 KiB, ten would not.
+        let base: Value = serde_json::from_str(GOLDEN[1]).unwrap();
+        let records: Vec<Value> = (0..12)
+            .map(|i| {
+                let mut e = base.clone();
+                e["id"] = json!(domain::EventId::new().to_string());
+                e["data"]["padding"] = json!("x".repeat(60_000 + i));
+                sequenced(&e.to_string(), i as u32)
+            })
+            .collect();
+        let queue = FlakyQueue::default();
+        handle(
+            &queue,
+            &fast(),
+            PartialFailure::Report,
+            stream_event(records),
+        )
+        .await
+        .unwrap();
+        let batches = queue.batches.lock().unwrap().clone();
+        assert!(!batches.is_empty());
+        for (entries, bytes) in &batches {
+            assert!(*entries <= SQS_BATCH_MAX, "{entries} entries");
+            assert!(*bytes <= SQS_BATCH_BYTES, "{bytes} bytes");
+        }
+        let routed = queues_for(domain::EventType::EpisodeUpdated).len();
+        let sent: usize = batches.iter().map(|(n, _)| n).sum();
+        assert_eq!(sent, 12 * routed, "every message sent once");
+    }
+
+    #[test]
+    fn reporting_is_the_default_and_false_turns_it_off() {
+        assert_eq!(PartialFailure::from_env_value(None), PartialFailure::Report);
+        assert_eq!(
+            PartialFailure::from_env_value(Some("true")),
+            PartialFailure::Report
+        );
+        assert_eq!(
+            PartialFailure::from_env_value(Some("false")),
+            PartialFailure::FailInvocation
+        );
     }
 
     #[tokio::test]
     async fn parks_records_that_are_not_events_and_goes_on() {
         let queue = FlakyQueue::default();
         let records = vec![record("{\"not\":\"an event\"}"), record(GOLDEN[0])];
-        handle(&queue, &fast(), stream_event(records))
-            .await
-            .unwrap();
+        handle(
+            &queue,
+            &fast(),
+            PartialFailure::Report,
+            stream_event(records),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             queue.parked.lock().unwrap().as_slice(),
             ["{\"not\":\"an event\"}"]
@@ -303,9 +557,14 @@ mod tests {
         let queue = FlakyQueue::default();
         let mut removal = record(GOLDEN[0]);
         removal["eventName"] = json!("REMOVE");
-        handle(&queue, &fast(), stream_event(vec![removal]))
-            .await
-            .unwrap();
+        handle(
+            &queue,
+            &fast(),
+            PartialFailure::Report,
+            stream_event(vec![removal]),
+        )
+        .await
+        .unwrap();
         assert!(queue.delivered.lock().unwrap().is_empty());
     }
 }

@@ -118,7 +118,14 @@ impl DynamoActivityStore {
     /// Writes the entries with as few BatchWriteItem calls as the API allows (25 a call).
     /// Writing an entry again writes the same item: idempotent on the event id. Returns the
     /// ids DynamoDB left unprocessed after retries.
+    /// An entry named twice (two copies of one event) is written once: DynamoDB refuses a
+    /// whole BatchWriteItem that names one key twice.
     pub async fn put_batch(&self, entries: &[ActivityEntry]) -> Result<Vec<EventId>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let entries: Vec<&ActivityEntry> = entries
+            .iter()
+            .filter(|e| seen.insert((e.episode_id, e.event_id)))
+            .collect();
         let mut left = Vec::new();
         for chunk in entries.chunks(BATCH_WRITE_MAX) {
             let mut requests: Vec<WriteRequest> = chunk

@@ -17,6 +17,24 @@ pub struct OutgoingMessage {
     pub body: String,
 }
 
+impl OutgoingMessage {
+    /// What the message counts for against SQS's limit on a request: the body and each
+    /// attribute's name, type and value.
+    pub fn size(&self) -> usize {
+        const ATTRS: usize = "event_type".len()
+            + "String".len()
+            + "schema_version".len()
+            + "Number".len()
+            + "event_id".len()
+            + "String".len();
+        self.body.len()
+            + ATTRS
+            + self.event_type.len()
+            + self.schema_version.to_string().len()
+            + self.event_id.len()
+    }
+}
+
 /// Queue URLs by queue, from the function's environment.
 #[derive(Debug, Clone)]
 pub struct SqsPublisher {
@@ -58,6 +76,9 @@ impl DeadLetters for DeadLetterQueue {
 
 /// At most this many entries per `SendMessageBatch` (the API's limit).
 pub const SQS_BATCH_MAX: usize = 10;
+/// At most this many bytes of bodies and attributes per `SendMessageBatch` (256 KiB, the API's
+/// limit on the whole request as on one message).
+pub const SQS_BATCH_BYTES: usize = 256 * 1024;
 
 fn attr(data_type: &str, value: String) -> Result<MessageAttributeValue, StoreError> {
     MessageAttributeValue::builder()

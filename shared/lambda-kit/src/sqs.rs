@@ -20,6 +20,12 @@ pub async fn read_events(
 }
 
 /// [`read_events`] for any message type: `parse` says what a body is, or why it is poison.
+///
+/// A body that stands twice in one batch (the relay resends a stream batch that failed in
+/// part, so two copies of one event can meet in one receive) is handled once: the later copy
+/// is acknowledged as it is, since the kept one carries the same content and comes again if it
+/// fails. Without that, one batch write would name the same key twice, which DynamoDB refuses
+/// whole.
 pub async fn read_messages<T>(
     records: &[SqsMessage],
     parse: impl Fn(&str) -> Result<T, String>,
@@ -27,9 +33,14 @@ pub async fn read_messages<T>(
 ) -> (Vec<(String, T)>, Vec<String>) {
     let mut events = Vec::new();
     let mut failed = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for message in records {
         let id = message.message_id.clone().unwrap_or_default();
         let body = message.body.as_deref().unwrap_or_default();
+        if !seen.insert(body) {
+            tracing::info!(message_id = %id, "a copy of a message earlier in the batch; handled once");
+            continue;
+        }
         match parse(body) {
             Ok(e) => events.push((id, e)),
             Err(reason) => {
