@@ -92,11 +92,15 @@ pub async fn mark_read(store: &DynamoNotificationStore, actor: &Actor, id: &str)
 }
 
 pub async fn mark_all_read(store: &DynamoNotificationStore, actor: &Actor) -> Handled {
-    let marked = store
+    let done = store
         .mark_all_read(&actor.id, Timestamp::now())
         .await
         .map_err(unavailable)?;
-    json(StatusCode::OK, &json!({ "marked": marked }))
+    // `more`: it stopped at its bound (1,000 a call); calling again marks the rest.
+    json(
+        StatusCode::OK,
+        &json!({ "marked": done.marked, "more": done.more }),
+    )
 }
 
 pub async fn watch(store: &DynamoNotificationStore, actor: &Actor, episode: EpisodeId) -> Handled {

@@ -10,6 +10,7 @@
 //! Watches table: key (`episode_id`, `user_id`). Settings table: key `user_id`.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -30,7 +31,8 @@ const COUNTER_SK: &str = "count";
 const NOTIFICATION_PREFIX: &str = "n#";
 /// Notifications marked read per transaction in read-all (plus the counter: ≤ 100 items).
 const READ_ALL_CHUNK: i32 = 50;
-const READ_ALL_MAX_ROUNDS: usize = 200;
+/// Pages of [`READ_ALL_CHUNK`] one read-all call goes through at most (1,000 notifications).
+pub const READ_ALL_MAX_PAGES: usize = 20;
 /// DynamoDB's limit on the items of one transaction.
 const TRANSACTION_MAX_ITEMS: usize = 100;
 
@@ -191,9 +193,16 @@ impl DynamoNotificationStore {
     /// Delivers many notifications in one transaction (each user's counter moved once by their
     /// count): the usual case, one call for a whole batch. `Ok(false)` when any of them was
     /// delivered before (the transaction then wrote nothing): deliver those one by one instead.
+    /// A notification named twice (two copies of one event) counts once: a transaction may
+    /// not name one item twice.
     pub async fn deliver_all(&self, notes: &[Notification]) -> Result<bool, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let notes: Vec<&Notification> = notes
+            .iter()
+            .filter(|n| seen.insert((&n.recipient, n.id)))
+            .collect();
         let mut per_user: HashMap<&UserId, i64> = HashMap::new();
-        for note in notes {
+        for note in &notes {
             *per_user.entry(&note.recipient).or_default() += 1;
         }
         if notes.is_empty() {
@@ -334,10 +343,19 @@ impl DynamoNotificationStore {
         id: EventId,
         now: Timestamp,
     ) -> Result<MarkRead, StoreError> {
+        self.mark_one(user, &sk(id), now).await
+    }
+
+    async fn mark_one(
+        &self,
+        user: &UserId,
+        sort: &str,
+        now: Timestamp,
+    ) -> Result<MarkRead, StoreError> {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(self.read_update(user, &sk(id), now)?)
+            .transact_items(self.read_update(user, sort, now)?)
             .transact_items(self.counter_update(user, -1)?)
             .send()
             .await;
@@ -351,54 +369,23 @@ impl DynamoNotificationStore {
         }
     }
 
-    /// Marks every unread notification read, a transaction per 50, the counter moved by
-    /// exactly as many as were marked. Returns how many.
-    pub async fn mark_all_read(&self, user: &UserId, now: Timestamp) -> Result<u64, StoreError> {
-        let mut marked = 0u64;
-        for _ in 0..READ_ALL_MAX_ROUNDS {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.notifications)
-                .index_name("unread")
-                .key_condition_expression("unread_user = :u")
-                .expression_attribute_values(":u", s(user.as_str()))
-                .projection_expression("sk")
-                .limit(READ_ALL_CHUNK)
-                .send()
-                .await
-                .map_err(StoreError::unavailable)?;
-            let sks: Vec<String> = out
-                .items()
-                .iter()
-                .filter_map(|it| it.get("sk").and_then(|v| v.as_s().ok()).cloned())
-                .collect();
-            if sks.is_empty() {
-                return Ok(marked);
-            }
-            let mut items = sks
-                .iter()
-                .map(|k| self.read_update(user, k, now))
-                .collect::<Result<Vec<_>, _>>()?;
-            items.push(self.counter_update(user, -i64::try_from(sks.len()).unwrap_or(0))?);
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => marked += sks.len() as u64,
-                // Another request read one of them meanwhile (the index lags): query again.
-                Err(SdkError::ServiceError(se))
-                    if matches!(
-                        se.err(),
-                        TransactWriteItemsError::TransactionCanceledException(_)
-                    ) => {}
-                Err(e) => return Err(StoreError::unavailable(e)),
-            }
-        }
-        Ok(marked)
+    /// Marks the user's unread notifications read, the counter moved by exactly as many as
+    /// were marked: at most [`READ_ALL_MAX_PAGES`] pages of 50 per call (`more` says the
+    /// client should call again). See [`read_all`] for why it cannot loop.
+    pub async fn mark_all_read(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<ReadAll, StoreError> {
+        read_all(
+            &UnreadOf {
+                store: self,
+                user,
+                now,
+            },
+            READ_ALL_MAX_PAGES,
+        )
+        .await
     }
 
     /// Adds the user to the episode's watchers, if the episode exists (checked in the same
@@ -516,4 +503,293 @@ fn notification_from_item(it: &Item) -> Result<Notification, StoreError> {
         })
     };
     parse().map_err(StoreError::unavailable)
+}
+
+/// What one read-all call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAll {
+    pub marked: u64,
+    /// It stopped at its bound with unread notifications possibly left: call again.
+    pub more: bool,
+}
+
+/// The steps of read-all, so the walk can be tested without DynamoDB.
+pub(crate) trait UnreadIndex {
+    /// A page of the unread index (sort keys), from after `start`; and where the next starts.
+    fn page(
+        &self,
+        start: Option<String>,
+    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), StoreError>> + Send;
+    /// Marks all of them read in one transaction; false when it was cancelled (one of them
+    /// was read meanwhile, or the index still listed one already read).
+    fn mark_page(&self, sorts: &[String]) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn mark_one(&self, sort: &str) -> impl Future<Output = Result<MarkRead, StoreError>> + Send;
+}
+
+/// Read-all as one forward walk over the unread index: each page is read from where the last
+/// ended (never from the start again), so an index that lags behind the writes (a GSI is
+/// eventually consistent, and still lists what was just marked) cannot make it go round. A
+/// page whose transaction is cancelled is marked one by one, counting only what this call
+/// marked. Bounded by a number of pages, not by the clock.
+pub(crate) async fn read_all(
+    index: &impl UnreadIndex,
+    max_pages: usize,
+) -> Result<ReadAll, StoreError> {
+    let mut marked = 0u64;
+    let mut start = None;
+    for _ in 0..max_pages {
+        let (sorts, next) = index.page(start).await?;
+        if !sorts.is_empty() {
+            if index.mark_page(&sorts).await? {
+                marked += sorts.len() as u64;
+            } else {
+                for sort in &sorts {
+                    if index.mark_one(sort).await? == MarkRead::Marked {
+                        marked += 1;
+                    }
+                }
+            }
+        }
+        match next {
+            Some(key) => start = Some(key),
+            None => {
+                return Ok(ReadAll {
+                    marked,
+                    more: false,
+                });
+            }
+        }
+    }
+    Ok(ReadAll { marked, more: true })
+}
+
+struct UnreadOf<'a> {
+    store: &'a DynamoNotificationStore,
+    user: &'a UserId,
+    now: Timestamp,
+}
+
+impl UnreadIndex for UnreadOf<'_> {
+    async fn page(
+        &self,
+        start: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let user = self.user.as_str();
+        let start_key = start.map(|sort| {
+            Item::from([
+                ("user_id".to_owned(), s(user)),
+                ("sk".to_owned(), s(sort)),
+                ("unread_user".to_owned(), s(user)),
+            ])
+        });
+        let out = self
+            .store
+            .client
+            .query()
+            .table_name(&self.store.tables.notifications)
+            .index_name("unread")
+            .key_condition_expression("unread_user = :u")
+            .expression_attribute_values(":u", s(user))
+            .projection_expression("sk")
+            .limit(READ_ALL_CHUNK)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let sorts = out
+            .items()
+            .iter()
+            .filter_map(|it| it.get("sk").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("sk"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok((sorts, next))
+    }
+
+    async fn mark_page(&self, sorts: &[String]) -> Result<bool, StoreError> {
+        let mut items = sorts
+            .iter()
+            .map(|k| self.store.read_update(self.user, k, self.now))
+            .collect::<Result<Vec<_>, _>>()?;
+        items.push(
+            self.store
+                .counter_update(self.user, -i64::try_from(sorts.len()).unwrap_or(0))?,
+        );
+        match self
+            .store
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    async fn mark_one(&self, sort: &str) -> Result<MarkRead, StoreError> {
+        self.store.mark_one(self.user, sort, self.now).await
+    }
+}
+
+#[cfg(test)]
+mod read_all_tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Notifications by sort key (true = unread), and an index that lags: it still lists the
+    /// first `lagging` notifications marked read, as a GSI may for a while.
+    struct Lagging {
+        unread: Mutex<BTreeMap<String, bool>>,
+        listed_anyway: Mutex<Vec<String>>,
+        lagging: usize,
+        page_size: usize,
+        calls: Mutex<usize>,
+    }
+
+    impl Lagging {
+        fn new(n: usize, lagging: usize, page_size: usize) -> Self {
+            Self {
+                unread: Mutex::new((0..n).map(|i| (format!("n#{i:04}"), true)).collect()),
+                listed_anyway: Mutex::new(Vec::new()),
+                lagging,
+                page_size,
+                calls: Mutex::new(0),
+            }
+        }
+        fn call(&self) {
+            *self.calls.lock().unwrap() += 1;
+        }
+        fn unread_left(&self) -> usize {
+            self.unread.lock().unwrap().values().filter(|u| **u).count()
+        }
+    }
+
+    impl UnreadIndex for Lagging {
+        async fn page(
+            &self,
+            start: Option<String>,
+        ) -> Result<(Vec<String>, Option<String>), StoreError> {
+            self.call();
+            let unread = self.unread.lock().unwrap();
+            let lagging = self.listed_anyway.lock().unwrap();
+            let listed: Vec<String> = unread
+                .iter()
+                .filter(|(k, u)| **u || lagging.contains(k))
+                .map(|(k, _)| k.clone())
+                .filter(|k| start.as_ref().is_none_or(|s| k > s))
+                .collect();
+            let page: Vec<String> = listed.iter().take(self.page_size).cloned().collect();
+            let next = (listed.len() > self.page_size)
+                .then(|| page.last().cloned())
+                .flatten();
+            Ok((page, next))
+        }
+
+        async fn mark_page(&self, sorts: &[String]) -> Result<bool, StoreError> {
+            self.call();
+            let mut unread = self.unread.lock().unwrap();
+            if sorts.iter().any(|k| unread.get(k) != Some(&true)) {
+                return Ok(false);
+            }
+            let mut lagging = self.listed_anyway.lock().unwrap();
+            for k in sorts {
+                unread.insert(k.clone(), false);
+                if lagging.len() < self.lagging {
+                    lagging.push(k.clone());
+                }
+            }
+            Ok(true)
+        }
+
+        async fn mark_one(&self, sort: &str) -> Result<MarkRead, StoreError> {
+            self.call();
+            let mut unread = self.unread.lock().unwrap();
+            match unread.get(sort) {
+                Some(true) => {
+                    unread.insert(sort.to_owned(), false);
+                    Ok(MarkRead::Marked)
+                }
+                Some(false) => Ok(MarkRead::AlreadyRead),
+                None => Ok(MarkRead::NotFound),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn marks_everything_once_in_one_forward_walk() {
+        let index = Lagging::new(120, 0, 50);
+        let done = read_all(&index, READ_ALL_MAX_PAGES).await.unwrap();
+        assert_eq!(
+            done,
+            ReadAll {
+                marked: 120,
+                more: false
+            }
+        );
+        assert_eq!(index.unread_left(), 0);
+        assert_eq!(*index.calls.lock().unwrap(), 6, "3 pages, 3 transactions");
+    }
+
+    #[tokio::test]
+    async fn an_index_that_still_lists_read_ones_cannot_make_it_go_round() {
+        // Half of the first page read by another request just before; the index still lists
+        // them. The walk marks the rest one by one and moves on: nothing counted twice.
+        let index = Lagging::new(100, 25, 50);
+        {
+            let mut unread = index.unread.lock().unwrap();
+            let mut lagging = index.listed_anyway.lock().unwrap();
+            for i in 0..25 {
+                let k = format!("n#{i:04}");
+                unread.insert(k.clone(), false);
+                lagging.push(k);
+            }
+        }
+        let done = read_all(&index, READ_ALL_MAX_PAGES).await.unwrap();
+        assert_eq!(
+            done,
+            ReadAll {
+                marked: 75,
+                more: false
+            }
+        );
+        assert_eq!(index.unread_left(), 0);
+        // 2 pages; the first cancelled and marked one by one (50), the second in one go.
+        assert_eq!(*index.calls.lock().unwrap(), 2 + 2 + 50);
+    }
+
+    #[tokio::test]
+    async fn stops_at_its_bound_and_says_there_is_more() {
+        let index = Lagging::new(500, 0, 50);
+        let done = read_all(&index, 3).await.unwrap();
+        assert_eq!(
+            done,
+            ReadAll {
+                marked: 150,
+                more: true
+            }
+        );
+        let again = read_all(&index, 20).await.unwrap();
+        assert_eq!(
+            again,
+            ReadAll {
+                marked: 350,
+                more: false
+            }
+        );
+    }
 }
