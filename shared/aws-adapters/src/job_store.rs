@@ -125,6 +125,10 @@ fn to_item(job: &Job, lease_until: Option<Timestamp>) -> Result<Item, StoreError
     Ok(it)
 }
 
+/// Queries one filtered list may make, and jobs each of them examines (see `list`).
+const LIST_READS: usize = 10;
+const LIST_READ_BATCH: i32 = 200;
+
 fn from_item(it: &Item) -> Result<Job, StoreError> {
     let parse = || -> Result<Job, item::CorruptItem> {
         let job_type = item::parse(it, "type", |v| JobType::parse(v).map_err(|e| e.message))?;
@@ -396,6 +400,13 @@ impl DynamoJobStore {
     }
 
     /// An episode's jobs, oldest first, optionally in one state.
+    ///
+    /// The state is a filter on the by-episode index, and DynamoDB applies a filter after it
+    /// has read `Limit` items: one Query with `Limit = limit + 1` could find none of the wanted
+    /// state among the first jobs although later ones match. So it reads on, page after page,
+    /// until the page is full or the episode's jobs end, at most [`LIST_READS`] Queries of
+    /// [`LIST_READ_BATCH`] jobs each; when that budget runs out first, the page holds what was
+    /// found and its cursor resumes after the last job examined.
     pub async fn list(
         &self,
         episode: EpisodeId,
@@ -404,39 +415,56 @@ impl DynamoJobStore {
         after: Option<JobId>,
     ) -> Result<JobPage, StoreError> {
         let wanted = usize::from(limit.get());
-        let start = after.map(|a| {
+        let key = |id: JobId| {
             Item::from([
-                ("id".to_owned(), s(a.to_string())),
+                ("id".to_owned(), s(id.to_string())),
                 ("episode_id".to_owned(), s(episode.to_string())),
             ])
-        });
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.tables.jobs)
-            .index_name(INDEX_BY_EPISODE)
-            .key_condition_expression("episode_id = :e")
-            .expression_attribute_values(":e", s(episode.to_string()))
-            .limit(i32::from(limit.get()) + 1)
-            .set_exclusive_start_key(start);
-        if let Some(st) = state {
-            q = q
-                .filter_expression("#state = :state")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":state", s(st.as_str()));
+        };
+        let mut start = after.map(key);
+        let mut found = Vec::new();
+        for _ in 0..LIST_READS {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.tables.jobs)
+                .index_name(INDEX_BY_EPISODE)
+                .key_condition_expression("episode_id = :e")
+                .expression_attribute_values(":e", s(episode.to_string()))
+                .set_exclusive_start_key(start.take());
+            q = match state {
+                None => q.limit(i32::from(limit.get()) + 1),
+                Some(st) => q
+                    .limit(LIST_READ_BATCH)
+                    .filter_expression("#state = :state")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":state", s(st.as_str())),
+            };
+            let out = q.send().await.map_err(StoreError::unavailable)?;
+            for it in out.items() {
+                found.push(from_item(it)?);
+            }
+            let examined_up_to = out
+                .last_evaluated_key()
+                .and_then(|k| k.get("id"))
+                .and_then(|v| v.as_s().ok())
+                .and_then(|id| JobId::parse(id).ok());
+            match examined_up_to {
+                Some(id) if found.len() <= wanted => start = Some(key(id)),
+                // Full (one more than wanted tells a next page exists), or the jobs ended.
+                other => return Ok(Page::from_query(found, wanted, other.is_some(), |x| x.id)),
+            }
         }
-        let out = q.send().await.map_err(StoreError::unavailable)?;
-        let items = out
-            .items()
-            .iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_query(
-            items,
-            wanted,
-            out.last_evaluated_key().is_some(),
-            |x| x.id,
-        ))
+        // The read budget ran out before the page filled: resume after the last job examined.
+        let resume = start
+            .as_ref()
+            .and_then(|k| k.get("id"))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|id| JobId::parse(id).ok());
+        Ok(Page {
+            items: found,
+            next_after: resume,
+        })
     }
 
     /// Whether an episode exists and is not deleted.
