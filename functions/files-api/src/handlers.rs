@@ -69,6 +69,7 @@ async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<
         }
         ["files", id] if method == Method::DELETE => {
             let actor = meta.actor()?;
+            require_editor(&actor)?;
             delete(api, meta, &actor, parse_file(id)?).await
         }
         ["files", id, "complete"] if method == Method::POST => {
@@ -91,7 +92,23 @@ fn require_editor(actor: &Actor) -> Result<(), Problem> {
     if actor.role.can_write() {
         Ok(())
     } else {
-        Err(Problem::forbidden("viewers cannot upload or change files"))
+        Err(Problem::forbidden(
+            "viewers cannot upload, change or delete files",
+        ))
+    }
+}
+
+/// Completing an upload (which, for a multipart upload whose parts do not add up, deletes
+/// it) and deleting a file are the uploader's acts, or an admin's; other editors may not.
+fn require_uploader_or_admin(
+    actor: &Actor,
+    file: &EpisodeFile,
+    refusal: &'static str,
+) -> Result<(), Problem> {
+    if actor.role == Role::Admin || actor.id == file.created.by {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(refusal))
     }
 }
 
@@ -245,6 +262,11 @@ async fn complete(
     id: FileId,
 ) -> Result<Response<Body>, Problem> {
     let file = find(api, id).await?;
+    require_uploader_or_admin(
+        actor,
+        &file,
+        "only the file's uploader or an admin may complete its upload",
+    )?;
     if file.status == FileStatus::Available {
         return json(StatusCode::OK, &file.to_json()); // completing twice changes nothing
     }
@@ -277,6 +299,11 @@ async fn complete(
             FieldError::new("upload", reason).into(),
         ));
     }
+    // Untagged first: the lifecycle rule for abandoned uploads must not take it later.
+    api.objects
+        .mark_confirmed(&file.key)
+        .await
+        .map_err(unavailable)?;
     let now = Timestamp::now();
     let mut done = file.clone();
     done.status = FileStatus::Available;
@@ -392,11 +419,11 @@ async fn delete(
     id: FileId,
 ) -> Result<Response<Body>, Problem> {
     let file = find(api, id).await?;
-    if actor.role != Role::Admin && actor.id != file.created.by {
-        return Err(Problem::forbidden(
-            "only an admin or the file's uploader may delete it",
-        ));
-    }
+    require_uploader_or_admin(
+        actor,
+        &file,
+        "only the file's uploader or an admin may delete it",
+    )?;
     // The bytes first: if the record's deletion then fails, a retry finds it and finishes.
     if let Some(upload_id) = &file.upload_id {
         api.objects

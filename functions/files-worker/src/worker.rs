@@ -134,6 +134,8 @@ async fn pending_check(app: &App, id: FileId, not_before: Timestamp) -> Result<(
         done.status = FileStatus::Available;
         done.available_at = Some(now);
         done.upload_id = None;
+        // Untagged first: the lifecycle rule for abandoned uploads must not take it later.
+        app.objects.mark_confirmed(&file.key).await?;
         let event = DomainEvent::file_uploaded(&ctx, &done, now);
         return match app
             .files

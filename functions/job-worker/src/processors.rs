@@ -217,9 +217,27 @@ impl Processor for MediaProbe {
 #[derive(Debug)]
 pub struct Thumbnail;
 
+/// What decoding one image may take, well below the job worker's 512 MB: an image that needs
+/// more (a "decompression bomb": a small file of enormous dimensions) fails its job for good
+/// instead of the function running out of memory, being killed, and retried to the end.
+pub const IMAGE_MAX_DIMENSION: u32 = 12_000;
+pub const IMAGE_MAX_ALLOC: u64 = 192 * 1024 * 1024;
+
 pub fn thumbnail(bytes: &[u8], max_size: u32) -> Result<(Vec<u8>, u32, u32), JobFailure> {
-    let image = image::load_from_memory(bytes)
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(IMAGE_MAX_DIMENSION);
+    limits.max_image_height = Some(IMAGE_MAX_DIMENSION);
+    limits.max_alloc = Some(IMAGE_MAX_ALLOC);
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
         .map_err(|e| JobFailure::Permanent(format!("not a readable image: {e}")))?;
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => JobFailure::Permanent(format!(
+            "the image is too large to process ({l}; at most {IMAGE_MAX_DIMENSION}×{IMAGE_MAX_DIMENSION} pixels)"
+        )),
+        e => JobFailure::Permanent(format!("not a readable image: {e}")),
+    })?;
     let small = image.thumbnail(max_size, max_size);
     let mut out = Cursor::new(Vec::new());
     small
@@ -297,6 +315,42 @@ mod tests {
             thumbnail(b"\x89PNG nope", 64),
             Err(JobFailure::Permanent(_))
         ));
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn images_beyond_the_memory_limits_fail_for_good_without_decoding() {
+        // A valid PNG header claiming 30,000 × 30,000 pixels (3.6 GB decoded): refused from
+        // its header, before any pixel buffer is allocated.
+        let mut png = Cursor::new(Vec::new());
+        image::DynamicImage::ImageLuma8(image::GrayImage::new(8, 8))
+            .write_to(&mut png, image::ImageFormat::Png)
+            .unwrap();
+        let mut bytes = png.into_inner();
+        // IHDR's width and height follow the signature (8), chunk length (4) and type (4).
+        bytes[16..20].copy_from_slice(&30_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&30_000u32.to_be_bytes());
+        // The chunk's CRC-32 (over type and data) follows its 13 data bytes.
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        match thumbnail(&bytes, 64) {
+            Err(JobFailure::Permanent(m)) => assert!(m.contains("too large"), "{m}"),
+            other => panic!("expected a permanent failure, got {other:?}"),
+        }
     }
 
     #[test]

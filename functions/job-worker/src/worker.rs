@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use aws_adapters::job_store::Guard;
 use aws_adapters::{
-    DeadLetterQueue, DynamoFileStore, DynamoJobStore, MessageQueue, MoveError, ObjectStore,
+    DeadLetterQueue, DynamoFileStore, DynamoJobStore, FileWriteError, MessageQueue, MoveError,
+    ObjectStore,
 };
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lc_rs::digest;
@@ -397,7 +398,9 @@ async fn derive(
         .rev()
         .collect();
     let now = Timestamp::now();
-    let id = FileId::new();
+    // The same job always makes the same file (same id, same key): a retry after a failure
+    // further on writes the same object again instead of leaving an orphan beside it.
+    let id = FileId::made_by(job.id);
     let new = domain::NewFile {
         name: FileName::parse(&name).map_err(permanent)?,
         content_type,
@@ -413,7 +416,8 @@ async fn derive(
         .map_err(retryable)?;
     let event = DomainEvent::file_uploaded(&context(job), &file, now);
     match app.files.create_available(&file, &event).await {
-        Ok(()) => Ok(id),
+        // Already there: an earlier attempt of this job recorded it.
+        Ok(()) | Err(FileWriteError::State(_)) => Ok(id),
         Err(e) => Err(JobFailure::Retryable(e.to_string())),
     }
 }

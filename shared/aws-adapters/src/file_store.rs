@@ -377,6 +377,8 @@ impl DynamoFileStore {
             .table_name(&self.tables.files)
             .set_item(Some(to_item(file)?))
             .condition_expression("attribute_not_exists(id)")
+            // Already there: the caller learns it as `State` of the file that is.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(StoreError::unavailable)?;
         self.client

@@ -59,6 +59,40 @@ fn not_found<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
         || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
 }
 
+/// Reading a key that does not exist: 404, or 403 when the caller may not list the bucket
+/// (S3 then hides whether the key exists). The template grants `s3:ListBucket` on the
+/// objects' prefix so a missing object is a 404; a 403 is still what a missing object looks
+/// like to a role without it, so reads take it as "not there" (and say so in the log) rather
+/// than as an outage that would be retried into a dead-letter queue.
+fn missing_object<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>, key: &str) -> bool {
+    if not_found(e) {
+        return true;
+    }
+    let denied = matches!(e.code(), Some("AccessDenied" | "Forbidden"))
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
+    if denied {
+        tracing::warn!(
+            key,
+            "S3 answered 403 for an object: taken as missing (does the role have s3:ListBucket on the prefix?)"
+        );
+    }
+    denied
+}
+
+/// The tag an object carries from its upload until the upload is confirmed; the bucket's
+/// lifecycle rule expires objects still carrying it, so bytes of an upload never completed
+/// go even when the delayed check never ran.
+pub const PENDING_TAG: (&str, &str) = ("upload", "pending");
+
+fn precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    e.code() == Some("PreconditionFailed")
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+}
+
+fn pending_tagging() -> String {
+    format!("{}={}", PENDING_TAG.0, PENDING_TAG.1)
+}
+
 impl ObjectStore {
     /// A store whose S3 calls `calls` counts (presigning makes none).
     pub fn new(sdk: &aws_config::SdkConfig, bucket: String, calls: &crate::AwsCallCounter) -> Self {
@@ -74,6 +108,9 @@ impl ObjectStore {
     }
 
     /// A PUT of exactly `size` bytes of `content_type`, with S3 checking the SHA-256 if given.
+    /// It cannot overwrite: `If-None-Match: *` is signed in, so once an object is under the
+    /// key (an upload that became available) the URL answers 412. The object is tagged
+    /// pending until the upload is confirmed ([`ObjectStore::mark_confirmed`]).
     pub async fn presign_put(
         &self,
         key: &str,
@@ -90,6 +127,8 @@ impl ObjectStore {
             .content_type(content_type.as_str())
             .content_length(i64::try_from(size).unwrap_or(i64::MAX))
             .set_checksum_sha256(sha256.map(|s| base64::encode(s.bytes())))
+            .if_none_match("*")
+            .tagging(pending_tagging())
             .presigned(presigning(ttl)?)
             .await
             .map_err(StoreError::unavailable)?;
@@ -108,6 +147,7 @@ impl ObjectStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type.as_str())
+            .tagging(pending_tagging())
             .send()
             .await
             .map_err(StoreError::unavailable)?;
@@ -180,6 +220,8 @@ impl ObjectStore {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
+            // Never over an object already there.
+            .if_none_match("*")
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
@@ -189,9 +231,22 @@ impl ObjectStore {
             .await
         {
             Ok(_) => Ok(true),
-            Err(e) if not_found(&e) => Ok(false),
+            Err(e) if not_found(&e) || precondition_failed(&e) => Ok(false),
             Err(e) => Err(StoreError::unavailable(e)),
         }
+    }
+
+    /// The upload under `key` is confirmed: its object loses the pending tag, so the
+    /// lifecycle rule for abandoned uploads leaves it alone. Idempotent.
+    pub async fn mark_confirmed(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
     }
 
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
@@ -231,7 +286,7 @@ impl ObjectStore {
                     .and_then(|b| base64::decode(b).ok())
                     .and_then(|d| Sha256::from_bytes(&d)),
             })),
-            Err(e) if not_found(&e) => Ok(None),
+            Err(e) if missing_object(&e, key) => Ok(None),
             Err(e) => Err(StoreError::unavailable(e)),
         }
     }
@@ -275,7 +330,7 @@ impl ObjectStore {
                     .unwrap_or(0);
                 Ok(Some((size, out.body)))
             }
-            Err(e) if not_found(&e) => Ok(None),
+            Err(e) if missing_object(&e, key) => Ok(None),
             Err(e) => Err(StoreError::unavailable(e)),
         }
     }
@@ -311,5 +366,52 @@ impl ObjectStore {
             .await
             .map(|_| ())
             .map_err(StoreError::unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::head_object::HeadObjectError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    /// What the SDK hands back for a HeadObject that S3 answered with `status` (HEAD answers
+    /// carry no body, so no error code unless the SDK derives one).
+    fn answered(status: u16, code: Option<&str>) -> SdkError<HeadObjectError, HttpResponse> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(HeadObjectError::generic(meta.build()), raw)
+    }
+
+    #[test]
+    fn a_missing_object_is_missing_whether_s3_says_404_or_403() {
+        assert!(missing_object(&answered(404, Some("NotFound")), "k"));
+        assert!(missing_object(&answered(404, None), "k"));
+        // Without s3:ListBucket, S3 answers a missing key with 403.
+        assert!(missing_object(&answered(403, None), "k"));
+        assert!(missing_object(&answered(403, Some("AccessDenied")), "k"));
+        // An outage is not a missing object: it is retried.
+        assert!(!missing_object(&answered(500, None), "k"));
+        assert!(!missing_object(&answered(503, Some("SlowDown")), "k"));
+    }
+
+    #[test]
+    fn a_refused_overwrite_is_told_from_other_failures() {
+        assert!(precondition_failed(&answered(
+            412,
+            Some("PreconditionFailed")
+        )));
+        assert!(precondition_failed(&answered(412, None)));
+        assert!(!precondition_failed(&answered(
+            409,
+            Some("ConditionalRequestConflict")
+        )));
+        assert!(!precondition_failed(&answered(500, None)));
     }
 }

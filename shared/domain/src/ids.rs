@@ -83,6 +83,14 @@ uuid_v7_id!(
     /// The id of a processing job.
     JobId
 );
+impl FileId {
+    /// The id of the file a job makes (a thumbnail): the job's own id, so every attempt of one
+    /// job names the same file, and no two jobs the same.
+    pub fn made_by(job: JobId) -> Self {
+        Self(job.0)
+    }
+}
+
 uuid_v7_id!(
     /// The id of a domain event; consumers deduplicate on it.
     EventId
@@ -126,6 +134,20 @@ impl CorrelationId {
         }
     }
 
+    /// Longest correlation id taken from a client.
+    pub const CLIENT_MAX_LEN: usize = 64;
+
+    /// A correlation id a client sent (`x-correlation-id`): kept only when it is a short token
+    /// of letters, digits and `-_.`, so what a client chooses cannot smuggle structure into
+    /// logs and audit entries; otherwise None (the server's request id is used instead).
+    pub fn from_client(s: &str) -> Option<Self> {
+        let safe = !s.is_empty()
+            && s.len() <= Self::CLIENT_MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        safe.then(|| Self(s.to_owned()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -153,6 +175,28 @@ impl From<CorrelationId> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jobs_file_is_the_same_on_every_attempt_and_differs_between_jobs() {
+        let (job, other) = (JobId::new(), JobId::new());
+        assert_eq!(FileId::made_by(job), FileId::made_by(job));
+        assert_ne!(FileId::made_by(job), FileId::made_by(other));
+        // Still a valid file id (a UUIDv7), as the key and the API require.
+        let id = FileId::made_by(job).to_string();
+        assert_eq!(FileId::parse(&id), Ok(FileId::made_by(job)));
+    }
+
+    #[test]
+    fn client_correlation_ids_are_short_safe_tokens() {
+        assert!(CorrelationId::from_client("trace-42.a_B").is_some());
+        assert!(CorrelationId::from_client(&"x".repeat(64)).is_some());
+        for bad in ["", "a b", "a/b", "a:b", "a+b", "a=b", "ü", "{\"x\":1}"] {
+            assert!(CorrelationId::from_client(bad).is_none(), "{bad:?}");
+        }
+        assert!(CorrelationId::from_client(&"x".repeat(65)).is_none());
+        // Stored ids keep parsing as before (API Gateway's request ids end in =).
+        assert!(CorrelationId::parse("Pio4rdBDy6w08WE=").is_ok());
+    }
 
     #[test]
     fn new_ids_round_trip_and_sort_by_creation() {
