@@ -6,7 +6,9 @@ API Gateway's JWT authorizer fetches, and mints RS256 tokens for any user and ro
     python infra/local/oidc.py serve                  # http://127.0.0.1:4580
     python infra/local/oidc.py token --user alice --role editor
 
-Tokens carry iss, aud, sub, name, role, iat, nbf, exp, and a kid that names the key.
+Tokens carry iss, aud, sub, name, cognito:groups (the role, as a one-group list: the claim the
+functions read by default, as Cognito puts a user's groups in it), iat, nbf, exp, and a kid
+that names the key.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def claims_for(
         "aud": audience,
         "sub": user,
         "name": name or user.capitalize(),
-        "role": role,
+        "cognito:groups": [role],
         "iat": now,
         "nbf": now - 5,
         "exp": now + ttl,

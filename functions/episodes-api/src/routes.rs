@@ -125,7 +125,8 @@ mod tests {
         }
         if let Some(claims) = event.pointer_mut("/requestContext/authorizer/jwt/claims") {
             claims["sub"] = json!(user);
-            claims["role"] = json!(role);
+            // As API Gateway passes a list claim to the function.
+            claims["cognito:groups"] = json!(format!("[{role}]"));
         }
         lambda_http::request::from_str(&event.to_string()).unwrap()
     }

@@ -11,5 +11,5 @@ pub mod sqs;
 pub mod telemetry;
 
 pub use config::{ConfigError, required_env};
-pub use identity::{RequestMeta, actor_from_claims};
+pub use identity::{RequestMeta, RoleSource, actor_from_claims};
 pub use problem::Problem;
