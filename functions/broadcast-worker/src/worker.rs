@@ -6,7 +6,7 @@ use std::convert::Infallible;
 
 use aws_adapters::{ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, MessageQueue};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::realtime::Addressed;
+use domain::realtime::{Addressed, Listener, split_expired};
 use domain::store::StoreError;
 use domain::{ConnectionId, DomainEvent, EpisodeId, Frame, Notice, RealtimeMessage, Timestamp};
 use lambda_kit::sqs::{batch_response, read_messages};
@@ -77,6 +77,10 @@ async fn deliver(app: &App, message: &RealtimeMessage) -> Result<(), StoreError>
             };
             to_episode(app, *episode_id, &frame.to_json(), "presence.left").await
         }
+        RealtimeMessage::Notice(Notice::Close { connection_id }) => {
+            close(app, connection_id).await;
+            Ok(())
+        }
     }
 }
 
@@ -91,34 +95,41 @@ async fn to_episode(
     frame: &str,
     what: &str,
 ) -> Result<(), StoreError> {
-    let connections = app.store.subscribers(episode).await?;
-    post(app, &connections, frame, what).await;
+    let listeners = app.store.subscribers(episode).await?;
+    post(app, listeners, frame, what).await;
     Ok(())
 }
 
 async fn notify(app: &App, items: &[Addressed]) -> Result<(), StoreError> {
     for item in items {
-        let connections = app.store.connections_of(&item.recipient).await?;
+        let listeners = app.store.connections_of(&item.recipient).await?;
         let frame = Frame::Notification {
             notification: item.notification.clone(),
         };
-        post(app, &connections, &frame.to_json(), "notification").await;
+        post(app, listeners, &frame.to_json(), "notification").await;
     }
     Ok(())
 }
 
 /// Posts one frame to many connections, then forgets those that are gone. Posting failures
 /// are logged and counted, never retried through the queue (the client resumes on reconnect).
-async fn post(app: &App, connections: &[ConnectionId], frame: &str, what: &str) {
+/// A connection whose token has expired gets nothing: it is closed and forgotten instead.
+async fn post(app: &App, listeners: Vec<Listener>, frame: &str, what: &str) {
+    let (connections, expired) = split_expired(listeners, Timestamp::now());
+    for connection in &expired {
+        close(app, connection).await;
+        forget(app, connection).await;
+    }
     if connections.is_empty() {
         return;
     }
     let started = std::time::Instant::now();
-    let report = app.poster.fan_out(connections, frame.as_bytes()).await;
+    let report = app.poster.fan_out(&connections, frame.as_bytes()).await;
     tracing::info!(
         what,
         fan_out_ms = started.elapsed().as_secs_f64() * 1000.0,
         connections = connections.len(),
+        expired = expired.len(),
         sent = report.sent,
         gone = report.gone.len(),
         failed = report.failed,
@@ -126,6 +137,14 @@ async fn post(app: &App, connections: &[ConnectionId], frame: &str, what: &str) 
     );
     for connection in report.gone {
         forget(app, &connection).await;
+    }
+}
+
+/// Closes a connection whose token expired (the client reconnects with a fresh token).
+async fn close(app: &App, connection: &ConnectionId) {
+    match app.poster.close(connection).await {
+        Ok(()) => tracing::info!(%connection, "expired connection closed"),
+        Err(reason) => tracing::warn!(%connection, %reason, "expired connection not closed"),
     }
 }
 

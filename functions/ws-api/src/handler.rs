@@ -4,7 +4,9 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use aws_adapters::{AwsCallCounter, DynamoRealtimeStore, MessageQueue, SubscribeError};
+use aws_adapters::{
+    AwsCallCounter, DynamoRealtimeStore, Heartbeat, MessageQueue, OpenConnection, SubscribeError,
+};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use domain::realtime::{
@@ -92,8 +94,8 @@ async fn connect(
         return response(401, None);
     };
     let now = Timestamp::now();
-    let claims = match app.verifier.verify(&token, now.unix_seconds()).await {
-        Ok(c) => c,
+    let verified = match app.verifier.verify(&token, now.unix_seconds()).await {
+        Ok(v) => v,
         Err(VerifyError::Token(e)) => {
             tracing::info!(reason = %e, "refused: bad token");
             return response(401, None);
@@ -103,14 +105,25 @@ async fn connect(
             return response(500, None);
         }
     };
-    let actor = match lambda_kit::identity::actor_from_claims(&claims) {
+    let roles = lambda_kit::RoleSource::configured();
+    let actor = match lambda_kit::identity::actor_from_claims(&verified.claims, roles) {
         Ok(a) => a,
         Err(_) => {
             tracing::info!("refused: the token names no usable subject");
             return response(403, None);
         }
     };
-    if let Err(e) = app.store.open(connection, &actor, now).await {
+    // A connection does not outlive its token: past `exp`, messages are refused and the
+    // connection is closed (the client reconnects with a fresh token and resumes).
+    let Some(token_expires_at) = Timestamp::from_unix_seconds(verified.expires_at) else {
+        tracing::info!("refused: the token's expiry is out of range");
+        return response(401, None);
+    };
+    if let Err(e) = app
+        .store
+        .open(connection, &actor, token_expires_at, now)
+        .await
+    {
         tracing::error!(error = %e, "connection not recorded");
         return response(500, None);
     }
@@ -178,19 +191,79 @@ async fn message(app: &App, connection: &ConnectionId, body: &str) -> ApiGateway
     let answer = match msg {
         ClientMessage::Ping => ping(app, connection, now).await,
         ClientMessage::Subscribe { episode_id } => {
-            subscribe(app, connection, episode_id, now).await
+            match open_connection(app, connection, "subscribe", now).await {
+                Ok(open) => subscribe(app, connection, &open, episode_id, now).await,
+                Err(refusal) => refusal,
+            }
         }
         ClientMessage::Unsubscribe { episode_id } => {
-            unsubscribe(app, connection, episode_id, now).await
+            match open_connection(app, connection, "unsubscribe", now).await {
+                Ok(open) => unsubscribe(app, connection, open.user, episode_id, now).await,
+                Err(refusal) => refusal,
+            }
         }
-        ClientMessage::Resume { episode_id, after } => resume(app, episode_id, after).await,
+        ClientMessage::Resume { episode_id, after } => {
+            match open_connection(app, connection, "resume", now).await {
+                Ok(_) => resume(app, episode_id, after).await,
+                Err(refusal) => refusal,
+            }
+        }
     };
     frame(&answer)
+}
+
+/// The connection a message came on, if it is known and its token still good; otherwise the
+/// frame that refuses the message (an expired connection is closed and forgotten first).
+async fn open_connection(
+    app: &App,
+    connection: &ConnectionId,
+    action: &str,
+    now: Timestamp,
+) -> Result<OpenConnection, Frame> {
+    match app.store.connection(connection).await {
+        Ok(Some(open)) if open.expired(now) => Err(expire(app, connection, action, now).await),
+        Ok(Some(open)) => Ok(open),
+        Ok(None) => Err(unknown_connection(action)),
+        Err(e) => Err(unavailable(action, &e)),
+    }
+}
+
+/// The connection's token has expired: forget the connection (its presence too, as a
+/// disconnect would), have the broadcaster close the socket once this answer is out, and say
+/// why.
+async fn expire(app: &App, connection: &ConnectionId, action: &str, now: Timestamp) -> Frame {
+    match app.store.close(connection, now).await {
+        Ok(Some(closed)) => {
+            tracing::info!(user_id = %closed.user.id, "token expired: connection forgotten");
+            for (episode, left_at) in closed.left {
+                schedule_leave_check(app, episode, closed.user.clone(), left_at).await;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "expired connection not forgotten; its TTL will"),
+    }
+    let close = Notice::Close {
+        connection_id: connection.clone(),
+    };
+    // A second's delay: the error frame below goes out first.
+    if let Err(e) = app.notices.send(close.to_body(), 1).await {
+        tracing::warn!(error = %e, "close of the expired connection not scheduled");
+    }
+    token_expired(action)
 }
 
 fn unavailable(action: &str, e: &dyn std::fmt::Display) -> Frame {
     tracing::error!(error = %e, action, "store unavailable");
     Frame::error(500, "temporarily unavailable; try again", Some(action))
+}
+
+/// The answer on a connection whose token has expired.
+pub fn token_expired(action: &str) -> Frame {
+    Frame::error(
+        401,
+        "the token has expired: reconnect with a fresh token, then resume",
+        Some(action),
+    )
 }
 
 fn unknown_connection(action: &str) -> Frame {
@@ -203,8 +276,9 @@ fn unknown_connection(action: &str) -> Frame {
 
 async fn ping(app: &App, connection: &ConnectionId, now: Timestamp) -> Frame {
     match app.store.heartbeat(connection, now).await {
-        Ok(true) => Frame::Pong { at: now },
-        Ok(false) => unknown_connection("ping"),
+        Ok(Heartbeat::Seen) => Frame::Pong { at: now },
+        Ok(Heartbeat::Unknown) => unknown_connection("ping"),
+        Ok(Heartbeat::Expired) => expire(app, connection, "ping", now).await,
         Err(e) => unavailable("ping", &e),
     }
 }
@@ -212,19 +286,12 @@ async fn ping(app: &App, connection: &ConnectionId, now: Timestamp) -> Frame {
 async fn subscribe(
     app: &App,
     connection: &ConnectionId,
+    open: &OpenConnection,
     episode_id: EpisodeId,
     now: Timestamp,
 ) -> Frame {
-    let user = match app.store.connection_user(connection).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return unknown_connection("subscribe"),
-        Err(e) => return unavailable("subscribe", &e),
-    };
-    match app
-        .store
-        .subscribe(connection, &user, episode_id, now)
-        .await
-    {
+    let user = &open.user;
+    match app.store.subscribe(connection, open, episode_id, now).await {
         Ok(done) => {
             if done.announce {
                 let notice = Notice::PresenceJoined {
@@ -257,14 +324,10 @@ async fn subscribe(
 async fn unsubscribe(
     app: &App,
     connection: &ConnectionId,
+    user: domain::UserRef,
     episode_id: EpisodeId,
     now: Timestamp,
 ) -> Frame {
-    let user = match app.store.connection_user(connection).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return unknown_connection("unsubscribe"),
-        Err(e) => return unavailable("unsubscribe", &e),
-    };
     match app
         .store
         .unsubscribe(connection, &user.id, episode_id, now)

@@ -28,7 +28,8 @@ async fn main() -> Result<(), Error> {
         issuer: required_env("JWT_ISSUER")?,
         audience: required_env("JWT_AUDIENCE")?,
         leeway_seconds: 0,
-    });
+    })
+    .map_err(|e| format!("JWT_ISSUER: {e}"))?;
     let grace = required_env("PRESENCE_GRACE_SECONDS")?
         .parse::<u64>()
         .map_err(|e| format!("PRESENCE_GRACE_SECONDS: {e}"))?;

@@ -104,6 +104,26 @@ impl ConnectionPoster {
         }
     }
 
+    /// Closes a connection (its token expired). One already closed is fine (410).
+    pub async fn close(&self, connection: &ConnectionId) -> Result<(), String> {
+        match self
+            .client
+            .delete_connection()
+            .connection_id(connection.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                match classify(status, e.code()) {
+                    Failure::Gone => Ok(()),
+                    _ => Err(describe(&e)),
+                }
+            }
+        }
+    }
+
     /// Posts the same frame to many connections, a bounded number at a time.
     /// One connection's failure never stops the others.
     pub async fn fan_out(&self, connections: &[ConnectionId], data: &[u8]) -> FanOut {

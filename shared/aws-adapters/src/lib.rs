@@ -21,11 +21,14 @@ pub use episode_store::{DynamoEpisodeStore, Tables};
 pub use file_store::{DynamoFileStore, FilePage, FileTables, FileWriteError};
 pub use job_store::{CreateError, DynamoJobStore, JobPage, JobTables, MoveError};
 pub use notification_store::{
-    DynamoNotificationStore, MarkRead, NotificationPage, NotificationTables,
+    DynamoNotificationStore, MarkRead, NotificationPage, NotificationTables, ReadAll,
 };
 pub use object_store::{ObjectInfo, ObjectStore, Presigned};
 pub use publisher::{DeadLetterQueue, MessageQueue, OutgoingMessage, SqsPublisher};
-pub use realtime_store::{Closed, DynamoRealtimeStore, RealtimeTables, SubscribeError, Subscribed};
+pub use realtime_store::{
+    Closed, DynamoRealtimeStore, Heartbeat, OpenConnection, RealtimeTables, SubscribeError,
+    Subscribed,
+};
 
 /// A DynamoDB client whose calls `calls` counts (for the per-request and per-batch logs).
 pub fn counted_dynamodb(

@@ -19,7 +19,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
-use domain::realtime::{CONNECTION_TTL_SECONDS, MAX_SUBSCRIPTIONS, PRESENCE_RETENTION_DAYS};
+use domain::realtime::{
+    CONNECTION_TTL_SECONDS, Listener, MAX_SUBSCRIPTIONS, PRESENCE_RETENTION_DAYS,
+};
 use domain::store::StoreError;
 use domain::{
     Actor, ConnectionId, DisplayName, DomainEvent, EpisodeId, EventId, Presence, Timestamp, UserId,
@@ -64,6 +66,34 @@ pub struct Subscribed {
     pub announce: bool,
     /// Everyone's presence on the episode, the subscriber's included.
     pub presence: Vec<Presence>,
+}
+
+/// When the token a connection was opened with expires: on the connection item and on each of
+/// its subscriptions.
+const TOKEN_EXPIRES_AT: &str = "token_expires_at";
+
+/// An open connection: whose it is, and until when its token is good (None for a connection
+/// recorded before expiries were kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenConnection {
+    pub user: UserRef,
+    pub token_expires_at: Option<Timestamp>,
+}
+
+impl OpenConnection {
+    pub fn expired(&self, now: Timestamp) -> bool {
+        domain::realtime::token_expired(self.token_expires_at, now)
+    }
+}
+
+/// What a heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeat {
+    Seen,
+    /// Closed, or gone with its TTL.
+    Unknown,
+    /// Its token has expired: it must be closed.
+    Expired,
 }
 
 /// A connection that was closed, and the episodes its user left by it.
@@ -121,11 +151,12 @@ impl DynamoRealtimeStore {
         n(now.plus_days(PRESENCE_RETENTION_DAYS).unix_seconds())
     }
 
-    /// Records a new connection of `actor`.
+    /// Records a new connection of `actor`, opened with a token good until `token_expires_at`.
     pub async fn open(
         &self,
         connection: &ConnectionId,
         actor: &Actor,
+        token_expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.client
@@ -136,6 +167,7 @@ impl DynamoRealtimeStore {
             .item("user_name", s(actor.name.as_str()))
             .item("connected_at", s(now.to_string()))
             .item("last_seen", s(now.to_string()))
+            .item(TOKEN_EXPIRES_AT, s(token_expires_at.to_string()))
             .item("expires_at", Self::connection_expiry(now))
             .send()
             .await
@@ -143,26 +175,30 @@ impl DynamoRealtimeStore {
             .map_err(StoreError::unavailable)
     }
 
-    /// The user of an open connection (None when it is not known: closed or expired).
-    pub async fn connection_user(
+    /// An open connection's user and token expiry (None when it is not known: closed, or
+    /// gone with its TTL).
+    pub async fn connection(
         &self,
         connection: &ConnectionId,
-    ) -> Result<Option<UserRef>, StoreError> {
+    ) -> Result<Option<OpenConnection>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.tables.connections)
             .key("connection_id", s(connection.as_str()))
-            .projection_expression("user_id, user_name")
+            .projection_expression("user_id, user_name, token_expires_at")
             .consistent_read(true)
             .send()
             .await
             .map_err(StoreError::unavailable)?;
         out.item()
             .map(|it| {
-                Ok(UserRef {
-                    id: item::parse(it, "user_id", UserId::parse)?,
-                    name: DisplayName::new(item::req_str(it, "user_name")?),
+                Ok(OpenConnection {
+                    user: UserRef {
+                        id: item::parse(it, "user_id", UserId::parse)?,
+                        name: DisplayName::new(item::req_str(it, "user_name")?),
+                    },
+                    token_expires_at: item::parse_opt(it, TOKEN_EXPIRES_AT, Timestamp::parse)?,
                 })
             })
             .transpose()
@@ -173,10 +209,11 @@ impl DynamoRealtimeStore {
     pub async fn subscribe(
         &self,
         connection: &ConnectionId,
-        user: &UserRef,
+        open: &OpenConnection,
         episode: EpisodeId,
         now: Timestamp,
     ) -> Result<Subscribed, SubscribeError> {
+        let user = &open.user;
         let ep = episode.to_string();
         let check = ConditionCheck::builder()
             .table_name(&self.tables.episodes)
@@ -201,14 +238,17 @@ impl DynamoRealtimeStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(StoreError::unavailable)?;
-        let subscription = Put::builder()
+        let mut subscription = Put::builder()
             .table_name(&self.tables.subscriptions)
             .item("episode_id", s(&ep))
             .item("connection_id", s(connection.as_str()))
             .item("user_id", s(user.id.as_str()))
-            .item("expires_at", Self::connection_expiry(now))
-            .build()
-            .map_err(StoreError::unavailable)?;
+            .item("expires_at", Self::connection_expiry(now));
+        if let Some(at) = open.token_expires_at {
+            // Beside the connection id, so a broadcast knows without reading each connection.
+            subscription = subscription.item(TOKEN_EXPIRES_AT, s(at.to_string()));
+        }
+        let subscription = subscription.build().map_err(StoreError::unavailable)?;
         let result = self
             .client
             .transact_write_items()
@@ -369,27 +409,37 @@ impl DynamoRealtimeStore {
         }
     }
 
-    /// A heartbeat: the connection and the user's presence on its episodes are seen now.
-    /// False when the connection is not known.
+    /// A heartbeat: the connection and the user's presence on its episodes are seen now —
+    /// unless the connection is not known, or its token has expired (it is then not seen).
     pub async fn heartbeat(
         &self,
         connection: &ConnectionId,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Heartbeat, StoreError> {
+        // Timestamps have one fixed RFC 3339 form, so they compare as strings.
         let out = self
             .client
             .update_item()
             .table_name(&self.tables.connections)
             .key("connection_id", s(connection.as_str()))
             .update_expression("SET last_seen = :now")
-            .condition_expression("attribute_exists(connection_id)")
+            .condition_expression(
+                "attribute_exists(connection_id) AND \
+                 (attribute_not_exists(token_expires_at) OR token_expires_at > :now)",
+            )
             .expression_attribute_values(":now", s(now.to_string()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
         let conn = match out {
             Ok(out) => out.attributes().cloned().unwrap_or_default(),
-            Err(e) if is_conditional(&e) => return Ok(false),
+            // Rare: tell an unknown connection from an expired one with one read.
+            Err(e) if is_conditional(&e) => {
+                return Ok(match self.connection(connection).await? {
+                    None => Heartbeat::Unknown,
+                    Some(_) => Heartbeat::Expired,
+                });
+            }
             Err(e) => return Err(StoreError::unavailable(e)),
         };
         let user = item::req_str(&conn, "user_id").map_err(StoreError::unavailable)?;
@@ -413,7 +463,7 @@ impl DynamoRealtimeStore {
                 Err(e) => return Err(StoreError::unavailable(e)),
             }
         }
-        Ok(true)
+        Ok(Heartbeat::Seen)
     }
 
     /// Forgets a connection (`$disconnect`, or a post that found it gone): its item, its
@@ -493,31 +543,31 @@ impl DynamoRealtimeStore {
     }
 
     /// The connections subscribed to an episode.
-    pub async fn subscribers(&self, episode: EpisodeId) -> Result<Vec<ConnectionId>, StoreError> {
+    pub async fn subscribers(&self, episode: EpisodeId) -> Result<Vec<Listener>, StoreError> {
         let items = self
             .query_all(
                 &self.tables.subscriptions,
                 None,
                 "episode_id = :k",
                 s(episode.to_string()),
-                Some("connection_id"),
+                Some(LISTENER_FIELDS),
             )
             .await?;
-        connection_ids(&items)
+        listeners(&items)
     }
 
     /// A user's open connections.
-    pub async fn connections_of(&self, user: &UserId) -> Result<Vec<ConnectionId>, StoreError> {
+    pub async fn connections_of(&self, user: &UserId) -> Result<Vec<Listener>, StoreError> {
         let items = self
             .query_all(
                 &self.tables.connections,
                 Some("by-user"),
                 "user_id = :k",
                 s(user.as_str()),
-                Some("connection_id"),
+                Some(LISTENER_FIELDS),
             )
             .await?;
-        connection_ids(&items)
+        listeners(&items)
     }
 
     async fn query_all(
@@ -589,10 +639,17 @@ impl DynamoRealtimeStore {
     }
 }
 
-fn connection_ids(items: &[Item]) -> Result<Vec<ConnectionId>, StoreError> {
+const LISTENER_FIELDS: &str = "connection_id, token_expires_at";
+
+fn listeners(items: &[Item]) -> Result<Vec<Listener>, StoreError> {
     items
         .iter()
-        .map(|it| item::parse(it, "connection_id", ConnectionId::parse))
-        .collect::<Result<_, _>>()
+        .map(|it| {
+            Ok(Listener {
+                connection: item::parse(it, "connection_id", ConnectionId::parse)?,
+                token_expires_at: item::parse_opt(it, TOKEN_EXPIRES_AT, Timestamp::parse)?,
+            })
+        })
+        .collect::<Result<_, item::CorruptItem>>()
         .map_err(StoreError::unavailable)
 }

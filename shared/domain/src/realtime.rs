@@ -353,6 +353,42 @@ pub enum Notice {
         user: UserRef,
         left_at: Timestamp,
     },
+    /// The connection's token has expired and it has been forgotten: close the socket (the
+    /// client reconnects with a fresh token and resumes).
+    Close { connection_id: ConnectionId },
+}
+
+/// A connection to post to, and when the token it was opened with expires (None for one
+/// recorded before expiries were kept: it lives until its TTL or a 410).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub connection: ConnectionId,
+    pub token_expires_at: Option<Timestamp>,
+}
+
+impl Listener {
+    /// A connection does not outlive its token.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        token_expired(self.token_expires_at, now)
+    }
+}
+
+/// Whether a token that expires at `expires_at` is no longer good at `now` (`exp` is the first
+/// second it is not, as JWT's rule and the verifier have it).
+pub fn token_expired(expires_at: Option<Timestamp>, now: Timestamp) -> bool {
+    expires_at.is_some_and(|at| now >= at)
+}
+
+/// Splits listeners into those to post to and those whose token expired.
+pub fn split_expired(
+    listeners: Vec<Listener>,
+    now: Timestamp,
+) -> (Vec<ConnectionId>, Vec<ConnectionId>) {
+    let (expired, live): (Vec<_>, Vec<_>) = listeners.into_iter().partition(|l| l.expired(now));
+    (
+        live.into_iter().map(|l| l.connection).collect(),
+        expired.into_iter().map(|l| l.connection).collect(),
+    )
 }
 
 /// A notification and who it is for.

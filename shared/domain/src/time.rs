@@ -34,6 +34,13 @@ impl Timestamp {
             .map_err(|_| InvalidTimestamp(s.to_owned()))
     }
 
+    /// The instant `seconds` after the Unix epoch; None outside the representable years.
+    pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp(seconds)
+            .ok()
+            .map(Self::from_datetime)
+    }
+
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()
     }

@@ -46,16 +46,18 @@ impl RsaKey {
         Self { n, e }
     }
 
-    /// A JWK (`kty` RSA, base64url `n` and `e`), or None for keys of other kinds.
+    /// A JWK (`kty` RSA, base64url `n` and `e`), or None for keys of other kinds, keys meant
+    /// for encryption, and keys the issuer pinned to another algorithm (`alg`): a key is only
+    /// ever used with the algorithm its JWK allows.
     pub fn from_jwk(jwk: &Value) -> Option<(String, Self)> {
         if jwk.get("kty")?.as_str()? != "RSA" {
             return None;
         }
-        if jwk
-            .get("use")
-            .and_then(Value::as_str)
-            .is_some_and(|u| u != "sig")
-        {
+        let other = |field: &str, wanted: &str| {
+            jwk.get(field)
+                .is_some_and(|v| v.as_str().is_none_or(|x| x != wanted))
+        };
+        if other("use", "sig") || other("alg", "RS256") {
             return None;
         }
         let kid = jwk.get("kid")?.as_str()?.to_owned();
@@ -112,8 +114,29 @@ pub fn parse_unverified(token: &str) -> Result<Unverified, TokenError> {
     })
 }
 
-/// The string-valued claims of a verified token (`sub`, `name`, `role`, ...).
+/// The claims of a verified token that a caller reads as text (`sub`, `name`, groups, ...):
+/// strings as they are, lists of strings as API Gateway's JWT authorizer passes them to a
+/// function (`[a b]`), so one reader serves both.
 pub type Claims = HashMap<String, String>;
+
+/// A verified token: its claims, and the second it stops being good (`exp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub claims: Claims,
+    pub expires_at: i64,
+}
+
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().filter(|s| !s.contains(char::is_whitespace)))
+            .collect::<Option<Vec<_>>>()
+            .map(|list| format!("[{}]", list.join(" "))),
+        _ => None,
+    }
+}
 
 /// Checks the signature with `keys` and the registered claims against `expect` at `now`.
 pub fn verify_with(
@@ -121,7 +144,7 @@ pub fn verify_with(
     keys: &KeySet,
     expect: &Expectations,
     now: i64,
-) -> Result<Claims, TokenError> {
+) -> Result<Verified, TokenError> {
     let key = keys.get(&token.kid).ok_or(TokenError::UnknownKey)?;
     RsaPublicKeyComponents {
         n: &key.n,
@@ -160,52 +183,23 @@ pub fn verify_with(
             return Err(TokenError::NotYetValid);
         }
     }
-    Ok(claims
-        .iter()
-        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-        .collect())
+    Ok(Verified {
+        claims: claims
+            .iter()
+            .filter_map(|(k, v)| as_text(v).map(|s| (k.clone(), s)))
+            .collect(),
+        expires_at: exp,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::rsa::{KeyPair, KeySize};
-    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+    use crate::tests::{key, keyset, sign};
+    use aws_lc_rs::rsa::KeyPair;
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;
-
-    fn key() -> KeyPair {
-        KeyPair::generate(KeySize::Rsa2048).unwrap()
-    }
-
-    fn keyset(kp: &KeyPair, kid: &str) -> KeySet {
-        let public = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(kp.public_key());
-        let jwk = json!({
-            "kty": "RSA", "use": "sig", "kid": kid,
-            "n": URL_SAFE_NO_PAD.encode(&public.n),
-            "e": URL_SAFE_NO_PAD.encode(&public.e),
-        });
-        RsaKey::from_jwk(&jwk).into_iter().collect()
-    }
-
-    fn sign(kp: &KeyPair, header: Value, claims: Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let mut sig = vec![0; kp.public_modulus_len()];
-        kp.sign(
-            &RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            input.as_bytes(),
-            &mut sig,
-        )
-        .unwrap();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
-    }
 
     fn expect() -> Expectations {
         Expectations {
@@ -227,7 +221,7 @@ mod tests {
         claims: Value,
     ) -> Result<Claims, TokenError> {
         let token = sign(kp, header, claims);
-        verify_with(&parse_unverified(&token)?, keys, &expect(), NOW)
+        verify_with(&parse_unverified(&token)?, keys, &expect(), NOW).map(|v| v.claims)
     }
 
     fn rs256() -> Value {
@@ -235,12 +229,43 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_token_gives_its_string_claims() {
+    fn a_valid_token_gives_its_text_claims_and_its_expiry() {
         let kp = key();
-        let got = check(&kp, &keyset(&kp, "k1"), rs256(), claims()).unwrap();
-        assert_eq!(got["sub"], "alice");
-        assert_eq!(got["role"], "editor");
-        assert!(!got.contains_key("exp"));
+        let mut c = claims();
+        c["cognito:groups"] = json!(["viewer", "editor"]);
+        c["odd"] = json!([1, 2]);
+        let token = sign(&kp, rs256(), c);
+        let got = verify_with(
+            &parse_unverified(&token).unwrap(),
+            &keyset(&kp, "k1"),
+            &expect(),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(got.expires_at, NOW + 60);
+        assert_eq!(got.claims["sub"], "alice");
+        assert_eq!(got.claims["role"], "editor");
+        assert_eq!(got.claims["cognito:groups"], "[viewer editor]");
+        assert!(!got.claims.contains_key("exp"));
+        assert!(!got.claims.contains_key("odd"), "only lists of strings");
+    }
+
+    #[test]
+    fn keys_pinned_to_another_algorithm_or_use_are_not_taken() {
+        let jwk = |extra: Value| {
+            let mut k = json!({"kty": "RSA", "kid": "k", "n": "AQAB", "e": "AQAB"});
+            for (name, v) in extra.as_object().unwrap() {
+                k[name] = v.clone();
+            }
+            RsaKey::from_jwk(&k).is_some()
+        };
+        assert!(jwk(json!({})));
+        assert!(jwk(json!({"alg": "RS256", "use": "sig"})));
+        assert!(!jwk(json!({"alg": "RS512"})));
+        assert!(!jwk(json!({"alg": "HS256"})));
+        assert!(!jwk(json!({"alg": 7})));
+        assert!(!jwk(json!({"use": "enc"})));
+        assert!(!jwk(json!({"kty": "EC"})));
     }
 
     #[test]
