@@ -116,8 +116,12 @@ def test_thumbnail_writes_a_resized_png_as_a_new_file(api):
     fid = upload(api, alice, eid, png_bytes(300, 150), "cover.png", "image/png")
     done = ends(api, alice, start(api, alice, eid, {"type": "thumbnail", "file_id": fid,
                                                     "params": {"max_size": 100}})["id"], "succeeded")
+    # The job's file is named by the job: every attempt of it writes the same file and key.
+    assert done["result"]["file_id"] == done["id"]
     thumb = api.request("GET", f"/files/{done['result']['file_id']}", alice).json()
     assert thumb["status"] == "available" and thumb["content_type"] == "image/png"
+    files = api.request("GET", f"/episodes/{eid}/files", alice).json()["items"]
+    assert sorted(f["id"] for f in files) == sorted([fid, done["id"]])
     assert thumb["name"] == "cover (thumbnail).png" and thumb["episode_id"] == eid
     url = api.request("GET", f"/files/{thumb['id']}/download", alice).json()["url"]
     assert png_size(requests.get(url, timeout=30).content) == (100, 50)

@@ -124,9 +124,9 @@ def test_reading_is_exact_and_private(api):
     page = notes(api, bob, limit=1)
     assert len(page) == 1
     r = api.request("POST", "/me/notifications/read-all", bob)
-    assert r.status_code == 200 and r.json() == {"marked": 2}
+    assert r.status_code == 200 and r.json() == {"marked": 2, "more": False}
     assert unread(api, bob) == 0 and notes(api, bob, unread="true") == []
-    assert api.request("POST", "/me/notifications/read-all", bob).json() == {"marked": 0}
+    assert api.request("POST", "/me/notifications/read-all", bob).json() == {"marked": 0, "more": False}
 
     assert api.request("POST", "/me/notifications/not-an-id/read", bob).status_code == 400
     assert api.request("GET", "/me/notifications", bob, params={"unread": "maybe"}).status_code == 400
