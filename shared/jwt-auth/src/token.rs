@@ -1,10 +1,12 @@
-//! Parsing and checking one compact JWS: pure functions, tested without a network.
+//! Checking one compact JWS: its header, its RS256 signature (`jsonwebtoken`, with its aws-lc-rs
+//! backend), and the registered claims: pure functions, tested without a network.
 
 use std::collections::HashMap;
 
-use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -67,13 +69,11 @@ impl RsaKey {
     }
 }
 
-/// A token split and decoded, its signature not checked yet.
+/// A token whose shape, algorithm and key id were read, its signature not checked yet.
 #[derive(Debug)]
 pub struct Unverified {
     pub kid: String,
-    signing_input: String,
-    signature: Vec<u8>,
-    claims: serde_json::Map<String, Value>,
+    token: String,
 }
 
 #[derive(Deserialize)]
@@ -93,25 +93,48 @@ pub fn parse_unverified(token: &str) -> Result<Unverified, TokenError> {
     else {
         return Err(TokenError::Malformed);
     };
-    let decode = |part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| TokenError::Malformed)
-    };
-    let header: Header = serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed)?;
+    if p.is_empty() || s.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    // The header is read here, not by the library, so that `none`, HS256 and the like are
+    // refused as algorithms before any key is looked up.
+    let header = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|raw| serde_json::from_slice::<Header>(&raw).ok())
+        .ok_or(TokenError::Malformed)?;
     if header.alg != "RS256" {
         return Err(TokenError::Algorithm);
     }
-    let claims = match serde_json::from_slice(&decode(p)?) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(TokenError::Malformed),
-    };
     Ok(Unverified {
         kid: header.kid.ok_or(TokenError::UnknownKey)?,
-        signing_input: format!("{h}.{p}"),
-        signature: decode(s)?,
-        claims,
+        token: token.to_owned(),
     })
+}
+
+/// The signature (by `jsonwebtoken`, on aws-lc-rs), then the claims as a JSON object. The
+/// registered claims are checked by [`verify_with`] against its `now`: the library reads the
+/// system clock, and cannot take Cognito access tokens' `client_id` for an audience.
+fn signed_claims(
+    token: &Unverified,
+    key: &RsaKey,
+) -> Result<serde_json::Map<String, Value>, TokenError> {
+    let mut only_the_signature = Validation::new(Algorithm::RS256);
+    only_the_signature.validate_exp = false;
+    only_the_signature.validate_nbf = false;
+    only_the_signature.validate_aud = false;
+    only_the_signature.required_spec_claims.clear();
+    let decoded = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+        &token.token,
+        &DecodingKey::from_rsa_raw_components(&key.n, &key.e),
+        &only_the_signature,
+    )
+    .map_err(|e| match e.kind() {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidRsaKey(_) => TokenError::Signature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::UnsupportedAlgorithm => TokenError::Algorithm,
+        _ => TokenError::Malformed,
+    })?;
+    Ok(decoded.claims)
 }
 
 /// The claims of a verified token that a caller reads as text (`sub`, `name`, groups, ...):
@@ -146,18 +169,7 @@ pub fn verify_with(
     now: i64,
 ) -> Result<Verified, TokenError> {
     let key = keys.get(&token.kid).ok_or(TokenError::UnknownKey)?;
-    RsaPublicKeyComponents {
-        n: &key.n,
-        e: &key.e,
-    }
-    .verify(
-        &RSA_PKCS1_2048_8192_SHA256,
-        token.signing_input.as_bytes(),
-        &token.signature,
-    )
-    .map_err(|_| TokenError::Signature)?;
-
-    let claims = &token.claims;
+    let claims = &signed_claims(token, key)?;
     if claims.get("iss").and_then(Value::as_str) != Some(expect.issuer.as_str()) {
         return Err(TokenError::Issuer);
     }
