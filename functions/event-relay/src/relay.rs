@@ -337,6 +337,18 @@ mod tests {
         LambdaEvent::new(event, lambda_runtime::Context::default())
     }
 
+    /// Relays the records in reporting mode; the answer.
+    async fn relay(publisher: &impl Publish, records: Vec<Value>) -> DynamoDbEventResponse {
+        handle(
+            publisher,
+            &fast(),
+            PartialFailure::Report,
+            stream_event(records),
+        )
+        .await
+        .unwrap()
+    }
+
     fn fast() -> RetryPolicy {
         RetryPolicy {
             attempts: 3,
@@ -357,14 +369,7 @@ mod tests {
             ..Default::default()
         };
         let records = GOLDEN.iter().map(|g| record(g)).collect();
-        handle(
-            &queue,
-            &fast(),
-            PartialFailure::Report,
-            stream_event(records),
-        )
-        .await
-        .unwrap();
+        relay(&queue, records).await;
         let mut delivered: Vec<String> = queue
             .delivered
             .lock()
@@ -421,14 +426,7 @@ mod tests {
             .zip(10..)
             .map(|(g, seq)| sequenced(g, seq))
             .collect();
-        let response = handle(
-            &queue,
-            &fast(),
-            PartialFailure::Report,
-            stream_event(records),
-        )
-        .await
-        .unwrap();
+        let response = relay(&queue, records).await;
         assert_eq!(failures(&response), ["11"], "from the second record on");
         // Each entry refused was tried again, alone, and nothing delivered twice.
         let delivered = queue.delivered.lock().unwrap().clone();
@@ -441,14 +439,7 @@ mod tests {
     async fn reports_nothing_when_all_got_through() {
         let queue = FlakyQueue::default();
         let records = GOLDEN.iter().map(|g| record(g)).collect();
-        let response = handle(
-            &queue,
-            &fast(),
-            PartialFailure::Report,
-            stream_event(records),
-        )
-        .await
-        .unwrap();
+        let response = relay(&queue, records).await;
         assert!(failures(&response).is_empty());
         assert_eq!(
             serde_json::to_value(&response).unwrap()["batchItemFailures"],
@@ -476,14 +467,7 @@ mod tests {
             sequenced("{\"not\":\"an event\"}", 8),
             sequenced(GOLDEN[1], 9),
         ];
-        let response = handle(
-            &queue,
-            &fast(),
-            PartialFailure::Report,
-            stream_event(records),
-        )
-        .await
-        .unwrap();
+        let response = relay(&queue, records).await;
         assert_eq!(failures(&response), ["8"]);
     }
 
@@ -500,14 +484,7 @@ mod tests {
             })
             .collect();
         let queue = FlakyQueue::default();
-        handle(
-            &queue,
-            &fast(),
-            PartialFailure::Report,
-            stream_event(records),
-        )
-        .await
-        .unwrap();
+        relay(&queue, records).await;
         let batches = queue.batches.lock().unwrap().clone();
         assert!(!batches.is_empty());
         for (entries, bytes) in &batches {
@@ -536,14 +513,7 @@ mod tests {
     async fn parks_records_that_are_not_events_and_goes_on() {
         let queue = FlakyQueue::default();
         let records = vec![record("{\"not\":\"an event\"}"), record(GOLDEN[0])];
-        handle(
-            &queue,
-            &fast(),
-            PartialFailure::Report,
-            stream_event(records),
-        )
-        .await
-        .unwrap();
+        relay(&queue, records).await;
         assert_eq!(
             queue.parked.lock().unwrap().as_slice(),
             ["{\"not\":\"an event\"}"]
@@ -557,14 +527,7 @@ mod tests {
         let queue = FlakyQueue::default();
         let mut removal = record(GOLDEN[0]);
         removal["eventName"] = json!("REMOVE");
-        handle(
-            &queue,
-            &fast(),
-            PartialFailure::Report,
-            stream_event(vec![removal]),
-        )
-        .await
-        .unwrap();
+        relay(&queue, vec![removal]).await;
         assert!(queue.delivered.lock().unwrap().is_empty());
     }
 }

@@ -218,6 +218,15 @@ impl DynamoNotificationStore {
         for (user, count) in per_user {
             items.push(self.counter_update(user, count)?);
         }
+        self.transact_unless_cancelled(items).await
+    }
+
+    /// Writes the items in one transaction: true, or false when a condition cancelled it
+    /// (nothing was written).
+    async fn transact_unless_cancelled(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
         match self
             .client
             .transact_write_items()
@@ -618,25 +627,7 @@ impl UnreadIndex for UnreadOf<'_> {
             self.store
                 .counter_update(self.user, -i64::try_from(sorts.len()).unwrap_or(0))?,
         );
-        match self
-            .store
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    TransactWriteItemsError::TransactionCanceledException(_)
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
+        self.store.transact_unless_cancelled(items).await
     }
 
     async fn mark_one(&self, sort: &str) -> Result<MarkRead, StoreError> {
