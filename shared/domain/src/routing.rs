@@ -68,14 +68,7 @@ mod tests {
 
     #[test]
     fn every_event_reaches_the_audit_trail() {
-        for t in [
-            EventType::EpisodeCreated,
-            EventType::EpisodeUpdated,
-            EventType::EpisodeDeleted,
-            EventType::FileUploaded,
-            EventType::FileDownloaded,
-            EventType::FileDeleted,
-        ] {
+        for t in EventType::ALL {
             assert!(queues_for(t).contains(&Queue::Activity), "{t}");
         }
     }
