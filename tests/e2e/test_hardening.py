@@ -6,6 +6,7 @@ Rust unit tests; the README lists those gaps.)"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -45,6 +46,18 @@ def drain_marked(sqs, queue_url: str, marker: str) -> list[str]:
                 found.append(m["Body"])
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
     return found
+
+
+@contextlib.contextmanager
+def event_source_paused(aws, function: str):
+    lam = aws("lambda")
+    (mapping,) = lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    try:
+        time.sleep(1.5)
+        yield
+    finally:
+        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
 
 
 # ------------------------------------------------------------------ 7. filters past the first page
@@ -92,8 +105,10 @@ def test_two_copies_of_one_event_in_one_batch_are_handled_once_and_park_nothing(
     # The activity worker: both copies in one BatchWriteItem would be refused whole.
     episode_id, event_id = fresh_v7(), fresh_v7()
     body = json.dumps(golden_event(episode_id, event_id))
-    sqs.send_message_batch(QueueUrl=out["ActivityQueueUrl"], Entries=[
-        {"Id": "a", "MessageBody": body}, {"Id": "b", "MessageBody": body}])
+    # Queued while the worker's event source is off, so one receive takes both.
+    with event_source_paused(aws, f"{stack['stack_name']}-activity-worker"):
+        sqs.send_message_batch(QueueUrl=out["ActivityQueueUrl"], Entries=[
+            {"Id": "a", "MessageBody": body}, {"Id": "b", "MessageBody": body}])
     items = eventually(lambda: activity_items(aws, stack, episode_id))
     assert len(items) == 1
 
@@ -114,8 +129,9 @@ def test_two_copies_of_one_event_in_one_batch_are_handled_once_and_park_nothing(
     copy = json.loads(updated)
     copy["id"] = fresh_v7()
     copy = json.dumps(copy)
-    sqs.send_message_batch(QueueUrl=out["NotificationsQueueUrl"], Entries=[
-        {"Id": "a", "MessageBody": copy}, {"Id": "b", "MessageBody": copy}])
+    with event_source_paused(aws, f"{stack['stack_name']}-notification-worker"):
+        sqs.send_message_batch(QueueUrl=out["NotificationsQueueUrl"], Entries=[
+            {"Id": "a", "MessageBody": copy}, {"Id": "b", "MessageBody": copy}])
     eventually(lambda: unread() == 2)
     time.sleep(3)
     assert unread() == 2, "the copy counted once"
@@ -137,8 +153,12 @@ def test_a_copy_of_an_event_in_the_same_batch_is_one_frame(api, stack, aws):
         viewer.wait_for(lambda f: f["type"] == "subscribed")
         event = golden_event(eid, fresh_v7())
         body = json.dumps(event)
-        aws("sqs").send_message_batch(QueueUrl=stack["outputs"]["RealtimeQueueUrl"], Entries=[
-            {"Id": "a", "MessageBody": body}, {"Id": "b", "MessageBody": body}])
+        # Both copies are queued while the broadcaster's event source is off, so its next receive
+        # takes them in one batch (copies in different batches are each posted: clients drop a
+        # frame whose event id they have applied).
+        with event_source_paused(aws, f"{stack['stack_name']}-broadcast-worker"):
+            aws("sqs").send_message_batch(QueueUrl=stack["outputs"]["RealtimeQueueUrl"], Entries=[
+                {"Id": "a", "MessageBody": body}, {"Id": "b", "MessageBody": body}])
         viewer.wait_for(lambda f: f["type"] == "event" and f["event"]["id"] == event["id"])
         again = [f for f in viewer.drain(3) if f["type"] == "event" and f["event"]["id"] == event["id"]]
         assert again == [], "one frame for two copies"
