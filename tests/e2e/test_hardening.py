@@ -213,10 +213,13 @@ def test_an_upload_url_cannot_overwrite_and_pending_objects_are_tagged_until_con
     assert put(up, data).status_code == 412
     assert api.request("POST", f"/files/{fid}/complete", alice).status_code == 200
     assert s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] == [], "confirmed: untagged"
-    evil = b"RIFF" + b"\0" * (len(data) - 4)
-    up_evil = dict(up, headers={k: v for k, v in up["headers"].items()
-                                if k.lower() != "x-amz-checksum-sha256"})
-    assert put(up_evil, evil).status_code in (403, 412)
+    # The condition and the tag are signed into the URL: leaving them out breaks the signature.
+    from urllib.parse import parse_qs, urlparse
+    signed = parse_qs(urlparse(up["url"]).query)["X-Amz-SignedHeaders"][0].split(";")
+    assert {"if-none-match", "x-amz-tagging"} <= set(signed), signed
+    for dropped in ("if-none-match", "x-amz-tagging"):
+        without = dict(up, headers={k: v for k, v in up["headers"].items() if k.lower() != dropped})
+        assert put(without, data).status_code == 403, dropped
     assert put(up, data).status_code == 412
     got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
@@ -266,6 +269,28 @@ def test_a_connection_does_not_outlive_its_token(api, stack, dynamodb):
                               KeyConditionExpression="user_id = :u",
                               ExpressionAttributeValues={":u": {"S": f"bob-{run}"}})["Items"]
         assert left == [], "forgotten"
+    finally:
+        brief.close()
+        steady.close()
+
+
+def test_notifications_skip_a_connection_whose_token_expired(api, stack):
+    run = uuid.uuid4().hex[:6]
+    alice = oidc.mint(f"alice-{run}", "editor", "Alice")
+    bob_id = f"bob-{run}"
+    bob, bob_short = oidc.mint(bob_id, "viewer", "Bob"), oidc.mint(bob_id, "viewer", "Bob", ttl=6)
+    eid = api.create(alice, title="Bell after expiry")["id"]
+    assert api.request("PUT", f"/episodes/{eid}/watch", bob).status_code == 204
+    brief, steady = Client(stack["ws_url"], bob_short), Client(stack["ws_url"], bob)
+    try:
+        brief.send(action="ping")
+        brief.wait_for(lambda f: f["type"] == "pong")
+        time.sleep(7)  # past the short token's exp
+        r = api.request("PATCH", f"/episodes/{eid}", alice, json={"status": "in_production", "version": 1})
+        assert r.status_code == 204, r.text
+        steady.wait_for(lambda f: f["type"] == "notification")
+        eventually(lambda: brief.ws.close_code is not None, timeout=15)
+        assert not [f for f in brief.drain(0.5) if f["type"] == "notification"]
     finally:
         brief.close()
         steady.close()

@@ -59,24 +59,22 @@ fn not_found<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
         || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
 }
 
-/// Reading a key that does not exist: 404, or 403 when the caller may not list the bucket
-/// (S3 then hides whether the key exists). The template grants `s3:ListBucket` on the
-/// objects' prefix so a missing object is a 404; a 403 is still what a missing object looks
-/// like to a role without it, so reads take it as "not there" (and say so in the log) rather
-/// than as an outage that would be retried into a dead-letter queue.
+/// Reading a key that does not exist: 404 to a role that may list the bucket, 403 to one that
+/// may not (S3 then hides whether the key exists). The template grants `s3:ListBucket` on the
+/// objects' prefix, so a missing object is a 404 and a 403 is what it says: access denied (a
+/// missing grant, an explicit deny, a bad signature). That is never taken as "missing" — the
+/// files worker would delete a real upload on it — but reported as unavailable, retried, and
+/// in the end parked and alarmed, with a log line that names the grant to check.
 fn missing_object<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>, key: &str) -> bool {
-    if not_found(e) {
-        return true;
-    }
     let denied = matches!(e.code(), Some("AccessDenied" | "Forbidden"))
         || e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
     if denied {
-        tracing::warn!(
+        tracing::error!(
             key,
-            "S3 answered 403 for an object: taken as missing (does the role have s3:ListBucket on the prefix?)"
+            "S3 denied reading an object (does the role have s3:ListBucket on the prefix? a missing object is a 403 without it)"
         );
     }
-    denied
+    not_found(e)
 }
 
 /// The tag an object carries from its upload until the upload is confirmed; the bucket's
@@ -390,12 +388,12 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_object_is_missing_whether_s3_says_404_or_403() {
+    fn only_a_404_is_a_missing_object() {
         assert!(missing_object(&answered(404, Some("NotFound")), "k"));
         assert!(missing_object(&answered(404, None), "k"));
-        // Without s3:ListBucket, S3 answers a missing key with 403.
-        assert!(missing_object(&answered(403, None), "k"));
-        assert!(missing_object(&answered(403, Some("AccessDenied")), "k"));
+        // A denial is not taken as "missing" (acting on it could delete a real upload).
+        assert!(!missing_object(&answered(403, None), "k"));
+        assert!(!missing_object(&answered(403, Some("AccessDenied")), "k"));
         // An outage is not a missing object: it is retried.
         assert!(!missing_object(&answered(500, None), "k"));
         assert!(!missing_object(&answered(503, Some("SlowDown")), "k"));

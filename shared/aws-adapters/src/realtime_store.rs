@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use domain::realtime::{
@@ -556,18 +556,57 @@ impl DynamoRealtimeStore {
         listeners(&items)
     }
 
-    /// A user's open connections.
+    /// A user's open connections, with their tokens' expiry. The `by-user` index holds keys
+    /// only, so the expiries come from the connection items (one BatchGetItem per 100).
     pub async fn connections_of(&self, user: &UserId) -> Result<Vec<Listener>, StoreError> {
-        let items = self
+        let keys = self
             .query_all(
                 &self.tables.connections,
                 Some("by-user"),
                 "user_id = :k",
                 s(user.as_str()),
-                Some(LISTENER_FIELDS),
+                Some("connection_id"),
             )
             .await?;
-        listeners(&items)
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut wanted: Vec<Item> = chunk
+                .iter()
+                .filter_map(|k| k.get("connection_id").cloned())
+                .map(|id| Item::from([("connection_id".to_owned(), id)]))
+                .collect();
+            // Unprocessed keys are asked for again; a connection gone meanwhile is not listed.
+            for _ in 0..5 {
+                if wanted.is_empty() {
+                    break;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(wanted))
+                    .projection_expression(LISTENER_FIELDS)
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.tables.connections, request)
+                    .send()
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                if let Some(items) = out
+                    .responses()
+                    .and_then(|r| r.get(&self.tables.connections))
+                {
+                    found.extend(items.iter().cloned());
+                }
+                wanted = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.tables.connections))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+            }
+        }
+        listeners(&found)
     }
 
     async fn query_all(

@@ -8,8 +8,9 @@
 //! issuer withdrew stops working. A token naming a key id not seen yet (key rotation) fetches
 //! again too, at most once per [`REFETCH_AFTER`], so forged key ids cannot hammer the issuer.
 //! While the issuer cannot be reached, fetches back off exponentially (up to
-//! [`MAX_BACKOFF`]) and the keys already held keep working; with none held, verification
-//! fails as unavailable (500), never as the caller's fault.
+//! [`MAX_BACKOFF`]) and the keys already held keep working, for at most [`KEYS_MAX_STALE`]
+//! since they were read; with none held, verification fails as unavailable (500), never as
+//! the caller's fault.
 //! Keys are only read over https (plain http to loopback only), from a discovery document that
 //! names this issuer, and each key is used only with the algorithm its JWK allows (RS256).
 
@@ -29,6 +30,8 @@ pub use token::{Claims, TokenError, Verified, parse_unverified, verify_with};
 pub const REFETCH_AFTER: Duration = Duration::from_secs(300);
 /// How long a set of keys is used before it is read again (withdrawn keys stop working).
 pub const KEYS_MAX_AGE: Duration = Duration::from_secs(900);
+/// The longest held keys keep working while the issuer cannot be reached (since the last read).
+pub const KEYS_MAX_STALE: Duration = Duration::from_secs(6 * 3600);
 /// The first wait after a failed fetch; it doubles with each failure, up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -144,12 +147,22 @@ impl<S: KeySource> Verifier<S> {
                     let wait = backoff(cache.failures);
                     cache.retry_at = Some(at + wait);
                     tracing::warn!(error = %e, failures = cache.failures, retry_in_s = wait.as_secs(), "issuer keys not fetched");
+                    // Held keys stand in while the issuer is down, but not for ever: a key it
+                    // withdrew must not live on through a long outage.
+                    let too_old = cache
+                        .fetched_at
+                        .is_none_or(|t| at.saturating_duration_since(t) >= KEYS_MAX_STALE);
+                    if too_old {
+                        cache.keys.clear();
+                    }
                     if !cache.keys.contains_key(&unverified.kid) {
                         return Err(VerifyError::Keys(e));
                     }
                 }
             }
-        } else if cache.keys.is_empty() {
+        } else if cache.keys.is_empty() && cache.retry_at.is_some() {
+            // Backing off with nothing held (an issuer that answered with no usable key is
+            // not an outage: its tokens are refused as signed by an unknown key).
             return Err(VerifyError::Keys(FetchError::BackingOff));
         }
         Ok(verify_with(&unverified, &cache.keys, &self.expect, now)?)

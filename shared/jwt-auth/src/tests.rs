@@ -217,3 +217,36 @@ fn a_plain_http_issuer_is_refused_unless_on_loopback() {
     assert!(Verifier::new(expect("http://127.0.0.1:9000")).is_ok());
     assert!(Verifier::new(expect("https://issuer.example.com")).is_ok());
 }
+
+#[tokio::test]
+async fn held_keys_stop_working_after_a_long_outage() {
+    let k1 = key();
+    let issuer = Issuer::default();
+    issuer.publish(Some(keyset(&k1, "k1")));
+    let v = verifier(&issuer);
+    let mut clock = Clock::new();
+    v.verify_at(&token(&k1, "k1"), NOW, clock.0).await.unwrap();
+    issuer.publish(None);
+    clock.advance(KEYS_MAX_STALE - Duration::from_secs(1));
+    v.verify_at(&token(&k1, "k1"), NOW, clock.0).await.unwrap();
+    clock.advance(MAX_BACKOFF);
+    assert!(matches!(
+        v.verify_at(&token(&k1, "k1"), NOW, clock.0).await,
+        Err(VerifyError::Keys(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_issuer_without_usable_keys_refuses_tokens_as_unknown_keys() {
+    let k1 = key();
+    let issuer = Issuer::default();
+    issuer.publish(Some(KeySet::new()));
+    let v = verifier(&issuer);
+    let clock = Clock::new();
+    for _ in 0..2 {
+        assert!(matches!(
+            v.verify_at(&token(&k1, "k1"), NOW, clock.0).await,
+            Err(VerifyError::Token(TokenError::UnknownKey))
+        ));
+    }
+}

@@ -71,12 +71,13 @@ impl RoleSource {
             return Role::Viewer;
         };
         group_names(value)
+            .iter()
             .filter_map(|g| {
-                if g == self.admin_group {
+                if *g == self.admin_group {
                     Some(Role::Admin)
-                } else if g == self.editor_group {
+                } else if *g == self.editor_group {
                     Some(Role::Editor)
-                } else if g == self.viewer_group {
+                } else if *g == self.viewer_group {
                     Some(Role::Viewer)
                 } else {
                     None
@@ -87,18 +88,18 @@ impl RoleSource {
     }
 }
 
-/// The group names in a claim's value as the function sees it: `admin`, `[admin editor]` (API
-/// Gateway's rendering of a list) or `["admin","editor"]` (a JSON list).
-fn group_names(value: &str) -> impl Iterator<Item = &str> {
-    let inner = value
-        .trim()
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(value);
-    inner
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .map(|g| g.trim_matches('"'))
-        .filter(|g| !g.is_empty())
+/// The group names in a claim's value as the function sees it: `["admin","editor"]` (a JSON
+/// list), `[admin editor]` (API Gateway's rendering of a list, which separates by spaces) or
+/// one name. A name is matched whole: nothing else splits it (group names may hold commas).
+fn group_names(value: &str) -> Vec<String> {
+    let value = value.trim();
+    if let Ok(list) = serde_json::from_str::<Vec<String>>(value) {
+        return list;
+    }
+    match value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+        Some(inner) => inner.split_whitespace().map(str::to_owned).collect(),
+        None => vec![value.to_owned()],
+    }
 }
 
 /// The actor named by the authorizer's claims. No `sub` claim (a route left without an
@@ -209,7 +210,6 @@ mod tests {
             "[viewer editor]",
             "[editor viewer]",
             "[\"viewer\",\"editor\"]",
-            "viewer,editor",
             "[other editor]",
         ] {
             assert_eq!(
@@ -234,11 +234,14 @@ mod tests {
         // the configured claim either.
         let a = actor(&[("sub", "u"), ("custom:role", "admin"), ("role", "admin")]);
         assert_eq!(a.role, Role::Viewer);
-        // Group names are matched whole, not as substrings.
-        assert_eq!(
-            actor(&[("sub", "u"), ("cognito:groups", "[administrators]")]).role,
-            Role::Viewer
-        );
+        // Group names are matched whole, not as substrings, nor split on commas.
+        for value in ["[administrators]", "guests,admin", "[\"guests,admin\"]"] {
+            assert_eq!(
+                actor(&[("sub", "u"), ("cognito:groups", value)]).role,
+                Role::Viewer,
+                "{value}"
+            );
+        }
     }
 
     #[test]
