@@ -2,8 +2,9 @@
 
 mod worker;
 
-use aws_adapters::{AwsCallCounter, DeadLetterQueue, DynamoActivityStore};
+use aws_adapters::{DeadLetterQueue, DynamoActivityStore};
 use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 use lambda_kit::sqs::logged_batch;
 use lambda_runtime::{Error, LambdaEvent, service_fn};

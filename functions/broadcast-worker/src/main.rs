@@ -5,10 +5,10 @@
 mod worker;
 
 use aws_adapters::{
-    AwsCallCounter, ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, MessageQueue,
-    RealtimeTables,
+    ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, MessageQueue, RealtimeTables,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 use lambda_kit::sqs::logged_batch;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -33,7 +33,7 @@ async fn main() -> Result<(), Error> {
         Err(_) => aws_adapters::connections::FAN_OUT_CONCURRENCY,
     };
     let grace = required_env("PRESENCE_GRACE_SECONDS")?
-        .parse::<i32>()
+        .parse::<u32>()
         .map_err(|e| format!("PRESENCE_GRACE_SECONDS: {e}"))?;
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();

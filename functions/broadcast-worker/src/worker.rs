@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use aws_adapters::{ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, MessageQueue};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use domain::realtime::{Addressed, Listener, split_expired};
-use domain::store::StoreError;
+use domain::store::{MessageSender, StoreError};
 use domain::{ConnectionId, DomainEvent, EpisodeId, Frame, Notice, RealtimeMessage, Timestamp};
 use lambda_kit::sqs::{batch_response, read_messages};
 use lambda_runtime::LambdaEvent;
@@ -19,7 +19,7 @@ pub struct App {
     pub notices: MessageQueue,
     pub dead_letters: DeadLetterQueue,
     /// Seconds between a user's last connection leaving and `presence.left`.
-    pub grace: i32,
+    pub grace: u32,
 }
 
 pub async fn handle(

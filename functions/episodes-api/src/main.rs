@@ -4,8 +4,9 @@ mod handlers;
 mod input;
 mod routes;
 
-use aws_adapters::{AwsCallCounter, DynamoEpisodeStore, Tables};
+use aws_adapters::{DynamoEpisodeStore, Tables};
 use lambda_http::{Error, service_fn};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 
 use crate::routes::Api;

@@ -1,9 +1,9 @@
 //! Method and path to handler, identity first, and one access-log line per request.
 
-use aws_adapters::AwsCallCounter;
 use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter};
 use lambda_http::http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::http::check_body;
 use lambda_kit::{Problem, RequestMeta};
 

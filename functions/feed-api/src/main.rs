@@ -5,10 +5,11 @@ mod notifications;
 mod routes;
 
 use aws_adapters::{
-    AwsCallCounter, DynamoActivityStore, DynamoNotificationStore, DynamoRealtimeStore,
-    NotificationTables, RealtimeTables,
+    DynamoActivityStore, DynamoNotificationStore, DynamoRealtimeStore, NotificationTables,
+    RealtimeTables,
 };
 use lambda_http::{Error, service_fn};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 
 use crate::routes::Api;

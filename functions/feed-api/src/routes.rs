@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use aws_adapters::{
-    ActivityQuery, AwsCallCounter, DynamoActivityStore, DynamoNotificationStore,
-    DynamoRealtimeStore,
+    ActivityQuery, DynamoActivityStore, DynamoNotificationStore, DynamoRealtimeStore,
 };
 use domain::store::PageSize;
 use domain::{EpisodeId, EventType, FieldError, Role, Timestamp, UserId, uuid_v7_bounds};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::http::{check_body, json, query_params};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};

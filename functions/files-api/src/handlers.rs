@@ -10,16 +10,16 @@
 
 use std::time::Duration;
 
-use aws_adapters::{
-    AwsCallCounter, DynamoFileStore, FileWriteError, MessageQueue, ObjectStore, Presigned,
-};
-use domain::store::{PageSize, StoreError};
+use domain::store::file::{FileReader, FileWriteError, FileWriter};
+use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter, Presigned};
+use domain::store::{EpisodeExistence, MessageSender, PageSize, StoreError};
 use domain::{
     Actor, DomainEvent, EpisodeFile, EpisodeId, EventContext, FieldError, FileId, FileStatus,
     FileTask, Role, Stamp, Timestamp, UploadPlan,
 };
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::http::{check_body, empty, json, query_params, set_header};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
@@ -30,22 +30,38 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 /// How long a download URL works.
 const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(300);
 
+/// What the routes need: file records (`F`), their objects (`O`) and the files queue (`Q`).
 #[derive(Debug)]
-pub struct Api {
-    pub files: DynamoFileStore,
-    pub objects: ObjectStore,
+pub struct Api<F, O, Q> {
+    pub files: F,
+    pub objects: O,
     /// The files queue: the check after a pending file's upload URLs expire.
-    pub tasks: MessageQueue,
+    pub tasks: Q,
     pub upload_ttl: Duration,
     pub calls: AwsCallCounter,
 }
 
-pub async fn handle(api: &Api, req: Request) -> Response<Body> {
+/// The file records the routes read and write.
+pub trait Files: FileReader + FileWriter + EpisodeExistence + Sync {}
+impl<T: FileReader + FileWriter + EpisodeExistence + Sync> Files for T {}
+
+/// The objects behind them.
+pub trait Objects: ObjectReader + ObjectWriter + ObjectTransfers + Sync {}
+impl<T: ObjectReader + ObjectWriter + ObjectTransfers + Sync> Objects for T {}
+
+pub async fn handle<F: Files, O: Objects, Q: MessageSender + Sync>(
+    api: &Api<F, O, Q>,
+    req: Request,
+) -> Response<Body> {
     let meta = RequestMeta::from_request(&req);
     lambda_kit::access::serve(&req, &meta, &api.calls, route(api, &meta, &req)).await
 }
 
-async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
+async fn route<F: Files, O: Objects, Q: MessageSender + Sync>(
+    api: &Api<F, O, Q>,
+    meta: &RequestMeta,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
     let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
     let method = req.method();
     match segments.as_slice() {
@@ -141,7 +157,10 @@ fn context(meta: &RequestMeta, actor: &Actor) -> EventContext {
     }
 }
 
-async fn find(api: &Api, id: FileId) -> Result<EpisodeFile, Problem> {
+async fn find<F: Files, O: Objects, Q: MessageSender + Sync>(
+    api: &Api<F, O, Q>,
+    id: FileId,
+) -> Result<EpisodeFile, Problem> {
     api.files
         .get(id)
         .await
@@ -158,8 +177,8 @@ fn presigned_json(p: &Presigned) -> Value {
     json!({ "method": p.method, "url": p.url, "headers": headers })
 }
 
-async fn create(
-    api: &Api,
+async fn create<F: Files, O: Objects, Q: MessageSender + Sync>(
+    api: &Api<F, O, Q>,
     actor: &Actor,
     episode: EpisodeId,
     body: &[u8],
@@ -237,7 +256,7 @@ async fn create(
         file_id: file.id,
         not_before: expires_at.plus_seconds(5),
     };
-    let delay = i32::try_from(api.upload_ttl.as_secs() + 5).unwrap_or(900);
+    let delay = u32::try_from(api.upload_ttl.as_secs() + 5).unwrap_or(900);
     if let Err(e) = api.tasks.send(check.to_body(), delay).await {
         tracing::warn!(file_id = %file.id, error = %e, "pending check not scheduled; the record's TTL will expire it");
     }
@@ -255,8 +274,8 @@ async fn create(
 }
 
 /// Confirms an upload: the object must be there with the declared size (and checksum).
-async fn complete(
-    api: &Api,
+async fn complete<F: Files, O: Objects, Q: MessageSender + Sync>(
+    api: &Api<F, O, Q>,
     meta: &RequestMeta,
     actor: &Actor,
     id: FileId,
@@ -329,8 +348,8 @@ async fn complete(
     json(StatusCode::OK, &done.to_json())
 }
 
-async fn list(
-    api: &Api,
+async fn list<F: Files, O: Objects, Q: MessageSender + Sync>(
+    api: &Api<F, O, Q>,
     episode: EpisodeId,
     params: &std::collections::BTreeMap<String, String>,
 ) -> Result<Response<Body>, Problem> {
@@ -379,8 +398,8 @@ async fn list(
     )
 }
 
-async fn download(
-    api: &Api,
+async fn download<F: Files, O: Objects, Q: MessageSender + Sync>(
+    api: &Api<F, O, Q>,
     meta: &RequestMeta,
     actor: &Actor,
     id: FileId,
@@ -412,8 +431,8 @@ async fn download(
     json(StatusCode::OK, &body)
 }
 
-async fn delete(
-    api: &Api,
+async fn delete<F: Files, O: Objects, Q: MessageSender + Sync>(
+    api: &Api<F, O, Q>,
     meta: &RequestMeta,
     actor: &Actor,
     id: FileId,

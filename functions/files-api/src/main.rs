@@ -7,8 +7,9 @@ mod input;
 
 use std::time::Duration;
 
-use aws_adapters::{AwsCallCounter, DynamoFileStore, FileTables, MessageQueue, ObjectStore};
+use aws_adapters::{DynamoFileStore, FileTables, MessageQueue, ObjectStore};
 use lambda_http::{Error, service_fn};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 
 use crate::handlers::Api;

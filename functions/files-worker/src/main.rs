@@ -4,10 +4,9 @@
 
 mod worker;
 
-use aws_adapters::{
-    AwsCallCounter, DeadLetterQueue, DynamoFileStore, FileTables, MessageQueue, ObjectStore,
-};
+use aws_adapters::{DeadLetterQueue, DynamoFileStore, FileTables, MessageQueue, ObjectStore};
 use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 use lambda_kit::sqs::logged_batch;
 use lambda_runtime::{Error, LambdaEvent, service_fn};

@@ -2,9 +2,10 @@
 
 use std::convert::Infallible;
 
-use aws_adapters::{DeadLetterQueue, DynamoFileStore, FileWriteError, MessageQueue, ObjectStore};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::store::StoreError;
+use domain::store::file::{FileReader, FileWriteError, FileWriter};
+use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter};
+use domain::store::{DeadLetters, MessageSender, StoreError};
 use domain::{
     Actor, CorrelationId, DomainEvent, EpisodeFile, EventContext, EventType, FileId, FileStatus,
     FileTask, FilesMessage, Role, Timestamp,
@@ -12,16 +13,26 @@ use domain::{
 use lambda_kit::sqs::{batch_response, read_messages};
 use lambda_runtime::LambdaEvent;
 
+/// What the worker needs: file records (`F`), their objects (`O`), the files queue for checks
+/// that come back later (`Q`) and its dead-letter queue (`D`).
 #[derive(Debug)]
-pub struct App {
-    pub files: DynamoFileStore,
-    pub objects: ObjectStore,
-    pub tasks: MessageQueue,
-    pub dead_letters: DeadLetterQueue,
+pub struct App<F, O, Q, D> {
+    pub files: F,
+    pub objects: O,
+    pub tasks: Q,
+    pub dead_letters: D,
 }
 
-pub async fn handle(
-    app: &App,
+/// The file records the worker reads and writes.
+pub trait Files: FileReader + FileWriter + Sync {}
+impl<T: FileReader + FileWriter + Sync> Files for T {}
+
+/// The objects behind them.
+pub trait Objects: ObjectReader + ObjectWriter + ObjectTransfers + Sync {}
+impl<T: ObjectReader + ObjectWriter + ObjectTransfers + Sync> Objects for T {}
+
+pub async fn handle<F: Files, O: Objects, Q: MessageSender + Sync, D: DeadLetters + Sync>(
+    app: &App<F, O, Q, D>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
     let (messages, mut failed) = read_messages(
@@ -60,7 +71,15 @@ fn store(e: FileWriteError) -> StoreError {
 }
 
 /// An episode was deleted: its files go too, each with a `file.deleted` by the same actor.
-async fn delete_episode_files(app: &App, deleted: &DomainEvent) -> Result<(), StoreError> {
+async fn delete_episode_files<
+    F: Files,
+    O: Objects,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<F, O, Q, D>,
+    deleted: &DomainEvent,
+) -> Result<(), StoreError> {
     let ctx = EventContext {
         actor: deleted.actor.clone(),
         correlation_id: deleted.correlation_id.clone(),
@@ -83,7 +102,10 @@ async fn delete_episode_files(app: &App, deleted: &DomainEvent) -> Result<(), St
     Ok(())
 }
 
-async fn remove_bytes(app: &App, file: &EpisodeFile) -> Result<(), StoreError> {
+async fn remove_bytes<F: Files, O: Objects, Q: MessageSender + Sync, D: DeadLetters + Sync>(
+    app: &App<F, O, Q, D>,
+    file: &EpisodeFile,
+) -> Result<(), StoreError> {
     if let Some(upload_id) = &file.upload_id {
         app.objects.abort_multipart(&file.key, upload_id).await?;
     }
@@ -91,7 +113,11 @@ async fn remove_bytes(app: &App, file: &EpisodeFile) -> Result<(), StoreError> {
 }
 
 /// A file's upload URLs have expired: confirm what was uploaded, or clean up.
-async fn pending_check(app: &App, id: FileId, not_before: Timestamp) -> Result<(), StoreError> {
+async fn pending_check<F: Files, O: Objects, Q: MessageSender + Sync, D: DeadLetters + Sync>(
+    app: &App<F, O, Q, D>,
+    id: FileId,
+    not_before: Timestamp,
+) -> Result<(), StoreError> {
     let now = Timestamp::now();
     if now < not_before {
         // Longer than SQS can delay one message: come back later.
@@ -102,7 +128,7 @@ async fn pending_check(app: &App, id: FileId, not_before: Timestamp) -> Result<(
         };
         return app
             .tasks
-            .send(again.to_body(), i32::try_from(wait).unwrap_or(900))
+            .send(again.to_body(), u32::try_from(wait).unwrap_or(900))
             .await;
     }
     let Some(file) = app.files.get(id).await? else {

@@ -7,10 +7,11 @@ mod worker;
 use std::time::Duration;
 
 use aws_adapters::{
-    AwsCallCounter, DeadLetterQueue, DynamoFileStore, DynamoJobStore, FileTables, JobTables,
-    MessageQueue, ObjectStore,
+    DeadLetterQueue, DynamoFileStore, DynamoJobStore, FileTables, JobTables, MessageQueue,
+    ObjectStore,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 use lambda_kit::sqs::logged_batch;
 use lambda_runtime::{Error, LambdaEvent, service_fn};

@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::io::Cursor;
 
-use aws_adapters::ObjectStore;
 use aws_lc_rs::digest;
 use domain::job::JobFailure;
+use domain::store::file::FileMetadata;
+use domain::store::object::{ByteChunks, ObjectReader};
 use domain::{ContentType, EpisodeFile, JobParams, JobType, Sha256};
 use serde_json::{Value, json};
 
@@ -25,7 +26,7 @@ pub trait Checkpoint {
 pub struct Outcome {
     pub result: Value,
     /// Recorded on the input file: (attribute, value, SHA-256 if computed).
-    pub file_metadata: Option<(&'static str, Value, Option<Sha256>)>,
+    pub file_metadata: Option<(FileMetadata, Value, Option<Sha256>)>,
     /// A new file of the episode (a thumbnail): bytes and content type.
     pub derived: Option<(Vec<u8>, ContentType)>,
 }
@@ -33,7 +34,7 @@ pub struct Outcome {
 pub trait Processor {
     fn run(
         &self,
-        objects: &ObjectStore,
+        objects: &(impl ObjectReader + Sync),
         file: &EpisodeFile,
         params: &JobParams,
         checkpoint: &mut (impl Checkpoint + Send),
@@ -43,7 +44,7 @@ pub trait Processor {
 /// The registry: the processor of each job type.
 pub async fn run(
     job_type: JobType,
-    objects: &ObjectStore,
+    objects: &(impl ObjectReader + Sync),
     file: &EpisodeFile,
     params: &JobParams,
     checkpoint: &mut (impl Checkpoint + Send),
@@ -61,7 +62,7 @@ fn retryable(e: impl std::fmt::Display) -> JobFailure {
 
 /// Streams the object through `each` chunk by chunk, with checkpoints at every quarter.
 async fn stream(
-    objects: &ObjectStore,
+    objects: &(impl ObjectReader + Sync),
     file: &EpisodeFile,
     checkpoint: &mut (impl Checkpoint + Send),
     mut each: impl FnMut(&[u8]) -> Result<(), JobFailure> + Send,
@@ -73,8 +74,9 @@ async fn stream(
     let mut next_mark = 25u8;
     // Small files are done before a checkpoint would tell anyone anything.
     let report = size >= PROGRESS_FROM;
-    while let Some(chunk) = body.try_next().await.map_err(retryable)? {
-        each(&chunk)?;
+    while let Some(chunk) = body.next_chunk().await.map_err(retryable)? {
+        let chunk = chunk.as_ref();
+        each(chunk)?;
         read += chunk.len() as u64;
         let percent = u8::try_from(read.saturating_mul(100) / size.max(1)).unwrap_or(100);
         if report && percent >= next_mark && next_mark < 100 {
@@ -88,7 +90,7 @@ async fn stream(
 }
 
 async fn read_all(
-    objects: &ObjectStore,
+    objects: &(impl ObjectReader + Sync),
     file: &EpisodeFile,
     checkpoint: &mut (impl Checkpoint + Send),
 ) -> Result<Vec<u8>, JobFailure> {
@@ -114,7 +116,7 @@ pub struct Checksum;
 impl Processor for Checksum {
     async fn run(
         &self,
-        objects: &ObjectStore,
+        objects: &(impl ObjectReader + Sync),
         file: &EpisodeFile,
         _params: &JobParams,
         checkpoint: &mut (impl Checkpoint + Send),
@@ -135,7 +137,7 @@ impl Processor for Checksum {
             json!(((size as f64 / 1_048_576.0) / secs * 10.0).round() / 10.0);
         Ok(Outcome {
             result,
-            file_metadata: Some(("meta_checksum", found, Some(sha))),
+            file_metadata: Some((FileMetadata::Checksum, found, Some(sha))),
             derived: None,
         })
     }
@@ -198,7 +200,7 @@ pub fn probe(bytes: Vec<u8>, content_type: ContentType) -> Result<Value, JobFail
 impl Processor for MediaProbe {
     async fn run(
         &self,
-        objects: &ObjectStore,
+        objects: &(impl ObjectReader + Sync),
         file: &EpisodeFile,
         _params: &JobParams,
         checkpoint: &mut (impl Checkpoint + Send),
@@ -207,7 +209,7 @@ impl Processor for MediaProbe {
         let found = probe(bytes, file.content_type)?;
         Ok(Outcome {
             result: found.clone(),
-            file_metadata: Some(("meta_probe", found, None)),
+            file_metadata: Some((FileMetadata::Probe, found, None)),
             derived: None,
         })
     }
@@ -249,7 +251,7 @@ pub fn thumbnail(bytes: &[u8], max_size: u32) -> Result<(Vec<u8>, u32, u32), Job
 impl Processor for Thumbnail {
     async fn run(
         &self,
-        objects: &ObjectStore,
+        objects: &(impl ObjectReader + Sync),
         file: &EpisodeFile,
         params: &JobParams,
         checkpoint: &mut (impl Checkpoint + Send),

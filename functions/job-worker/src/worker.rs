@@ -2,26 +2,24 @@
 //! worker cannot run it twice), run with checkpoints (progress events; a cancel stops it
 //! there), then record success, a retry (backoff with jitter, as a delayed message) or the
 //! failure. The queue message fails — and so comes again, then goes to the DLQ — only when the
-//! worker could not record what happened.
+//! worker could not record what happened. Every move is a method of `Job` (`domain::job`);
+//! this module decides when, and writes them.
 
 use std::collections::hash_map::RandomState;
 use std::convert::Infallible;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
-use aws_adapters::job_store::Guard;
-use aws_adapters::{
-    DeadLetterQueue, DynamoFileStore, DynamoJobStore, FileWriteError, MessageQueue, MoveError,
-    ObjectStore,
-};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lc_rs::digest;
-use domain::job::{AfterFailure, Claim, JobFailure, after_failure, claim};
-use domain::store::StoreError;
+use domain::job::{AfterFailure, Claim, JobFailure, JobMove, claim};
+use domain::store::file::{FileReader, FileWriteError, FileWriter};
+use domain::store::job::{JobMoveError, JobReader, JobWriter};
+use domain::store::object::{ObjectReader, ObjectWriter};
+use domain::store::{DeadLetters, MessageSender, StoreError};
 use domain::{
-    Actor, CorrelationId, DisplayName, DomainEvent, EpisodeFile, EventContext, EventType, FileId,
-    FileName, FileSize, FileStatus, Job, JobMessage, JobState, Role, Sha256, Stamp, Timestamp,
-    UserId,
+    Actor, CorrelationId, DisplayName, DomainEvent, EpisodeFile, EventContext, FileId, FileName,
+    FileSize, FileStatus, Job, JobId, JobMessage, Role, Sha256, Stamp, Timestamp, UserId,
 };
 use lambda_kit::sqs::{batch_response, read_messages};
 use lambda_runtime::LambdaEvent;
@@ -29,15 +27,45 @@ use serde_json::json;
 
 use crate::processors::{self, Checkpoint};
 
+/// What the worker needs: jobs (`J`), files (`F`), objects (`O`), the jobs queue for delayed
+/// retries (`Q`) and its dead-letter queue (`D`).
 #[derive(Debug)]
-pub struct App {
-    pub jobs: DynamoJobStore,
-    pub files: DynamoFileStore,
-    pub objects: ObjectStore,
-    pub queue: MessageQueue,
-    pub dead_letters: DeadLetterQueue,
+pub struct App<J, F, O, Q, D> {
+    pub jobs: J,
+    pub files: F,
+    pub objects: O,
+    pub queue: Q,
+    pub dead_letters: D,
     /// How long a claim holds a job: longer than the function's timeout.
     pub lease: Duration,
+}
+
+/// The ports the worker uses, in one bound.
+pub trait Ports {
+    type Jobs: JobReader + JobWriter + Sync;
+    type Files: FileReader + FileWriter + Sync;
+    type Objects: ObjectReader + ObjectWriter + Sync;
+    type Queue: MessageSender + Sync;
+    type DeadLetters: DeadLetters + Sync;
+    fn app(&self) -> &App<Self::Jobs, Self::Files, Self::Objects, Self::Queue, Self::DeadLetters>;
+}
+
+impl<J, F, O, Q, D> Ports for App<J, F, O, Q, D>
+where
+    J: JobReader + JobWriter + Sync,
+    F: FileReader + FileWriter + Sync,
+    O: ObjectReader + ObjectWriter + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+{
+    type Jobs = J;
+    type Files = F;
+    type Objects = O;
+    type Queue = Q;
+    type DeadLetters = D;
+    fn app(&self) -> &Self {
+        self
+    }
 }
 
 /// The actor of the events the worker causes.
@@ -58,14 +86,15 @@ fn context(job: &Job) -> EventContext {
     }
 }
 
-pub async fn handle(
-    app: &App,
+pub async fn handle<P: Ports + Sync>(
+    ports: &P,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
+    let app = ports.app();
     let (messages, mut failed) =
         read_messages(&event.payload.records, JobMessage::parse, &app.dead_letters).await;
     for (message_id, message) in messages {
-        if let Err(e) = run(app, &message).await {
+        if let Err(e) = run(ports, &message).await {
             tracing::warn!(%message_id, job_id = %message.job_id, error = %e, "not recorded; the message comes again");
             failed.push(message_id);
         }
@@ -73,167 +102,85 @@ pub async fn handle(
     Ok(batch_response(failed))
 }
 
-fn store(e: MoveError) -> StoreError {
-    match e {
-        MoveError::Store(e) => e,
-        MoveError::Changed => {
-            StoreError::unavailable(std::io::Error::other("the job changed meanwhile"))
-        }
-    }
-}
-
-/// Writes `next` with its event if the job is still as read; false when it changed.
-async fn save(
-    app: &App,
-    read: &Job,
-    next: &Job,
-    lease: Option<Timestamp>,
-    event: EventType,
-    extra: serde_json::Value,
-) -> Result<bool, StoreError> {
-    let e = DomainEvent::about_job(&context(next), event, next, next.updated_at, extra);
-    match app
-        .jobs
-        .save(next, &Guard::as_read(read), lease, None, &e)
-        .await
-    {
+/// Writes the move with its event; false when the job changed meanwhile.
+async fn save<P: Ports + Sync>(ports: &P, change: &JobMove) -> Result<bool, StoreError> {
+    let event = change.event(&context(&change.next));
+    match ports.app().jobs.save(change, &event).await {
         Ok(()) => Ok(true),
-        Err(MoveError::Changed) => Ok(false),
-        Err(e) => Err(store(e)),
+        Err(JobMoveError::Changed) => Ok(false),
+        Err(JobMoveError::Store(e)) => Err(e),
     }
 }
 
-async fn run(app: &App, message: &JobMessage) -> Result<(), StoreError> {
-    let Some((job, lease)) = app.jobs.get(message.job_id).await? else {
+async fn run<P: Ports + Sync>(ports: &P, message: &JobMessage) -> Result<(), StoreError> {
+    let app = ports.app();
+    let Some(stored) = app.jobs.get(message.job_id).await? else {
         tracing::warn!(job_id = %message.job_id, "no such job");
         return Ok(());
     };
+    let job = stored.job;
     let now = Timestamp::now();
-    match claim(&job, lease, now) {
+    match claim(&job, stored.lease_until, now) {
         Claim::Skip => {
             tracing::info!(job_id = %job.id, state = %job.state, "nothing to do (duplicate delivery)");
             return Ok(());
         }
         Claim::CancelDead => {
-            let mut next = job.clone();
-            next.state = JobState::Cancelled;
-            next.updated_at = now;
-            save(app, &job, &next, None, EventType::JobCancelled, json!({})).await?;
+            save(ports, &job.cancelled(now)).await?;
             return Ok(());
         }
         Claim::FailDead => {
-            let mut next = job.clone();
-            next.state = JobState::Failed;
-            next.error = Some("the worker stopped (timed out) on the last attempt".into());
-            next.updated_at = now;
-            save(app, &job, &next, None, EventType::JobFailed, json!({})).await?;
+            save(ports, &job.failed_dead(now)).await?;
             return Ok(());
         }
         Claim::Run => {}
     }
     // Claim: the stored job must still be as read (and a dead worker's lease over).
-    let mut running = job.clone();
-    running.state = JobState::Running;
-    running.attempts = job.attempts + 1;
-    running.progress = 0;
-    running.error = None;
-    running.updated_at = now;
     let lease_until = now.plus_seconds(i64::try_from(app.lease.as_secs()).unwrap_or(900));
-    let started = DomainEvent::about_job(
-        &context(&running),
-        EventType::JobStarted,
-        &running,
-        now,
-        json!({}),
-    );
-    let expired_before = (job.state == JobState::Running).then_some(now);
-    match app
-        .jobs
-        .save(
-            &running,
-            &Guard::as_read(&job),
-            Some(lease_until),
-            expired_before,
-            &started,
-        )
-        .await
-    {
-        Ok(()) => {}
-        Err(MoveError::Changed) => {
-            tracing::info!(job_id = %job.id, "claimed by another delivery");
-            return Ok(());
-        }
-        Err(e) => return Err(store(e)),
+    let start = job.start_attempt(now, lease_until);
+    if !save(ports, &start).await? {
+        tracing::info!(job_id = %job.id, "claimed by another delivery");
+        return Ok(());
     }
+    let running = start.next;
     tracing::info!(job_id = %job.id, attempt = running.attempts, job_type = %job.job_type, "job started");
 
     let mut checkpoint = Progress {
-        app,
+        ports,
         job: running.clone(),
         lease_until,
         cancelled: false,
     };
-    let outcome = execute(app, &running, &mut checkpoint).await;
+    let outcome = execute(ports, &running, &mut checkpoint).await;
     let current = checkpoint.job.clone();
     if checkpoint.cancelled {
-        return stop_cancelled(app, current.id).await;
+        return stop_cancelled(ports, current.id).await;
     }
     let now = Timestamp::now();
-    let mut next = current.clone();
-    next.updated_at = now;
     match outcome {
         Ok(result) => {
-            next.state = JobState::Succeeded;
-            next.progress = 100;
-            next.result = Some(result);
-            if !save(
-                app,
-                &current,
-                &next,
-                None,
-                EventType::JobSucceeded,
-                json!({}),
-            )
-            .await?
-            {
+            if !save(ports, &current.succeeded(result, now)).await? {
                 // A cancel arrived after the last checkpoint: it wins, the job never completes.
-                return stop_cancelled(app, current.id).await;
+                return stop_cancelled(ports, current.id).await;
             }
-            tracing::info!(job_id = %next.id, "job succeeded");
+            tracing::info!(job_id = %current.id, "job succeeded");
         }
         Err(failure) => {
-            let random = RandomState::new().hash_one(next.id);
-            next.error = Some(failure.to_string());
-            match after_failure(&failure, next.attempts, random) {
+            let random = RandomState::new().hash_one(current.id);
+            let (change, after) = current.attempt_failed(&failure, random, now);
+            if !save(ports, &change).await? {
+                return stop_cancelled(ports, current.id).await;
+            }
+            match after {
                 AfterFailure::RetryIn { seconds } => {
-                    next.state = JobState::Retrying;
-                    let extra = json!({ "retry_in_seconds": seconds });
-                    if !save(
-                        app,
-                        &current,
-                        &next,
-                        None,
-                        EventType::JobRetryScheduled,
-                        extra,
-                    )
-                    .await?
-                    {
-                        return stop_cancelled(app, current.id).await;
-                    }
-                    let body = serde_json::to_string(&JobMessage { job_id: next.id })
+                    let body = serde_json::to_string(&JobMessage { job_id: current.id })
                         .map_err(StoreError::unavailable)?;
                     // If this send fails, the message comes again and finds the job retrying.
-                    app.queue
-                        .send(body, i32::try_from(seconds).unwrap_or(900))
-                        .await?;
-                    tracing::info!(job_id = %next.id, attempt = next.attempts, seconds, error = %failure, "retry scheduled");
+                    app.queue.send(body, seconds).await?;
+                    tracing::info!(job_id = %current.id, attempt = current.attempts, seconds, error = %failure, "retry scheduled");
                 }
                 AfterFailure::Fail => {
-                    next.state = JobState::Failed;
-                    if !save(app, &current, &next, None, EventType::JobFailed, json!({})).await? {
-                        return stop_cancelled(app, current.id).await;
-                    }
-                    tracing::warn!(job_id = %next.id, error = %failure, "job failed");
+                    tracing::warn!(job_id = %current.id, error = %failure, "job failed");
                 }
             }
         }
@@ -242,82 +189,45 @@ async fn run(app: &App, message: &JobMessage) -> Result<(), StoreError> {
 }
 
 /// The job was asked to stop: record `cancelled` (if it still is running with a cancel asked).
-async fn stop_cancelled(app: &App, id: domain::JobId) -> Result<(), StoreError> {
-    let Some((job, _)) = app.jobs.get(id).await? else {
+async fn stop_cancelled<P: Ports + Sync>(ports: &P, id: JobId) -> Result<(), StoreError> {
+    let Some(stored) = ports.app().jobs.get(id).await? else {
         return Ok(());
     };
-    if job.state != JobState::Running || !job.cancel_requested {
-        return Ok(()); // taken over by another worker, or already recorded
+    // Otherwise taken over by another worker, or already recorded.
+    if let Some(change) = stored.job.stopped_at_checkpoint(Timestamp::now()) {
+        save(ports, &change).await?;
+        tracing::info!(job_id = %id, "job cancelled at a checkpoint");
     }
-    let mut next = job.clone();
-    next.state = JobState::Cancelled;
-    next.updated_at = Timestamp::now();
-    let e = DomainEvent::about_job(
-        &context(&next),
-        EventType::JobCancelled,
-        &next,
-        next.updated_at,
-        json!({}),
-    );
-    let guard = Guard {
-        states: vec![JobState::Running],
-        attempts: job.attempts,
-        no_cancel_request: false,
-    };
-    match app.jobs.save(&next, &guard, None, None, &e).await {
-        Ok(()) | Err(MoveError::Changed) => {
-            tracing::info!(job_id = %id, "job cancelled at a checkpoint");
-            Ok(())
-        }
-        Err(e) => Err(store(e)),
-    }
+    Ok(())
 }
 
 /// Progress checkpoints: each writes `job.progress` on the condition that nobody asked to
 /// cancel and no other worker took the job over; otherwise the run stops.
-struct Progress<'a> {
-    app: &'a App,
+struct Progress<'a, P> {
+    ports: &'a P,
     job: Job,
     lease_until: Timestamp,
     cancelled: bool,
 }
 
-impl Checkpoint for Progress<'_> {
+impl<P: Ports + Sync> Checkpoint for Progress<'_, P> {
     async fn reached(&mut self, percent: u8) -> Result<(), JobFailure> {
-        let mut next = self.job.clone();
-        next.progress = percent;
-        next.updated_at = Timestamp::now();
-        let e = DomainEvent::about_job(
-            &context(&next),
-            EventType::JobProgress,
-            &next,
-            next.updated_at,
-            json!({}),
-        );
-        match self
-            .app
-            .jobs
-            .save(
-                &next,
-                &Guard::as_read(&self.job),
-                Some(self.lease_until),
-                None,
-                &e,
-            )
-            .await
-        {
-            Ok(()) => {
-                self.job = next;
+        let change = self
+            .job
+            .progressed(percent, Timestamp::now(), self.lease_until);
+        match save(self.ports, &change).await {
+            Ok(true) => {
+                self.job = change.next;
                 Ok(())
             }
-            Err(MoveError::Changed) => {
+            Ok(false) => {
                 self.cancelled = true;
                 Err(JobFailure::Permanent(
                     "stopped: cancelled or taken over".into(),
                 ))
             }
             // Progress is informative: a failure to write it does not stop the work.
-            Err(MoveError::Store(e)) => {
+            Err(e) => {
                 tracing::warn!(job_id = %self.job.id, error = %e, "progress not recorded");
                 Ok(())
             }
@@ -326,11 +236,12 @@ impl Checkpoint for Progress<'_> {
 }
 
 /// Runs the job's processor on its file and records what it found.
-async fn execute(
-    app: &App,
+async fn execute<P: Ports + Sync>(
+    ports: &P,
     job: &Job,
-    checkpoint: &mut Progress<'_>,
+    checkpoint: &mut Progress<'_, P>,
 ) -> Result<serde_json::Value, JobFailure> {
+    let app = ports.app();
     if job.inject.pause_seconds > 0 {
         tokio::time::sleep(Duration::from_secs(u64::from(job.inject.pause_seconds))).await;
         checkpoint.reached(10).await?;
@@ -360,26 +271,27 @@ async fn execute(
     }
     if let Some((attribute, value, sha)) = &outcome.file_metadata {
         app.files
-            .record_metadata(file.id, attribute, value, sha.as_ref())
+            .record_metadata(file.id, *attribute, value, sha.as_ref())
             .await
             .map_err(retryable)?;
     }
     let mut result = outcome.result;
     if let Some((bytes, content_type)) = outcome.derived {
-        let derived = derive(app, job, &file, bytes, content_type).await?;
+        let derived = derive(ports, job, &file, bytes, content_type).await?;
         result["file_id"] = json!(derived);
     }
     Ok(result)
 }
 
 /// Stores a file made by a job (a thumbnail) as a new available file of the episode.
-async fn derive(
-    app: &App,
+async fn derive<P: Ports + Sync>(
+    ports: &P,
     job: &Job,
     source: &EpisodeFile,
     bytes: Vec<u8>,
     content_type: domain::ContentType,
 ) -> Result<FileId, JobFailure> {
+    let app = ports.app();
     let permanent = |e: domain::FieldError| JobFailure::Permanent(e.to_string());
     let retryable = |e: StoreError| JobFailure::Retryable(e.to_string());
     let sha = Sha256::from_bytes(digest::digest(&digest::SHA256, &bytes).as_ref())

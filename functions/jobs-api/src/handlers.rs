@@ -2,16 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use aws_adapters::job_store::Guard;
-use aws_adapters::{AwsCallCounter, CreateError, DynamoFileStore, DynamoJobStore, MoveError};
-use domain::job::Injection;
-use domain::store::{PageSize, StoreError};
+use domain::job::{Cancel, Injection, JobMove};
+use domain::store::file::FileReader;
+use domain::store::job::{
+    Idempotency, JobCreateError, JobMoveError, JobQuery, JobReader, JobWriter,
+};
+use domain::store::{EpisodeExistence, PageSize};
 use domain::{
     Actor, DomainEvent, EpisodeId, EventContext, EventType, FieldError, FileId, FileStatus, Job,
     JobId, JobParams, JobState, JobType, Stamp, Timestamp, ValidationErrors,
 };
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::http::{check_body, json, query_params, set_header};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
@@ -19,20 +22,32 @@ use serde_json::{Value, json};
 const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// What the routes need: the jobs (`J`) and, to check a new job's file, the files (`F`).
 #[derive(Debug)]
-pub struct Api {
-    pub jobs: DynamoJobStore,
-    pub files: DynamoFileStore,
+pub struct Api<J, F> {
+    pub jobs: J,
+    pub files: F,
     pub fault_injection: bool,
     pub calls: AwsCallCounter,
 }
 
-pub async fn handle(api: &Api, req: Request) -> Response<Body> {
+/// The jobs the routes read and move.
+pub trait Jobs: JobReader + JobWriter + EpisodeExistence + Sync {}
+impl<T: JobReader + JobWriter + EpisodeExistence + Sync> Jobs for T {}
+
+pub async fn handle<J: Jobs, F: FileReader + Sync>(
+    api: &Api<J, F>,
+    req: Request,
+) -> Response<Body> {
     let meta = RequestMeta::from_request(&req);
     lambda_kit::access::serve(&req, &meta, &api.calls, route(api, &meta, &req)).await
 }
 
-async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
+async fn route<J: Jobs, F: FileReader + Sync>(
+    api: &Api<J, F>,
+    meta: &RequestMeta,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
     let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
     let method = req.method();
     match segments.as_slice() {
@@ -116,12 +131,12 @@ fn context(meta: &RequestMeta, actor: &Actor) -> EventContext {
     }
 }
 
-async fn find(api: &Api, id: JobId) -> Result<Job, Problem> {
+async fn find<J: Jobs, F: FileReader + Sync>(api: &Api<J, F>, id: JobId) -> Result<Job, Problem> {
     api.jobs
         .get(id)
         .await
         .map_err(unavailable)?
-        .map(|(j, _)| j)
+        .map(|stored| stored.job)
         .ok_or_else(|| Problem::not_found("no such job"))
 }
 
@@ -189,8 +204,8 @@ fn parse_body(
     }
 }
 
-async fn create(
-    api: &Api,
+async fn create<J: Jobs, F: FileReader + Sync>(
+    api: &Api<J, F>,
     meta: &RequestMeta,
     actor: &Actor,
     episode: EpisodeId,
@@ -261,17 +276,24 @@ async fn create(
     );
     match api
         .jobs
-        .create(&job, &event, key.map(|k| (k, fingerprint.as_str())))
+        .create(
+            &job,
+            &event,
+            key.map(|key| Idempotency {
+                key,
+                fingerprint: &fingerprint,
+            }),
+        )
         .await
     {
         Ok(()) => {}
-        Err(CreateError::NoEpisode) => return Err(Problem::not_found("no such episode")),
-        Err(CreateError::BadFile) => {
+        Err(JobCreateError::NoEpisode) => return Err(Problem::not_found("no such episode")),
+        Err(JobCreateError::BadFile) => {
             return Err(Problem::unprocessable(
                 FieldError::new("file_id", "is not an available file of this episode").into(),
             ));
         }
-        Err(CreateError::Replay {
+        Err(JobCreateError::Replay {
             job: previous,
             same_request: true,
         }) => {
@@ -284,7 +306,7 @@ async fn create(
             );
             return Ok(response);
         }
-        Err(CreateError::Replay {
+        Err(JobCreateError::Replay {
             same_request: false,
             ..
         }) => {
@@ -292,7 +314,7 @@ async fn create(
                 "this Idempotency-Key was used in the last 24 hours for a different request",
             ));
         }
-        Err(CreateError::Store(e)) => return Err(unavailable(e)),
+        Err(JobCreateError::Store(e)) => return Err(unavailable(e)),
     }
     tracing::info!(job_id = %job.id, job_type = %job_type, "job created");
     let mut response = json(StatusCode::ACCEPTED, &job.to_json())?;
@@ -304,8 +326,8 @@ async fn create(
     Ok(response)
 }
 
-async fn list(
-    api: &Api,
+async fn list<J: Jobs, F: FileReader + Sync>(
+    api: &Api<J, F>,
     episode: EpisodeId,
     params: &BTreeMap<String, String>,
 ) -> Result<Response<Body>, Problem> {
@@ -339,9 +361,14 @@ async fn list(
         .transpose()?;
     let page = api
         .jobs
-        .list(episode, state, limit, after)
+        .list(&JobQuery {
+            episode,
+            state,
+            limit,
+            after,
+        })
         .await
-        .map_err(|e: StoreError| unavailable(e))?;
+        .map_err(unavailable)?;
     if page.items.is_empty()
         && after.is_none()
         && !api
@@ -361,39 +388,20 @@ async fn list(
     )
 }
 
-async fn cancel(
-    api: &Api,
+async fn cancel<J: Jobs, F: FileReader + Sync>(
+    api: &Api<J, F>,
     meta: &RequestMeta,
     actor: &Actor,
     id: JobId,
 ) -> Result<Response<Body>, Problem> {
     let job = find(api, id).await?;
     let now = Timestamp::now();
-    match job.state {
-        JobState::Queued | JobState::Retrying => {
-            let mut next = job.clone();
-            next.state = JobState::Cancelled;
-            next.updated_at = now;
-            let event = DomainEvent::about_job(
-                &context(meta, actor),
-                EventType::JobCancelled,
-                &next,
-                now,
-                json!({}),
-            );
-            match api
-                .jobs
-                .save(&next, &Guard::as_read(&job), None, None, &event)
-                .await
-            {
-                Ok(()) => json(StatusCode::OK, &next.to_json()),
-                Err(MoveError::Changed) => Err(Problem::conflict(
-                    "the job changed meanwhile; read it and try again",
-                )),
-                Err(MoveError::Store(e)) => Err(unavailable(e)),
-            }
-        }
-        JobState::Running => {
+    match job
+        .cancel(now)
+        .map_err(|r| Problem::illegal_transition(r.to_string()))?
+    {
+        Cancel::Now(change) => save(api, meta, actor, &change).await,
+        Cancel::AtCheckpoint => {
             // The worker stops at its next checkpoint and records `job.cancelled`.
             if !api
                 .jobs
@@ -409,52 +417,38 @@ async fn cancel(
             next.cancel_requested = true;
             json(StatusCode::ACCEPTED, &next.to_json())
         }
-        done => Err(Problem::illegal_transition(format!(
-            "a {done} job cannot be cancelled"
-        ))),
     }
 }
 
-async fn retry(
-    api: &Api,
+async fn retry<J: Jobs, F: FileReader + Sync>(
+    api: &Api<J, F>,
     meta: &RequestMeta,
     actor: &Actor,
     id: JobId,
 ) -> Result<Response<Body>, Problem> {
     let job = find(api, id).await?;
-    if !job.state.can_move_to(JobState::Queued) {
-        return Err(Problem::illegal_transition(format!(
-            "a {} job cannot be retried (only failed or cancelled ones)",
-            job.state
-        )));
-    }
-    let now = Timestamp::now();
-    let mut next = job.clone();
-    next.state = JobState::Queued;
-    next.attempts = 0;
-    next.progress = 0;
-    next.error = None;
-    next.result = None;
-    next.cancel_requested = false;
-    next.inject = Injection::default();
-    next.updated_at = now;
-    let event = DomainEvent::about_job(
-        &context(meta, actor),
-        EventType::JobRetried,
-        &next,
-        now,
-        json!({}),
-    );
-    let guard = Guard {
-        states: vec![job.state],
-        attempts: job.attempts,
-        no_cancel_request: false,
-    };
-    match api.jobs.save(&next, &guard, None, None, &event).await {
-        Ok(()) => json(StatusCode::ACCEPTED, &next.to_json()),
-        Err(MoveError::Changed) => Err(Problem::conflict(
+    let change = job
+        .retry(Timestamp::now())
+        .map_err(|r| Problem::illegal_transition(r.to_string()))?;
+    save(api, meta, actor, &change).await
+}
+
+/// Writes a person's move with its event: 200 for a cancel, 202 for a retry (work follows).
+async fn save<J: Jobs, F: FileReader + Sync>(
+    api: &Api<J, F>,
+    meta: &RequestMeta,
+    actor: &Actor,
+    change: &JobMove,
+) -> Result<Response<Body>, Problem> {
+    let event = change.event(&context(meta, actor));
+    match api.jobs.save(change, &event).await {
+        Ok(()) if change.event == EventType::JobRetried => {
+            json(StatusCode::ACCEPTED, &change.next.to_json())
+        }
+        Ok(()) => json(StatusCode::OK, &change.next.to_json()),
+        Err(JobMoveError::Changed) => Err(Problem::conflict(
             "the job changed meanwhile; read it and try again",
         )),
-        Err(MoveError::Store(e)) => Err(unavailable(e)),
+        Err(JobMoveError::Store(e)) => Err(unavailable(e)),
     }
 }

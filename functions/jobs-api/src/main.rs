@@ -3,8 +3,9 @@
 
 mod handlers;
 
-use aws_adapters::{AwsCallCounter, DynamoFileStore, DynamoJobStore, FileTables, JobTables};
+use aws_adapters::{DynamoFileStore, DynamoJobStore, FileTables, JobTables};
 use lambda_http::{Error, service_fn};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 
 #[tokio::main(flavor = "current_thread")]

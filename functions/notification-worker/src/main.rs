@@ -3,10 +3,10 @@
 mod worker;
 
 use aws_adapters::{
-    AwsCallCounter, DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, MessageQueue,
-    NotificationTables,
+    DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, MessageQueue, NotificationTables,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 use lambda_kit::sqs::logged_batch;
 use lambda_runtime::{Error, LambdaEvent, service_fn};

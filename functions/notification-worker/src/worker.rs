@@ -8,6 +8,7 @@ use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use domain::notification::{audience, recipients, requester};
 use domain::realtime::Addressed;
+use domain::store::MessageSender;
 use domain::store::StoreError;
 use domain::{ActivityEntry, Audience, DomainEvent, EpisodeId, Notice, Notification, UserId};
 use lambda_kit::sqs::{batch_response, read_events};

@@ -4,17 +4,17 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use aws_adapters::{
-    AwsCallCounter, DynamoRealtimeStore, Heartbeat, MessageQueue, OpenConnection, SubscribeError,
-};
+use aws_adapters::{DynamoRealtimeStore, Heartbeat, MessageQueue, OpenConnection, SubscribeError};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use domain::realtime::{
     ClientMessage, HEARTBEAT_SECONDS, MAX_FRAME_BYTES, RESUME_MAX_EVENTS, viewers,
 };
+use domain::store::MessageSender;
 use domain::{ConnectionId, EpisodeId, EventId, Frame, Notice, Timestamp};
 use http::HeaderValue;
 use jwt_auth::{Verifier, VerifyError};
+use lambda_kit::AwsCallCounter;
 use tracing::Instrument;
 
 use crate::handshake::read_offer;
@@ -169,7 +169,7 @@ async fn schedule_leave_check(
         user,
         left_at,
     };
-    let delay = i32::try_from(app.grace.as_secs()).unwrap_or(900);
+    let delay = u32::try_from(app.grace.as_secs()).unwrap_or(900);
     if let Err(e) = app.notices.send(notice.to_body(), delay).await {
         tracing::warn!(%episode_id, error = %e, "presence check not scheduled");
     }

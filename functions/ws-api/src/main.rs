@@ -8,9 +8,10 @@ mod handshake;
 
 use std::time::Duration;
 
-use aws_adapters::{AwsCallCounter, DynamoRealtimeStore, MessageQueue, RealtimeTables};
+use aws_adapters::{DynamoRealtimeStore, MessageQueue, RealtimeTables};
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use jwt_auth::{Expectations, Verifier};
+use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 

@@ -11,7 +11,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
-use domain::store::{Page, PageSize, StoreError};
+use domain::store::file::{FileMetadata, FilePage, FileReader, FileWriteError, FileWriter};
+use domain::store::{EpisodeExistence, Page, PageSize, StoreError};
 use domain::{
     ContentType, DisplayName, DomainEvent, EpisodeFile, EpisodeId, FileId, FileName, FileSize,
     FileStatus, Sha256, Stamp, Timestamp, UserId,
@@ -37,23 +38,6 @@ pub struct DynamoFileStore {
     client: Client,
     tables: FileTables,
 }
-
-/// Why a file write did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum FileWriteError {
-    #[error("episode not found")]
-    NoEpisode,
-    #[error("file not found")]
-    NoFile,
-    /// The file is not in the state the write needs (e.g. already available).
-    #[error("the file is {}", .0.as_str())]
-    State(FileStatus),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// A page of an episode's files.
-pub type FilePage = Page<EpisodeFile, FileId>;
 
 fn to_item(f: &EpisodeFile) -> Result<Item, StoreError> {
     let mut it = Item::from([
@@ -118,11 +102,11 @@ pub(crate) fn from_item(it: &Item) -> Result<EpisodeFile, StoreError> {
 /// What jobs recorded on the file, one attribute per job type, served as one object.
 fn metadata_of(it: &Item) -> Result<Option<serde_json::Value>, item::CorruptItem> {
     let mut m = serde_json::Map::new();
-    for (attr, name) in [("meta_checksum", "checksum"), ("meta_probe", "media")] {
-        if let Some(v) =
-            item::parse_opt(it, attr, |v| serde_json::from_str::<serde_json::Value>(v))?
-        {
-            m.insert(name.to_owned(), v);
+    for what in [FileMetadata::Checksum, FileMetadata::Probe] {
+        if let Some(v) = item::parse_opt(it, what.attribute(), |v| {
+            serde_json::from_str::<serde_json::Value>(v)
+        })? {
+            m.insert(what.key().to_owned(), v);
         }
     }
     Ok((!m.is_empty()).then_some(serde_json::Value::Object(m)))
@@ -151,9 +135,11 @@ impl DynamoFileStore {
     fn key(id: FileId) -> Item {
         Item::from([("id".to_owned(), s(id.to_string()))])
     }
+}
 
+impl FileWriter for DynamoFileStore {
     /// Records a pending file of an episode that exists (checked in the same transaction).
-    pub async fn create(&self, file: &EpisodeFile) -> Result<(), FileWriteError> {
+    async fn create(&self, file: &EpisodeFile) -> Result<(), FileWriteError> {
         let check = ConditionCheck::builder()
             .table_name(&self.tables.episodes)
             .key("id", s(file.episode_id.to_string()))
@@ -182,12 +168,164 @@ impl DynamoFileStore {
         }
     }
 
-    /// Whether an episode exists and is not deleted.
-    pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
-        episode_exists(&self.client, &self.tables.episodes, episode).await
+    /// Pending → available, with its `file.uploaded` event.
+    async fn make_available(
+        &self,
+        file: &EpisodeFile,
+        sha256: Option<&Sha256>,
+        event: &DomainEvent,
+    ) -> Result<(), FileWriteError> {
+        let mut update = Update::builder()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(file.id)))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(FileStatus::Pending.as_str()))
+            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
+            .expression_attribute_values(":at", s(event.occurred_at.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let mut set = String::from("SET #status = :available, available_at = :at");
+        if let Some(sha) = sha256 {
+            set.push_str(", sha256 = :sha");
+            update = update.expression_attribute_values(":sha", s(sha.as_hex()));
+        }
+        let update = update
+            .update_expression(format!("{set} REMOVE expires_at, upload_id"))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(e, 0))
     }
 
-    pub async fn get(&self, id: FileId) -> Result<Option<EpisodeFile>, StoreError> {
+    /// Writes an event about an available file (a download), if it still is.
+    async fn record(&self, file: &EpisodeFile, event: &DomainEvent) -> Result<(), FileWriteError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(file.id)))
+            .condition_expression("#status = :available")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(e, 0))
+    }
+
+    /// Removes an available file's record, with its `file.deleted` event.
+    async fn delete(&self, file: &EpisodeFile, event: &DomainEvent) -> Result<(), FileWriteError> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(file.id)))
+            .condition_expression("attribute_exists(id)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(e, 0))
+    }
+
+    /// Records what a job found about a file (`meta_checksum`, `meta_probe`), and for the
+    /// checksum job the file's SHA-256. False when the file is gone.
+    async fn record_metadata(
+        &self,
+        id: FileId,
+        what: FileMetadata,
+        value: &serde_json::Value,
+        sha256: Option<&Sha256>,
+    ) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(value).map_err(StoreError::unavailable)?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(id)))
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_names("#m", what.attribute())
+            .expression_attribute_values(":m", s(text));
+        let mut expr = String::from("SET #m = :m");
+        if let Some(sha) = sha256 {
+            expr.push_str(", sha256 = :sha");
+            update = update.expression_attribute_values(":sha", s(sha.as_hex()));
+        }
+        match update.update_expression(expr).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// Records a file that is available from the start (made by a job), with its event.
+    async fn create_available(
+        &self,
+        file: &EpisodeFile,
+        event: &DomainEvent,
+    ) -> Result<(), FileWriteError> {
+        let put = Put::builder()
+            .table_name(&self.tables.files)
+            .set_item(Some(to_item(file)?))
+            .condition_expression("attribute_not_exists(id)")
+            // Already there: the caller learns it as `State` of the file that is.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(event_put(&self.tables.events, event)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| explain(e, 0))
+    }
+
+    /// Removes a pending record (an upload abandoned, or withdrawn); no event: nothing was
+    /// ever there. False when it is not pending any more.
+    async fn delete_pending(&self, id: FileId) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.files)
+            .set_key(Some(Self::key(id)))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":pending",
+                AttributeValue::S(FileStatus::Pending.as_str().into()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+}
+
+impl FileReader for DynamoFileStore {
+    async fn get(&self, id: FileId) -> Result<Option<EpisodeFile>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -201,7 +339,7 @@ impl DynamoFileStore {
     }
 
     /// An episode's files, oldest first, a page at a time.
-    pub async fn list(
+    async fn list(
         &self,
         episode: EpisodeId,
         limit: PageSize,
@@ -238,181 +376,11 @@ impl DynamoFileStore {
             |x| x.id,
         ))
     }
+}
 
-    /// Every file of an episode (for deleting them with it).
-    pub async fn all_of(&self, episode: EpisodeId) -> Result<Vec<EpisodeFile>, StoreError> {
-        let mut files = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.list(episode, PageSize::LARGEST, after).await?;
-            files.extend(page.items);
-            match page.next_after {
-                Some(a) => after = Some(a),
-                None => return Ok(files),
-            }
-        }
-    }
-
-    /// Pending → available, with its `file.uploaded` event.
-    pub async fn make_available(
-        &self,
-        file: &EpisodeFile,
-        sha256: Option<&Sha256>,
-        event: &DomainEvent,
-    ) -> Result<(), FileWriteError> {
-        let mut update = Update::builder()
-            .table_name(&self.tables.files)
-            .set_key(Some(Self::key(file.id)))
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s(FileStatus::Pending.as_str()))
-            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
-            .expression_attribute_values(":at", s(event.occurred_at.to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let mut set = String::from("SET #status = :available, available_at = :at");
-        if let Some(sha) = sha256 {
-            set.push_str(", sha256 = :sha");
-            update = update.expression_attribute_values(":sha", s(sha.as_hex()));
-        }
-        let update = update
-            .update_expression(format!("{set} REMOVE expires_at, upload_id"))
-            .build()
-            .map_err(StoreError::unavailable)?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(event_put(&self.tables.events, event)?)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| explain(e, 0))
-    }
-
-    /// Writes an event about an available file (a download), if it still is.
-    pub async fn record(
-        &self,
-        file: &EpisodeFile,
-        event: &DomainEvent,
-    ) -> Result<(), FileWriteError> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.tables.files)
-            .set_key(Some(Self::key(file.id)))
-            .condition_expression("#status = :available")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":available", s(FileStatus::Available.as_str()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(StoreError::unavailable)?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .transact_items(event_put(&self.tables.events, event)?)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| explain(e, 0))
-    }
-
-    /// Removes an available file's record, with its `file.deleted` event.
-    pub async fn delete(
-        &self,
-        file: &EpisodeFile,
-        event: &DomainEvent,
-    ) -> Result<(), FileWriteError> {
-        let delete = Delete::builder()
-            .table_name(&self.tables.files)
-            .set_key(Some(Self::key(file.id)))
-            .condition_expression("attribute_exists(id)")
-            .build()
-            .map_err(StoreError::unavailable)?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(event_put(&self.tables.events, event)?)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| explain(e, 0))
-    }
-
-    /// Records what a job found about a file (`meta_checksum`, `meta_probe`), and for the
-    /// checksum job the file's SHA-256. False when the file is gone.
-    pub async fn record_metadata(
-        &self,
-        id: FileId,
-        attribute: &'static str,
-        value: &serde_json::Value,
-        sha256: Option<&Sha256>,
-    ) -> Result<bool, StoreError> {
-        let text = serde_json::to_string(value).map_err(StoreError::unavailable)?;
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.tables.files)
-            .set_key(Some(Self::key(id)))
-            .condition_expression("attribute_exists(id)")
-            .expression_attribute_names("#m", attribute)
-            .expression_attribute_values(":m", s(text));
-        let mut expr = String::from("SET #m = :m");
-        if let Some(sha) = sha256 {
-            expr.push_str(", sha256 = :sha");
-            update = update.expression_attribute_values(":sha", s(sha.as_hex()));
-        }
-        match update.update_expression(expr).send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
-    }
-
-    /// Records a file that is available from the start (made by a job), with its event.
-    pub async fn create_available(
-        &self,
-        file: &EpisodeFile,
-        event: &DomainEvent,
-    ) -> Result<(), FileWriteError> {
-        let put = Put::builder()
-            .table_name(&self.tables.files)
-            .set_item(Some(to_item(file)?))
-            .condition_expression("attribute_not_exists(id)")
-            // Already there: the caller learns it as `State` of the file that is.
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(StoreError::unavailable)?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(event_put(&self.tables.events, event)?)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| explain(e, 0))
-    }
-
-    /// Removes a pending record (an upload abandoned, or withdrawn); no event: nothing was
-    /// ever there. False when it is not pending any more.
-    pub async fn delete_pending(&self, id: FileId) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.tables.files)
-            .set_key(Some(Self::key(id)))
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(
-                ":pending",
-                AttributeValue::S(FileStatus::Pending.as_str().into()),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
+impl EpisodeExistence for DynamoFileStore {
+    /// Whether an episode exists and is not deleted.
+    async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
+        episode_exists(&self.client, &self.tables.episodes, episode).await
     }
 }

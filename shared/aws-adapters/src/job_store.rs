@@ -11,8 +11,11 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use domain::job::IDEMPOTENCY_HOURS;
-use domain::store::{Page, PageSize, StoreError};
+use domain::job::{IDEMPOTENCY_HOURS, JobMove};
+use domain::store::job::{
+    Idempotency, JobCreateError, JobMoveError, JobPage, JobQuery, JobReader, JobWriter, StoredJob,
+};
+use domain::store::{EpisodeExistence, Page, StoreError};
 use domain::{
     DisplayName, DomainEvent, EpisodeId, FileId, FileStatus, Job, JobId, JobParams, JobState,
     JobType, Stamp, Timestamp, UserId,
@@ -37,52 +40,6 @@ pub struct DynamoJobStore {
     client: Client,
     tables: JobTables,
 }
-
-/// Why a job was not created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    #[error("episode not found")]
-    NoEpisode,
-    #[error("the file does not exist, is not available, or belongs to another episode")]
-    BadFile,
-    /// The idempotency key was used before: the job it named, and whether the request matched.
-    #[error("idempotency key already used")]
-    Replay { job: JobId, same_request: bool },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why a move did not happen: the job is not (any more) as it was read.
-#[derive(Debug, thiserror::Error)]
-pub enum MoveError {
-    #[error("the job changed meanwhile")]
-    Changed,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// What the stored job must still be for a move to be written.
-#[derive(Debug, Clone)]
-pub struct Guard {
-    pub states: Vec<JobState>,
-    pub attempts: u32,
-    /// The move is refused if a cancel was asked for since the job was read.
-    pub no_cancel_request: bool,
-}
-
-impl Guard {
-    /// The job exactly as read.
-    pub fn as_read(job: &Job) -> Self {
-        Self {
-            states: vec![job.state],
-            attempts: job.attempts,
-            no_cancel_request: !job.cancel_requested,
-        }
-    }
-}
-
-/// A page of an episode's jobs.
-pub type JobPage = Page<Job, JobId>;
 
 fn to_item(job: &Job, lease_until: Option<Timestamp>) -> Result<Item, StoreError> {
     let json = |v: &serde_json::Value| serde_json::to_string(v).map_err(StoreError::unavailable);
@@ -194,16 +151,18 @@ impl DynamoJobStore {
     fn key(id: &str) -> Item {
         Item::from([("id".to_owned(), s(id))])
     }
+}
 
+impl JobWriter for DynamoJobStore {
     /// Creates a queued job with its `job.created` event, checking in the same transaction that
     /// the episode exists, that the file (if any) is an available file of that episode, and that
     /// the idempotency key (if any) is new. `fingerprint` identifies the request body.
-    pub async fn create(
+    async fn create(
         &self,
         job: &Job,
         event: &DomainEvent,
-        idempotency: Option<(&str, &str)>,
-    ) -> Result<(), CreateError> {
+        idempotency: Option<Idempotency<'_>>,
+    ) -> Result<(), JobCreateError> {
         let mut items = vec![
             TransactWriteItem::builder()
                 .condition_check(
@@ -239,7 +198,7 @@ impl DynamoJobStore {
             );
         }
         let idem_at = items.len();
-        if let Some((key, fingerprint)) = idempotency {
+        if let Some(Idempotency { key, fingerprint }) = idempotency {
             let now = job.created.at;
             items.push(
                 TransactWriteItem::builder()
@@ -287,55 +246,39 @@ impl DynamoJobStore {
             return Ok(());
         };
         let Some(reasons) = cancellation_reasons(&e) else {
-            return Err(CreateError::Store(StoreError::unavailable(e)));
+            return Err(JobCreateError::Store(StoreError::unavailable(e)));
         };
         if reasons.first().is_some_and(|r| r.0) {
-            return Err(CreateError::NoEpisode);
+            return Err(JobCreateError::NoEpisode);
         }
         if job.file_id.is_some() && reasons.get(1).is_some_and(|r| r.0) {
-            return Err(CreateError::BadFile);
+            return Err(JobCreateError::BadFile);
         }
-        if let (Some((_, fingerprint)), Some((true, Some(old)))) =
+        if let (Some(Idempotency { fingerprint, .. }), Some((true, Some(old)))) =
             (idempotency, reasons.get(idem_at))
         {
             let previous =
                 item::parse(old, "job_id", JobId::parse).map_err(StoreError::unavailable)?;
             let same = item::opt_str(old, "fingerprint").ok().flatten() == Some(fingerprint);
-            return Err(CreateError::Replay {
+            return Err(JobCreateError::Replay {
                 job: previous,
                 same_request: same,
             });
         }
-        Err(CreateError::Store(StoreError::unavailable(e)))
+        Err(JobCreateError::Store(StoreError::unavailable(e)))
     }
 
-    /// The job, and when its current lease ends (if running).
-    pub async fn get(&self, id: JobId) -> Result<Option<(Job, Option<Timestamp>)>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.jobs)
-            .set_key(Some(Self::key(&id.to_string())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        out.item()
-            .map(|it| Ok((from_item(it)?, lease_of(it))))
-            .transpose()
-    }
-
-    /// Writes the job as `next` (with its event) if the stored job still satisfies `guard`;
-    /// `lease_until` is kept while running, and for claiming a job whose worker died the lease
-    /// must have ended before `expired_before`.
-    pub async fn save(
-        &self,
-        next: &Job,
-        guard: &Guard,
-        lease_until: Option<Timestamp>,
-        expired_before: Option<Timestamp>,
-        event: &DomainEvent,
-    ) -> Result<(), MoveError> {
+    /// Puts the whole job on the condition of the move's guard (and, for taking over a job
+    /// whose worker died, that its lease has ended).
+    async fn save(&self, change: &JobMove, event: &DomainEvent) -> Result<(), JobMoveError> {
+        let JobMove {
+            next,
+            guard,
+            lease_until,
+            expired_before,
+            ..
+        } = change;
+        let (lease_until, expired_before) = (*lease_until, *expired_before);
         let mut put = Put::builder()
             .table_name(&self.tables.jobs)
             .set_item(Some(to_item(next, lease_until)?))
@@ -369,14 +312,14 @@ impl DynamoJobStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if cancellation_reasons(&e).is_some_and(|r| r.first().is_some_and(|f| f.0)) => {
-                Err(MoveError::Changed)
+                Err(JobMoveError::Changed)
             }
-            Err(e) => Err(MoveError::Store(StoreError::unavailable(e))),
+            Err(e) => Err(JobMoveError::Store(StoreError::unavailable(e))),
         }
     }
 
     /// Asks a running job to stop at its next checkpoint. False when it is not running.
-    pub async fn request_cancel(&self, id: JobId, now: Timestamp) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, id: JobId, now: Timestamp) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
@@ -398,6 +341,29 @@ impl DynamoJobStore {
             Err(e) => Err(StoreError::unavailable(e)),
         }
     }
+}
+
+impl JobReader for DynamoJobStore {
+    /// The job, and when its current lease ends (if running).
+    async fn get(&self, id: JobId) -> Result<Option<StoredJob>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(Self::key(&id.to_string())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.item()
+            .map(|it| {
+                Ok(StoredJob {
+                    job: from_item(it)?,
+                    lease_until: lease_of(it),
+                })
+            })
+            .transpose()
+    }
 
     /// An episode's jobs, oldest first, optionally in one state.
     ///
@@ -407,13 +373,13 @@ impl DynamoJobStore {
     /// until the page is full or the episode's jobs end, at most [`LIST_READS`] Queries of
     /// [`LIST_READ_BATCH`] jobs each; when that budget runs out first, the page holds what was
     /// found and its cursor resumes after the last job examined.
-    pub async fn list(
-        &self,
-        episode: EpisodeId,
-        state: Option<JobState>,
-        limit: PageSize,
-        after: Option<JobId>,
-    ) -> Result<JobPage, StoreError> {
+    async fn list(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        let JobQuery {
+            episode,
+            state,
+            limit,
+            after,
+        } = *query;
         let wanted = usize::from(limit.get());
         let key = |id: JobId| {
             Item::from([
@@ -466,9 +432,11 @@ impl DynamoJobStore {
             next_after: resume,
         })
     }
+}
 
+impl EpisodeExistence for DynamoJobStore {
     /// Whether an episode exists and is not deleted.
-    pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
+    async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
         episode_exists(&self.client, &self.tables.episodes, episode).await
     }
 }

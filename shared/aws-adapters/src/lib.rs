@@ -2,7 +2,6 @@
 //! configuration (endpoint from `AWS_ENDPOINT_URL`, the same code path on AWS and locally).
 
 pub mod activity_store;
-pub mod call_counter;
 pub mod connections;
 pub mod episode_store;
 pub mod file_store;
@@ -14,26 +13,32 @@ pub mod publisher;
 pub mod realtime_store;
 mod transact;
 
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+
 pub use activity_store::{ActivityPage, ActivityQuery, DynamoActivityStore};
-pub use call_counter::{AwsCallCounter, AwsCalls};
 pub use connections::{ConnectionPoster, FanOut, PostOutcome};
 pub use episode_store::{DynamoEpisodeStore, Tables};
-pub use file_store::{DynamoFileStore, FilePage, FileTables, FileWriteError};
-pub use job_store::{CreateError, DynamoJobStore, JobPage, JobTables, MoveError};
+pub use file_store::{DynamoFileStore, FileTables};
+pub use job_store::{DynamoJobStore, JobTables};
 pub use notification_store::{
     DynamoNotificationStore, MarkRead, NotificationPage, NotificationTables, ReadAll,
 };
-pub use object_store::{ObjectInfo, ObjectStore, Presigned};
+pub use object_store::{ObjectBody, ObjectStore};
 pub use publisher::{DeadLetterQueue, MessageQueue, OutgoingMessage, SqsPublisher};
 pub use realtime_store::{
     Closed, DynamoRealtimeStore, Heartbeat, OpenConnection, RealtimeTables, SubscribeError,
     Subscribed,
 };
 
-/// A DynamoDB client whose calls `calls` counts (for the per-request and per-batch logs).
+/// Something that sees every request an SDK client sends: the function's call counter, for the
+/// per-request and per-batch logs (`lambda_kit::AwsCallCounter`).
+pub trait CallObserver: Intercept + Clone + 'static {}
+impl<T: Intercept + Clone + 'static> CallObserver for T {}
+
+/// A DynamoDB client whose calls `calls` sees.
 pub fn counted_dynamodb(
     sdk: &aws_config::SdkConfig,
-    calls: &AwsCallCounter,
+    calls: &impl CallObserver,
 ) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk)
@@ -42,8 +47,8 @@ pub fn counted_dynamodb(
     )
 }
 
-/// An SQS client whose calls `calls` counts.
-pub fn counted_sqs(sdk: &aws_config::SdkConfig, calls: &AwsCallCounter) -> aws_sdk_sqs::Client {
+/// An SQS client whose calls `calls` sees.
+pub fn counted_sqs(sdk: &aws_config::SdkConfig, calls: &impl CallObserver) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(sdk)
             .interceptor(calls.clone())

@@ -11,6 +11,9 @@ use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::base64;
 use domain::store::StoreError;
+use domain::store::object::{
+    ByteChunks, ObjectInfo, ObjectReader, ObjectTransfers, ObjectWriter, Presigned,
+};
 use domain::{ContentType, Sha256};
 
 #[derive(Debug, Clone)]
@@ -20,22 +23,6 @@ pub struct ObjectStore {
     /// to signing (interceptors included) but sends nothing, so it must not count as a call.
     presigner: Client,
     bucket: String,
-}
-
-/// A request the client makes itself: method, URL and the headers it must send as given.
-#[derive(Debug, Clone)]
-pub struct Presigned {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-}
-
-/// What S3 holds under a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub size: u64,
-    /// The full-object SHA-256 when the upload carried one.
-    pub sha256: Option<Sha256>,
 }
 
 fn presigning(ttl: Duration) -> Result<PresigningConfig, StoreError> {
@@ -93,7 +80,11 @@ fn pending_tagging() -> String {
 
 impl ObjectStore {
     /// A store whose S3 calls `calls` counts (presigning makes none).
-    pub fn new(sdk: &aws_config::SdkConfig, bucket: String, calls: &crate::AwsCallCounter) -> Self {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        bucket: String,
+        calls: &impl crate::CallObserver,
+    ) -> Self {
         let conf = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(true)
             // Presigned requests must not carry a checksum of an empty body the SDK computed.
@@ -104,12 +95,114 @@ impl ObjectStore {
             bucket,
         }
     }
+}
 
+impl ObjectReader for ObjectStore {
+    type Body = ObjectBody;
+
+    /// The object under `key`, if there is one.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                sha256: out
+                    .checksum_sha256()
+                    .and_then(|b| base64::decode(b).ok())
+                    .and_then(|d| Sha256::from_bytes(&d)),
+            })),
+            Err(e) if missing_object(&e, key) => Ok(None),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// The object's bytes as a stream, and its size; None when there is no such object.
+    async fn open(&self, key: &str) -> Result<Option<(u64, ObjectBody)>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let size = out
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0);
+                Ok(Some((size, ObjectBody(out.body))))
+            }
+            Err(e) if missing_object(&e, key) => Ok(None),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+}
+
+impl ObjectWriter for ObjectStore {
+    /// Writes an object made here (a thumbnail), with its SHA-256 checked by S3.
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: ContentType,
+        sha256: &Sha256,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type.as_str())
+            .checksum_sha256(base64::encode(sha256.bytes()))
+            .body(body.into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+
+    /// Deletes the object (nothing there is fine).
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+
+    /// The upload under `key` is confirmed: its object loses the pending tag, so the
+    /// lifecycle rule for abandoned uploads leaves it alone. Idempotent.
+    async fn mark_confirmed(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+}
+
+impl ObjectTransfers for ObjectStore {
     /// A PUT of exactly `size` bytes of `content_type`, with S3 checking the SHA-256 if given.
     /// It cannot overwrite: `If-None-Match: *` is signed in, so once an object is under the
     /// key (an upload that became available) the URL answers 412. The object is tagged
     /// pending until the upload is confirmed ([`ObjectStore::mark_confirmed`]).
-    pub async fn presign_put(
+    async fn presign_put(
         &self,
         key: &str,
         content_type: ContentType,
@@ -134,7 +227,7 @@ impl ObjectStore {
     }
 
     /// Starts a multipart upload; its id.
-    pub async fn start_multipart(
+    async fn start_multipart(
         &self,
         key: &str,
         content_type: ContentType,
@@ -154,7 +247,7 @@ impl ObjectStore {
             .ok_or_else(|| StoreError::unavailable(std::io::Error::other("no upload id")))
     }
 
-    pub async fn presign_part(
+    async fn presign_part(
         &self,
         key: &str,
         upload_id: &str,
@@ -176,7 +269,7 @@ impl ObjectStore {
 
     /// Completes a multipart upload from the parts S3 has; false when the upload is unknown
     /// (completed before, aborted) or has no parts yet.
-    pub async fn complete_multipart(&self, key: &str, upload_id: &str) -> Result<bool, StoreError> {
+    async fn complete_multipart(&self, key: &str, upload_id: &str) -> Result<bool, StoreError> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -234,20 +327,7 @@ impl ObjectStore {
         }
     }
 
-    /// The upload under `key` is confirmed: its object loses the pending tag, so the
-    /// lifecycle rule for abandoned uploads leaves it alone. Idempotent.
-    pub async fn mark_confirmed(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_object_tagging()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(StoreError::unavailable)
-    }
-
-    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
         match self
             .client
             .abort_multipart_upload()
@@ -263,34 +343,8 @@ impl ObjectStore {
         }
     }
 
-    /// The object under `key`, if there is one.
-    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(ObjectInfo {
-                size: out
-                    .content_length()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0),
-                sha256: out
-                    .checksum_sha256()
-                    .and_then(|b| base64::decode(b).ok())
-                    .and_then(|d| Sha256::from_bytes(&d)),
-            })),
-            Err(e) if missing_object(&e, key) => Ok(None),
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
-    }
-
     /// A short-lived GET that saves the file under its own name.
-    pub async fn presign_get(
+    async fn presign_get(
         &self,
         key: &str,
         content_disposition: &str,
@@ -307,63 +361,17 @@ impl ObjectStore {
             .map_err(StoreError::unavailable)?;
         Ok(presigned(&req))
     }
+}
 
-    /// The object's bytes as a stream, and its size; None when there is no such object.
-    pub async fn open(
-        &self,
-        key: &str,
-    ) -> Result<Option<(u64, aws_sdk_s3::primitives::ByteStream)>, StoreError> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let size = out
-                    .content_length()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0);
-                Ok(Some((size, out.body)))
-            }
-            Err(e) if missing_object(&e, key) => Ok(None),
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
-    }
+/// An object's bytes as S3 streams them.
+#[derive(Debug)]
+pub struct ObjectBody(aws_sdk_s3::primitives::ByteStream);
 
-    /// Writes an object made here (a thumbnail), with its SHA-256 checked by S3.
-    pub async fn put(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        content_type: ContentType,
-        sha256: &Sha256,
-    ) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type.as_str())
-            .checksum_sha256(base64::encode(sha256.bytes()))
-            .body(body.into())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(StoreError::unavailable)
-    }
+impl ByteChunks for ObjectBody {
+    type Chunk = bytes::Bytes;
 
-    /// Deletes the object (nothing there is fine).
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(StoreError::unavailable)
+    async fn next_chunk(&mut self) -> Result<Option<Self::Chunk>, StoreError> {
+        self.0.try_next().await.map_err(StoreError::unavailable)
     }
 }
 

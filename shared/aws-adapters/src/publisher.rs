@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use domain::Queue;
-use domain::store::{DeadLetters, StoreError};
+use domain::store::{DeadLetters, MessageSender, StoreError};
 
 /// One message to send: the event's JSON and the attributes consumers filter on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,14 +176,16 @@ impl MessageQueue {
     pub fn new(client: Client, url: String) -> Self {
         Self { client, url }
     }
+}
 
-    /// Sends one message, delivered after `delay` seconds (0 to 900).
-    pub async fn send(&self, body: String, delay: i32) -> Result<(), StoreError> {
+impl MessageSender for MessageQueue {
+    /// Sends one message, delivered after `delay_seconds` (at most 900).
+    async fn send(&self, body: String, delay_seconds: u32) -> Result<(), StoreError> {
         self.client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .delay_seconds(delay.clamp(0, 900))
+            .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
             .send()
             .await
             .map(|_| ())
@@ -191,7 +193,7 @@ impl MessageQueue {
     }
 
     /// Sends messages in batches of ten; fails if SQS refused any of them.
-    pub async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError> {
+    async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError> {
         for chunk in bodies.chunks(SQS_BATCH_MAX) {
             let entries = chunk
                 .iter()

@@ -296,6 +296,18 @@ impl NewFile {
 }
 
 impl EpisodeFile {
+    /// Pending → available at `at`, once its object was checked; `sha256` is the object's
+    /// checksum when the upload carried one.
+    pub fn made_available(&self, sha256: Option<&Sha256>, at: Timestamp) -> Self {
+        Self {
+            status: FileStatus::Available,
+            available_at: Some(at),
+            upload_id: None,
+            sha256: sha256.cloned().or_else(|| self.sha256.clone()),
+            ..self.clone()
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::episode::Stamp;
+use crate::event::{DomainEvent, EventContext, EventType};
 use crate::file::{ContentType, MediaKind};
 use crate::ids::{EpisodeId, FileId, JobId};
 use crate::time::Timestamp;
@@ -280,6 +281,238 @@ impl Job {
             "created_at": self.created.at,
             "updated_at": self.updated_at,
             "cancel_requested": self.cancel_requested,
+        })
+    }
+}
+
+/// What the stored job must still be for a move to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobGuard {
+    pub states: Vec<JobState>,
+    pub attempts: u32,
+    /// The move is refused if a cancel was asked for since the job was read.
+    pub no_cancel_request: bool,
+}
+
+impl JobGuard {
+    /// The job exactly as read.
+    pub fn as_read(job: &Job) -> Self {
+        Self {
+            states: vec![job.state],
+            attempts: job.attempts,
+            no_cancel_request: !job.cancel_requested,
+        }
+    }
+
+    /// In `state` with `attempts`, whether or not a cancel was asked for.
+    fn in_state(state: JobState, attempts: u32) -> Self {
+        Self {
+            states: vec![state],
+            attempts,
+            no_cancel_request: false,
+        }
+    }
+
+    /// Whether `stored` meets the guard (the write's condition, decided in the domain so the
+    /// in-memory store and the DynamoDB condition say the same).
+    pub fn admits(&self, stored: &Job) -> bool {
+        self.states.contains(&stored.state)
+            && stored.attempts == self.attempts
+            && !(self.no_cancel_request && stored.cancel_requested)
+    }
+}
+
+/// One move of a job: the job as it will be, the condition the stored job must meet, the lease
+/// it holds afterwards, and the event that records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobMove {
+    pub next: Job,
+    pub guard: JobGuard,
+    /// Kept while a worker runs the job.
+    pub lease_until: Option<Timestamp>,
+    /// For taking over a job whose worker died: its lease must have ended before this.
+    pub expired_before: Option<Timestamp>,
+    pub event: EventType,
+    /// The event's `data`.
+    pub data: Value,
+}
+
+impl JobMove {
+    fn from_read(read: &Job, next: Job, event: EventType) -> Self {
+        Self {
+            guard: JobGuard::as_read(read),
+            next,
+            lease_until: None,
+            expired_before: None,
+            event,
+            data: json!({}),
+        }
+    }
+
+    /// The move's event, caused by `context`'s actor.
+    pub fn event(&self, context: &EventContext) -> DomainEvent {
+        DomainEvent::about_job(
+            context,
+            self.event,
+            &self.next,
+            self.next.updated_at,
+            self.data.clone(),
+        )
+    }
+}
+
+/// Why a person's request to move a job is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobRefusal {
+    #[error("a {0} job cannot be cancelled")]
+    CannotCancel(JobState),
+    #[error("a {0} job cannot be retried (only failed or cancelled ones)")]
+    CannotRetry(JobState),
+}
+
+/// How a cancel goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancel {
+    /// Not running: cancelled now.
+    Now(JobMove),
+    /// Running: its worker is asked to stop at the next checkpoint.
+    AtCheckpoint,
+}
+
+/// The job's moves. Each returns the move to write; none writes anything.
+impl Job {
+    /// A person cancels the job.
+    pub fn cancel(&self, now: Timestamp) -> Result<Cancel, JobRefusal> {
+        match self.state {
+            JobState::Queued | JobState::Retrying => Ok(Cancel::Now(self.cancelled(now))),
+            JobState::Running => Ok(Cancel::AtCheckpoint),
+            done => Err(JobRefusal::CannotCancel(done)),
+        }
+    }
+
+    /// A person retries a failed or cancelled job: queued again, from scratch.
+    pub fn retry(&self, now: Timestamp) -> Result<JobMove, JobRefusal> {
+        if !self.state.can_move_to(JobState::Queued) {
+            return Err(JobRefusal::CannotRetry(self.state));
+        }
+        let next = Self {
+            state: JobState::Queued,
+            attempts: 0,
+            progress: 0,
+            error: None,
+            result: None,
+            cancel_requested: false,
+            inject: Injection::default(),
+            updated_at: now,
+            ..self.clone()
+        };
+        Ok(JobMove {
+            guard: JobGuard::in_state(self.state, self.attempts),
+            ..JobMove::from_read(self, next, EventType::JobRetried)
+        })
+    }
+
+    /// A worker claims the job for another attempt, holding it until `lease_until`. A running
+    /// job (its worker died) is taken over only once that worker's lease has ended.
+    pub fn start_attempt(&self, now: Timestamp, lease_until: Timestamp) -> JobMove {
+        let next = Self {
+            state: JobState::Running,
+            attempts: self.attempts + 1,
+            progress: 0,
+            error: None,
+            updated_at: now,
+            ..self.clone()
+        };
+        JobMove {
+            lease_until: Some(lease_until),
+            expired_before: (self.state == JobState::Running).then_some(now),
+            ..JobMove::from_read(self, next, EventType::JobStarted)
+        }
+    }
+
+    /// A checkpoint of the running attempt.
+    pub fn progressed(&self, percent: u8, now: Timestamp, lease_until: Timestamp) -> JobMove {
+        let next = Self {
+            progress: percent,
+            updated_at: now,
+            ..self.clone()
+        };
+        JobMove {
+            lease_until: Some(lease_until),
+            ..JobMove::from_read(self, next, EventType::JobProgress)
+        }
+    }
+
+    /// The attempt succeeded with `result`.
+    pub fn succeeded(&self, result: Value, now: Timestamp) -> JobMove {
+        let next = Self {
+            state: JobState::Succeeded,
+            progress: 100,
+            result: Some(result),
+            updated_at: now,
+            ..self.clone()
+        };
+        JobMove::from_read(self, next, EventType::JobSucceeded)
+    }
+
+    /// The attempt failed: retried after a backoff (`random` is the caller's randomness for
+    /// the jitter) or failed for good.
+    pub fn attempt_failed(
+        &self,
+        failure: &JobFailure,
+        random: u64,
+        now: Timestamp,
+    ) -> (JobMove, AfterFailure) {
+        let after = after_failure(failure, self.attempts, random);
+        let mut next = Self {
+            error: Some(failure.to_string()),
+            updated_at: now,
+            ..self.clone()
+        };
+        let change = match after {
+            AfterFailure::RetryIn { seconds } => {
+                next.state = JobState::Retrying;
+                JobMove {
+                    data: json!({ "retry_in_seconds": seconds }),
+                    ..JobMove::from_read(self, next, EventType::JobRetryScheduled)
+                }
+            }
+            AfterFailure::Fail => {
+                next.state = JobState::Failed;
+                JobMove::from_read(self, next, EventType::JobFailed)
+            }
+        };
+        (change, after)
+    }
+
+    /// Its worker died on the last attempt.
+    pub fn failed_dead(&self, now: Timestamp) -> JobMove {
+        let next = Self {
+            state: JobState::Failed,
+            error: Some("the worker stopped (timed out) on the last attempt".into()),
+            updated_at: now,
+            ..self.clone()
+        };
+        JobMove::from_read(self, next, EventType::JobFailed)
+    }
+
+    /// Cancelled now, from the state it was read in.
+    pub fn cancelled(&self, now: Timestamp) -> JobMove {
+        let next = Self {
+            state: JobState::Cancelled,
+            updated_at: now,
+            ..self.clone()
+        };
+        JobMove::from_read(self, next, EventType::JobCancelled)
+    }
+
+    /// A running job whose cancel was asked for stops at a checkpoint: cancelled, whatever
+    /// else changed meanwhile (a progress write), unless another worker took it over. `None`
+    /// when it is not running with a cancel asked (taken over, or already recorded).
+    pub fn stopped_at_checkpoint(&self, now: Timestamp) -> Option<JobMove> {
+        (self.state == JobState::Running && self.cancel_requested).then(|| JobMove {
+            guard: JobGuard::in_state(JobState::Running, self.attempts),
+            ..self.cancelled(now)
         })
     }
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use aws_adapters::AwsCallCounter;
+use crate::call_counter::AwsCallCounter;
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 

@@ -2,6 +2,7 @@
 //! the caller's identity from the authorizer's claims, and errors as RFC 9457 problem+json.
 
 pub mod access;
+pub mod call_counter;
 pub mod config;
 pub mod cursor;
 pub mod http;
@@ -10,6 +11,7 @@ pub mod problem;
 pub mod sqs;
 pub mod telemetry;
 
+pub use call_counter::{AwsCallCounter, AwsCalls};
 pub use config::{ConfigError, required_env};
 pub use identity::{RequestMeta, RoleSource, actor_from_claims};
 pub use problem::Problem;

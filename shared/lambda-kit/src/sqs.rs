@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 
-use aws_adapters::AwsCallCounter;
+use crate::call_counter::AwsCallCounter;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use domain::DomainEvent;
 use domain::store::DeadLetters;

@@ -8,7 +8,10 @@ use crate::event::DomainEvent;
 use crate::ids::EpisodeId;
 use crate::validation::FieldError;
 
+pub mod file;
+pub mod job;
 pub mod memory;
+pub mod object;
 
 /// The store could not do what was asked for reasons other than the domain's rules.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,28 @@ impl StoreError {
 pub trait DeadLetters {
     fn park(&self, body: &str, reason: &str)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A queue this function sends to (a delayed job retry, the files worker's tasks).
+pub trait MessageSender {
+    /// One message, delivered after `delay_seconds` (at most 900).
+    fn send(
+        &self,
+        body: String,
+        delay_seconds: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Several messages; fails if the queue refused any of them (senders are idempotent).
+    fn send_all(&self, bodies: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Whether an episode exists and is not deleted: a cheap check for the error paths of other
+/// aggregates (a file or job of an episode that does not exist).
+pub trait EpisodeExistence {
+    fn episode_exists(
+        &self,
+        episode: EpisodeId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A bounded page size: 1 to 100, 20 when not given.

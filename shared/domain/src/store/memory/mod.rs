@@ -1,5 +1,17 @@
-//! An in-memory store with the same conditional semantics as the DynamoDB one, for handler
-//! tests. It also counts calls, so tests can check that a request costs one store call.
+//! In-memory implementations of every port, with the same conditional semantics as the AWS
+//! adapters (the contract suites in `shared/port-contracts` run against both), for handler
+//! tests. They count calls, so tests can check what a request costs, and keep the events
+//! written, so tests can check what others will hear.
+
+mod files;
+mod jobs;
+mod objects;
+mod queues;
+
+pub use files::InMemoryFileStore;
+pub use jobs::InMemoryJobStore;
+pub use objects::{InMemoryObjects, MemoryBody};
+pub use queues::{InMemoryDeadLetters, InMemoryQueue};
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -54,7 +66,7 @@ impl InMemoryEpisodeStore {
     }
 }
 
-fn poisoned() -> StoreError {
+pub(crate) fn poisoned() -> StoreError {
     StoreError::unavailable(std::io::Error::other("store lock poisoned"))
 }
 
