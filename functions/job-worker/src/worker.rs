@@ -42,12 +42,12 @@ pub struct App<J, F, O, Q, D> {
 
 /// The ports the worker uses, in one bound.
 pub trait Ports {
-    type Jobs: JobReader + JobWriter + Sync;
-    type Files: FileReader + FileWriter + Sync;
-    type Objects: ObjectReader + ObjectWriter + Sync;
-    type Queue: MessageSender + Sync;
-    type DeadLetters: DeadLetters + Sync;
-    fn app(&self) -> &App<Self::Jobs, Self::Files, Self::Objects, Self::Queue, Self::DeadLetters>;
+    fn jobs(&self) -> &(impl JobReader + JobWriter + Sync);
+    fn files(&self) -> &(impl FileReader + FileWriter + Sync);
+    fn objects(&self) -> &(impl ObjectReader + ObjectWriter + Sync);
+    fn queue(&self) -> &(impl MessageSender + Sync);
+    fn dead_letters(&self) -> &(impl DeadLetters + Sync);
+    fn lease(&self) -> Duration;
 }
 
 impl<J, F, O, Q, D> Ports for App<J, F, O, Q, D>
@@ -58,13 +58,23 @@ where
     Q: MessageSender + Sync,
     D: DeadLetters + Sync,
 {
-    type Jobs = J;
-    type Files = F;
-    type Objects = O;
-    type Queue = Q;
-    type DeadLetters = D;
-    fn app(&self) -> &Self {
-        self
+    fn jobs(&self) -> &(impl JobReader + JobWriter + Sync) {
+        &self.jobs
+    }
+    fn files(&self) -> &(impl FileReader + FileWriter + Sync) {
+        &self.files
+    }
+    fn objects(&self) -> &(impl ObjectReader + ObjectWriter + Sync) {
+        &self.objects
+    }
+    fn queue(&self) -> &(impl MessageSender + Sync) {
+        &self.queue
+    }
+    fn dead_letters(&self) -> &(impl DeadLetters + Sync) {
+        &self.dead_letters
+    }
+    fn lease(&self) -> Duration {
+        self.lease
     }
 }
 
@@ -90,9 +100,12 @@ pub async fn handle<P: Ports + Sync>(
     ports: &P,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
-    let app = ports.app();
-    let (messages, mut failed) =
-        read_messages(&event.payload.records, JobMessage::parse, &app.dead_letters).await;
+    let (messages, mut failed) = read_messages(
+        &event.payload.records,
+        JobMessage::parse,
+        ports.dead_letters(),
+    )
+    .await;
     for (message_id, message) in messages {
         if let Err(e) = run(ports, &message).await {
             tracing::warn!(%message_id, job_id = %message.job_id, error = %e, "not recorded; the message comes again");
@@ -105,7 +118,7 @@ pub async fn handle<P: Ports + Sync>(
 /// Writes the move with its event; false when the job changed meanwhile.
 async fn save<P: Ports + Sync>(ports: &P, change: &JobMove) -> Result<bool, StoreError> {
     let event = change.event(&context(&change.next));
-    match ports.app().jobs.save(change, &event).await {
+    match ports.jobs().save(change, &event).await {
         Ok(()) => Ok(true),
         Err(JobMoveError::Changed) => Ok(false),
         Err(JobMoveError::Store(e)) => Err(e),
@@ -113,8 +126,7 @@ async fn save<P: Ports + Sync>(ports: &P, change: &JobMove) -> Result<bool, Stor
 }
 
 async fn run<P: Ports + Sync>(ports: &P, message: &JobMessage) -> Result<(), StoreError> {
-    let app = ports.app();
-    let Some(stored) = app.jobs.get(message.job_id).await? else {
+    let Some(stored) = ports.jobs().get(message.job_id).await? else {
         tracing::warn!(job_id = %message.job_id, "no such job");
         return Ok(());
     };
@@ -136,7 +148,7 @@ async fn run<P: Ports + Sync>(ports: &P, message: &JobMessage) -> Result<(), Sto
         Claim::Run => {}
     }
     // Claim: the stored job must still be as read (and a dead worker's lease over).
-    let lease_until = now.plus_seconds(i64::try_from(app.lease.as_secs()).unwrap_or(900));
+    let lease_until = now.plus_seconds(i64::try_from(ports.lease().as_secs()).unwrap_or(900));
     let start = job.start_attempt(now, lease_until);
     if !save(ports, &start).await? {
         tracing::info!(job_id = %job.id, "claimed by another delivery");
@@ -176,7 +188,7 @@ async fn run<P: Ports + Sync>(ports: &P, message: &JobMessage) -> Result<(), Sto
                     let body = serde_json::to_string(&JobMessage { job_id: current.id })
                         .map_err(StoreError::unavailable)?;
                     // If this send fails, the message comes again and finds the job retrying.
-                    app.queue.send(body, seconds).await?;
+                    ports.queue().send(body, seconds).await?;
                     tracing::info!(job_id = %current.id, attempt = current.attempts, seconds, error = %failure, "retry scheduled");
                 }
                 AfterFailure::Fail => {
@@ -190,7 +202,7 @@ async fn run<P: Ports + Sync>(ports: &P, message: &JobMessage) -> Result<(), Sto
 
 /// The job was asked to stop: record `cancelled` (if it still is running with a cancel asked).
 async fn stop_cancelled<P: Ports + Sync>(ports: &P, id: JobId) -> Result<(), StoreError> {
-    let Some(stored) = ports.app().jobs.get(id).await? else {
+    let Some(stored) = ports.jobs().get(id).await? else {
         return Ok(());
     };
     // Otherwise taken over by another worker, or already recorded.
@@ -241,7 +253,6 @@ async fn execute<P: Ports + Sync>(
     job: &Job,
     checkpoint: &mut Progress<'_, P>,
 ) -> Result<serde_json::Value, JobFailure> {
-    let app = ports.app();
     if job.inject.pause_seconds > 0 {
         tokio::time::sleep(Duration::from_secs(u64::from(job.inject.pause_seconds))).await;
         checkpoint.reached(10).await?;
@@ -257,20 +268,27 @@ async fn execute<P: Ports + Sync>(
     let file_id = job
         .file_id
         .ok_or_else(|| JobFailure::Permanent("the job names no file".into()))?;
-    let file = app
-        .files
+    let file = ports
+        .files()
         .get(file_id)
         .await
         .map_err(retryable)?
         .filter(|f| f.status == FileStatus::Available)
         .ok_or_else(|| JobFailure::Permanent("the file is gone or not available".into()))?;
-    let outcome =
-        processors::run(job.job_type, &app.objects, &file, &job.params, checkpoint).await?;
+    let outcome = processors::run(
+        job.job_type,
+        ports.objects(),
+        &file,
+        &job.params,
+        checkpoint,
+    )
+    .await?;
     if checkpoint.cancelled {
         return Err(JobFailure::Permanent("cancelled".into()));
     }
     if let Some((attribute, value, sha)) = &outcome.file_metadata {
-        app.files
+        ports
+            .files()
             .record_metadata(file.id, *attribute, value, sha.as_ref())
             .await
             .map_err(retryable)?;
@@ -291,7 +309,6 @@ async fn derive<P: Ports + Sync>(
     bytes: Vec<u8>,
     content_type: domain::ContentType,
 ) -> Result<FileId, JobFailure> {
-    let app = ports.app();
     let permanent = |e: domain::FieldError| JobFailure::Permanent(e.to_string());
     let retryable = |e: StoreError| JobFailure::Retryable(e.to_string());
     let sha = Sha256::from_bytes(digest::digest(&digest::SHA256, &bytes).as_ref())
@@ -322,14 +339,311 @@ async fn derive<P: Ports + Sync>(
     let mut file = new.into_file(id, job.episode_id, Stamp::new(&worker_actor(), now));
     file.status = FileStatus::Available;
     file.available_at = Some(now);
-    app.objects
+    ports
+        .objects()
         .put(&file.key, bytes, content_type, &sha)
         .await
         .map_err(retryable)?;
     let event = DomainEvent::file_uploaded(&context(job), &file, now);
-    match app.files.create_available(&file, &event).await {
+    match ports.files().create_available(&file, &event).await {
         // Already there: an earlier attempt of this job recorded it.
         Ok(()) | Err(FileWriteError::State(_)) => Ok(id),
         Err(e) => Err(JobFailure::Retryable(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker through `handle`, with the SQS fixture from `events/job-worker` and the
+    //! in-memory ports: success, duplicate delivery, poison messages, partial failure.
+
+    use std::io::Cursor;
+
+    use domain::job::{Injection, MAX_ATTEMPTS};
+    use domain::store::memory::{
+        InMemoryDeadLetters, InMemoryFileStore, InMemoryJobStore, InMemoryObjects, InMemoryQueue,
+    };
+    use domain::{ContentType, EpisodeId, EventType, JobParams, JobState, JobType, NewFile};
+    use lambda_kit::fixture::sqs_batch;
+    use lambda_runtime::Context;
+
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../../events/job-worker/job-created.json");
+    const EPISODE: &str = "01a23152-6cb8-7273-b29c-040ecfd73448";
+    const JOB: &str = "01a23152-6d9f-7420-8125-2a37ecfdb1bb";
+    const FILE: &str = "01a23152-6d0c-7385-a877-e9f664c0acfe";
+
+    type TestApp = App<
+        InMemoryJobStore,
+        InMemoryFileStore,
+        InMemoryObjects,
+        InMemoryQueue,
+        InMemoryDeadLetters,
+    >;
+
+    fn alice() -> Actor {
+        Actor {
+            id: UserId::parse("alice").unwrap(),
+            name: DisplayName::new("Alice"),
+            role: Role::Editor,
+        }
+    }
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(image::RgbImage::new(width, height))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
+    /// The fixture's episode with an available PNG (`FILE`) whose bytes are in the bucket.
+    fn app() -> TestApp {
+        let files = InMemoryFileStore::default();
+        let episode = EpisodeId::parse(EPISODE).unwrap();
+        files.add_episode(episode);
+        let objects = InMemoryObjects::default();
+        add_file(&files, &objects, FILE, png(300, 150));
+        App {
+            jobs: InMemoryJobStore::new(&files),
+            files,
+            objects,
+            queue: InMemoryQueue::default(),
+            dead_letters: InMemoryDeadLetters::default(),
+            lease: Duration::from_secs(960),
+        }
+    }
+
+    fn add_file(files: &InMemoryFileStore, objects: &InMemoryObjects, id: &str, bytes: Vec<u8>) {
+        let mut f = NewFile {
+            name: FileName::parse("cover.png").unwrap(),
+            content_type: ContentType::parse("image/png").unwrap(),
+            size: FileSize::new(bytes.len() as u64).unwrap(),
+            sha256: None,
+        }
+        .into_file(
+            FileId::parse(id).unwrap(),
+            EpisodeId::parse(EPISODE).unwrap(),
+            Stamp::new(&alice(), Timestamp::now()),
+        );
+        f.status = FileStatus::Available;
+        objects.upload(&f.key, bytes, None);
+        files.put_file(f);
+    }
+
+    /// A queued job on `file`, stored.
+    fn job(app: &TestApp, id: &str, job_type: JobType, file: &str) -> JobId {
+        let now = Timestamp::now();
+        let params = match job_type {
+            JobType::Thumbnail => JobParams::Thumbnail { max_size: 100 },
+            _ => JobParams::None,
+        };
+        let job = Job {
+            id: JobId::parse(id).unwrap(),
+            episode_id: EpisodeId::parse(EPISODE).unwrap(),
+            file_id: Some(FileId::parse(file).unwrap()),
+            job_type,
+            params,
+            state: JobState::Queued,
+            attempts: 0,
+            progress: 0,
+            error: None,
+            result: None,
+            created: Stamp::new(&alice(), now),
+            updated_at: now,
+            cancel_requested: false,
+            inject: Injection::default(),
+        };
+        let id = job.id;
+        app.jobs.put_job(job, None);
+        id
+    }
+
+    fn fixture_body() -> String {
+        lambda_kit::fixture::sqs_event(FIXTURE).unwrap().records[0]
+            .body
+            .clone()
+            .unwrap()
+    }
+
+    fn retry_body(id: JobId) -> String {
+        serde_json::to_string(&JobMessage { job_id: id }).unwrap()
+    }
+
+    /// Handles one batch of `bodies`; the ids of the messages that failed.
+    async fn deliver(app: &TestApp, bodies: &[&str]) -> Vec<String> {
+        let event = sqs_batch(FIXTURE, bodies).unwrap();
+        let response = handle(app, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap();
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    fn types(app: &TestApp) -> Vec<EventType> {
+        app.jobs.events().iter().map(|e| e.event_type).collect()
+    }
+
+    fn stored(app: &TestApp, id: JobId) -> Job {
+        app.jobs.job(id).unwrap().job
+    }
+
+    #[tokio::test]
+    async fn a_created_job_runs_to_success_and_its_thumbnail_becomes_a_file() {
+        let app = app();
+        let id = job(&app, JOB, JobType::Thumbnail, FILE);
+        assert!(deliver(&app, &[&fixture_body()]).await.is_empty());
+        let done = stored(&app, id);
+        assert_eq!(
+            (done.state, done.attempts, done.progress),
+            (JobState::Succeeded, 1, 100)
+        );
+        assert_eq!(
+            types(&app),
+            [EventType::JobStarted, EventType::JobSucceeded]
+        );
+        let result = done.result.unwrap();
+        assert_eq!(
+            (&result["width"], &result["height"]),
+            (&json!(100), &json!(50))
+        );
+        // The thumbnail: an available file of the episode, with the id the job determines.
+        let made = FileId::made_by(id);
+        assert_eq!(result["file_id"], made.to_string());
+        let file = app.files.file(made).unwrap();
+        assert_eq!(file.status, FileStatus::Available);
+        assert_eq!(file.name.as_str(), "cover (thumbnail).png");
+        assert_eq!(&app.objects.bytes(&file.key).unwrap()[..4], b"\x89PNG");
+        assert_eq!(app.files.events()[0].event_type, EventType::FileUploaded);
+        assert!(app.queue.sent().is_empty() && app.dead_letters.parked().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_checksum_is_recorded_on_its_file() {
+        let app = app();
+        let id = job(&app, JOB, JobType::Checksum, FILE);
+        assert!(deliver(&app, &[&retry_body(id)]).await.is_empty());
+        let file = app.files.file(FileId::parse(FILE).unwrap()).unwrap();
+        let sha = file.sha256.unwrap();
+        assert_eq!(file.metadata.unwrap()["checksum"]["sha256"], sha.as_hex());
+        assert_eq!(stored(&app, id).result.unwrap()["sha256"], sha.as_hex());
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_delivery_changes_nothing() {
+        let app = app();
+        let id = job(&app, JOB, JobType::Checksum, FILE);
+        let body = fixture_body();
+        // Two copies in one batch are handled once; a later copy finds the job done.
+        assert!(deliver(&app, &[&body, &body]).await.is_empty());
+        assert!(deliver(&app, &[&body]).await.is_empty());
+        assert_eq!(
+            types(&app),
+            [EventType::JobStarted, EventType::JobSucceeded]
+        );
+        assert_eq!(stored(&app, id).attempts, 1);
+        // A copy that arrives while a live worker holds the job leaves it alone.
+        let mut running = stored(&app, id);
+        running.state = JobState::Running;
+        app.jobs
+            .put_job(running, Some(Timestamp::now().plus_seconds(600)));
+        assert!(deliver(&app, &[&body]).await.is_empty());
+        assert_eq!(app.jobs.events().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_is_parked_not_retried() {
+        let app = app();
+        let episode_event = include_str!("../../../events/domain/episode.created.json");
+        let failed = deliver(&app, &["not json", episode_event]).await;
+        assert!(failed.is_empty(), "{failed:?}");
+        let parked = app.dead_letters.parked();
+        assert_eq!(parked.len(), 2);
+        assert_eq!(parked[0].0, "not json");
+        assert!(app.jobs.events().is_empty());
+        // A message for a job that does not exist is acknowledged: nothing will ever run it.
+        assert!(deliver(&app, &[&retry_body(JobId::new())]).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_is_retried_after_a_delay_then_succeeds() {
+        let app = app();
+        let id = job(&app, JOB, JobType::Checksum, FILE);
+        app.objects.set_down(true);
+        assert!(deliver(&app, &[&fixture_body()]).await.is_empty());
+        let retrying = stored(&app, id);
+        assert_eq!((retrying.state, retrying.attempts), (JobState::Retrying, 1));
+        assert!(retrying.error.unwrap().contains("unavailable"));
+        let sent = app.queue.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, retry_body(id));
+        assert!((1..=2).contains(&sent[0].1), "delay {}", sent[0].1);
+        let scheduled = &app.jobs.events()[1];
+        assert_eq!(scheduled.event_type, EventType::JobRetryScheduled);
+        assert_eq!(scheduled.data["retry_in_seconds"], sent[0].1);
+        app.objects.set_down(false);
+        assert!(deliver(&app, &[&sent[0].0]).await.is_empty());
+        let done = stored(&app, id);
+        assert_eq!(
+            (done.state, done.attempts, done.error),
+            (JobState::Succeeded, 2, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_message_whose_outcome_could_not_be_recorded_fails() {
+        let app = app();
+        let unlucky = job(&app, JOB, JobType::Checksum, FILE);
+        // A job whose file is gone fails for good, and that is recorded.
+        let gone = job(
+            &app,
+            &JobId::new().to_string(),
+            JobType::Checksum,
+            &FileId::new().to_string(),
+        );
+        app.objects.set_down(true);
+        app.queue.set_down(true);
+        let failed = deliver(&app, &[&retry_body(unlucky), &retry_body(gone)]).await;
+        assert_eq!(failed, ["m0"]);
+        assert_eq!(stored(&app, gone).state, JobState::Failed);
+        assert!(stored(&app, gone).error.unwrap().contains("gone"));
+        // The retry was recorded but its message not sent: the failed message comes again,
+        // finds the job retrying and runs it.
+        assert_eq!(stored(&app, unlucky).state, JobState::Retrying);
+        app.objects.set_down(false);
+        app.queue.set_down(false);
+        assert!(deliver(&app, &[&retry_body(unlucky)]).await.is_empty());
+        assert_eq!(stored(&app, unlucky).state, JobState::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_dead_workers_job_is_taken_over_failed_or_cancelled() {
+        let expired = Some(Timestamp::now().plus_seconds(-1));
+        for (attempts, cancel, expected, event) in [
+            (1, false, JobState::Succeeded, EventType::JobSucceeded),
+            (MAX_ATTEMPTS, false, JobState::Failed, EventType::JobFailed),
+            (1, true, JobState::Cancelled, EventType::JobCancelled),
+        ] {
+            let app = app();
+            let id = job(&app, JOB, JobType::Checksum, FILE);
+            let mut dead = stored(&app, id);
+            dead.state = JobState::Running;
+            dead.attempts = attempts;
+            dead.cancel_requested = cancel;
+            app.jobs.put_job(dead, expired);
+            assert!(deliver(&app, &[&retry_body(id)]).await.is_empty());
+            let job = stored(&app, id);
+            assert_eq!(job.state, expected, "attempts {attempts}, cancel {cancel}");
+            assert_eq!(types(&app).last(), Some(&event));
+            assert_eq!(
+                app.jobs.job(id).unwrap().lease_until,
+                None,
+                "no lease once over"
+            );
+        }
     }
 }

@@ -374,7 +374,7 @@ pub enum JobRefusal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cancel {
     /// Not running: cancelled now.
-    Now(JobMove),
+    Now(Box<JobMove>),
     /// Running: its worker is asked to stop at the next checkpoint.
     AtCheckpoint,
 }
@@ -384,7 +384,7 @@ impl Job {
     /// A person cancels the job.
     pub fn cancel(&self, now: Timestamp) -> Result<Cancel, JobRefusal> {
         match self.state {
-            JobState::Queued | JobState::Retrying => Ok(Cancel::Now(self.cancelled(now))),
+            JobState::Queued | JobState::Retrying => Ok(Cancel::Now(Box::new(self.cancelled(now)))),
             JobState::Running => Ok(Cancel::AtCheckpoint),
             done => Err(JobRefusal::CannotCancel(done)),
         }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod call_counter;
 pub mod config;
 pub mod cursor;
+pub mod fixture;
 pub mod http;
 pub mod identity;
 pub mod problem;

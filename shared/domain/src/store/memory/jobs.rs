@@ -21,12 +21,16 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone)]
 pub struct InMemoryJobStore(Arc<State>);
 
+/// An idempotency key is the user's own: (user, key).
+type KeySlot = (UserId, String);
+/// What it named: (job, request fingerprint, until when).
+type KeyUse = (JobId, String, Timestamp);
+
 #[derive(Debug)]
 struct State {
     files: InMemoryFileStore,
     jobs: Mutex<BTreeMap<JobId, StoredJob>>,
-    /// (user, key) → (job, fingerprint, expires).
-    keys: Mutex<BTreeMap<(UserId, String), (JobId, String, Timestamp)>>,
+    keys: Mutex<BTreeMap<KeySlot, KeyUse>>,
     events: Mutex<Vec<DomainEvent>>,
     calls: AtomicUsize,
 }

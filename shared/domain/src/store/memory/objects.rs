@@ -21,12 +21,14 @@ pub struct InMemoryObjects(Arc<State>);
 #[derive(Debug, Default)]
 struct State {
     objects: Mutex<BTreeMap<String, Object>>,
-    /// Upload id → (key, parts by number).
-    uploads: Mutex<BTreeMap<String, (String, BTreeMap<u32, Vec<u8>>)>>,
+    uploads: Mutex<BTreeMap<String, Upload>>,
     calls: AtomicUsize,
     /// While set, every call fails as an outage would.
     down: std::sync::atomic::AtomicBool,
 }
+
+/// An open multipart upload (by its id): its key and its parts by number.
+type Upload = (String, BTreeMap<u32, Vec<u8>>);
 
 #[derive(Debug, Clone)]
 struct Object {
