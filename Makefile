@@ -7,7 +7,8 @@ PY      := $(VENV)/bin/python
 STACK   := $(PY) infra/local/stack.py
 # One target triple for tests, clippy and the cargo-lambda build, so they share one build.
 TARGET  := x86_64-unknown-linux-gnu
-CARGO_FLAGS := --profile local --target $(TARGET) --workspace
+BUILD_FLAGS := --profile local --target $(TARGET)
+CARGO_FLAGS := $(BUILD_FLAGS) --workspace
 # checkov's pinned dependencies conflict with the local stack's (boto3), so it has its own venv.
 CHECKOV_VENV    := .venv-checkov
 CHECKOV_VERSION := 3.3.30
@@ -16,7 +17,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformat
 USER    ?= alice
 ROLE    ?= editor
 
-.PHONY: help dev up deploy down token test template unit e2e lint checkov fmt venv bench bench-quick bench-slices
+.PHONY: help dev up deploy down token test template unit e2e contracts lint checkov fmt venv bench bench-quick bench-slices
 
 help:
 	@echo "make dev                         start the whole local stack (Ctrl-C stops it)"
@@ -58,8 +59,14 @@ token: venv
 unit:
 	cargo test $(CARGO_FLAGS)
 
+# Against the deployed stack: the port contracts with the AWS adapters (the same suite `unit`
+# runs against the in-memory ports), then the end-to-end suite.
 e2e: venv
-	$(STACK) run -- $(PY) -m pytest -p no:cacheprovider tests/e2e
+	$(STACK) run -- bash -c 'cargo test $(BUILD_FLAGS) -p port-contracts --features emulator --test emulator && $(PY) -m pytest -p no:cacheprovider tests/e2e'
+
+# The port contracts alone, against a running stack (`make up`).
+contracts:
+	cargo test $(BUILD_FLAGS) -p port-contracts --features emulator --test emulator
 
 # What the emulator cannot show (least privilege, alarms, log settings): checked over the
 # transformed template, before anything is built.
@@ -73,7 +80,7 @@ fmt:
 
 lint: venv $(CHECKOV_STAMP)
 	cargo fmt --all -- --check
-	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	cargo clippy $(CARGO_FLAGS) --all-targets --features port-contracts/emulator -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(CHECKOV)
 

@@ -81,6 +81,18 @@ impl InMemoryJobStore {
     }
 }
 
+/// DynamoDB's limit on one item (names and values); a job's JSON is a close measure of it.
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+fn check_size(job: &Job) -> Result<(), StoreError> {
+    if job.to_json().to_string().len() > MAX_ITEM_BYTES {
+        return Err(StoreError::unavailable(std::io::Error::other(
+            "item size has exceeded the maximum allowed size (400 KB)",
+        )));
+    }
+    Ok(())
+}
+
 impl EpisodeExistence for InMemoryJobStore {
     async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
         self.call();
@@ -119,6 +131,7 @@ impl JobWriter for InMemoryJobStore {
         idempotency: Option<Idempotency<'_>>,
     ) -> Result<(), JobCreateError> {
         self.call();
+        check_size(job)?;
         if !self.0.files.live_episode(job.episode_id)? {
             return Err(JobCreateError::NoEpisode);
         }
@@ -170,6 +183,7 @@ impl JobWriter for InMemoryJobStore {
 
     async fn save(&self, change: &JobMove, event: &DomainEvent) -> Result<(), JobMoveError> {
         self.call();
+        check_size(&change.next)?;
         let mut jobs = self.0.jobs.lock().map_err(|_| poisoned())?;
         let admitted = jobs.get(&change.next.id).is_some_and(|stored| {
             change.guard.admits(&stored.job)

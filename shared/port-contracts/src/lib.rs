@@ -1,0 +1,86 @@
+//! The contract of each port, as one set of test functions: run against the in-memory
+//! implementation in `cargo test` (`tests/memory.rs`) and against the AWS adapter on the
+//! local emulator in `make test` (`tests/emulator.rs`), so the fakes the handler tests trust
+//! are shown to behave as the adapters do — conditions, idempotency, pagination, limits.
+//!
+//! A contract is an async function over a [`World`]: the ports, and how to set up what they
+//! need (an episode, a client's upload). It panics on a breach, like any test.
+
+use std::future::Future;
+
+use domain::store::EpisodeExistence;
+use domain::store::file::{FileReader, FileWriter};
+use domain::store::job::{JobReader, JobWriter};
+use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter};
+use domain::{EpisodeId, EventType};
+
+pub mod files;
+pub mod jobs;
+pub mod objects;
+mod sample;
+
+/// The ports under test, over one set of tables and one bucket.
+pub trait World: Sync {
+    type Files: FileReader + FileWriter + EpisodeExistence + Sync;
+    type Jobs: JobReader + JobWriter + EpisodeExistence + Sync;
+    type Objects: ObjectReader + ObjectWriter + ObjectTransfers + Sync;
+
+    fn files(&self) -> &Self::Files;
+    fn jobs(&self) -> &Self::Jobs;
+    fn objects(&self) -> &Self::Objects;
+
+    /// A new episode that exists.
+    fn episode(&self) -> impl Future<Output = EpisodeId> + Send;
+
+    /// Deletes it (a tombstone, as the episodes API leaves).
+    fn delete_episode(&self, id: EpisodeId) -> impl Future<Output = ()> + Send;
+
+    /// The types of the events written about the episode, oldest first.
+    fn events(&self, episode: EpisodeId) -> impl Future<Output = Vec<EventType>> + Send;
+
+    /// Plays the client: uploads `bytes` as part `part` of a multipart upload.
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u32,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// One `#[tokio::test]` per contract, each on a fresh world from `$world` (an async
+/// expression).
+#[macro_export]
+macro_rules! contract_tests {
+    ($world:expr) => {
+        $crate::contract_tests!(@each $world;
+            files::create_needs_a_live_episode,
+            files::pending_becomes_available_once_with_its_event,
+            files::an_event_about_a_file_needs_it_available,
+            files::only_a_pending_record_is_withdrawn,
+            files::delete_removes_the_record_with_its_event,
+            files::a_file_made_available_is_created_once,
+            files::metadata_is_recorded_on_existing_files_only,
+            files::an_episodes_files_come_in_pages_in_upload_order,
+            jobs::create_checks_the_episode_and_the_file,
+            jobs::an_idempotency_key_names_one_job_per_user,
+            jobs::a_move_is_written_only_if_the_job_is_as_read,
+            jobs::a_cancel_request_stops_every_move_but_the_stop,
+            jobs::a_dead_workers_job_is_taken_over_only_after_its_lease,
+            jobs::an_episodes_jobs_come_in_pages_and_filter_by_state,
+            jobs::an_item_over_400_kb_is_refused_and_nothing_changes,
+            objects::a_missing_object_is_none_and_deleting_it_is_fine,
+            objects::an_object_put_is_read_back_whole,
+            objects::a_multipart_upload_completes_from_its_parts_once,
+        );
+    };
+    (@each $world:expr; $($module:ident :: $name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let world = $world;
+                $crate::$module::$name(&world).await;
+            }
+        )+
+    };
+}
