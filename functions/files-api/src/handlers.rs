@@ -324,13 +324,7 @@ async fn complete<F: Files, O: Objects, Q: MessageSender + Sync>(
         .await
         .map_err(unavailable)?;
     let now = Timestamp::now();
-    let mut done = file.clone();
-    done.status = FileStatus::Available;
-    done.available_at = Some(now);
-    done.upload_id = None;
-    if done.sha256.is_none() {
-        done.sha256 = object.sha256.clone();
-    }
+    let done = file.made_available(object.sha256.as_ref(), now);
     let event = DomainEvent::file_uploaded(&context(meta, actor), &done, now);
     match api
         .files
