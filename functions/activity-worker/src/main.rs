@@ -2,7 +2,7 @@
 
 mod worker;
 
-use aws_adapters::{DeadLetterQueue, DynamoActivityStore};
+use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoEpisodeLabels};
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
@@ -18,14 +18,15 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
-    let store = DynamoActivityStore::new(dynamodb, activity_table, episodes_table);
+    let store = DynamoActivityStore::new(dynamodb.clone(), activity_table);
+    let labels = DynamoEpisodeLabels::new(dynamodb, episodes_table);
     let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dead_letter_url);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let messages = event.payload.records.len();
         logged_batch(
             messages,
             &calls,
-            worker::handle(&store, &dead_letters, event),
+            worker::handle(&store, &labels, &dead_letters, event),
         )
     }))
     .await

@@ -3,40 +3,17 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
 
-use aws_adapters::DynamoActivityStore;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::store::{DeadLetters, StoreError};
-use domain::{ActivityEntry, EpisodeId, EventId, EventType};
+use domain::store::DeadLetters;
+use domain::store::activity::{ActivityWriter, EpisodeLabels};
+use domain::{ActivityEntry, EpisodeId, EventType};
 use lambda_kit::sqs::{batch_response, read_events};
 use lambda_runtime::LambdaEvent;
 
-/// What the worker needs from the activity store.
-pub trait ActivityLog {
-    fn labels(
-        &self,
-        ids: &[EpisodeId],
-    ) -> impl Future<Output = Result<HashMap<EpisodeId, String>, StoreError>> + Send;
-    /// Returns the event ids left unwritten.
-    fn put_batch(
-        &self,
-        entries: &[ActivityEntry],
-    ) -> impl Future<Output = Result<Vec<EventId>, StoreError>> + Send;
-}
-
-impl ActivityLog for DynamoActivityStore {
-    async fn labels(&self, ids: &[EpisodeId]) -> Result<HashMap<EpisodeId, String>, StoreError> {
-        DynamoActivityStore::labels(self, ids).await
-    }
-
-    async fn put_batch(&self, entries: &[ActivityEntry]) -> Result<Vec<EventId>, StoreError> {
-        DynamoActivityStore::put_batch(self, entries).await
-    }
-}
-
 pub async fn handle(
-    log: &impl ActivityLog,
+    log: &impl ActivityWriter,
+    labels: &impl EpisodeLabels,
     dead_letters: &impl DeadLetters,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
@@ -48,7 +25,7 @@ pub async fn handle(
         .filter(|(_, e)| e.event_type != EventType::EpisodeCreated)
         .map(|(_, e)| e.episode_id)
         .collect();
-    let labels = match log.labels(&wanted).await {
+    let labels = match labels.labels(&wanted).await {
         Ok(labels) => labels,
         Err(e) => {
             tracing::warn!(error = %e, "episode labels unavailable; those events will come again");
@@ -89,53 +66,12 @@ pub async fn handle(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use aws_lambda_events::event::sqs::SqsMessage;
     use domain::DomainEvent;
+    use domain::store::memory::{InMemoryActivityLog, InMemoryDeadLetters, InMemoryEpisodeLabels};
     use serde_json::json;
 
     use super::*;
-
-    #[derive(Default)]
-    struct FakeLog {
-        entries: Mutex<HashMap<EventId, ActivityEntry>>,
-        writes: Mutex<usize>,
-        refuse: Option<EventId>,
-    }
-
-    impl ActivityLog for FakeLog {
-        async fn labels(
-            &self,
-            ids: &[EpisodeId],
-        ) -> Result<HashMap<EpisodeId, String>, StoreError> {
-            Ok(ids.iter().map(|id| (*id, "S2E4".to_owned())).collect())
-        }
-
-        async fn put_batch(&self, entries: &[ActivityEntry]) -> Result<Vec<EventId>, StoreError> {
-            *self.writes.lock().unwrap() += 1;
-            let mut map = self.entries.lock().unwrap();
-            let mut left = Vec::new();
-            for e in entries {
-                if Some(e.event_id) == self.refuse {
-                    left.push(e.event_id);
-                } else {
-                    map.insert(e.event_id, e.clone());
-                }
-            }
-            Ok(left)
-        }
-    }
-
-    #[derive(Default)]
-    struct FakeDlq(Mutex<Vec<String>>);
-
-    impl DeadLetters for FakeDlq {
-        async fn park(&self, body: &str, _reason: &str) -> Result<(), StoreError> {
-            self.0.lock().unwrap().push(body.to_owned());
-            Ok(())
-        }
-    }
 
     const GOLDEN: [&str; 3] = [
         include_str!("../../../events/domain/episode.created.json"),
@@ -165,22 +101,29 @@ mod tests {
             .collect()
     }
 
+    /// Labels for the golden examples' episode.
+    fn labels() -> InMemoryEpisodeLabels {
+        let labels = InMemoryEpisodeLabels::default();
+        let event: DomainEvent = serde_json::from_str(GOLDEN[1]).unwrap();
+        labels.set(event.episode_id, "S2E4");
+        labels
+    }
+
     #[tokio::test]
     async fn one_entry_per_event_in_one_write() {
-        let log = FakeLog::default();
-        let r = handle(&log, &FakeDlq::default(), batch(&GOLDEN))
-            .await
-            .unwrap();
+        let log = InMemoryActivityLog::default();
+        let r = handle(
+            &log,
+            &labels(),
+            &InMemoryDeadLetters::default(),
+            batch(&GOLDEN),
+        )
+        .await
+        .unwrap();
         assert!(failures(&r).is_empty());
-        assert_eq!(log.entries.lock().unwrap().len(), 3);
-        assert_eq!(*log.writes.lock().unwrap(), 1);
-        let summaries: Vec<String> = log
-            .entries
-            .lock()
-            .unwrap()
-            .values()
-            .map(|e| e.summary.clone())
-            .collect();
+        assert_eq!(log.entries().len(), 3);
+        assert_eq!(log.writes(), 1);
+        let summaries: Vec<String> = log.entries().iter().map(|e| e.summary.clone()).collect();
         assert!(
             summaries.contains(
                 &"Alice moved S2E4 to in_production and edited its description".to_owned()
@@ -190,41 +133,71 @@ mod tests {
 
     #[tokio::test]
     async fn a_redelivered_event_changes_nothing() {
-        let log = FakeLog::default();
-        handle(&log, &FakeDlq::default(), batch(&GOLDEN[..1]))
+        let log = InMemoryActivityLog::default();
+        let dlq = InMemoryDeadLetters::default();
+        handle(&log, &labels(), &dlq, batch(&GOLDEN[..1]))
             .await
             .unwrap();
-        let first = log.entries.lock().unwrap().clone();
-        handle(&log, &FakeDlq::default(), batch(&GOLDEN[..1]))
+        let first = log.entries();
+        handle(&log, &labels(), &dlq, batch(&GOLDEN[..1]))
             .await
             .unwrap();
-        assert_eq!(*log.entries.lock().unwrap(), first);
+        handle(&log, &labels(), &dlq, batch(&[GOLDEN[0], GOLDEN[0]]))
+            .await
+            .unwrap();
+        assert_eq!(log.entries(), first);
     }
 
     #[tokio::test]
     async fn poison_goes_to_the_dead_letter_queue_and_the_rest_is_written() {
-        let log = FakeLog::default();
-        let dlq = FakeDlq::default();
+        let log = InMemoryActivityLog::default();
+        let dlq = InMemoryDeadLetters::default();
         let mut unknown_version: serde_json::Value = serde_json::from_str(GOLDEN[1]).unwrap();
         unknown_version["schema_version"] = json!(99);
         let unknown_version = unknown_version.to_string();
         let bodies = [GOLDEN[0], "{not json", unknown_version.as_str(), GOLDEN[2]];
-        let r = handle(&log, &dlq, batch(&bodies)).await.unwrap();
+        let r = handle(&log, &labels(), &dlq, batch(&bodies)).await.unwrap();
         assert!(failures(&r).is_empty(), "parked, so not retried");
-        assert_eq!(dlq.0.lock().unwrap().len(), 2);
-        assert_eq!(log.entries.lock().unwrap().len(), 2);
+        assert_eq!(dlq.parked().len(), 2);
+        assert_eq!(log.entries().len(), 2);
     }
 
     #[tokio::test]
     async fn unprocessed_entries_are_reported_alone() {
         let refused: DomainEvent = serde_json::from_str(GOLDEN[1]).unwrap();
-        let log = FakeLog {
-            refuse: Some(refused.id),
-            ..Default::default()
-        };
-        let r = handle(&log, &FakeDlq::default(), batch(&GOLDEN))
-            .await
-            .unwrap();
+        let log = InMemoryActivityLog::default();
+        log.leave_unprocessed(refused.id);
+        let r = handle(
+            &log,
+            &labels(),
+            &InMemoryDeadLetters::default(),
+            batch(&GOLDEN),
+        )
+        .await
+        .unwrap();
         assert_eq!(failures(&r), ["m1"]);
+        assert_eq!(log.entries().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn without_labels_only_the_events_that_carry_their_own_are_written() {
+        let log = InMemoryActivityLog::default();
+        let labels = labels();
+        labels.set_down(true);
+        let r = handle(
+            &log,
+            &labels,
+            &InMemoryDeadLetters::default(),
+            batch(&GOLDEN),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            failures(&r),
+            ["m1", "m2"],
+            "they come again, to be labelled"
+        );
+        assert_eq!(log.entries().len(), 1);
+        assert_eq!(log.entries()[0].action, EventType::EpisodeCreated);
     }
 }

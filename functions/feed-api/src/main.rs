@@ -35,8 +35,7 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
-    // The activity store reads only its own table here; labels are the worker's business.
-    let activity = DynamoActivityStore::new(dynamodb.clone(), activity_table, String::new());
+    let activity = DynamoActivityStore::new(dynamodb.clone(), activity_table);
     let presence = DynamoRealtimeStore::new(dynamodb.clone(), realtime);
     let notifications = DynamoNotificationStore::new(dynamodb, tables);
     let api = Api {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_adapters::{DynamoNotificationStore, MarkRead};
+use domain::store::notification::{Inbox, MarkRead};
 use domain::store::{PageSize, StoreError};
 use domain::{Actor, EpisodeId, EventId, FieldError, Preferences, Timestamp, ValidationErrors};
 use lambda_http::http::StatusCode;
@@ -21,7 +21,7 @@ fn unavailable(e: StoreError) -> Problem {
 }
 
 pub async fn list(
-    store: &DynamoNotificationStore,
+    store: &(impl Inbox + Sync),
     actor: &Actor,
     params: &BTreeMap<String, String>,
 ) -> Handled {
@@ -72,12 +72,12 @@ pub async fn list(
     )
 }
 
-pub async fn unread_count(store: &DynamoNotificationStore, actor: &Actor) -> Handled {
+pub async fn unread_count(store: &(impl Inbox + Sync), actor: &Actor) -> Handled {
     let unread = store.unread_count(&actor.id).await.map_err(unavailable)?;
     json(StatusCode::OK, &json!({ "unread": unread }))
 }
 
-pub async fn mark_read(store: &DynamoNotificationStore, actor: &Actor, id: &str) -> Handled {
+pub async fn mark_read(store: &(impl Inbox + Sync), actor: &Actor, id: &str) -> Handled {
     let id = EventId::parse(id).map_err(|_| {
         Problem::bad_request(vec![FieldError::new("id", "is not a notification id")])
     })?;
@@ -91,7 +91,7 @@ pub async fn mark_read(store: &DynamoNotificationStore, actor: &Actor, id: &str)
     }
 }
 
-pub async fn mark_all_read(store: &DynamoNotificationStore, actor: &Actor) -> Handled {
+pub async fn mark_all_read(store: &(impl Inbox + Sync), actor: &Actor) -> Handled {
     let done = store
         .mark_all_read(&actor.id, Timestamp::now())
         .await
@@ -103,7 +103,7 @@ pub async fn mark_all_read(store: &DynamoNotificationStore, actor: &Actor) -> Ha
     )
 }
 
-pub async fn watch(store: &DynamoNotificationStore, actor: &Actor, episode: EpisodeId) -> Handled {
+pub async fn watch(store: &(impl Inbox + Sync), actor: &Actor, episode: EpisodeId) -> Handled {
     if store
         .watch(episode, &actor.id, Timestamp::now())
         .await
@@ -115,11 +115,7 @@ pub async fn watch(store: &DynamoNotificationStore, actor: &Actor, episode: Epis
     }
 }
 
-pub async fn unwatch(
-    store: &DynamoNotificationStore,
-    actor: &Actor,
-    episode: EpisodeId,
-) -> Handled {
+pub async fn unwatch(store: &(impl Inbox + Sync), actor: &Actor, episode: EpisodeId) -> Handled {
     store
         .unwatch(episode, &actor.id)
         .await
@@ -127,16 +123,12 @@ pub async fn unwatch(
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn preferences(store: &DynamoNotificationStore, actor: &Actor) -> Handled {
+pub async fn preferences(store: &(impl Inbox + Sync), actor: &Actor) -> Handled {
     let prefs = store.preferences(&actor.id).await.map_err(unavailable)?;
     json(StatusCode::OK, &prefs)
 }
 
-pub async fn set_preferences(
-    store: &DynamoNotificationStore,
-    actor: &Actor,
-    body: &[u8],
-) -> Handled {
+pub async fn set_preferences(store: &(impl Inbox + Sync), actor: &Actor, body: &[u8]) -> Handled {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         Problem::bad_request(vec![FieldError::new(
             "body",

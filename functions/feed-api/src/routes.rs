@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use aws_adapters::{
-    ActivityQuery, DynamoActivityStore, DynamoNotificationStore, DynamoRealtimeStore,
-};
+use aws_adapters::DynamoRealtimeStore;
 use domain::store::PageSize;
+use domain::store::activity::{ActivityQuery, ActivityReader};
+use domain::store::notification::Inbox;
 use domain::{EpisodeId, EventType, FieldError, Role, Timestamp, UserId, uuid_v7_bounds};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -17,9 +17,10 @@ use serde_json::{Value, json};
 use crate::notifications;
 
 #[derive(Debug)]
-pub struct Api {
-    pub activity: DynamoActivityStore,
-    pub notifications: DynamoNotificationStore,
+/// What the routes need: the activity log (`A`) and the users' notifications (`N`).
+pub struct Api<A, N> {
+    pub activity: A,
+    pub notifications: N,
     pub presence: DynamoRealtimeStore,
     pub calls: AwsCallCounter,
 }
@@ -27,12 +28,19 @@ pub struct Api {
 /// Bodies over this size are refused with 413 before they are parsed.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub async fn handle(api: &Api, req: Request) -> Response<Body> {
+pub async fn handle<A: ActivityReader + Sync, N: Inbox + Sync>(
+    api: &Api<A, N>,
+    req: Request,
+) -> Response<Body> {
     let meta = RequestMeta::from_request(&req);
     lambda_kit::access::serve(&req, &meta, &api.calls, route(api, &meta, &req)).await
 }
 
-async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
+async fn route<A: ActivityReader + Sync, N: Inbox + Sync>(
+    api: &Api<A, N>,
+    meta: &RequestMeta,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
     let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
     let method = req.method();
     let get = method == Method::GET;
@@ -113,7 +121,10 @@ async fn route(api: &Api, meta: &RequestMeta, req: &Request) -> Result<Response<
 }
 
 /// Who is looking at the episode now, and when the others who were there were last seen.
-async fn presence(api: &Api, episode: EpisodeId) -> Result<Response<Body>, Problem> {
+async fn presence<A: ActivityReader + Sync, N: Inbox + Sync>(
+    api: &Api<A, N>,
+    episode: EpisodeId,
+) -> Result<Response<Body>, Problem> {
     let all = api.presence.presence(episode).await.map_err(|e| {
         tracing::error!(error = %e, "presence unavailable");
         Problem::internal()
@@ -221,8 +232,8 @@ fn activity_query(
     }
 }
 
-async fn page(
-    api: &Api,
+async fn page<A: ActivityReader + Sync, N: Inbox + Sync>(
+    api: &Api<A, N>,
     query: ActivityQuery,
     params: &BTreeMap<String, String>,
 ) -> Result<Response<Body>, Problem> {

@@ -3,7 +3,7 @@
 mod worker;
 
 use aws_adapters::{
-    DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, MessageQueue, NotificationTables,
+    DeadLetterQueue, DynamoEpisodeLabels, DynamoNotificationStore, MessageQueue, NotificationTables,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_kit::AwsCallCounter;
@@ -29,8 +29,7 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let store = worker::Stores {
         notifications: DynamoNotificationStore::new(dynamodb.clone(), tables),
-        // Only its episode-label lookup is used here.
-        labels: DynamoActivityStore::new(dynamodb, String::new(), episodes),
+        labels: DynamoEpisodeLabels::new(dynamodb, episodes),
         live: MessageQueue::new(sqs.clone(), realtime_url),
     };
     let dead_letters = DeadLetterQueue::new(sqs, dead_letter_url);

@@ -4,32 +4,39 @@
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 
-use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoNotificationStore, MessageQueue};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use domain::notification::{audience, recipients, requester};
 use domain::realtime::Addressed;
-use domain::store::MessageSender;
-use domain::store::StoreError;
+use domain::store::activity::EpisodeLabels;
+use domain::store::notification::{Audiences, NotificationWriter};
+use domain::store::{DeadLetters, MessageSender, StoreError};
 use domain::{ActivityEntry, Audience, DomainEvent, EpisodeId, Notice, Notification, UserId};
 use lambda_kit::sqs::{batch_response, read_events};
 use lambda_runtime::LambdaEvent;
 
+/// What the worker needs: watches, preferences and notifications (`N`), episode labels (`L`)
+/// and the realtime queue (`Q`).
 #[derive(Debug)]
-pub struct Stores {
-    pub notifications: DynamoNotificationStore,
-    pub labels: DynamoActivityStore,
+pub struct Stores<N, L, Q> {
+    pub notifications: N,
+    pub labels: L,
     /// The realtime queue: written notifications go on to their recipients' open connections.
-    pub live: MessageQueue,
+    pub live: Q,
 }
 
 /// Notifications per realtime notice (keeps each SQS message far below 256 KB).
 const NOTIFICATIONS_PER_NOTICE: usize = 50;
 
-pub async fn handle(
-    stores: &Stores,
-    dead_letters: &DeadLetterQueue,
+pub async fn handle<N, L, Q>(
+    stores: &Stores<N, L, Q>,
+    dead_letters: &impl DeadLetters,
     event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, Infallible> {
+) -> Result<SqsBatchResponse, Infallible>
+where
+    N: Audiences + NotificationWriter + Sync,
+    L: EpisodeLabels + Sync,
+    Q: MessageSender + Sync,
+{
     let (events, mut failed) = read_events(&event.payload.records, dead_letters).await;
     let to_notify: Vec<(String, DomainEvent)> = events
         .into_iter()
@@ -159,4 +166,196 @@ pub async fn handle(
         failed.extend(live.into_iter().map(|(id, _)| id.clone()));
     }
     Ok(batch_response(failed))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker through `handle`, with the SQS fixture from `events/notification-worker`
+    //! and the in-memory ports: success, duplicate delivery, poison, partial failure.
+
+    use domain::store::memory::{
+        InMemoryDeadLetters, InMemoryEpisodeLabels, InMemoryNotifications, InMemoryQueue,
+    };
+    use domain::store::notification::Inbox;
+    use domain::{EventType, Preferences, Timestamp};
+    use lambda_kit::fixture::{sqs_batch, sqs_event};
+    use lambda_runtime::Context;
+
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../../events/notification-worker/episode-updated.json");
+    const JOB_FAILED: &str = include_str!("../../../events/domain/job.failed.json");
+    const EPISODE: &str = "01a213ea-bcea-7231-95fb-08c52221b2de";
+
+    type TestStores = Stores<InMemoryNotifications, InMemoryEpisodeLabels, InMemoryQueue>;
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).unwrap()
+    }
+
+    /// Alice (the fixture's actor), Bob and Carol watch the fixture's episode.
+    async fn stores() -> TestStores {
+        let notifications = InMemoryNotifications::default();
+        let episode = EpisodeId::parse(EPISODE).unwrap();
+        notifications.add_episode(episode);
+        for u in ["alice", "bob", "carol"] {
+            assert!(
+                notifications
+                    .watch(episode, &user(u), Timestamp::now())
+                    .await
+                    .unwrap()
+            );
+        }
+        let labels = InMemoryEpisodeLabels::default();
+        labels.set(episode, "S2E4");
+        Stores {
+            notifications,
+            labels,
+            live: InMemoryQueue::default(),
+        }
+    }
+
+    fn updated() -> String {
+        sqs_event(FIXTURE).unwrap().records[0].body.clone().unwrap()
+    }
+
+    async fn deliver(
+        stores: &TestStores,
+        dlq: &InMemoryDeadLetters,
+        bodies: &[&str],
+    ) -> Vec<String> {
+        let event = sqs_batch(FIXTURE, bodies).unwrap();
+        handle(stores, dlq, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    fn summaries(stores: &TestStores, u: &str) -> Vec<String> {
+        stores
+            .notifications
+            .of(&user(u))
+            .into_iter()
+            .map(|n| n.summary)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn watchers_but_the_actor_are_notified_in_one_write_and_live() {
+        let stores = stores().await;
+        let dlq = InMemoryDeadLetters::default();
+        assert!(deliver(&stores, &dlq, &[&updated()]).await.is_empty());
+        assert!(
+            summaries(&stores, "alice").is_empty(),
+            "not of her own action"
+        );
+        for u in ["bob", "carol"] {
+            assert_eq!(
+                summaries(&stores, u),
+                ["Alice moved S2E4 to in_production and edited its description"]
+            );
+            assert_eq!(
+                stores.notifications.unread_count(&user(u)).await.unwrap(),
+                1
+            );
+        }
+        assert_eq!(stores.notifications.writes(), 1, "one write for the batch");
+        let sent = stores.live.sent();
+        assert_eq!(sent.len(), 1);
+        let notice: serde_json::Value = serde_json::from_str(&sent[0].0).unwrap();
+        assert_eq!(notice["items"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_muted_event_type_is_not_delivered() {
+        let stores = stores().await;
+        let muted = Preferences {
+            muted_event_types: [EventType::EpisodeUpdated].into(),
+        };
+        stores
+            .notifications
+            .set_preferences(&user("carol"), &muted)
+            .await
+            .unwrap();
+        assert!(
+            deliver(&stores, &InMemoryDeadLetters::default(), &[&updated()])
+                .await
+                .is_empty()
+        );
+        assert_eq!(summaries(&stores, "bob").len(), 1);
+        assert!(summaries(&stores, "carol").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_notifies_no_one_twice() {
+        let stores = stores().await;
+        let dlq = InMemoryDeadLetters::default();
+        let body = updated();
+        assert!(deliver(&stores, &dlq, &[&body, &body]).await.is_empty());
+        assert!(deliver(&stores, &dlq, &[&body]).await.is_empty());
+        assert_eq!(summaries(&stores, "bob").len(), 1);
+        assert_eq!(
+            stores
+                .notifications
+                .unread_count(&user("bob"))
+                .await
+                .unwrap(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_goes_to_whoever_asked_for_it() {
+        let stores = stores().await;
+        assert!(
+            deliver(&stores, &InMemoryDeadLetters::default(), &[JOB_FAILED])
+                .await
+                .is_empty()
+        );
+        assert_eq!(summaries(&stores, "alice-b820b6").len(), 1);
+        assert!(
+            summaries(&stores, "bob").is_empty(),
+            "watchers are not told of jobs"
+        );
+    }
+
+    #[tokio::test]
+    async fn poison_is_parked_and_events_for_nobody_write_nothing() {
+        let stores = stores().await;
+        let dlq = InMemoryDeadLetters::default();
+        let created = include_str!("../../../events/domain/episode.created.json");
+        assert!(deliver(&stores, &dlq, &["{", created]).await.is_empty());
+        assert_eq!(dlq.parked().len(), 1);
+        assert_eq!(stores.notifications.writes(), 0);
+        assert!(stores.live.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_outage_fails_the_messages_and_their_retry_completes_them() {
+        let stores = stores().await;
+        let dlq = InMemoryDeadLetters::default();
+        stores.notifications.set_down(true);
+        let failed = deliver(&stores, &dlq, &[&updated(), JOB_FAILED]).await;
+        assert_eq!(failed.len(), 2);
+        stores.notifications.set_down(false);
+        // Stored, but the live queue refuses: the messages come again and change nothing more.
+        stores.live.set_down(true);
+        assert_eq!(deliver(&stores, &dlq, &[&updated()]).await, ["m0"]);
+        assert_eq!(summaries(&stores, "bob").len(), 1);
+        stores.live.set_down(false);
+        assert!(deliver(&stores, &dlq, &[&updated()]).await.is_empty());
+        assert_eq!(summaries(&stores, "bob").len(), 1);
+        assert_eq!(
+            stores
+                .notifications
+                .unread_count(&user("bob"))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(stores.live.sent().len(), 1);
+    }
 }

@@ -12,9 +12,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
 use domain::activity::episode_label;
 use domain::store::StoreError;
+use domain::store::activity::{
+    ActivityPage, ActivityQuery, ActivityReader, ActivityWriter, EpisodeLabels,
+};
 use domain::{
-    ActivityEntry, Actor, CorrelationId, DisplayName, EpisodeId, EventId, EventType, ResourceRef,
-    Role, Timestamp, UserId,
+    ActivityEntry, Actor, CorrelationId, DisplayName, EpisodeId, EventId, ResourceRef, Role,
+    Timestamp, UserId,
 };
 
 use crate::item::{self, Item, n, s};
@@ -23,50 +26,37 @@ const FEED_PK: &str = "activity";
 const BATCH_WRITE_MAX: usize = 25;
 const UNPROCESSED_RETRIES: u32 = 3;
 
-/// Which slice of the log to read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ActivityQuery {
-    pub episode: Option<EpisodeId>,
-    pub actor: Option<UserId>,
-    pub action: Option<EventType>,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    /// Inclusive bounds on the event ids (UUIDv7 bounds of a time range).
-    pub from_id: Option<String>,
-    pub to_id: Option<String>,
-    pub limit: u16,
-    /// (episode id, event id) of the last entry of the previous page.
-    pub after: Option<(String, String)>,
-}
-
-/// A page of entries; `next` is where the next one starts.
-#[derive(Debug, Clone)]
-pub struct ActivityPage {
-    pub items: Vec<ActivityEntry>,
-    pub next: Option<(String, String)>,
-}
-
 #[derive(Debug, Clone)]
 pub struct DynamoActivityStore {
     client: Client,
     table: String,
-    episodes_table: String,
 }
 
 impl DynamoActivityStore {
-    pub fn new(client: Client, table: String, episodes_table: String) -> Self {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+/// Episode labels, read from the episodes table.
+#[derive(Debug, Clone)]
+pub struct DynamoEpisodeLabels {
+    client: Client,
+    episodes_table: String,
+}
+
+impl DynamoEpisodeLabels {
+    pub fn new(client: Client, episodes_table: String) -> Self {
         Self {
             client,
-            table,
             episodes_table,
         }
     }
+}
 
+impl EpisodeLabels for DynamoEpisodeLabels {
     /// "S2E4" (or the quoted title) of each episode, in one BatchGetItem.
-    pub async fn labels(
-        &self,
-        ids: &[EpisodeId],
-    ) -> Result<HashMap<EpisodeId, String>, StoreError> {
+    async fn labels(&self, ids: &[EpisodeId]) -> Result<HashMap<EpisodeId, String>, StoreError> {
         // BatchGetItem refuses a request that names a key twice: sort, then drop repeats.
         let mut ids = ids.to_vec();
         ids.sort_unstable();
@@ -114,13 +104,15 @@ impl DynamoActivityStore {
         }
         Ok(labels)
     }
+}
 
+impl ActivityWriter for DynamoActivityStore {
     /// Writes the entries with as few BatchWriteItem calls as the API allows (25 a call).
     /// Writing an entry again writes the same item: idempotent on the event id. Returns the
     /// ids DynamoDB left unprocessed after retries.
     /// An entry named twice (two copies of one event) is written once: DynamoDB refuses a
     /// whole BatchWriteItem that names one key twice.
-    pub async fn put_batch(&self, entries: &[ActivityEntry]) -> Result<Vec<EventId>, StoreError> {
+    async fn put_batch(&self, entries: &[ActivityEntry]) -> Result<Vec<EventId>, StoreError> {
         let mut seen = std::collections::HashSet::new();
         let entries: Vec<&ActivityEntry> = entries
             .iter()
@@ -167,8 +159,10 @@ impl DynamoActivityStore {
         }
         Ok(left)
     }
+}
 
-    pub async fn query(&self, q: &ActivityQuery) -> Result<ActivityPage, StoreError> {
+impl ActivityReader for DynamoActivityStore {
+    async fn query(&self, q: &ActivityQuery) -> Result<ActivityPage, StoreError> {
         let mut req = self
             .client
             .query()

@@ -15,14 +15,12 @@ mod transact;
 
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 
-pub use activity_store::{ActivityPage, ActivityQuery, DynamoActivityStore};
+pub use activity_store::{DynamoActivityStore, DynamoEpisodeLabels};
 pub use connections::{ConnectionPoster, FanOut, PostOutcome};
 pub use episode_store::{DynamoEpisodeStore, Tables};
 pub use file_store::{DynamoFileStore, FileTables};
 pub use job_store::{DynamoJobStore, JobTables};
-pub use notification_store::{
-    DynamoNotificationStore, MarkRead, NotificationPage, NotificationTables, ReadAll,
-};
+pub use notification_store::{DynamoNotificationStore, NotificationTables};
 pub use object_store::{ObjectBody, ObjectStore};
 pub use publisher::{DeadLetterQueue, MessageQueue, OutgoingMessage, SqsPublisher};
 pub use realtime_store::{

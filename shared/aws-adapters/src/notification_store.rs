@@ -21,6 +21,9 @@ use aws_sdk_dynamodb::types::{
 };
 use domain::notification::NOTIFICATION_RETENTION_DAYS;
 use domain::store::StoreError;
+use domain::store::notification::{
+    Audiences, Inbox, MarkRead, NotificationPage, NotificationWriter, ReadAll,
+};
 use domain::{
     Actor, DisplayName, EpisodeId, EventId, Notification, Preferences, Role, Timestamp, UserId,
 };
@@ -50,22 +53,6 @@ pub struct DynamoNotificationStore {
     tables: NotificationTables,
 }
 
-/// What marking one notification read found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarkRead {
-    Marked,
-    AlreadyRead,
-    NotFound,
-}
-
-/// A page of a user's notifications.
-#[derive(Debug, Clone)]
-pub struct NotificationPage {
-    pub items: Vec<Notification>,
-    /// The `sk` of the last item when more may follow.
-    pub next: Option<String>,
-}
-
 fn sk(id: EventId) -> String {
     format!("{NOTIFICATION_PREFIX}{id}")
 }
@@ -91,69 +78,6 @@ impl DynamoNotificationStore {
 
     // ---------------------------------------------------------------- worker side
 
-    /// Everyone watching the episode (its creator, and whoever asked to).
-    pub async fn watchers(&self, episode: EpisodeId) -> Result<Vec<UserId>, StoreError> {
-        let mut users = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.watches)
-                .key_condition_expression("episode_id = :e")
-                .expression_attribute_values(":e", s(episode.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::unavailable)?;
-            for it in out.items() {
-                users.push(
-                    item::parse(it, "user_id", UserId::parse).map_err(StoreError::unavailable)?,
-                );
-            }
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(users);
-            }
-        }
-    }
-
-    /// The preferences of each user who has any, with BatchGetItem (100 keys a call).
-    pub async fn preferences_of(
-        &self,
-        users: &[UserId],
-    ) -> Result<HashMap<UserId, Preferences>, StoreError> {
-        let mut found = HashMap::new();
-        for chunk in users.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|u| Item::from([("user_id".to_owned(), s(u.as_str()))]))
-                .collect();
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .build()
-                .map_err(StoreError::unavailable)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.tables.settings, request)
-                .send()
-                .await
-                .map_err(StoreError::unavailable)?;
-            for it in out
-                .responses()
-                .and_then(|r| r.get(&self.tables.settings))
-                .into_iter()
-                .flatten()
-            {
-                let user =
-                    item::parse(it, "user_id", UserId::parse).map_err(StoreError::unavailable)?;
-                found.insert(user, preferences_from_item(it)?);
-            }
-        }
-        Ok(found)
-    }
-
     fn notification_put(&self, note: &Notification) -> Result<TransactWriteItem, StoreError> {
         let mut it = key(&note.recipient, &sk(note.id));
         it.insert("notification_id".into(), s(note.id.to_string()));
@@ -171,54 +95,6 @@ impl DynamoNotificationStore {
             .build()
             .map_err(StoreError::unavailable)?;
         Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// Stores the notification and counts it unread, atomically. Delivering the same
-    /// (event, recipient) again changes nothing.
-    pub async fn deliver(&self, note: &Notification) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.notification_put(note)?)
-            .transact_items(self.counter_update(&note.recipient, 1)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if first_condition_failure(&e).is_some() => Ok(()), // delivered before
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
-    }
-
-    /// Delivers many notifications in one transaction (each user's counter moved once by their
-    /// count): the usual case, one call for a whole batch. `Ok(false)` when any of them was
-    /// delivered before (the transaction then wrote nothing): deliver those one by one instead.
-    /// A notification named twice (two copies of one event) counts once: a transaction may
-    /// not name one item twice.
-    pub async fn deliver_all(&self, notes: &[Notification]) -> Result<bool, StoreError> {
-        let mut seen = std::collections::HashSet::new();
-        let notes: Vec<&Notification> = notes
-            .iter()
-            .filter(|n| seen.insert((&n.recipient, n.id)))
-            .collect();
-        let mut per_user: HashMap<&UserId, i64> = HashMap::new();
-        for note in &notes {
-            *per_user.entry(&note.recipient).or_default() += 1;
-        }
-        if notes.is_empty() {
-            return Ok(true);
-        }
-        if notes.len() + per_user.len() > TRANSACTION_MAX_ITEMS {
-            return Ok(false);
-        }
-        let mut items = notes
-            .iter()
-            .map(|n| self.notification_put(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (user, count) in per_user {
-            items.push(self.counter_update(user, count)?);
-        }
-        self.transact_unless_cancelled(items).await
     }
 
     /// Writes the items in one transaction: true, or false when a condition cancelled it
@@ -260,7 +136,169 @@ impl DynamoNotificationStore {
 
     // ---------------------------------------------------------------- API side
 
-    pub async fn list(
+    fn read_update(
+        &self,
+        user: &UserId,
+        sort: &str,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.notifications)
+            .set_key(Some(key(user, sort)))
+            .update_expression("SET read_at = :now, expires_at = :exp REMOVE unread_user")
+            .condition_expression("attribute_exists(unread_user)")
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(
+                ":exp",
+                n(now.plus_days(NOTIFICATION_RETENTION_DAYS).unix_seconds()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    async fn mark_one(
+        &self,
+        user: &UserId,
+        sort: &str,
+        now: Timestamp,
+    ) -> Result<MarkRead, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.read_update(user, sort, now)?)
+            .transact_items(self.counter_update(user, -1)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(MarkRead::Marked),
+            Err(e) => match first_condition_failure(&e) {
+                Some(old) if !old.is_empty() => Ok(MarkRead::AlreadyRead),
+                Some(_) => Ok(MarkRead::NotFound),
+                None => Err(StoreError::unavailable(e)),
+            },
+        }
+    }
+}
+
+impl Audiences for DynamoNotificationStore {
+    /// Everyone watching the episode (its creator, and whoever asked to).
+    async fn watchers(&self, episode: EpisodeId) -> Result<Vec<UserId>, StoreError> {
+        let mut users = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.watches)
+                .key_condition_expression("episode_id = :e")
+                .expression_attribute_values(":e", s(episode.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            for it in out.items() {
+                users.push(
+                    item::parse(it, "user_id", UserId::parse).map_err(StoreError::unavailable)?,
+                );
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(users);
+            }
+        }
+    }
+
+    /// The preferences of each user who has any, with BatchGetItem (100 keys a call).
+    async fn preferences_of(
+        &self,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, Preferences>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in users.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|u| Item::from([("user_id".to_owned(), s(u.as_str()))]))
+                .collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.tables.settings, request)
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            for it in out
+                .responses()
+                .and_then(|r| r.get(&self.tables.settings))
+                .into_iter()
+                .flatten()
+            {
+                let user =
+                    item::parse(it, "user_id", UserId::parse).map_err(StoreError::unavailable)?;
+                found.insert(user, preferences_from_item(it)?);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl NotificationWriter for DynamoNotificationStore {
+    /// Stores the notification and counts it unread, atomically. Delivering the same
+    /// (event, recipient) again changes nothing.
+    async fn deliver(&self, note: &Notification) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.notification_put(note)?)
+            .transact_items(self.counter_update(&note.recipient, 1)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if first_condition_failure(&e).is_some() => Ok(()), // delivered before
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    /// Delivers many notifications in one transaction (each user's counter moved once by their
+    /// count): the usual case, one call for a whole batch. `Ok(false)` when any of them was
+    /// delivered before (the transaction then wrote nothing): deliver those one by one instead.
+    /// A notification named twice (two copies of one event) counts once: a transaction may
+    /// not name one item twice.
+    async fn deliver_all(&self, notes: &[Notification]) -> Result<bool, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let notes: Vec<&Notification> = notes
+            .iter()
+            .filter(|n| seen.insert((&n.recipient, n.id)))
+            .collect();
+        let mut per_user: HashMap<&UserId, i64> = HashMap::new();
+        for note in &notes {
+            *per_user.entry(&note.recipient).or_default() += 1;
+        }
+        if notes.is_empty() {
+            return Ok(true);
+        }
+        if notes.len() + per_user.len() > TRANSACTION_MAX_ITEMS {
+            return Ok(false);
+        }
+        let mut items = notes
+            .iter()
+            .map(|n| self.notification_put(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (user, count) in per_user {
+            items.push(self.counter_update(user, count)?);
+        }
+        self.transact_unless_cancelled(items).await
+    }
+}
+
+impl Inbox for DynamoNotificationStore {
+    async fn list(
         &self,
         user: &UserId,
         unread_only: bool,
@@ -304,7 +342,7 @@ impl DynamoNotificationStore {
         Ok(NotificationPage { items, next })
     }
 
-    pub async fn unread_count(&self, user: &UserId) -> Result<u64, StoreError> {
+    async fn unread_count(&self, user: &UserId) -> Result<u64, StoreError> {
         let out = self
             .client
             .get_item()
@@ -322,31 +360,9 @@ impl DynamoNotificationStore {
         Ok(count.flatten().unwrap_or(0))
     }
 
-    fn read_update(
-        &self,
-        user: &UserId,
-        sort: &str,
-        now: Timestamp,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.tables.notifications)
-            .set_key(Some(key(user, sort)))
-            .update_expression("SET read_at = :now, expires_at = :exp REMOVE unread_user")
-            .condition_expression("attribute_exists(unread_user)")
-            .expression_attribute_values(":now", s(now.to_string()))
-            .expression_attribute_values(
-                ":exp",
-                n(now.plus_days(NOTIFICATION_RETENTION_DAYS).unix_seconds()),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
     /// Marks one of the user's notifications read (and counts it down) in one transaction.
     /// Another user's notification id is simply not found under this user's key.
-    pub async fn mark_read(
+    async fn mark_read(
         &self,
         user: &UserId,
         id: EventId,
@@ -355,37 +371,10 @@ impl DynamoNotificationStore {
         self.mark_one(user, &sk(id), now).await
     }
 
-    async fn mark_one(
-        &self,
-        user: &UserId,
-        sort: &str,
-        now: Timestamp,
-    ) -> Result<MarkRead, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.read_update(user, sort, now)?)
-            .transact_items(self.counter_update(user, -1)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(MarkRead::Marked),
-            Err(e) => match first_condition_failure(&e) {
-                Some(old) if !old.is_empty() => Ok(MarkRead::AlreadyRead),
-                Some(_) => Ok(MarkRead::NotFound),
-                None => Err(StoreError::unavailable(e)),
-            },
-        }
-    }
-
     /// Marks the user's unread notifications read, the counter moved by exactly as many as
     /// were marked: at most [`READ_ALL_MAX_PAGES`] pages of 50 per call (`more` says the
     /// client should call again). See [`read_all`] for why it cannot loop.
-    pub async fn mark_all_read(
-        &self,
-        user: &UserId,
-        now: Timestamp,
-    ) -> Result<ReadAll, StoreError> {
+    async fn mark_all_read(&self, user: &UserId, now: Timestamp) -> Result<ReadAll, StoreError> {
         read_all(
             &UnreadOf {
                 store: self,
@@ -399,7 +388,7 @@ impl DynamoNotificationStore {
 
     /// Adds the user to the episode's watchers, if the episode exists (checked in the same
     /// transaction). `false` when it does not.
-    pub async fn watch(
+    async fn watch(
         &self,
         episode: EpisodeId,
         user: &UserId,
@@ -430,7 +419,7 @@ impl DynamoNotificationStore {
         }
     }
 
-    pub async fn unwatch(&self, episode: EpisodeId, user: &UserId) -> Result<(), StoreError> {
+    async fn unwatch(&self, episode: EpisodeId, user: &UserId) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.tables.watches)
@@ -442,7 +431,7 @@ impl DynamoNotificationStore {
             .map_err(StoreError::unavailable)
     }
 
-    pub async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError> {
+    async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError> {
         let out = self
             .client
             .get_item()
@@ -457,11 +446,7 @@ impl DynamoNotificationStore {
             .map(Option::unwrap_or_default)
     }
 
-    pub async fn set_preferences(
-        &self,
-        user: &UserId,
-        prefs: &Preferences,
-    ) -> Result<(), StoreError> {
+    async fn set_preferences(&self, user: &UserId, prefs: &Preferences) -> Result<(), StoreError> {
         let json = serde_json::to_string(prefs).map_err(StoreError::unavailable)?;
         self.client
             .put_item()
@@ -512,14 +497,6 @@ fn notification_from_item(it: &Item) -> Result<Notification, StoreError> {
         })
     };
     parse().map_err(StoreError::unavailable)
-}
-
-/// What one read-all call did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadAll {
-    pub marked: u64,
-    /// It stopped at its bound with unread notifications possibly left: call again.
-    pub more: bool,
 }
 
 /// The steps of read-all, so the walk can be tested without DynamoDB.

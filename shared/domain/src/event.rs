@@ -105,6 +105,17 @@ pub enum ResourceKind {
     Job,
 }
 
+impl ResourceKind {
+    /// Its name on the wire and in the activity log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Episode => "episode",
+            Self::File => "file",
+            Self::Job => "job",
+        }
+    }
+}
+
 /// The thing an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceRef {

@@ -8,9 +8,11 @@ use crate::event::DomainEvent;
 use crate::ids::EpisodeId;
 use crate::validation::FieldError;
 
+pub mod activity;
 pub mod file;
 pub mod job;
 pub mod memory;
+pub mod notification;
 pub mod object;
 
 /// The store could not do what was asked for reasons other than the domain's rules.

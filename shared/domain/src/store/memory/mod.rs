@@ -3,13 +3,17 @@
 //! tests. They count calls, so tests can check what a request costs, and keep the events
 //! written, so tests can check what others will hear.
 
+mod activity;
 mod files;
 mod jobs;
+mod notifications;
 mod objects;
 mod queues;
 
+pub use activity::{InMemoryActivityLog, InMemoryEpisodeLabels};
 pub use files::InMemoryFileStore;
 pub use jobs::InMemoryJobStore;
+pub use notifications::InMemoryNotifications;
 pub use objects::{InMemoryObjects, MemoryBody};
 pub use queues::{InMemoryDeadLetters, InMemoryQueue};
 
