@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use domain::activity::episode_label;
 use domain::store::StoreError;
 use domain::store::activity::{
@@ -20,6 +20,7 @@ use domain::{
     Timestamp, UserId,
 };
 
+use crate::batch::BatchGet;
 use crate::item::{self, Item, n, s};
 
 const FEED_PK: &str = "activity";
@@ -57,37 +58,17 @@ impl DynamoEpisodeLabels {
 impl EpisodeLabels for DynamoEpisodeLabels {
     /// "S2E4" (or the quoted title) of each episode, in one BatchGetItem.
     async fn labels(&self, ids: &[EpisodeId]) -> Result<HashMap<EpisodeId, String>, StoreError> {
-        // BatchGetItem refuses a request that names a key twice: sort, then drop repeats.
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        let keys: Vec<Item> = ids
-            .iter()
-            .map(|id| Item::from([("id".into(), s(id.to_string()))]))
-            .collect();
-        let mut labels = HashMap::new();
-        if keys.is_empty() {
-            return Ok(labels);
+        let items = BatchGet {
+            table: &self.episodes_table,
+            key: "id",
+            projection: Some("id, title, season, #number"),
+            names: &[("#number", "number")],
+            consistent: false,
         }
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .projection_expression("id, title, season, #number")
-            .expression_attribute_names("#number", "number")
-            .build()
-            .map_err(StoreError::unavailable)?;
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.episodes_table, request)
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        for it in out
-            .responses()
-            .and_then(|r| r.get(&self.episodes_table))
-            .into_iter()
-            .flatten()
-        {
+        .run(&self.client, ids.iter().map(ToString::to_string))
+        .await?;
+        let mut labels = HashMap::new();
+        for it in &items {
             let (Ok(Some(id)), Ok(Some(title))) =
                 (item::opt_str(it, "id"), item::opt_str(it, "title"))
             else {

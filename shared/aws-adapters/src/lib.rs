@@ -2,6 +2,7 @@
 //! configuration (endpoint from `AWS_ENDPOINT_URL`, the same code path on AWS and locally).
 
 pub mod activity_store;
+mod batch;
 pub mod connections;
 pub mod episode_store;
 pub mod file_store;

@@ -16,8 +16,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use domain::notification::NOTIFICATION_RETENTION_DAYS;
 use domain::store::StoreError;
@@ -28,6 +27,7 @@ use domain::{
     Actor, DisplayName, EpisodeId, EventId, Notification, Preferences, Role, Timestamp, UserId,
 };
 
+use crate::batch::BatchGet;
 use crate::item::{self, Item, n, s};
 
 const COUNTER_SK: &str = "count";
@@ -85,6 +85,9 @@ impl DynamoNotificationStore {
         it.insert("episode_id".into(), s(note.episode_id.to_string()));
         it.insert("actor_id".into(), s(note.actor.id.as_str()));
         it.insert("actor_name".into(), s(note.actor.name.as_str()));
+        if let Ok(serde_json::Value::String(role)) = serde_json::to_value(note.actor.role) {
+            it.insert("actor_role".into(), s(role));
+        }
         it.insert("summary".into(), s(note.summary.as_str()));
         it.insert("created_at".into(), s(note.created_at.to_string()));
         it.insert("unread_user".into(), s(note.recipient.as_str()));
@@ -215,33 +218,20 @@ impl Audiences for DynamoNotificationStore {
         &self,
         users: &[UserId],
     ) -> Result<HashMap<UserId, Preferences>, StoreError> {
+        let items = BatchGet {
+            table: &self.tables.settings,
+            key: "user_id",
+            projection: None,
+            names: &[],
+            consistent: false,
+        }
+        .run(&self.client, users.iter().map(|u| u.as_str().to_owned()))
+        .await?;
         let mut found = HashMap::new();
-        for chunk in users.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|u| Item::from([("user_id".to_owned(), s(u.as_str()))]))
-                .collect();
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .build()
-                .map_err(StoreError::unavailable)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.tables.settings, request)
-                .send()
-                .await
-                .map_err(StoreError::unavailable)?;
-            for it in out
-                .responses()
-                .and_then(|r| r.get(&self.tables.settings))
-                .into_iter()
-                .flatten()
-            {
-                let user =
-                    item::parse(it, "user_id", UserId::parse).map_err(StoreError::unavailable)?;
-                found.insert(user, preferences_from_item(it)?);
-            }
+        for it in &items {
+            let user =
+                item::parse(it, "user_id", UserId::parse).map_err(StoreError::unavailable)?;
+            found.insert(user, preferences_from_item(it)?);
         }
         Ok(found)
     }
@@ -489,7 +479,10 @@ fn notification_from_item(it: &Item) -> Result<Notification, StoreError> {
             actor: Actor {
                 id: item::parse(it, "actor_id", UserId::parse)?,
                 name: DisplayName::new(item::opt_str(it, "actor_name")?.unwrap_or_default()),
-                role: Role::Viewer,
+                // Kept as given (notifications written before it was stored read as viewer).
+                role: item::opt_str(it, "actor_role")?
+                    .and_then(|r| serde_json::from_value(serde_json::Value::String(r.into())).ok())
+                    .unwrap_or(Role::Viewer),
             },
             summary: item::req_str(it, "summary")?.to_owned(),
             created_at: item::parse(it, "created_at", Timestamp::parse)?,

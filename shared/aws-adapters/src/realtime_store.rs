@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use domain::realtime::{
@@ -28,6 +28,7 @@ use domain::{
     UserRef,
 };
 
+use crate::batch::BatchGet;
 use crate::item::{self, Item, n, s};
 use crate::transact::{cancellation_reasons, episode_exists};
 
@@ -568,44 +569,21 @@ impl DynamoRealtimeStore {
                 Some("connection_id"),
             )
             .await?;
-        let mut found = Vec::new();
-        for chunk in keys.chunks(100) {
-            let mut wanted: Vec<Item> = chunk
-                .iter()
-                .filter_map(|k| k.get("connection_id").cloned())
-                .map(|id| Item::from([("connection_id".to_owned(), id)]))
-                .collect();
-            // Unprocessed keys are asked for again; a connection gone meanwhile is not listed.
-            for _ in 0..5 {
-                if wanted.is_empty() {
-                    break;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(wanted))
-                    .projection_expression(LISTENER_FIELDS)
-                    .consistent_read(true)
-                    .build()
-                    .map_err(StoreError::unavailable)?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.tables.connections, request)
-                    .send()
-                    .await
-                    .map_err(StoreError::unavailable)?;
-                if let Some(items) = out
-                    .responses()
-                    .and_then(|r| r.get(&self.tables.connections))
-                {
-                    found.extend(items.iter().cloned());
-                }
-                wanted = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.tables.connections))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
-            }
+        // A connection gone meanwhile is not listed.
+        let found = BatchGet {
+            table: &self.tables.connections,
+            key: "connection_id",
+            projection: Some(LISTENER_FIELDS),
+            names: &[],
+            consistent: true,
         }
+        .run(
+            &self.client,
+            keys.iter()
+                .filter_map(|k| k.get("connection_id"))
+                .filter_map(|v| v.as_s().ok().cloned()),
+        )
+        .await?;
         listeners(&found)
     }
 

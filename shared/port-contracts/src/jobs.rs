@@ -92,13 +92,15 @@ pub async fn create_checks_the_episode_and_the_file(w: &impl World) {
 
 pub async fn an_idempotency_key_names_one_job_per_user(w: &impl World) {
     let episode = w.episode().await;
+    // Keys live 24 hours in a shared table: this run's users are its own.
+    let (alice, bob) = (format!("alice-{episode}"), format!("bob-{episode}"));
     let key = |fingerprint| {
         Some(Idempotency {
             key: "thumb-1",
             fingerprint,
         })
     };
-    let first = sample::job(episode, None, "alice");
+    let first = sample::job(episode, None, &alice);
     let jobs = w.jobs();
     assert!(
         jobs.create(&first, &sample::created(&first), key("a"))
@@ -106,7 +108,7 @@ pub async fn an_idempotency_key_names_one_job_per_user(w: &impl World) {
             .is_ok()
     );
     for (fingerprint, same) in [("a", true), ("b", false)] {
-        let again = sample::job(episode, None, "alice");
+        let again = sample::job(episode, None, &alice);
         match jobs
             .create(&again, &sample::created(&again), key(fingerprint))
             .await
@@ -119,7 +121,7 @@ pub async fn an_idempotency_key_names_one_job_per_user(w: &impl World) {
         assert_eq!(stored(w, &again).await, None, "the replay wrote nothing");
     }
     // Another user's key of the same name is theirs.
-    let bobs = sample::job(episode, None, "bob");
+    let bobs = sample::job(episode, None, &bob);
     assert!(
         jobs.create(&bobs, &sample::created(&bobs), key("a"))
             .await

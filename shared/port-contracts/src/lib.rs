@@ -9,27 +9,38 @@
 use std::future::Future;
 
 use domain::store::EpisodeExistence;
+use domain::store::activity::{ActivityReader, ActivityWriter, EpisodeLabels};
 use domain::store::file::{FileReader, FileWriter};
 use domain::store::job::{JobReader, JobWriter};
+use domain::store::notification::{Audiences, Inbox, NotificationWriter};
 use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter};
 use domain::{EpisodeId, EventType};
 
+pub mod activity;
 pub mod files;
 pub mod jobs;
+pub mod notifications;
 pub mod objects;
-mod sample;
+pub mod sample;
 
 /// The ports under test, over one set of tables and one bucket.
 pub trait World: Sync {
     type Files: FileReader + FileWriter + EpisodeExistence + Sync;
     type Jobs: JobReader + JobWriter + EpisodeExistence + Sync;
     type Objects: ObjectReader + ObjectWriter + ObjectTransfers + Sync;
+    type Activity: ActivityWriter + ActivityReader + Sync;
+    type Labels: EpisodeLabels + Sync;
+    type Notifications: Audiences + NotificationWriter + Inbox + Sync;
 
     fn files(&self) -> &Self::Files;
     fn jobs(&self) -> &Self::Jobs;
     fn objects(&self) -> &Self::Objects;
+    fn activity(&self) -> &Self::Activity;
+    fn labels(&self) -> &Self::Labels;
+    fn notifications(&self) -> &Self::Notifications;
 
-    /// A new episode that exists.
+    /// A new episode ([`sample::episode`]) that exists, watched by its creator
+    /// ([`sample::CREATOR`]) as the episodes API leaves it.
     fn episode(&self) -> impl Future<Output = EpisodeId> + Send;
 
     /// Deletes it (a tombstone, as the episodes API leaves).
@@ -72,6 +83,19 @@ macro_rules! contract_tests {
             objects::a_missing_object_is_none_and_deleting_it_is_fine,
             objects::an_object_put_is_read_back_whole,
             objects::a_multipart_upload_completes_from_its_parts_once,
+            activity::entries_are_written_once_per_event_and_read_newest_first,
+            activity::a_batch_beyond_one_write_is_written_whole,
+            activity::the_log_comes_in_pages_that_miss_and_repeat_nothing,
+            activity::the_log_is_read_by_actor_action_and_time,
+            activity::labels_name_the_episodes_that_exist,
+            notifications::a_notification_is_delivered_and_counted_once,
+            notifications::a_batch_is_delivered_whole_or_not_at_all,
+            notifications::a_batch_beyond_one_transaction_is_left_to_single_deliveries,
+            notifications::reading_marks_ones_own_notifications_once,
+            notifications::read_all_marks_exactly_the_unread,
+            notifications::an_inbox_comes_newest_first_in_pages,
+            notifications::watching_needs_an_episode_and_happens_once,
+            notifications::preferences_are_kept_per_user,
         );
     };
     (@each $world:expr; $($module:ident :: $name:ident),+ $(,)?) => {

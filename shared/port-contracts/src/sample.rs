@@ -2,17 +2,36 @@
 
 use domain::job::Injection;
 use domain::{
-    Actor, ContentType, CorrelationId, DisplayName, DomainEvent, EpisodeFile, EpisodeId,
-    EventContext, EventType, FileId, FileName, FileSize, FileStatus, Job, JobId, JobParams,
-    JobState, JobType, NewFile, Role, Stamp, Timestamp, UserId,
+    Actor, ContentType, CorrelationId, Description, DisplayName, DomainEvent, Episode, EpisodeFile,
+    EpisodeId, EventContext, EventType, FileId, FileName, FileSize, FileStatus, Job, JobId,
+    JobParams, JobState, JobType, NewEpisode, NewFile, Role, Stamp, Timestamp, Title, UserId,
 };
 use serde_json::json;
+
+/// Who creates the contracts' episodes.
+pub const CREATOR: &str = "contracts";
+
+/// A draft episode by [`CREATOR`], labelled `“Contract”`.
+pub fn episode() -> Episode {
+    NewEpisode {
+        title: Title::parse("Contract").unwrap_or_else(|e| panic!("{e}")),
+        description: Description::parse("").unwrap_or_else(|e| panic!("{e}")),
+        series: None,
+        season: None,
+        number: None,
+        air_date: None,
+    }
+    .into_episode(EpisodeId::new(), &actor(CREATOR), Timestamp::now())
+}
+
+/// The label of [`episode`]'s episodes.
+pub const LABEL: &str = "“Contract”";
 
 pub fn actor(user: &str) -> Actor {
     Actor {
         id: UserId::parse(user).unwrap_or_else(|_| UserId::system("contracts")),
         name: DisplayName::new("Contract"),
-        role: Role::Editor,
+        role: Role::Admin,
     }
 }
 

@@ -5,13 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 use aws_adapters::{
-    DynamoEpisodeStore, DynamoFileStore, DynamoJobStore, FileTables, JobTables, ObjectStore, Tables,
+    DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore, DynamoFileStore, DynamoJobStore,
+    DynamoNotificationStore, FileTables, JobTables, NotificationTables, ObjectStore, Tables,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::store::EpisodeWriter;
 use domain::{
-    Actor, CorrelationId, Description, DisplayName, DomainEvent, EpisodeDeletion, EpisodeId,
-    EventContext, EventType, NewEpisode, Role, Stamp, Timestamp, Title, UserId,
+    Actor, CorrelationId, DomainEvent, EpisodeDeletion, EpisodeId, EventContext, EventType, Stamp,
+    Timestamp,
 };
 use port_contracts::{World, contract_tests};
 use serde_json::Value;
@@ -21,6 +22,9 @@ struct Emulator {
     files: DynamoFileStore,
     jobs: DynamoJobStore,
     objects: ObjectStore,
+    activity: DynamoActivityStore,
+    labels: DynamoEpisodeLabels,
+    notifications: DynamoNotificationStore,
     dynamodb: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
     events_table: String,
@@ -86,6 +90,17 @@ async fn world() -> Emulator {
             },
         ),
         objects: ObjectStore::new(&sdk, out("FilesBucketName"), &NoCounter),
+        activity: DynamoActivityStore::new(dynamodb.clone(), out("ActivityTableName")),
+        labels: DynamoEpisodeLabels::new(dynamodb.clone(), out("EpisodesTableName")),
+        notifications: DynamoNotificationStore::new(
+            dynamodb.clone(),
+            NotificationTables {
+                notifications: out("NotificationsTableName"),
+                watches: out("WatchesTableName"),
+                settings: out("SettingsTableName"),
+                episodes: out("EpisodesTableName"),
+            },
+        ),
         s3: aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
                 .force_path_style(true)
@@ -108,11 +123,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for NoCounter {
 }
 
 fn contractor() -> Actor {
-    Actor {
-        id: UserId::parse("contracts").unwrap(),
-        name: DisplayName::new("Contracts"),
-        role: Role::Admin,
-    }
+    port_contracts::sample::actor(port_contracts::sample::CREATOR)
 }
 
 fn context() -> EventContext {
@@ -127,6 +138,9 @@ impl World for Emulator {
     type Files = DynamoFileStore;
     type Jobs = DynamoJobStore;
     type Objects = ObjectStore;
+    type Activity = DynamoActivityStore;
+    type Labels = DynamoEpisodeLabels;
+    type Notifications = DynamoNotificationStore;
 
     fn files(&self) -> &DynamoFileStore {
         &self.files
@@ -140,16 +154,20 @@ impl World for Emulator {
         &self.objects
     }
 
+    fn activity(&self) -> &DynamoActivityStore {
+        &self.activity
+    }
+
+    fn labels(&self) -> &DynamoEpisodeLabels {
+        &self.labels
+    }
+
+    fn notifications(&self) -> &DynamoNotificationStore {
+        &self.notifications
+    }
+
     async fn episode(&self) -> EpisodeId {
-        let episode = NewEpisode {
-            title: Title::parse("Contract").unwrap(),
-            description: Description::parse("").unwrap(),
-            series: None,
-            season: None,
-            number: None,
-            air_date: None,
-        }
-        .into_episode(EpisodeId::new(), &contractor(), Timestamp::now());
+        let episode = port_contracts::sample::episode();
         let event = DomainEvent::episode_created(&context(), &episode);
         self.episodes.create(&episode, &event).await.unwrap();
         episode.id

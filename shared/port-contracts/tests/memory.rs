@@ -1,13 +1,24 @@
 //! The contracts against the in-memory ports the handler tests use.
 
-use domain::store::memory::{InMemoryFileStore, InMemoryJobStore, InMemoryObjects};
-use domain::{EpisodeId, EventType};
+// A test harness: a failed set-up step fails the test, as it would inside #[test].
+#![allow(clippy::unwrap_used)]
+
+use domain::store::memory::{
+    InMemoryActivityLog, InMemoryEpisodeLabels, InMemoryFileStore, InMemoryJobStore,
+    InMemoryNotifications, InMemoryObjects,
+};
+use domain::store::notification::Inbox;
+use domain::{EpisodeId, EventType, Timestamp, UserId};
+use port_contracts::sample::{self, CREATOR, LABEL};
 use port_contracts::{World, contract_tests};
 
 struct Memory {
     files: InMemoryFileStore,
     jobs: InMemoryJobStore,
     objects: InMemoryObjects,
+    activity: InMemoryActivityLog,
+    labels: InMemoryEpisodeLabels,
+    notifications: InMemoryNotifications,
 }
 
 fn world() -> Memory {
@@ -16,6 +27,9 @@ fn world() -> Memory {
         jobs: InMemoryJobStore::new(&files),
         files,
         objects: InMemoryObjects::default(),
+        activity: InMemoryActivityLog::default(),
+        labels: InMemoryEpisodeLabels::default(),
+        notifications: InMemoryNotifications::default(),
     }
 }
 
@@ -23,6 +37,9 @@ impl World for Memory {
     type Files = InMemoryFileStore;
     type Jobs = InMemoryJobStore;
     type Objects = InMemoryObjects;
+    type Activity = InMemoryActivityLog;
+    type Labels = InMemoryEpisodeLabels;
+    type Notifications = InMemoryNotifications;
 
     fn files(&self) -> &InMemoryFileStore {
         &self.files
@@ -36,9 +53,32 @@ impl World for Memory {
         &self.objects
     }
 
+    fn activity(&self) -> &InMemoryActivityLog {
+        &self.activity
+    }
+
+    fn labels(&self) -> &InMemoryEpisodeLabels {
+        &self.labels
+    }
+
+    fn notifications(&self) -> &InMemoryNotifications {
+        &self.notifications
+    }
+
+    /// As the episodes API leaves a new episode: it exists, has its label, its creator
+    /// watches it.
     async fn episode(&self) -> EpisodeId {
-        let id = EpisodeId::new();
+        let id = sample::episode().id;
         self.files.add_episode(id);
+        self.labels.set(id, LABEL);
+        self.notifications.add_episode(id);
+        let creator = UserId::parse(CREATOR).unwrap();
+        assert!(
+            self.notifications
+                .watch(id, &creator, Timestamp::now())
+                .await
+                .unwrap()
+        );
         id
     }
 

@@ -121,6 +121,16 @@ impl NotificationWriter for InMemoryNotifications {
 
     async fn deliver_all(&self, notes: &[Notification]) -> Result<bool, StoreError> {
         let mut s = self.state()?;
+        // One transaction: a notification and a counter per recipient, at most 100 items.
+        let distinct: BTreeSet<(&UserId, EventId)> =
+            notes.iter().map(|n| (&n.recipient, n.id)).collect();
+        let users: BTreeSet<&UserId> = notes.iter().map(|n| &n.recipient).collect();
+        if distinct.is_empty() {
+            return Ok(true);
+        }
+        if distinct.len() + users.len() > TRANSACTION_MAX_ITEMS {
+            return Ok(false);
+        }
         s.writes += 1;
         if notes
             .iter()
@@ -134,6 +144,9 @@ impl NotificationWriter for InMemoryNotifications {
         Ok(true)
     }
 }
+
+/// DynamoDB's limit on the items of one transaction.
+const TRANSACTION_MAX_ITEMS: usize = 100;
 
 /// How many notifications one read-all call marks at most (the adapter's 20 pages of 50).
 const READ_ALL_MAX: usize = 1000;
