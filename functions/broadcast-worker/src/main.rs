@@ -22,8 +22,6 @@ async fn main() -> Result<(), Error> {
         connections: required_env("CONNECTIONS_TABLE")?,
         subscriptions: required_env("SUBSCRIPTIONS_TABLE")?,
         presence: required_env("PRESENCE_TABLE")?,
-        episodes: String::new(),
-        events: String::new(),
     };
     let endpoint = required_env("CONNECTIONS_ENDPOINT")?;
     let concurrency = match std::env::var("FAN_OUT_CONCURRENCY") {

@@ -4,26 +4,37 @@
 
 use std::convert::Infallible;
 
-use aws_adapters::{ConnectionPoster, DeadLetterQueue, DynamoRealtimeStore, MessageQueue};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use domain::realtime::{Addressed, Listener, split_expired};
-use domain::store::{MessageSender, StoreError};
+use domain::store::realtime::{ConnectionPosts, Connections, Subscriptions};
+use domain::store::{DeadLetters, MessageSender, StoreError};
 use domain::{ConnectionId, DomainEvent, EpisodeId, Frame, Notice, RealtimeMessage, Timestamp};
 use lambda_kit::sqs::{batch_response, read_messages};
 use lambda_runtime::LambdaEvent;
 
+/// What the worker needs: connections and subscriptions (`S`), posts to connections (`P`),
+/// the realtime queue for presence checks (`Q`) and its dead-letter queue (`D`).
 #[derive(Debug)]
-pub struct App {
-    pub store: DynamoRealtimeStore,
-    pub poster: ConnectionPoster,
-    pub notices: MessageQueue,
-    pub dead_letters: DeadLetterQueue,
+pub struct App<S, P, Q, D> {
+    pub store: S,
+    pub poster: P,
+    pub notices: Q,
+    pub dead_letters: D,
     /// Seconds between a user's last connection leaving and `presence.left`.
     pub grace: u32,
 }
 
-pub async fn handle(
-    app: &App,
+/// The realtime tables the worker reads and cleans up.
+pub trait Store: Connections + Subscriptions + Sync {}
+impl<T: Connections + Subscriptions + Sync> Store for T {}
+
+pub async fn handle<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
     let (messages, mut failed) = read_messages(
@@ -41,7 +52,15 @@ pub async fn handle(
     Ok(batch_response(failed))
 }
 
-async fn deliver(app: &App, message: &RealtimeMessage) -> Result<(), StoreError> {
+async fn deliver<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    message: &RealtimeMessage,
+) -> Result<(), StoreError> {
     match message {
         RealtimeMessage::Event(event) => broadcast_event(app, event).await,
         RealtimeMessage::Notice(Notice::Notifications { items }) => notify(app, items).await,
@@ -84,13 +103,26 @@ async fn deliver(app: &App, message: &RealtimeMessage) -> Result<(), StoreError>
     }
 }
 
-async fn broadcast_event(app: &App, event: &DomainEvent) -> Result<(), StoreError> {
+async fn broadcast_event<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    event: &DomainEvent,
+) -> Result<(), StoreError> {
     let frame = Frame::for_event(event);
     to_episode(app, event.episode_id, &frame, event.event_type.as_str()).await
 }
 
-async fn to_episode(
-    app: &App,
+async fn to_episode<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
     episode: EpisodeId,
     frame: &str,
     what: &str,
@@ -100,7 +132,15 @@ async fn to_episode(
     Ok(())
 }
 
-async fn notify(app: &App, items: &[Addressed]) -> Result<(), StoreError> {
+async fn notify<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    items: &[Addressed],
+) -> Result<(), StoreError> {
     for item in items {
         let listeners = app.store.connections_of(&item.recipient).await?;
         let frame = Frame::Notification {
@@ -114,7 +154,17 @@ async fn notify(app: &App, items: &[Addressed]) -> Result<(), StoreError> {
 /// Posts one frame to many connections, then forgets those that are gone. Posting failures
 /// are logged and counted, never retried through the queue (the client resumes on reconnect).
 /// A connection whose token has expired gets nothing: it is closed and forgotten instead.
-async fn post(app: &App, listeners: Vec<Listener>, frame: &str, what: &str) {
+async fn post<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    listeners: Vec<Listener>,
+    frame: &str,
+    what: &str,
+) {
     let (connections, expired) = split_expired(listeners, Timestamp::now());
     for connection in &expired {
         close(app, connection).await;
@@ -141,7 +191,15 @@ async fn post(app: &App, listeners: Vec<Listener>, frame: &str, what: &str) {
 }
 
 /// Closes a connection whose token expired (the client reconnects with a fresh token).
-async fn close(app: &App, connection: &ConnectionId) {
+async fn close<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    connection: &ConnectionId,
+) {
     match app.poster.close(connection).await {
         Ok(()) => tracing::info!(%connection, "expired connection closed"),
         Err(reason) => tracing::warn!(%connection, %reason, "expired connection not closed"),
@@ -150,7 +208,15 @@ async fn close(app: &App, connection: &ConnectionId) {
 
 /// A connection found gone: remove exactly it, and start the grace period wherever it was
 /// its user's last connection.
-async fn forget(app: &App, connection: &ConnectionId) {
+async fn forget<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    connection: &ConnectionId,
+) {
     let now = Timestamp::now();
     match app.store.close(connection, now).await {
         Ok(Some(closed)) => {

@@ -5,8 +5,7 @@ mod notifications;
 mod routes;
 
 use aws_adapters::{
-    DynamoActivityStore, DynamoNotificationStore, DynamoRealtimeStore, NotificationTables,
-    RealtimeTables,
+    DynamoActivityStore, DynamoNotificationStore, DynamoPresenceReader, NotificationTables,
 };
 use lambda_http::{Error, service_fn};
 use lambda_kit::AwsCallCounter;
@@ -24,19 +23,13 @@ async fn main() -> Result<(), Error> {
         settings: required_env("SETTINGS_TABLE")?,
         episodes: required_env("EPISODES_TABLE")?,
     };
-    // Presence is read here; the rest of the realtime tables belong to ws-api and the broadcaster.
-    let realtime = RealtimeTables {
-        presence: required_env("PRESENCE_TABLE")?,
-        episodes: tables.episodes.clone(),
-        connections: String::new(),
-        subscriptions: String::new(),
-        events: String::new(),
-    };
+    let presence_table = required_env("PRESENCE_TABLE")?;
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
     let activity = DynamoActivityStore::new(dynamodb.clone(), activity_table);
-    let presence = DynamoRealtimeStore::new(dynamodb.clone(), realtime);
+    let presence =
+        DynamoPresenceReader::new(dynamodb.clone(), presence_table, tables.episodes.clone());
     let notifications = DynamoNotificationStore::new(dynamodb, tables);
     let api = Api {
         activity,

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use aws_adapters::DynamoRealtimeStore;
+use domain::store::EpisodeExistence;
 use domain::store::PageSize;
 use domain::store::activity::{ActivityQuery, ActivityReader};
 use domain::store::notification::Inbox;
+use domain::store::realtime::PresenceReader;
 use domain::{EpisodeId, EventType, FieldError, Role, Timestamp, UserId, uuid_v7_bounds};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -17,27 +18,36 @@ use serde_json::{Value, json};
 use crate::notifications;
 
 #[derive(Debug)]
-/// What the routes need: the activity log (`A`) and the users' notifications (`N`).
-pub struct Api<A, N> {
+/// What the routes need: the activity log (`A`), the users' notifications (`N`) and who is
+/// looking at an episode (`P`).
+pub struct Api<A, N, P> {
     pub activity: A,
     pub notifications: N,
-    pub presence: DynamoRealtimeStore,
+    pub presence: P,
     pub calls: AwsCallCounter,
 }
 
 /// Bodies over this size are refused with 413 before they are parsed.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub async fn handle<A: ActivityReader + Sync, N: Inbox + Sync>(
-    api: &Api<A, N>,
+pub async fn handle<
+    A: ActivityReader + Sync,
+    N: Inbox + Sync,
+    P: PresenceReader + EpisodeExistence + Sync,
+>(
+    api: &Api<A, N, P>,
     req: Request,
 ) -> Response<Body> {
     let meta = RequestMeta::from_request(&req);
     lambda_kit::access::serve(&req, &meta, &api.calls, route(api, &meta, &req)).await
 }
 
-async fn route<A: ActivityReader + Sync, N: Inbox + Sync>(
-    api: &Api<A, N>,
+async fn route<
+    A: ActivityReader + Sync,
+    N: Inbox + Sync,
+    P: PresenceReader + EpisodeExistence + Sync,
+>(
+    api: &Api<A, N, P>,
     meta: &RequestMeta,
     req: &Request,
 ) -> Result<Response<Body>, Problem> {
@@ -121,8 +131,12 @@ async fn route<A: ActivityReader + Sync, N: Inbox + Sync>(
 }
 
 /// Who is looking at the episode now, and when the others who were there were last seen.
-async fn presence<A: ActivityReader + Sync, N: Inbox + Sync>(
-    api: &Api<A, N>,
+async fn presence<
+    A: ActivityReader + Sync,
+    N: Inbox + Sync,
+    P: PresenceReader + EpisodeExistence + Sync,
+>(
+    api: &Api<A, N, P>,
     episode: EpisodeId,
 ) -> Result<Response<Body>, Problem> {
     let all = api.presence.presence(episode).await.map_err(|e| {
@@ -232,8 +246,12 @@ fn activity_query(
     }
 }
 
-async fn page<A: ActivityReader + Sync, N: Inbox + Sync>(
-    api: &Api<A, N>,
+async fn page<
+    A: ActivityReader + Sync,
+    N: Inbox + Sync,
+    P: PresenceReader + EpisodeExistence + Sync,
+>(
+    api: &Api<A, N, P>,
     query: ActivityQuery,
     params: &BTreeMap<String, String>,
 ) -> Result<Response<Body>, Problem> {

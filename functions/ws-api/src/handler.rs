@@ -4,13 +4,15 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use aws_adapters::{DynamoRealtimeStore, Heartbeat, MessageQueue, OpenConnection, SubscribeError};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use domain::realtime::{
     ClientMessage, HEARTBEAT_SECONDS, MAX_FRAME_BYTES, RESUME_MAX_EVENTS, viewers,
 };
-use domain::store::MessageSender;
+use domain::store::realtime::{
+    Connections, EventHistory, Heartbeat, OpenConnection, Subscribe, SubscribeError, Subscriptions,
+};
+use domain::store::{EpisodeExistence, MessageSender};
 use domain::{ConnectionId, EpisodeId, EventId, Frame, Notice, Timestamp};
 use http::HeaderValue;
 use jwt_auth::{Verifier, VerifyError};
@@ -19,15 +21,27 @@ use tracing::Instrument;
 
 use crate::handshake::read_offer;
 
+/// What the handler needs: connections and subscriptions (`S`), subscribing to an episode
+/// that must exist (`B`), an episode's events for resuming (`H`), the realtime queue (`Q`).
 #[derive(Debug)]
-pub struct App {
-    pub store: DynamoRealtimeStore,
-    pub notices: MessageQueue,
+pub struct App<S, B, H, Q> {
+    pub store: S,
+    pub subscriber: B,
+    pub history: H,
+    pub notices: Q,
     pub verifier: Verifier,
     /// How long after a user's last connection leaves before `presence.left` is announced.
     pub grace: Duration,
     pub calls: AwsCallCounter,
 }
+
+/// The realtime tables the handler reads and writes.
+pub trait Store: Connections + Subscriptions + Sync {}
+impl<T: Connections + Subscriptions + Sync> Store for T {}
+
+/// Subscribing, checked against the episodes.
+pub trait Subscriber: Subscribe + EpisodeExistence + Sync {}
+impl<T: Subscribe + EpisodeExistence + Sync> Subscriber for T {}
 
 fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
     let mut r = ApiGatewayProxyResponse::default();
@@ -40,8 +54,8 @@ fn frame(f: &Frame) -> ApiGatewayProxyResponse {
     response(200, Some(f.to_json()))
 }
 
-pub async fn handle(
-    app: &App,
+pub async fn handle<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
     req: ApiGatewayWebsocketProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, Infallible> {
     let ctx = &req.request_context;
@@ -83,8 +97,8 @@ pub async fn handle(
     Ok(answer)
 }
 
-async fn connect(
-    app: &App,
+async fn connect<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
     connection: &ConnectionId,
     req: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
@@ -142,7 +156,10 @@ fn accepted(echo: Option<&'static str>) -> ApiGatewayProxyResponse {
     ok
 }
 
-async fn disconnect(app: &App, connection: &ConnectionId) -> ApiGatewayProxyResponse {
+async fn disconnect<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
+    connection: &ConnectionId,
+) -> ApiGatewayProxyResponse {
     let now = Timestamp::now();
     match app.store.close(connection, now).await {
         Ok(Some(closed)) => {
@@ -158,8 +175,13 @@ async fn disconnect(app: &App, connection: &ConnectionId) -> ApiGatewayProxyResp
     response(200, None)
 }
 
-async fn schedule_leave_check(
-    app: &App,
+async fn schedule_leave_check<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+>(
+    app: &App<S, B, H, Q>,
     episode_id: EpisodeId,
     user: domain::UserRef,
     left_at: Timestamp,
@@ -175,7 +197,11 @@ async fn schedule_leave_check(
     }
 }
 
-async fn message(app: &App, connection: &ConnectionId, body: &str) -> ApiGatewayProxyResponse {
+async fn message<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
+    connection: &ConnectionId,
+    body: &str,
+) -> ApiGatewayProxyResponse {
     let msg = match ClientMessage::parse(body) {
         Ok(m) => m,
         Err(e) => {
@@ -214,8 +240,13 @@ async fn message(app: &App, connection: &ConnectionId, body: &str) -> ApiGateway
 
 /// The connection a message came on, if it is known and its token still good; otherwise the
 /// frame that refuses the message (an expired connection is closed and forgotten first).
-async fn open_connection(
-    app: &App,
+async fn open_connection<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+>(
+    app: &App<S, B, H, Q>,
     connection: &ConnectionId,
     action: &str,
     now: Timestamp,
@@ -231,7 +262,12 @@ async fn open_connection(
 /// The connection's token has expired: forget the connection (its presence too, as a
 /// disconnect would), have the broadcaster close the socket once this answer is out, and say
 /// why.
-async fn expire(app: &App, connection: &ConnectionId, action: &str, now: Timestamp) -> Frame {
+async fn expire<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
+    connection: &ConnectionId,
+    action: &str,
+    now: Timestamp,
+) -> Frame {
     match app.store.close(connection, now).await {
         Ok(Some(closed)) => {
             tracing::info!(user_id = %closed.user.id, "token expired: connection forgotten");
@@ -274,7 +310,11 @@ fn unknown_connection(action: &str) -> Frame {
     )
 }
 
-async fn ping(app: &App, connection: &ConnectionId, now: Timestamp) -> Frame {
+async fn ping<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
+    connection: &ConnectionId,
+    now: Timestamp,
+) -> Frame {
     match app.store.heartbeat(connection, now).await {
         Ok(Heartbeat::Seen) => Frame::Pong { at: now },
         Ok(Heartbeat::Unknown) => unknown_connection("ping"),
@@ -283,15 +323,19 @@ async fn ping(app: &App, connection: &ConnectionId, now: Timestamp) -> Frame {
     }
 }
 
-async fn subscribe(
-    app: &App,
+async fn subscribe<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
     connection: &ConnectionId,
     open: &OpenConnection,
     episode_id: EpisodeId,
     now: Timestamp,
 ) -> Frame {
     let user = &open.user;
-    match app.store.subscribe(connection, open, episode_id, now).await {
+    match app
+        .subscriber
+        .subscribe(connection, open, episode_id, now)
+        .await
+    {
         Ok(done) => {
             if done.announce {
                 let notice = Notice::PresenceJoined {
@@ -321,8 +365,8 @@ async fn subscribe(
     }
 }
 
-async fn unsubscribe(
-    app: &App,
+async fn unsubscribe<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
     connection: &ConnectionId,
     user: domain::UserRef,
     episode_id: EpisodeId,
@@ -343,9 +387,13 @@ async fn unsubscribe(
     }
 }
 
-async fn resume(app: &App, episode_id: EpisodeId, after: EventId) -> Frame {
+async fn resume<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
+    app: &App<S, B, H, Q>,
+    episode_id: EpisodeId,
+    after: EventId,
+) -> Frame {
     let (mut events, mut more) = match app
-        .store
+        .history
         .events_after(episode_id, after, RESUME_MAX_EVENTS)
         .await
     {
@@ -353,7 +401,7 @@ async fn resume(app: &App, episode_id: EpisodeId, after: EventId) -> Frame {
         Err(e) => return unavailable("resume", &e),
     };
     if events.is_empty() {
-        match app.store.episode_exists(episode_id).await {
+        match app.subscriber.episode_exists(episode_id).await {
             Ok(false) => {
                 return Frame::error(
                     404,

@@ -8,7 +8,9 @@ mod handshake;
 
 use std::time::Duration;
 
-use aws_adapters::{DynamoRealtimeStore, MessageQueue, RealtimeTables};
+use aws_adapters::{
+    DynamoEventHistory, DynamoRealtimeStore, DynamoSubscriber, MessageQueue, RealtimeTables,
+};
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use jwt_auth::{Expectations, Verifier};
 use lambda_kit::AwsCallCounter;
@@ -22,8 +24,6 @@ async fn main() -> Result<(), Error> {
         connections: required_env("CONNECTIONS_TABLE")?,
         subscriptions: required_env("SUBSCRIPTIONS_TABLE")?,
         presence: required_env("PRESENCE_TABLE")?,
-        episodes: required_env("EPISODES_TABLE")?,
-        events: required_env("EVENTS_TABLE")?,
     };
     let verifier = Verifier::new(Expectations {
         issuer: required_env("JWT_ISSUER")?,
@@ -37,8 +37,12 @@ async fn main() -> Result<(), Error> {
     let realtime_queue = required_env("REALTIME_QUEUE_URL")?;
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
+    let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
+    let store = DynamoRealtimeStore::new(dynamodb.clone(), tables);
     let app = handler::App {
-        store: DynamoRealtimeStore::new(aws_adapters::counted_dynamodb(&sdk, &calls), tables),
+        subscriber: DynamoSubscriber::new(store.clone(), required_env("EPISODES_TABLE")?),
+        history: DynamoEventHistory::new(dynamodb, required_env("EVENTS_TABLE")?),
+        store,
         notices: MessageQueue::new(aws_sdk_sqs::Client::new(&sdk), realtime_queue),
         verifier,
         grace: Duration::from_secs(grace),

@@ -9,6 +9,7 @@ use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
 use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use domain::ConnectionId;
+use domain::store::realtime::{ConnectionPosts, FanOut, PostOutcome};
 use futures_util::StreamExt;
 
 /// Posts in flight at once during a fan-out, unless configured otherwise.
@@ -16,24 +17,6 @@ pub const FAN_OUT_CONCURRENCY: usize = 64;
 /// Attempts for a throttled post (the first included).
 const THROTTLE_ATTEMPTS: u32 = 4;
 const BACKOFF_BASE: Duration = Duration::from_millis(25);
-
-/// What became of one post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PostOutcome {
-    Sent,
-    /// 410: the connection is closed; forget it.
-    Gone,
-    /// Failed for another reason, or still throttled after the retries.
-    Failed(String),
-}
-
-/// Totals of one fan-out, and the connections found gone.
-#[derive(Debug, Default)]
-pub struct FanOut {
-    pub sent: usize,
-    pub failed: usize,
-    pub gone: Vec<ConnectionId>,
-}
 
 #[derive(Debug, Clone)]
 pub struct ConnectionPoster {
@@ -75,9 +58,11 @@ impl ConnectionPoster {
             concurrency: concurrency.max(1),
         }
     }
+}
 
+impl ConnectionPosts for ConnectionPoster {
     /// Posts one frame, retrying while throttled with exponential backoff and full jitter.
-    pub async fn post(&self, connection: &ConnectionId, data: &[u8]) -> PostOutcome {
+    async fn post(&self, connection: &ConnectionId, data: &[u8]) -> PostOutcome {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -105,7 +90,7 @@ impl ConnectionPoster {
     }
 
     /// Closes a connection (its token expired). One already closed is fine (410).
-    pub async fn close(&self, connection: &ConnectionId) -> Result<(), String> {
+    async fn close(&self, connection: &ConnectionId) -> Result<(), String> {
         match self
             .client
             .delete_connection()
@@ -126,7 +111,7 @@ impl ConnectionPoster {
 
     /// Posts the same frame to many connections, a bounded number at a time.
     /// One connection's failure never stops the others.
-    pub async fn fan_out(&self, connections: &[ConnectionId], data: &[u8]) -> FanOut {
+    async fn fan_out(&self, connections: &[ConnectionId], data: &[u8]) -> FanOut {
         let outcomes: Vec<(ConnectionId, PostOutcome)> =
             futures_util::stream::iter(connections.iter().cloned())
                 .map(|c| async move {

@@ -17,7 +17,7 @@ mod transact;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 
 pub use activity_store::{DynamoActivityStore, DynamoEpisodeLabels};
-pub use connections::{ConnectionPoster, FanOut, PostOutcome};
+pub use connections::ConnectionPoster;
 pub use episode_store::{DynamoEpisodeStore, Tables};
 pub use file_store::{DynamoFileStore, FileTables};
 pub use job_store::{DynamoJobStore, JobTables};
@@ -25,8 +25,7 @@ pub use notification_store::{DynamoNotificationStore, NotificationTables};
 pub use object_store::{ObjectBody, ObjectStore};
 pub use publisher::{DeadLetterQueue, MessageQueue, OutgoingMessage, SqsPublisher};
 pub use realtime_store::{
-    Closed, DynamoRealtimeStore, Heartbeat, OpenConnection, RealtimeTables, SubscribeError,
-    Subscribed,
+    DynamoEventHistory, DynamoPresenceReader, DynamoRealtimeStore, DynamoSubscriber, RealtimeTables,
 };
 
 /// Something that sees every request an SDK client sends: the function's call counter, for the

@@ -22,7 +22,11 @@ use aws_sdk_dynamodb::types::{
 use domain::realtime::{
     CONNECTION_TTL_SECONDS, Listener, MAX_SUBSCRIPTIONS, PRESENCE_RETENTION_DAYS,
 };
-use domain::store::StoreError;
+use domain::store::realtime::{
+    Closed, Connections, EventHistory, Heartbeat, OpenConnection, PresenceReader, Subscribe,
+    SubscribeError, Subscribed, Subscriptions,
+};
+use domain::store::{EpisodeExistence, StoreError};
 use domain::{
     Actor, ConnectionId, DisplayName, DomainEvent, EpisodeId, EventId, Presence, Timestamp, UserId,
     UserRef,
@@ -37,8 +41,6 @@ pub struct RealtimeTables {
     pub connections: String,
     pub subscriptions: String,
     pub presence: String,
-    pub episodes: String,
-    pub events: String,
 }
 
 #[derive(Debug, Clone)]
@@ -47,63 +49,9 @@ pub struct DynamoRealtimeStore {
     tables: RealtimeTables,
 }
 
-/// Why a subscribe was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum SubscribeError {
-    #[error("episode not found")]
-    NoEpisode,
-    #[error("the connection is not known (closed or expired); reconnect")]
-    NoConnection,
-    #[error("a connection may follow at most {MAX_SUBSCRIPTIONS} episodes")]
-    TooMany,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// A subscribe that took effect.
-#[derive(Debug)]
-pub struct Subscribed {
-    /// The user was not viewing before: tell the others.
-    pub announce: bool,
-    /// Everyone's presence on the episode, the subscriber's included.
-    pub presence: Vec<Presence>,
-}
-
 /// When the token a connection was opened with expires: on the connection item and on each of
 /// its subscriptions.
 const TOKEN_EXPIRES_AT: &str = "token_expires_at";
-
-/// An open connection: whose it is, and until when its token is good (None for a connection
-/// recorded before expiries were kept).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenConnection {
-    pub user: UserRef,
-    pub token_expires_at: Option<Timestamp>,
-}
-
-impl OpenConnection {
-    pub fn expired(&self, now: Timestamp) -> bool {
-        domain::realtime::token_expired(self.token_expires_at, now)
-    }
-}
-
-/// What a heartbeat found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Heartbeat {
-    Seen,
-    /// Closed, or gone with its TTL.
-    Unknown,
-    /// Its token has expired: it must be closed.
-    Expired,
-}
-
-/// A connection that was closed, and the episodes its user left by it.
-#[derive(Debug)]
-pub struct Closed {
-    pub user: UserRef,
-    /// Episodes where this was the user's last connection, with the time they left.
-    pub left: Vec<(EpisodeId, Timestamp)>,
-}
 
 fn str_set(values: impl IntoIterator<Item = String>) -> AttributeValue {
     AttributeValue::Ss(values.into_iter().collect())
@@ -152,191 +100,6 @@ impl DynamoRealtimeStore {
         n(now.plus_days(PRESENCE_RETENTION_DAYS).unix_seconds())
     }
 
-    /// Records a new connection of `actor`, opened with a token good until `token_expires_at`.
-    pub async fn open(
-        &self,
-        connection: &ConnectionId,
-        actor: &Actor,
-        token_expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.connections)
-            .item("connection_id", s(connection.as_str()))
-            .item("user_id", s(actor.id.as_str()))
-            .item("user_name", s(actor.name.as_str()))
-            .item("connected_at", s(now.to_string()))
-            .item("last_seen", s(now.to_string()))
-            .item(TOKEN_EXPIRES_AT, s(token_expires_at.to_string()))
-            .item("expires_at", Self::connection_expiry(now))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(StoreError::unavailable)
-    }
-
-    /// An open connection's user and token expiry (None when it is not known: closed, or
-    /// gone with its TTL).
-    pub async fn connection(
-        &self,
-        connection: &ConnectionId,
-    ) -> Result<Option<OpenConnection>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.connections)
-            .key("connection_id", s(connection.as_str()))
-            .projection_expression("user_id, user_name, token_expires_at")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        out.item()
-            .map(|it| {
-                Ok(OpenConnection {
-                    user: UserRef {
-                        id: item::parse(it, "user_id", UserId::parse)?,
-                        name: DisplayName::new(item::req_str(it, "user_name")?),
-                    },
-                    token_expires_at: item::parse_opt(it, TOKEN_EXPIRES_AT, Timestamp::parse)?,
-                })
-            })
-            .transpose()
-            .map_err(|e: item::CorruptItem| StoreError::unavailable(e))
-    }
-
-    /// Subscribes a connection to an episode (which must exist) and counts the user present.
-    pub async fn subscribe(
-        &self,
-        connection: &ConnectionId,
-        open: &OpenConnection,
-        episode: EpisodeId,
-        now: Timestamp,
-    ) -> Result<Subscribed, SubscribeError> {
-        let user = &open.user;
-        let ep = episode.to_string();
-        let check = ConditionCheck::builder()
-            .table_name(&self.tables.episodes)
-            .key("id", s(&ep))
-            .condition_expression("attribute_exists(id) AND attribute_not_exists(deleted_at)")
-            .build()
-            .map_err(StoreError::unavailable)?;
-        let follow = Update::builder()
-            .table_name(&self.tables.connections)
-            .key("connection_id", s(connection.as_str()))
-            .update_expression("ADD subscriptions :ep SET last_seen = :now")
-            .condition_expression(
-                "attribute_exists(connection_id) AND user_id = :user AND \
-                 (attribute_not_exists(subscriptions) OR size(subscriptions) < :max \
-                  OR contains(subscriptions, :id))",
-            )
-            .expression_attribute_values(":ep", str_set([ep.clone()]))
-            .expression_attribute_values(":id", s(&ep))
-            .expression_attribute_values(":now", s(now.to_string()))
-            .expression_attribute_values(":user", s(user.id.as_str()))
-            .expression_attribute_values(":max", n(MAX_SUBSCRIPTIONS))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(StoreError::unavailable)?;
-        let mut subscription = Put::builder()
-            .table_name(&self.tables.subscriptions)
-            .item("episode_id", s(&ep))
-            .item("connection_id", s(connection.as_str()))
-            .item("user_id", s(user.id.as_str()))
-            .item("expires_at", Self::connection_expiry(now));
-        if let Some(at) = open.token_expires_at {
-            // Beside the connection id, so a broadcast knows without reading each connection.
-            subscription = subscription.item(TOKEN_EXPIRES_AT, s(at.to_string()));
-        }
-        let subscription = subscription.build().map_err(StoreError::unavailable)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .transact_items(TransactWriteItem::builder().update(follow).build())
-            .transact_items(TransactWriteItem::builder().put(subscription).build())
-            .send()
-            .await;
-        if let Err(e) = result {
-            return Err(match cancellation_reasons(&e).as_deref() {
-                Some([(true, _), ..]) => SubscribeError::NoEpisode,
-                Some([_, (true, Some(old)), ..]) if old.contains_key("connection_id") => {
-                    SubscribeError::TooMany
-                }
-                Some([_, (true, _), ..]) => SubscribeError::NoConnection,
-                _ => SubscribeError::Store(StoreError::unavailable(e)),
-            });
-        }
-
-        let before = self
-            .client
-            .update_item()
-            .table_name(&self.tables.presence)
-            .key("episode_id", s(&ep))
-            .key("user_id", s(user.id.as_str()))
-            .update_expression(
-                "ADD connections :c SET user_name = :name, last_seen = :now, \
-                 since = if_not_exists(since, :now), expires_at = :exp REMOVE left_at",
-            )
-            .expression_attribute_values(":c", str_set([connection.to_string()]))
-            .expression_attribute_values(":name", s(user.name.as_str()))
-            .expression_attribute_values(":now", s(now.to_string()))
-            .expression_attribute_values(":exp", Self::presence_expiry(now))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        let before = before
-            .attributes()
-            .filter(|a| !a.is_empty())
-            .map(presence_from)
-            .transpose()?;
-        let presence = self.presence(episode).await?;
-        Ok(Subscribed {
-            announce: domain::realtime::announces_join(before.as_ref(), now),
-            presence,
-        })
-    }
-
-    /// Unsubscribes a connection; `Some(left_at)` when it was the user's last one there.
-    pub async fn unsubscribe(
-        &self,
-        connection: &ConnectionId,
-        user: &UserId,
-        episode: EpisodeId,
-        now: Timestamp,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        let ep = episode.to_string();
-        let unfollow = Update::builder()
-            .table_name(&self.tables.connections)
-            .key("connection_id", s(connection.as_str()))
-            .update_expression("DELETE subscriptions :ep")
-            .condition_expression("attribute_exists(connection_id)")
-            .expression_attribute_values(":ep", str_set([ep.clone()]))
-            .build()
-            .map_err(StoreError::unavailable)?;
-        let forget = Delete::builder()
-            .table_name(&self.tables.subscriptions)
-            .key("episode_id", s(&ep))
-            .key("connection_id", s(connection.as_str()))
-            .build()
-            .map_err(StoreError::unavailable)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(unfollow).build())
-            .transact_items(TransactWriteItem::builder().delete(forget).build())
-            .send()
-            .await;
-        if let Err(e) = result
-            && cancellation_reasons(&e).is_none()
-        {
-            return Err(StoreError::unavailable(e));
-        }
-        self.leave(episode, user, connection, now).await
-    }
-
     /// Removes one connection from the user's presence on an episode; when none is left, starts
     /// the grace period and returns its start.
     async fn leave(
@@ -382,37 +145,96 @@ impl DynamoRealtimeStore {
         }
     }
 
-    /// Ends the grace period that began at `left_at`: true when the user did not come back
-    /// (announce `presence.left`), false when they did or it was ended before.
-    pub async fn finish_leaving(
+    async fn query_all(
         &self,
-        episode: EpisodeId,
-        user: &UserId,
-        left_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.presence)
-            .key("episode_id", s(episode.to_string()))
-            .key("user_id", s(user.as_str()))
-            .update_expression("REMOVE left_at, since SET expires_at = :exp")
-            .condition_expression("attribute_not_exists(connections) AND left_at = :left")
-            .expression_attribute_values(":left", s(left_at.to_string()))
-            .expression_attribute_values(":exp", Self::presence_expiry(now))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(StoreError::unavailable(e)),
+        table: &str,
+        index: Option<&str>,
+        key_condition: &str,
+        key: AttributeValue,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(key_condition)
+                .expression_attribute_values(":k", key.clone())
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+            items.extend(out.items().iter().cloned());
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
         }
+    }
+}
+
+impl Connections for DynamoRealtimeStore {
+    /// Records a new connection of `actor`, opened with a token good until `token_expires_at`.
+    async fn open(
+        &self,
+        connection: &ConnectionId,
+        actor: &Actor,
+        token_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.connections)
+            .item("connection_id", s(connection.as_str()))
+            .item("user_id", s(actor.id.as_str()))
+            .item("user_name", s(actor.name.as_str()))
+            .item("connected_at", s(now.to_string()))
+            .item("last_seen", s(now.to_string()))
+            .item(TOKEN_EXPIRES_AT, s(token_expires_at.to_string()))
+            .item("expires_at", Self::connection_expiry(now))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::unavailable)
+    }
+
+    /// An open connection's user and token expiry (None when it is not known: closed, or
+    /// gone with its TTL).
+    async fn connection(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Option<OpenConnection>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(connection.as_str()))
+            .projection_expression("user_id, user_name, token_expires_at")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.item()
+            .map(|it| {
+                Ok(OpenConnection {
+                    user: UserRef {
+                        id: item::parse(it, "user_id", UserId::parse)?,
+                        name: DisplayName::new(item::req_str(it, "user_name")?),
+                    },
+                    token_expires_at: item::parse_opt(it, TOKEN_EXPIRES_AT, Timestamp::parse)?,
+                })
+            })
+            .transpose()
+            .map_err(|e: item::CorruptItem| StoreError::unavailable(e))
     }
 
     /// A heartbeat: the connection and the user's presence on its episodes are seen now —
     /// unless the connection is not known, or its token has expired (it is then not seen).
-    pub async fn heartbeat(
+    async fn heartbeat(
         &self,
         connection: &ConnectionId,
         now: Timestamp,
@@ -469,7 +291,7 @@ impl DynamoRealtimeStore {
 
     /// Forgets a connection (`$disconnect`, or a post that found it gone): its item, its
     /// subscriptions, its share of presence. None when it was already forgotten.
-    pub async fn close(
+    async fn close(
         &self,
         connection: &ConnectionId,
         now: Timestamp,
@@ -528,38 +350,9 @@ impl DynamoRealtimeStore {
         Ok(Some(Closed { user, left }))
     }
 
-    /// Everyone's presence on an episode (one Query; the table keeps at most one item per user
-    /// who was there within the retention period).
-    pub async fn presence(&self, episode: EpisodeId) -> Result<Vec<Presence>, StoreError> {
-        let items = self
-            .query_all(
-                &self.tables.presence,
-                None,
-                "episode_id = :k",
-                s(episode.to_string()),
-                None,
-            )
-            .await?;
-        items.iter().map(presence_from).collect()
-    }
-
-    /// The connections subscribed to an episode.
-    pub async fn subscribers(&self, episode: EpisodeId) -> Result<Vec<Listener>, StoreError> {
-        let items = self
-            .query_all(
-                &self.tables.subscriptions,
-                None,
-                "episode_id = :k",
-                s(episode.to_string()),
-                Some(LISTENER_FIELDS),
-            )
-            .await?;
-        listeners(&items)
-    }
-
     /// A user's open connections, with their tokens' expiry. The `by-user` index holds keys
     /// only, so the expiries come from the connection items (one BatchGetItem per 100).
-    pub async fn connections_of(&self, user: &UserId) -> Result<Vec<Listener>, StoreError> {
+    async fn connections_of(&self, user: &UserId) -> Result<Vec<Listener>, StoreError> {
         let keys = self
             .query_all(
                 &self.tables.connections,
@@ -586,45 +379,288 @@ impl DynamoRealtimeStore {
         .await?;
         listeners(&found)
     }
+}
 
-    async fn query_all(
+impl Subscriptions for DynamoRealtimeStore {
+    /// Unsubscribes a connection; `Some(left_at)` when it was the user's last one there.
+    async fn unsubscribe(
         &self,
-        table: &str,
-        index: Option<&str>,
-        key_condition: &str,
-        key: AttributeValue,
-        projection: Option<&str>,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(table)
-                .set_index_name(index.map(str::to_owned))
-                .key_condition_expression(key_condition)
-                .expression_attribute_values(":k", key.clone())
-                .set_projection_expression(projection.map(str::to_owned))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::unavailable)?;
-            items.extend(out.items().iter().cloned());
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(items);
-            }
+        connection: &ConnectionId,
+        user: &UserId,
+        episode: EpisodeId,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let ep = episode.to_string();
+        let unfollow = Update::builder()
+            .table_name(&self.tables.connections)
+            .key("connection_id", s(connection.as_str()))
+            .update_expression("DELETE subscriptions :ep")
+            .condition_expression("attribute_exists(connection_id)")
+            .expression_attribute_values(":ep", str_set([ep.clone()]))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let forget = Delete::builder()
+            .table_name(&self.tables.subscriptions)
+            .key("episode_id", s(&ep))
+            .key("connection_id", s(connection.as_str()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(unfollow).build())
+            .transact_items(TransactWriteItem::builder().delete(forget).build())
+            .send()
+            .await;
+        if let Err(e) = result
+            && cancellation_reasons(&e).is_none()
+        {
+            return Err(StoreError::unavailable(e));
+        }
+        self.leave(episode, user, connection, now).await
+    }
+
+    /// Ends the grace period that began at `left_at`: true when the user did not come back
+    /// (announce `presence.left`), false when they did or it was ended before.
+    async fn finish_leaving(
+        &self,
+        episode: EpisodeId,
+        user: &UserId,
+        left_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(episode.to_string()))
+            .key("user_id", s(user.as_str()))
+            .update_expression("REMOVE left_at, since SET expires_at = :exp")
+            .condition_expression("attribute_not_exists(connections) AND left_at = :left")
+            .expression_attribute_values(":left", s(left_at.to_string()))
+            .expression_attribute_values(":exp", Self::presence_expiry(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(StoreError::unavailable(e)),
         }
     }
 
-    /// Whether an episode exists and is not deleted (one GetItem of its key).
-    pub async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
-        episode_exists(&self.client, &self.tables.episodes, episode).await
+    /// The connections subscribed to an episode.
+    async fn subscribers(&self, episode: EpisodeId) -> Result<Vec<Listener>, StoreError> {
+        let items = self
+            .query_all(
+                &self.tables.subscriptions,
+                None,
+                "episode_id = :k",
+                s(episode.to_string()),
+                Some(LISTENER_FIELDS),
+            )
+            .await?;
+        listeners(&items)
     }
+}
 
+impl PresenceReader for DynamoRealtimeStore {
+    async fn presence(&self, episode: EpisodeId) -> Result<Vec<Presence>, StoreError> {
+        presence_on(&self.client, &self.tables.presence, episode).await
+    }
+}
+
+/// Everyone's presence on an episode (one Query; the table keeps at most one item per user
+/// who was there within the retention period).
+async fn presence_on(
+    client: &Client,
+    table: &str,
+    episode: EpisodeId,
+) -> Result<Vec<Presence>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("episode_id = :k")
+            .expression_attribute_values(":k", s(episode.to_string()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        for it in out.items() {
+            items.push(presence_from(it)?);
+        }
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// Reading presence (the feed API): the presence table, and the episodes table to tell an
+/// episode nobody looked at from one that does not exist.
+#[derive(Debug, Clone)]
+pub struct DynamoPresenceReader {
+    client: Client,
+    presence: String,
+    episodes: String,
+}
+
+impl DynamoPresenceReader {
+    pub fn new(client: Client, presence: String, episodes: String) -> Self {
+        Self {
+            client,
+            presence,
+            episodes,
+        }
+    }
+}
+
+impl PresenceReader for DynamoPresenceReader {
+    async fn presence(&self, episode: EpisodeId) -> Result<Vec<Presence>, StoreError> {
+        presence_on(&self.client, &self.presence, episode).await
+    }
+}
+
+impl EpisodeExistence for DynamoPresenceReader {
+    async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
+        episode_exists(&self.client, &self.episodes, episode).await
+    }
+}
+
+/// Subscribing: the realtime tables, and the episodes table the subscription is checked against.
+#[derive(Debug, Clone)]
+pub struct DynamoSubscriber {
+    store: DynamoRealtimeStore,
+    episodes: String,
+}
+
+impl DynamoSubscriber {
+    pub fn new(store: DynamoRealtimeStore, episodes: String) -> Self {
+        Self { store, episodes }
+    }
+}
+
+impl Subscribe for DynamoSubscriber {
+    /// Subscribes a connection to an episode (which must exist) and counts the user present.
+    async fn subscribe(
+        &self,
+        connection: &ConnectionId,
+        open: &OpenConnection,
+        episode: EpisodeId,
+        now: Timestamp,
+    ) -> Result<Subscribed, SubscribeError> {
+        let user = &open.user;
+        let ep = episode.to_string();
+        let check = ConditionCheck::builder()
+            .table_name(&self.episodes)
+            .key("id", s(&ep))
+            .condition_expression("attribute_exists(id) AND attribute_not_exists(deleted_at)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let follow = Update::builder()
+            .table_name(&self.store.tables.connections)
+            .key("connection_id", s(connection.as_str()))
+            .update_expression("ADD subscriptions :ep SET last_seen = :now")
+            .condition_expression(
+                "attribute_exists(connection_id) AND user_id = :user AND \
+                 (attribute_not_exists(subscriptions) OR size(subscriptions) < :max \
+                  OR contains(subscriptions, :id))",
+            )
+            .expression_attribute_values(":ep", str_set([ep.clone()]))
+            .expression_attribute_values(":id", s(&ep))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":user", s(user.id.as_str()))
+            .expression_attribute_values(":max", n(MAX_SUBSCRIPTIONS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let mut subscription = Put::builder()
+            .table_name(&self.store.tables.subscriptions)
+            .item("episode_id", s(&ep))
+            .item("connection_id", s(connection.as_str()))
+            .item("user_id", s(user.id.as_str()))
+            .item("expires_at", DynamoRealtimeStore::connection_expiry(now));
+        if let Some(at) = open.token_expires_at {
+            // Beside the connection id, so a broadcast knows without reading each connection.
+            subscription = subscription.item(TOKEN_EXPIRES_AT, s(at.to_string()));
+        }
+        let subscription = subscription.build().map_err(StoreError::unavailable)?;
+        let result = self
+            .store
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().update(follow).build())
+            .transact_items(TransactWriteItem::builder().put(subscription).build())
+            .send()
+            .await;
+        if let Err(e) = result {
+            return Err(match cancellation_reasons(&e).as_deref() {
+                Some([(true, _), ..]) => SubscribeError::NoEpisode,
+                Some([_, (true, Some(old)), ..]) if old.contains_key("connection_id") => {
+                    SubscribeError::TooMany
+                }
+                Some([_, (true, _), ..]) => SubscribeError::NoConnection,
+                _ => SubscribeError::Store(StoreError::unavailable(e)),
+            });
+        }
+
+        let before = self
+            .store
+            .client
+            .update_item()
+            .table_name(&self.store.tables.presence)
+            .key("episode_id", s(&ep))
+            .key("user_id", s(user.id.as_str()))
+            .update_expression(
+                "ADD connections :c SET user_name = :name, last_seen = :now, \
+                 since = if_not_exists(since, :now), expires_at = :exp REMOVE left_at",
+            )
+            .expression_attribute_values(":c", str_set([connection.to_string()]))
+            .expression_attribute_values(":name", s(user.name.as_str()))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":exp", DynamoRealtimeStore::presence_expiry(now))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let before = before
+            .attributes()
+            .filter(|a| !a.is_empty())
+            .map(presence_from)
+            .transpose()?;
+        let presence = self.store.presence(episode).await?;
+        Ok(Subscribed {
+            announce: domain::realtime::announces_join(before.as_ref(), now),
+            presence,
+        })
+    }
+}
+
+impl EpisodeExistence for DynamoSubscriber {
+    async fn episode_exists(&self, episode: EpisodeId) -> Result<bool, StoreError> {
+        episode_exists(&self.store.client, &self.episodes, episode).await
+    }
+}
+
+/// An episode's events, read from the events table (the outbox) for resuming clients.
+#[derive(Debug, Clone)]
+pub struct DynamoEventHistory {
+    client: Client,
+    events: String,
+}
+
+impl DynamoEventHistory {
+    pub fn new(client: Client, events: String) -> Self {
+        Self { client, events }
+    }
+}
+
+impl EventHistory for DynamoEventHistory {
     /// The episode's events after `after`, in order, at most `limit`; true when there are more.
-    pub async fn events_after(
+    async fn events_after(
         &self,
         episode: EpisodeId,
         after: EventId,
@@ -633,7 +669,7 @@ impl DynamoRealtimeStore {
         let out = self
             .client
             .query()
-            .table_name(&self.tables.events)
+            .table_name(&self.events)
             .key_condition_expression("episode_id = :e AND event_id > :after")
             .expression_attribute_values(":e", s(episode.to_string()))
             .expression_attribute_values(":after", s(after.to_string()))

@@ -14,6 +14,7 @@ pub mod job;
 pub mod memory;
 pub mod notification;
 pub mod object;
+pub mod realtime;
 
 /// The store could not do what was asked for reasons other than the domain's rules.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ mod jobs;
 mod notifications;
 mod objects;
 mod queues;
+mod realtime;
 
 pub use activity::{InMemoryActivityLog, InMemoryEpisodeLabels};
 pub use files::InMemoryFileStore;
@@ -16,6 +17,7 @@ pub use jobs::InMemoryJobStore;
 pub use notifications::InMemoryNotifications;
 pub use objects::{InMemoryObjects, MemoryBody};
 pub use queues::{InMemoryDeadLetters, InMemoryQueue};
+pub use realtime::{InMemoryPoster, InMemoryRealtime};
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
