@@ -238,3 +238,206 @@ async fn forget<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The worker through `handle`, with the SQS fixture from `events/broadcast-worker` and
+    //! the in-memory ports: success, duplicate delivery, poison, partial failure, clean-up.
+
+    use domain::realtime::UserRef;
+    use domain::store::memory::{
+        InMemoryDeadLetters, InMemoryPoster, InMemoryQueue, InMemoryRealtime,
+    };
+    use domain::store::realtime::{OpenConnection, Subscribe};
+    use domain::{Actor, DisplayName, Role, UserId};
+    use lambda_kit::fixture::{sqs_batch, sqs_event};
+    use lambda_runtime::Context;
+
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../../events/broadcast-worker/episode-updated.json");
+    const EPISODE: &str = "01a213ea-bcea-7231-95fb-08c52221b2de";
+
+    type TestApp = App<InMemoryRealtime, InMemoryPoster, InMemoryQueue, InMemoryDeadLetters>;
+
+    fn app() -> TestApp {
+        let store = InMemoryRealtime::default();
+        store.add_episode(episode());
+        App {
+            store,
+            poster: InMemoryPoster::default(),
+            notices: InMemoryQueue::default(),
+            dead_letters: InMemoryDeadLetters::default(),
+            grace: 2,
+        }
+    }
+
+    fn episode() -> EpisodeId {
+        EpisodeId::parse(EPISODE).unwrap()
+    }
+
+    fn actor(user: &str) -> Actor {
+        Actor {
+            id: UserId::parse(user).unwrap(),
+            name: DisplayName::new(user),
+            role: Role::Editor,
+        }
+    }
+
+    /// `user`'s connection `id`, its token good for `ttl` seconds, following `episodes`.
+    async fn connect(
+        app: &TestApp,
+        id: &str,
+        user: &str,
+        ttl: i64,
+        episodes: &[EpisodeId],
+    ) -> ConnectionId {
+        let connection = ConnectionId::parse(id).unwrap();
+        let now = Timestamp::now();
+        let a = actor(user);
+        app.store
+            .open(&connection, &a, now.plus_seconds(ttl), now)
+            .await
+            .unwrap();
+        let open = OpenConnection {
+            user: UserRef {
+                id: a.id,
+                name: a.name,
+            },
+            token_expires_at: Some(now.plus_seconds(ttl)),
+        };
+        for e in episodes {
+            app.store.add_episode(*e);
+            app.store
+                .subscribe(&connection, &open, *e, now)
+                .await
+                .unwrap();
+        }
+        connection
+    }
+
+    async fn deliver(app: &TestApp, bodies: &[&str]) -> Vec<String> {
+        let event = sqs_batch(FIXTURE, bodies).unwrap();
+        handle(app, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    fn updated() -> String {
+        sqs_event(FIXTURE).unwrap().records[0].body.clone().unwrap()
+    }
+
+    fn frame_types(app: &TestApp, c: &ConnectionId) -> Vec<String> {
+        app.poster
+            .frames(c)
+            .iter()
+            .map(|f| {
+                let v: serde_json::Value = serde_json::from_str(f).unwrap();
+                v["type"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_event_goes_to_every_subscriber_of_its_episode_once() {
+        let app = app();
+        let alice = connect(&app, "alice-1=", "alice", 3600, &[episode()]).await;
+        let bob = connect(&app, "bob-1=", "bob", 3600, &[episode()]).await;
+        let elsewhere = connect(&app, "carol-1=", "carol", 3600, &[EpisodeId::new()]).await;
+        let body = updated();
+        assert!(deliver(&app, &[&body, &body]).await.is_empty());
+        assert_eq!(frame_types(&app, &alice), ["event"]);
+        assert_eq!(frame_types(&app, &bob), ["event"]);
+        assert!(app.poster.frames(&elsewhere).is_empty());
+        let frame: serde_json::Value = serde_json::from_str(&app.poster.frames(&bob)[0]).unwrap();
+        assert_eq!(frame["event"]["type"], "episode.updated");
+    }
+
+    #[tokio::test]
+    async fn a_gone_connection_is_forgotten_and_its_user_leaves_after_the_grace_period() {
+        let app = app();
+        let alice = connect(&app, "alice-1=", "alice", 3600, &[episode()]).await;
+        let bob = connect(&app, "bob-1=", "bob", 3600, &[episode()]).await;
+        app.poster.mark_gone(&bob);
+        assert!(deliver(&app, &[&updated()]).await.is_empty());
+        assert!(!app.store.is_open(&bob), "forgotten");
+        let sent = app.notices.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1, 2, "after the grace period");
+        // The check comes back: bob did not return, so the others hear he left.
+        assert!(deliver(&app, &[&sent[0].0]).await.is_empty());
+        assert_eq!(frame_types(&app, &alice), ["event", "presence.left"]);
+        // A second copy of the check announces nothing more.
+        assert!(deliver(&app, &[&sent[0].0]).await.is_empty());
+        assert_eq!(frame_types(&app, &alice).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_token_expired_is_closed_not_posted_to() {
+        let app = app();
+        let stale = connect(&app, "alice-1=", "alice", -1, &[episode()]).await;
+        let fresh = connect(&app, "bob-1=", "bob", 3600, &[episode()]).await;
+        assert!(deliver(&app, &[&updated()]).await.is_empty());
+        assert!(app.poster.frames(&stale).is_empty());
+        assert_eq!(app.poster.closed(), [stale.clone()]);
+        assert!(!app.store.is_open(&stale));
+        assert_eq!(frame_types(&app, &fresh), ["event"]);
+        // Its user left by it: the check after the grace period is scheduled.
+        assert_eq!(app.notices.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn notifications_go_to_their_recipients_connections() {
+        let app = app();
+        let bob = connect(&app, "bob-1=", "bob", 3600, &[]).await;
+        let bob_phone = connect(&app, "bob-2=", "bob", 3600, &[]).await;
+        let alice = connect(&app, "alice-1=", "alice", 3600, &[]).await;
+        let notice = Notice::Notifications {
+            items: vec![Addressed {
+                recipient: UserId::parse("bob").unwrap(),
+                notification: serde_json::json!({ "id": "n1", "summary": "S2E4 was deleted" }),
+            }],
+        };
+        assert!(deliver(&app, &[&notice.to_body()]).await.is_empty());
+        assert_eq!(frame_types(&app, &bob), ["notification"]);
+        assert_eq!(frame_types(&app, &bob_phone), ["notification"]);
+        assert!(app.poster.frames(&alice).is_empty());
+    }
+
+    #[tokio::test]
+    async fn poison_is_parked_and_an_outage_fails_only_its_message() {
+        let app = app();
+        let alice = connect(&app, "alice-1=", "alice", 3600, &[episode()]).await;
+        assert!(
+            deliver(&app, &["{", r#"{"kind": "nonsense"}"#])
+                .await
+                .is_empty()
+        );
+        assert_eq!(app.dead_letters.parked().len(), 2);
+        // A failing post is counted, not retried; a store outage is retried.
+        let failing = connect(&app, "bob-1=", "bob", 3600, &[episode()]).await;
+        app.poster.mark_failing(&failing);
+        assert!(deliver(&app, &[&updated()]).await.is_empty());
+        assert!(
+            app.store.is_open(&failing),
+            "a failed post is not a gone connection"
+        );
+        app.store.set_down(true);
+        let close = Notice::Close {
+            connection_id: alice.clone(),
+        };
+        let failed = deliver(&app, &[&updated(), &close.to_body()]).await;
+        assert_eq!(
+            failed,
+            ["m0"],
+            "who to post to is unknown; closing needs no store"
+        );
+        assert_eq!(app.poster.closed(), [alice.clone()]);
+        app.store.set_down(false);
+        assert!(deliver(&app, &[&updated()]).await.is_empty());
+    }
+}
