@@ -599,7 +599,12 @@ impl Subscribe for DynamoSubscriber {
         if let Err(e) = result {
             return Err(match cancellation_reasons(&e).as_deref() {
                 Some([(true, _), ..]) => SubscribeError::NoEpisode,
-                Some([_, (true, Some(old)), ..]) if old.contains_key("connection_id") => {
+                // The connection is there and the user's: the bound was what failed.
+                Some([_, (true, Some(old)), ..])
+                    if old.contains_key("connection_id")
+                        && item::opt_str(old, "user_id").ok().flatten()
+                            == Some(user.id.as_str()) =>
+                {
                     SubscribeError::TooMany
                 }
                 Some([_, (true, _), ..]) => SubscribeError::NoConnection,

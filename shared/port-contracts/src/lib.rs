@@ -14,6 +14,7 @@ use domain::store::file::{FileReader, FileWriter};
 use domain::store::job::{JobReader, JobWriter};
 use domain::store::notification::{Audiences, Inbox, NotificationWriter};
 use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter};
+use domain::store::realtime::{Connections, PresenceReader, Subscribe, Subscriptions};
 use domain::{EpisodeId, EventType};
 
 pub mod activity;
@@ -21,6 +22,7 @@ pub mod files;
 pub mod jobs;
 pub mod notifications;
 pub mod objects;
+pub mod realtime;
 pub mod sample;
 
 /// The ports under test, over one set of tables and one bucket.
@@ -31,6 +33,8 @@ pub trait World: Sync {
     type Activity: ActivityWriter + ActivityReader + Sync;
     type Labels: EpisodeLabels + Sync;
     type Notifications: Audiences + NotificationWriter + Inbox + Sync;
+    type Realtime: Connections + Subscriptions + PresenceReader + Sync;
+    type Subscriber: Subscribe + EpisodeExistence + Sync;
 
     fn files(&self) -> &Self::Files;
     fn jobs(&self) -> &Self::Jobs;
@@ -38,10 +42,17 @@ pub trait World: Sync {
     fn activity(&self) -> &Self::Activity;
     fn labels(&self) -> &Self::Labels;
     fn notifications(&self) -> &Self::Notifications;
+    fn realtime(&self) -> &Self::Realtime;
+    fn subscriber(&self) -> &Self::Subscriber;
 
     /// A new episode ([`sample::episode`]) that exists, watched by its creator
     /// ([`sample::CREATOR`]) as the episodes API leaves it.
     fn episode(&self) -> impl Future<Output = EpisodeId> + Send;
+
+    /// An episode that exists, written without an event. On the local stack an event about an
+    /// episode is broadcast to its subscribers, and the broadcaster rightly forgets a
+    /// connection API Gateway does not know — which every connection of these contracts is.
+    fn quiet_episode(&self) -> impl Future<Output = EpisodeId> + Send;
 
     /// Deletes it (a tombstone, as the episodes API leaves).
     fn delete_episode(&self, id: EpisodeId) -> impl Future<Output = ()> + Send;
@@ -96,6 +107,12 @@ macro_rules! contract_tests {
             notifications::an_inbox_comes_newest_first_in_pages,
             notifications::watching_needs_an_episode_and_happens_once,
             notifications::preferences_are_kept_per_user,
+            realtime::a_connection_is_known_until_closed_and_not_past_its_token,
+            realtime::a_subscription_needs_an_episode_and_the_users_own_connection,
+            realtime::presence_counts_connections_once_and_announces_the_first,
+            realtime::a_connection_follows_at_most_twenty_episodes,
+            realtime::the_last_connection_leaving_starts_a_grace_period,
+            realtime::closing_a_connection_takes_its_subscriptions_and_presence,
         );
     };
     (@each $world:expr; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -6,7 +6,8 @@
 
 use aws_adapters::{
     DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore, DynamoFileStore, DynamoJobStore,
-    DynamoNotificationStore, FileTables, JobTables, NotificationTables, ObjectStore, Tables,
+    DynamoNotificationStore, DynamoRealtimeStore, DynamoSubscriber, FileTables, JobTables,
+    NotificationTables, ObjectStore, RealtimeTables, Tables,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::store::EpisodeWriter;
@@ -25,9 +26,12 @@ struct Emulator {
     activity: DynamoActivityStore,
     labels: DynamoEpisodeLabels,
     notifications: DynamoNotificationStore,
+    realtime: DynamoRealtimeStore,
+    subscriber: DynamoSubscriber,
     dynamodb: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
     events_table: String,
+    episodes_table: String,
     bucket: String,
 }
 
@@ -62,6 +66,14 @@ async fn world() -> Emulator {
         out("EpisodesTableName"),
         out("EventsTableName"),
         out("FilesTableName"),
+    );
+    let realtime = DynamoRealtimeStore::new(
+        dynamodb.clone(),
+        RealtimeTables {
+            connections: out("ConnectionsTableName"),
+            subscriptions: out("SubscriptionsTableName"),
+            presence: out("PresenceTableName"),
+        },
     );
     Emulator {
         episodes: DynamoEpisodeStore::new(
@@ -106,8 +118,11 @@ async fn world() -> Emulator {
                 .force_path_style(true)
                 .build(),
         ),
+        realtime: realtime.clone(),
+        subscriber: DynamoSubscriber::new(realtime, out("EpisodesTableName")),
         dynamodb,
         events_table: events,
+        episodes_table: out("EpisodesTableName"),
         bucket: out("FilesBucketName"),
     }
 }
@@ -141,6 +156,8 @@ impl World for Emulator {
     type Activity = DynamoActivityStore;
     type Labels = DynamoEpisodeLabels;
     type Notifications = DynamoNotificationStore;
+    type Realtime = DynamoRealtimeStore;
+    type Subscriber = DynamoSubscriber;
 
     fn files(&self) -> &DynamoFileStore {
         &self.files
@@ -166,11 +183,32 @@ impl World for Emulator {
         &self.notifications
     }
 
+    fn realtime(&self) -> &DynamoRealtimeStore {
+        &self.realtime
+    }
+
+    fn subscriber(&self) -> &DynamoSubscriber {
+        &self.subscriber
+    }
+
     async fn episode(&self) -> EpisodeId {
         let episode = port_contracts::sample::episode();
         let event = DomainEvent::episode_created(&context(), &episode);
         self.episodes.create(&episode, &event).await.unwrap();
         episode.id
+    }
+
+    async fn quiet_episode(&self) -> EpisodeId {
+        let id = EpisodeId::new();
+        self.dynamodb
+            .put_item()
+            .table_name(&self.episodes_table)
+            .item("id", AttributeValue::S(id.to_string()))
+            .item("title", AttributeValue::S("Contract".into()))
+            .send()
+            .await
+            .unwrap();
+        id
     }
 
     async fn delete_episode(&self, id: EpisodeId) {

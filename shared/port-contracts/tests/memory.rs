@@ -5,7 +5,7 @@
 
 use domain::store::memory::{
     InMemoryActivityLog, InMemoryEpisodeLabels, InMemoryFileStore, InMemoryJobStore,
-    InMemoryNotifications, InMemoryObjects,
+    InMemoryNotifications, InMemoryObjects, InMemoryRealtime,
 };
 use domain::store::notification::Inbox;
 use domain::{EpisodeId, EventType, Timestamp, UserId};
@@ -19,6 +19,7 @@ struct Memory {
     activity: InMemoryActivityLog,
     labels: InMemoryEpisodeLabels,
     notifications: InMemoryNotifications,
+    realtime: InMemoryRealtime,
 }
 
 fn world() -> Memory {
@@ -30,6 +31,7 @@ fn world() -> Memory {
         activity: InMemoryActivityLog::default(),
         labels: InMemoryEpisodeLabels::default(),
         notifications: InMemoryNotifications::default(),
+        realtime: InMemoryRealtime::default(),
     }
 }
 
@@ -40,6 +42,8 @@ impl World for Memory {
     type Activity = InMemoryActivityLog;
     type Labels = InMemoryEpisodeLabels;
     type Notifications = InMemoryNotifications;
+    type Realtime = InMemoryRealtime;
+    type Subscriber = InMemoryRealtime;
 
     fn files(&self) -> &InMemoryFileStore {
         &self.files
@@ -65,6 +69,14 @@ impl World for Memory {
         &self.notifications
     }
 
+    fn realtime(&self) -> &InMemoryRealtime {
+        &self.realtime
+    }
+
+    fn subscriber(&self) -> &InMemoryRealtime {
+        &self.realtime
+    }
+
     /// As the episodes API leaves a new episode: it exists, has its label, its creator
     /// watches it.
     async fn episode(&self) -> EpisodeId {
@@ -72,6 +84,7 @@ impl World for Memory {
         self.files.add_episode(id);
         self.labels.set(id, LABEL);
         self.notifications.add_episode(id);
+        self.realtime.add_episode(id);
         let creator = UserId::parse(CREATOR).unwrap();
         assert!(
             self.notifications
@@ -82,8 +95,14 @@ impl World for Memory {
         id
     }
 
+    async fn quiet_episode(&self) -> EpisodeId {
+        self.episode().await
+    }
+
     async fn delete_episode(&self, id: EpisodeId) {
         self.files.delete_episode(id);
+        self.notifications.delete_episode(id);
+        self.realtime.delete_episode(id);
     }
 
     async fn events(&self, episode: EpisodeId) -> Vec<EventType> {

@@ -32,6 +32,13 @@ struct State {
 }
 
 impl InMemoryNotifications {
+    /// The episode is deleted.
+    pub fn delete_episode(&self, id: EpisodeId) {
+        if let Ok(mut s) = self.0.lock() {
+            s.episodes.remove(&id);
+        }
+    }
+
     /// An episode that exists (watching needs one).
     pub fn add_episode(&self, id: EpisodeId) {
         if let Ok(mut s) = self.0.lock() {

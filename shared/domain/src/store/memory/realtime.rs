@@ -66,6 +66,13 @@ impl Seen {
 }
 
 impl InMemoryRealtime {
+    /// The episode is deleted.
+    pub fn delete_episode(&self, id: EpisodeId) {
+        if let Ok(mut s) = self.0.lock() {
+            s.episodes.remove(&id);
+        }
+    }
+
     /// An episode that exists.
     pub fn add_episode(&self, id: EpisodeId) {
         if let Ok(mut s) = self.0.lock() {
