@@ -141,12 +141,12 @@ async fn presence<
 ) -> Result<Response<Body>, Problem> {
     let all = api.presence.presence(episode).await.map_err(|e| {
         tracing::error!(error = %e, "presence unavailable");
-        Problem::internal()
+        Problem::service_unavailable()
     })?;
     if all.is_empty()
         && !api.presence.episode_exists(episode).await.map_err(|e| {
             tracing::error!(error = %e, "episodes unavailable");
-            Problem::internal()
+            Problem::service_unavailable()
         })?
     {
         return Err(Problem::not_found("episode not found"));
@@ -271,4 +271,265 @@ async fn page<
         StatusCode::OK,
         &json!({ "items": items, "next_cursor": next_cursor }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every route through `handle`, with the fixtures from `events/feed-api` and the
+    //! in-memory ports: each route's success and each of its refusals.
+
+    use domain::realtime::{ConnectionId, UserRef};
+    use domain::store::activity::ActivityWriter;
+    use domain::store::memory::{InMemoryActivityLog, InMemoryNotifications, InMemoryRealtime};
+    use domain::store::notification::NotificationWriter;
+    use domain::store::realtime::{Connections, OpenConnection, Subscribe};
+    use domain::{ActivityEntry, Actor, DisplayName, DomainEvent, Notification};
+    use lambda_kit::fixture::HttpFixture;
+
+    use super::*;
+
+    const GOLDEN: [&str; 3] = [
+        include_str!("../../../events/domain/episode.created.json"),
+        include_str!("../../../events/domain/episode.updated.json"),
+        include_str!("../../../events/domain/episode.deleted.json"),
+    ];
+    /// The golden examples' episode.
+    const EPISODE: &str = "01a213ea-bcea-7231-95fb-08c52221b2de";
+
+    type TestApi = Api<InMemoryActivityLog, InMemoryNotifications, InMemoryRealtime>;
+
+    async fn api() -> TestApi {
+        let activity = InMemoryActivityLog::default();
+        let entries: Vec<ActivityEntry> = GOLDEN
+            .iter()
+            .map(|g| ActivityEntry::from_event(&serde_json::from_str(g).unwrap(), Some("S2E4")))
+            .collect();
+        activity.put_batch(&entries).await.unwrap();
+        let presence = InMemoryRealtime::default();
+        presence.add_episode(episode());
+        let notifications = InMemoryNotifications::default();
+        notifications.add_episode(episode());
+        Api {
+            activity,
+            notifications,
+            presence,
+            calls: AwsCallCounter::default(),
+        }
+    }
+
+    fn episode() -> EpisodeId {
+        EpisodeId::parse(EPISODE).unwrap()
+    }
+
+    fn get(path: &str) -> HttpFixture {
+        HttpFixture::parse(include_str!(
+            "../../../events/feed-api/list-notifications.json"
+        ))
+        .unwrap()
+        .route("GET", path)
+    }
+
+    fn set_preferences() -> HttpFixture {
+        HttpFixture::parse(include_str!(
+            "../../../events/feed-api/set-preferences.json"
+        ))
+        .unwrap()
+    }
+
+    async fn send(api: &TestApi, req: HttpFixture) -> (StatusCode, Value) {
+        let resp = handle(api, req.request().unwrap()).await;
+        let body = match resp.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => Value::Null,
+        };
+        (resp.status(), body)
+    }
+
+    fn types(body: &Value) -> Vec<&str> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["action"].as_str().unwrap_or_default())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_episodes_activity_comes_newest_first_in_pages() {
+        let api = api().await;
+        let path = format!("/episodes/{EPISODE}/activity");
+        let (status, body) = send(&api, get(&path).query("limit=2")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(types(&body), ["episode.deleted", "episode.updated"]);
+        let cursor = body["next_cursor"].as_str().unwrap().to_owned();
+        let (_, body) = send(&api, get(&path).query(&format!("cursor={cursor}"))).await;
+        assert_eq!(types(&body), ["episode.created"]);
+        // A cursor is bound to its list.
+        let (status, _) = send(
+            &api,
+            get("/activity")
+                .caller("root", "admin")
+                .query(&format!("cursor={cursor}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = send(&api, get(&path).query("limit=500")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = send(&api, get(&path).anonymous()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn the_whole_log_is_for_admins_and_filters() {
+        let api = api().await;
+        let (status, _) = send(&api, get("/activity")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "an editor");
+        let admin = || get("/activity").caller("root", "admin");
+        let (status, body) = send(&api, admin().query("action=episode.updated")).await;
+        assert_eq!(
+            (status, types(&body)),
+            (StatusCode::OK, vec!["episode.updated"])
+        );
+        let (_, body) = send(&api, admin().query("actor=nobody")).await;
+        assert!(types(&body).is_empty());
+        for (query, field) in [
+            ("action=nope", "action"),
+            ("from=yesterday", "from"),
+            ("to=1", "to"),
+        ] {
+            let (status, body) = send(&api, admin().query(query)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+            assert_eq!(body["errors"][0]["field"], field, "{query}");
+        }
+    }
+
+    #[tokio::test]
+    async fn presence_lists_who_is_looking_now() {
+        let api = api().await;
+        let now = Timestamp::now();
+        for (c, user) in [("c-1", "bob"), ("c-2", "carol")] {
+            let connection = ConnectionId::parse(c).unwrap();
+            let actor = Actor {
+                id: UserId::parse(user).unwrap(),
+                name: DisplayName::new(user),
+                role: Role::Viewer,
+            };
+            api.presence
+                .open(&connection, &actor, now.plus_seconds(3600), now)
+                .await
+                .unwrap();
+            let open = OpenConnection {
+                user: UserRef {
+                    id: actor.id,
+                    name: actor.name,
+                },
+                token_expires_at: Some(now.plus_seconds(3600)),
+            };
+            api.presence
+                .subscribe(&connection, &open, episode(), now)
+                .await
+                .unwrap();
+        }
+        let (status, body) = send(&api, get(&format!("/episodes/{EPISODE}/presence"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let viewers: Vec<&str> = body["viewers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(viewers.len(), 2, "{body}");
+        assert!(viewers.contains(&"bob") && viewers.contains(&"carol"));
+        let missing = format!("/episodes/{}/presence", EpisodeId::new());
+        let (status, _) = send(&api, get(&missing)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        api.presence.set_down(true);
+        let (status, _) = send(&api, get(&format!("/episodes/{EPISODE}/presence"))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn notifications_are_listed_counted_and_read_by_their_recipient_only() {
+        let api = api().await;
+        let updated: DomainEvent = serde_json::from_str(GOLDEN[1]).unwrap();
+        let deleted: DomainEvent = serde_json::from_str(GOLDEN[2]).unwrap();
+        let bob = UserId::parse("bob").unwrap();
+        for e in [&updated, &deleted] {
+            let note = Notification::for_recipient(e, bob.clone(), "S2E4 changed".into());
+            api.notifications.deliver(&note).await.unwrap();
+        }
+        let as_bob = |f: HttpFixture| f.caller("bob", "editor");
+        let (status, body) = send(&api, as_bob(get("/me/notifications"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(2));
+        let (_, body) = send(&api, get("/me/notifications")).await;
+        assert_eq!(
+            body["items"].as_array().map(Vec::len),
+            Some(0),
+            "alice has none"
+        );
+        let (_, body) = send(&api, as_bob(get("/me/notifications/unread-count"))).await;
+        assert_eq!(body["unread"], 2);
+        let read = format!("/me/notifications/{}/read", updated.id);
+        let (status, _) = send(&api, get(&read).route("POST", &read)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "not alice's");
+        let (status, _) = send(&api, as_bob(get(&read).route("POST", &read))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, body) = send(&api, as_bob(get("/me/notifications").query("unread=true"))).await;
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(1));
+        let all = "/me/notifications/read-all";
+        let (status, body) = send(&api, as_bob(get(all).route("POST", all))).await;
+        assert_eq!((status, &body["marked"]), (StatusCode::OK, &json!(1)));
+        let (_, body) = send(&api, as_bob(get("/me/notifications/unread-count"))).await;
+        assert_eq!(body["unread"], 0);
+        for bad in ["unread=maybe", "limit=0", "cursor=x"] {
+            let (status, _) = send(&api, as_bob(get("/me/notifications").query(bad))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let not_an_id = "/me/notifications/x/read";
+        let (status, _) = send(&api, get(not_an_id).route("POST", not_an_id)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn watching_and_preferences_are_the_callers_own() {
+        let api = api().await;
+        let watch = format!("/episodes/{EPISODE}/watch");
+        let (status, _) = send(&api, get(&watch).route("PUT", &watch)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let missing = format!("/episodes/{}/watch", EpisodeId::new());
+        let (status, _) = send(&api, get(&missing).route("PUT", &missing)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = send(&api, get(&watch).route("DELETE", &watch)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+
+        let prefs = "/me/notification-preferences";
+        let (_, body) = send(&api, get(prefs)).await;
+        assert_eq!(body["muted_event_types"], json!([]));
+        let (status, body) = send(&api, set_preferences()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, body) = send(&api, get(prefs)).await;
+        assert_eq!(body["muted_event_types"], json!(["episode.deleted"]));
+        let (_, body) = send(&api, get(prefs).caller("bob", "editor")).await;
+        assert_eq!(body["muted_event_types"], json!([]), "bob's are his own");
+        for (body, expected) in [
+            (r#"{"muted_event_types": ["nope"]}"#, 422),
+            (r#"{"muted_event_types": [], "x": 1}"#, 422),
+            ("{", 400),
+        ] {
+            let (status, resp) = send(&api, set_preferences().body(body)).await;
+            assert_eq!(status.as_u16(), expected, "{body}: {resp}");
+        }
+        let (status, _) = send(&api, set_preferences().header("content-type", "text/plain")).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_and_methods_are_problems() {
+        let api = api().await;
+        let (status, _) = send(&api, get("/me/notifications").method("DELETE")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        let (status, _) = send(&api, get("/me/nothing")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
 }

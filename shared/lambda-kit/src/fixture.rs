@@ -34,6 +34,16 @@ impl HttpFixture {
         self
     }
 
+    /// Another route of the same API: method and path (raw and in the request context).
+    #[must_use]
+    pub fn route(mut self, method: &str, path: &str) -> Self {
+        self.0["rawPath"] = json!(path);
+        if let Some(p) = self.0.pointer_mut("/requestContext/http/path") {
+            *p = json!(path);
+        }
+        self.method(method)
+    }
+
     #[must_use]
     pub fn method(mut self, method: &str) -> Self {
         if let Some(m) = self.0.pointer_mut("/requestContext/http/method") {
