@@ -3,8 +3,8 @@
 
 use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, PageSize, StoreError};
 use domain::{
-    Actor, DomainEvent, EpisodeDeletion, EpisodeId, EpisodeStatus, EpisodeUpdate, EventContext,
-    FieldError, Rejection, Role, Stamp, Timestamp, Version,
+    Actor, DomainEvent, EpisodeDeletion, EpisodeId, EpisodeStatus, EpisodeUpdate, FieldError,
+    Rejection, Role, Stamp, Timestamp, Version,
 };
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Response};
@@ -25,23 +25,10 @@ type Handled = Result<Response<Body>, Problem>;
 /// How a stale version is reported: 409 for a version in the body, 412 for `If-Match`.
 type StaleProblem = fn(String) -> Problem;
 
-pub fn require_writer(actor: &Actor) -> Result<(), Problem> {
-    if actor.role.can_write() {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("viewers cannot change episodes"))
-    }
-}
+/// What a viewer is told on a write.
+pub const WRITERS_ONLY: &str = "viewers cannot change episodes";
 
 pub use lambda_kit::http::episode_id as parse_id;
-
-fn event_context(meta: &RequestMeta, actor: &Actor) -> EventContext {
-    EventContext {
-        actor: actor.clone(),
-        correlation_id: meta.correlation_id.clone(),
-        request_id: meta.request_id.clone(),
-    }
-}
 
 /// Maps a store failure; `stale` decides between 409 (version in the body) and 412 (If-Match).
 fn store_problem(e: StoreError, stale: StaleProblem) -> Problem {
@@ -53,10 +40,7 @@ fn store_problem(e: StoreError, stale: StaleProblem) -> Problem {
             Rejection::NotOwner => Problem::forbidden(r.to_string()),
             Rejection::Concurrent => Problem::conflict(r.to_string()),
         },
-        StoreError::Unavailable(source) => {
-            tracing::error!(error = %source, "episode store failed");
-            Problem::service_unavailable()
-        }
+        StoreError::Unavailable(source) => Problem::unavailable("episode store", &source),
     }
 }
 
@@ -73,7 +57,7 @@ pub async fn create(
 ) -> Handled {
     let new = input::new_episode(body)?;
     let episode = new.into_episode(EpisodeId::new(), actor, Timestamp::now());
-    let event = DomainEvent::episode_created(&event_context(meta, actor), &episode);
+    let event = DomainEvent::episode_created(&meta.event_context(actor), &episode);
     store
         .create(&episode, &event)
         .await
@@ -231,7 +215,7 @@ pub async fn update<S: EpisodeReader + EpisodeWriter>(
             stale,
         ));
     }
-    let event = DomainEvent::episode_updated(&event_context(meta, actor), &update);
+    let event = DomainEvent::episode_updated(&meta.event_context(actor), &update);
     store
         .update(&update, &event)
         .await
@@ -259,7 +243,7 @@ pub async fn delete(
         only_if_created_by: (actor.role != Role::Admin).then(|| actor.id.clone()),
         deleted: Stamp::new(actor, Timestamp::now()),
     };
-    let event = DomainEvent::episode_deleted(&event_context(meta, actor), &deletion);
+    let event = DomainEvent::episode_deleted(&meta.event_context(actor), &deletion);
     store
         .delete(&deletion, &event)
         .await

@@ -7,7 +7,7 @@ use lambda_kit::AwsCallCounter;
 use lambda_kit::http::check_body;
 use lambda_kit::{Problem, RequestMeta};
 
-use crate::handlers::{self, JSON, MAX_BODY_BYTES, MERGE_PATCH, require_writer};
+use crate::handlers::{self, JSON, MAX_BODY_BYTES, MERGE_PATCH, WRITERS_ONLY};
 
 /// What the function holds across invocations: built once at init.
 #[derive(Debug)]
@@ -48,8 +48,7 @@ where
             handlers::list(&api.store, &query).await
         }
         ["episodes"] if method == Method::POST => {
-            let actor = meta.actor()?;
-            require_writer(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             let body = check_body(req, &[JSON], MAX_BODY_BYTES)?;
             handlers::create(&api.store, meta, &actor, body).await
         }
@@ -58,15 +57,13 @@ where
             handlers::get(&api.store, handlers::parse_id(id)?).await
         }
         ["episodes", id] if method == Method::PATCH => {
-            let actor = meta.actor()?;
-            require_writer(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             let id = handlers::parse_id(id)?;
             let body = check_body(req, &[JSON, MERGE_PATCH], MAX_BODY_BYTES)?;
             handlers::update(&api.store, meta, &actor, id, if_match(req), body).await
         }
         ["episodes", id] if method == Method::DELETE => {
-            let actor = meta.actor()?;
-            require_writer(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             let id = handlers::parse_id(id)?;
             handlers::delete(&api.store, meta, &actor, id, if_match(req)).await
         }

@@ -16,8 +16,7 @@ use serde_json::{Value, json};
 type Handled = Result<Response<Body>, Problem>;
 
 fn unavailable(e: StoreError) -> Problem {
-    tracing::error!(error = %e, "notification store failed");
-    Problem::service_unavailable()
+    Problem::unavailable("notification store", &e)
 }
 
 pub async fn list(

@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use domain::store::file::{FileReader, FileWriteError, FileWriter};
 use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter, Presigned};
-use domain::store::{EpisodeExistence, MessageSender, PageSize, StoreError};
+use domain::store::{EpisodeExistence, MessageSender, StoreError};
 use domain::{
-    Actor, DomainEvent, EpisodeFile, EpisodeId, EventContext, FieldError, FileId, FileStatus,
-    FileTask, Role, Stamp, Timestamp, UploadPlan,
+    Actor, DomainEvent, EpisodeFile, EpisodeId, FieldError, FileId, FileStatus, FileTask, Role,
+    Stamp, Timestamp, UploadPlan,
 };
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use lambda_kit::AwsCallCounter;
-use lambda_kit::http::{check_body, empty, json, query_params, set_header};
+use lambda_kit::http::{check_body, empty, json, paging, query_params, set_header};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
 
@@ -66,8 +66,7 @@ async fn route<F: Files, O: Objects, Q: MessageSender + Sync>(
     let method = req.method();
     match segments.as_slice() {
         ["episodes", id, "files"] if method == Method::POST => {
-            let actor = meta.actor()?;
-            require_editor(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             let episode = parse_episode(id)?;
             let body = check_body(req, &["application/json"], MAX_BODY_BYTES)?;
             create(api, &actor, episode, body).await
@@ -84,13 +83,11 @@ async fn route<F: Files, O: Objects, Q: MessageSender + Sync>(
             json(StatusCode::OK, &file.to_json())
         }
         ["files", id] if method == Method::DELETE => {
-            let actor = meta.actor()?;
-            require_editor(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             delete(api, meta, &actor, parse_file(id)?).await
         }
         ["files", id, "complete"] if method == Method::POST => {
-            let actor = meta.actor()?;
-            require_editor(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             complete(api, meta, &actor, parse_file(id)?).await
         }
         ["files", id, "download"] if method == Method::GET => {
@@ -104,15 +101,8 @@ async fn route<F: Files, O: Objects, Q: MessageSender + Sync>(
     }
 }
 
-fn require_editor(actor: &Actor) -> Result<(), Problem> {
-    if actor.role.can_write() {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(
-            "viewers cannot upload, change or delete files",
-        ))
-    }
-}
+/// What a viewer is told on a write.
+const WRITERS_ONLY: &str = "viewers cannot upload, change or delete files";
 
 /// Completing an upload (which, for a multipart upload whose parts do not add up, deletes
 /// it) and deleting a file are the uploader's acts, or an admin's; other editors may not.
@@ -136,8 +126,7 @@ fn parse_file(raw: &str) -> Result<FileId, Problem> {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Problem {
-    tracing::error!(error = %e, "file store failed");
-    Problem::service_unavailable()
+    Problem::unavailable("file store", &e)
 }
 
 fn write_problem(e: FileWriteError) -> Problem {
@@ -146,14 +135,6 @@ fn write_problem(e: FileWriteError) -> Problem {
         FileWriteError::NoFile => Problem::not_found("no such file"),
         FileWriteError::State(s) => Problem::conflict(format!("the file is {}", s.as_str())),
         FileWriteError::Store(e) => unavailable(e),
-    }
-}
-
-fn context(meta: &RequestMeta, actor: &Actor) -> EventContext {
-    EventContext {
-        actor: actor.clone(),
-        correlation_id: meta.correlation_id.clone(),
-        request_id: meta.request_id.clone(),
     }
 }
 
@@ -325,7 +306,7 @@ async fn complete<F: Files, O: Objects, Q: MessageSender + Sync>(
         .map_err(unavailable)?;
     let now = Timestamp::now();
     let done = file.made_available(object.sha256.as_ref(), now);
-    let event = DomainEvent::file_uploaded(&context(meta, actor), &done, now);
+    let event = DomainEvent::file_uploaded(&meta.event_context(actor), &done, now);
     match api
         .files
         .make_available(&file, object.sha256.as_ref(), &event)
@@ -347,23 +328,9 @@ async fn list<F: Files, O: Objects, Q: MessageSender + Sync>(
     episode: EpisodeId,
     params: &std::collections::BTreeMap<String, String>,
 ) -> Result<Response<Body>, Problem> {
-    let limit = params
-        .get("limit")
-        .map(|l| PageSize::parse(l).map_err(|e| Problem::bad_request(vec![e.at("limit")])))
-        .transpose()?
-        .unwrap_or(PageSize::DEFAULT);
     let scope = format!("files:{episode}");
-    let after = params
-        .get("cursor")
-        .map(|c| {
-            cursor::decode(c, &scope)
-                .ok()
-                .and_then(|v| v.first().and_then(|a| FileId::parse(a).ok()))
-                .ok_or_else(|| {
-                    Problem::bad_request(vec![FieldError::new("cursor", "is not a valid cursor")])
-                })
-        })
-        .transpose()?;
+    let paging = paging(params, &scope)?;
+    let (limit, after) = (paging.limit, paging.after_id(|a| FileId::parse(a).ok())?);
     let page = api
         .files
         .list(episode, limit, after)
@@ -414,7 +381,7 @@ async fn download<F: Files, O: Objects, Q: MessageSender + Sync>(
         .await
         .map_err(unavailable)?;
     let now = Timestamp::now();
-    let event = DomainEvent::file_downloaded(&context(meta, actor), &file, now);
+    let event = DomainEvent::file_downloaded(&meta.event_context(actor), &file, now);
     api.files
         .record(&file, &event)
         .await
@@ -449,7 +416,7 @@ async fn delete<F: Files, O: Objects, Q: MessageSender + Sync>(
         // Nothing was ever available: no event, the record just goes.
         api.files.delete_pending(id).await.map_err(unavailable)?;
     } else {
-        let event = DomainEvent::file_deleted(&context(meta, actor), &file, Timestamp::now());
+        let event = DomainEvent::file_deleted(&meta.event_context(actor), &file, Timestamp::now());
         api.files
             .delete(&file, &event)
             .await

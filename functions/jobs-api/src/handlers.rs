@@ -3,19 +3,19 @@
 use std::collections::BTreeMap;
 
 use domain::job::{Cancel, Injection, JobMove};
+use domain::store::EpisodeExistence;
 use domain::store::file::FileReader;
 use domain::store::job::{
     Idempotency, JobCreateError, JobMoveError, JobQuery, JobReader, JobWriter,
 };
-use domain::store::{EpisodeExistence, PageSize};
 use domain::{
-    Actor, DomainEvent, EpisodeId, EventContext, EventType, FieldError, FileId, FileStatus, Job,
-    JobId, JobParams, JobState, JobType, Stamp, Timestamp, ValidationErrors,
+    Actor, DomainEvent, EpisodeId, EventType, FieldError, FileId, FileStatus, Job, JobId,
+    JobParams, JobState, JobType, Stamp, Timestamp, ValidationErrors,
 };
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use lambda_kit::AwsCallCounter;
-use lambda_kit::http::{check_body, json, query_params, set_header};
+use lambda_kit::http::{check_body, json, paging, query_params, set_header};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
 
@@ -52,8 +52,7 @@ async fn route<J: Jobs, F: FileReader + Sync>(
     let method = req.method();
     match segments.as_slice() {
         ["episodes", id, "jobs"] if method == Method::POST => {
-            let actor = meta.actor()?;
-            require_editor(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             let episode = parse_episode(id)?;
             let key = idempotency_key(req)?;
             let body = check_body(req, &["application/json"], MAX_BODY_BYTES)?;
@@ -70,13 +69,11 @@ async fn route<J: Jobs, F: FileReader + Sync>(
             json(StatusCode::OK, &find(api, parse_job(id)?).await?.to_json())
         }
         ["jobs", id, "cancel"] if method == Method::POST => {
-            let actor = meta.actor()?;
-            require_editor(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             cancel(api, meta, &actor, parse_job(id)?).await
         }
         ["jobs", id, "retry"] if method == Method::POST => {
-            let actor = meta.actor()?;
-            require_editor(&actor)?;
+            let actor = meta.writer(WRITERS_ONLY)?;
             retry(api, meta, &actor, parse_job(id)?).await
         }
         ["episodes", _, "jobs"] | ["jobs", _] | ["jobs", _, "cancel" | "retry"] => {
@@ -86,13 +83,8 @@ async fn route<J: Jobs, F: FileReader + Sync>(
     }
 }
 
-fn require_editor(actor: &Actor) -> Result<(), Problem> {
-    if actor.role.can_write() {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("viewers cannot start or change jobs"))
-    }
-}
+/// What a viewer is told on a write.
+const WRITERS_ONLY: &str = "viewers cannot start or change jobs";
 
 use lambda_kit::http::episode_id as parse_episode;
 
@@ -119,16 +111,7 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, Problem> {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Problem {
-    tracing::error!(error = %e, "job store failed");
-    Problem::service_unavailable()
-}
-
-fn context(meta: &RequestMeta, actor: &Actor) -> EventContext {
-    EventContext {
-        actor: actor.clone(),
-        correlation_id: meta.correlation_id.clone(),
-        request_id: meta.request_id.clone(),
-    }
+    Problem::unavailable("job store", &e)
 }
 
 async fn find<J: Jobs, F: FileReader + Sync>(api: &Api<J, F>, id: JobId) -> Result<Job, Problem> {
@@ -268,7 +251,7 @@ async fn create<J: Jobs, F: FileReader + Sync>(
     })
     .to_string();
     let event = DomainEvent::about_job(
-        &context(meta, actor),
+        &meta.event_context(actor),
         EventType::JobCreated,
         &job,
         now,
@@ -342,23 +325,9 @@ async fn list<J: Jobs, F: FileReader + Sync>(
             })
         })
         .transpose()?;
-    let limit = params
-        .get("limit")
-        .map(|l| PageSize::parse(l).map_err(|e| Problem::bad_request(vec![e])))
-        .transpose()?
-        .unwrap_or(PageSize::DEFAULT);
     let scope = format!("jobs:{episode}:{}", state.map_or("", JobState::as_str));
-    let after = params
-        .get("cursor")
-        .map(|c| {
-            cursor::decode(c, &scope)
-                .ok()
-                .and_then(|v| v.first().and_then(|a| JobId::parse(a).ok()))
-                .ok_or_else(|| {
-                    Problem::bad_request(vec![FieldError::new("cursor", "is not a valid cursor")])
-                })
-        })
-        .transpose()?;
+    let paging = paging(params, &scope)?;
+    let (limit, after) = (paging.limit, paging.after_id(|a| JobId::parse(a).ok())?);
     let page = api
         .jobs
         .list(&JobQuery {
@@ -440,7 +409,7 @@ async fn save<J: Jobs, F: FileReader + Sync>(
     actor: &Actor,
     change: &JobMove,
 ) -> Result<Response<Body>, Problem> {
-    let event = change.event(&context(meta, actor));
+    let event = change.event(&meta.event_context(actor));
     match api.jobs.save(change, &event).await {
         Ok(()) if change.event == EventType::JobRetried => {
             json(StatusCode::ACCEPTED, &change.next.to_json())

@@ -148,3 +148,63 @@ mod tests {
         );
     }
 }
+
+/// A page asked for with `limit` and `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paging {
+    pub limit: domain::store::PageSize,
+    /// The cursor's position (its scope checked), when one was given.
+    pub after: Option<Vec<String>>,
+}
+
+impl Paging {
+    /// The cursor's position as one id (`parse` returns None for anything else).
+    pub fn after_id<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Problem> {
+        self.after
+            .as_ref()
+            .map(|position| match position.as_slice() {
+                [one] => parse(one).ok_or(()),
+                _ => Err(()),
+            })
+            .transpose()
+            .map_err(|()| {
+                Problem::bad_request(vec![FieldError::new(
+                    "cursor",
+                    "is not a cursor this list returned",
+                )])
+            })
+    }
+}
+
+/// `limit` (1–100, 20 when not given) and `cursor` (made for `scope`) from the query; both
+/// problems at once.
+pub fn paging(params: &BTreeMap<String, String>, scope: &str) -> Result<Paging, Problem> {
+    let mut errors = Vec::new();
+    let limit = match params
+        .get("limit")
+        .map(|l| domain::store::PageSize::parse(l))
+    {
+        None => domain::store::PageSize::DEFAULT,
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            errors.push(e);
+            domain::store::PageSize::DEFAULT
+        }
+    };
+    let after = match params
+        .get("cursor")
+        .map(|c| crate::cursor::decode(c, scope))
+    {
+        None => None,
+        Some(Ok(position)) => Some(position),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+    };
+    if errors.is_empty() {
+        Ok(Paging { limit, after })
+    } else {
+        Err(Problem::bad_request(errors))
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use domain::{Actor, CorrelationId, DisplayName, Role, UserId};
+use domain::{Actor, CorrelationId, DisplayName, EventContext, Role, UserId};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
@@ -173,6 +173,26 @@ impl RequestMeta {
             || Err(Problem::unauthorized()),
             |c| actor_from_claims(c, RoleSource::configured()),
         )
+    }
+
+    /// The caller, who must be allowed to write (an editor or an admin); `refusal` says what
+    /// a viewer may not do.
+    pub fn writer(&self, refusal: &'static str) -> Result<Actor, Problem> {
+        let actor = self.actor()?;
+        if actor.role.can_write() {
+            Ok(actor)
+        } else {
+            Err(Problem::forbidden(refusal))
+        }
+    }
+
+    /// What the events this request causes carry: its caller, correlation and request ids.
+    pub fn event_context(&self, actor: &Actor) -> EventContext {
+        EventContext {
+            actor: actor.clone(),
+            correlation_id: self.correlation_id.clone(),
+            request_id: self.request_id.clone(),
+        }
     }
 }
 

@@ -166,6 +166,12 @@ impl Problem {
         .with_detail("the request could not be completed; retry later")
     }
 
+    /// A store or queue failed: logged with what it was (never in the body), answered 503.
+    pub fn unavailable(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, what, "dependency unavailable");
+        Self::service_unavailable()
+    }
+
     pub fn service_unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
