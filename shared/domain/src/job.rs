@@ -721,6 +721,77 @@ mod tests {
     }
 
     #[test]
+    fn moves_are_guarded_by_the_job_as_read() {
+        let now = Timestamp::now();
+        let job = Job {
+            id: JobId::new(),
+            episode_id: EpisodeId::new(),
+            file_id: None,
+            job_type: JobType::Checksum,
+            params: JobParams::None,
+            state: Queued,
+            attempts: 0,
+            progress: 0,
+            error: None,
+            result: None,
+            created: Stamp {
+                at: now,
+                by: crate::UserId::parse("alice").unwrap(),
+                by_name: crate::DisplayName::new("Alice"),
+            },
+            updated_at: now,
+            cancel_requested: false,
+            inject: Injection::default(),
+        };
+        let start = job.start_attempt(now, now.plus_seconds(60));
+        assert_eq!((start.next.state, start.next.attempts), (Running, 1));
+        assert!(start.guard.admits(&job));
+        assert!(
+            !start.guard.admits(&start.next),
+            "a second claim finds it moved"
+        );
+        assert_eq!(
+            start.expired_before, None,
+            "a queued job has no lease to wait for"
+        );
+        let takeover = start.next.start_attempt(now, now.plus_seconds(60));
+        assert_eq!(takeover.expired_before, Some(now));
+        // A cancel asked meanwhile refuses the worker's moves but not the stop.
+        let mut asked = start.next.clone();
+        asked.cancel_requested = true;
+        assert!(!start.next.progressed(50, now, now).guard.admits(&asked));
+        let stop = asked.stopped_at_checkpoint(now).unwrap();
+        assert!(stop.guard.admits(&asked));
+        assert_eq!(stop.next.state, Cancelled);
+        let (failed, after) =
+            start
+                .next
+                .attempt_failed(&JobFailure::Permanent("corrupt".into()), 0, now);
+        assert_eq!((failed.next.state, after), (Failed, AfterFailure::Fail));
+        // Retry starts over: every field an attempt set is reset.
+        let mut done = failed.next;
+        done.progress = 40;
+        done.inject.failures = 2;
+        let retry = done.retry(now).unwrap();
+        assert_eq!(
+            (retry.next.state, retry.next.attempts, retry.next.progress),
+            (Queued, 0, 0)
+        );
+        assert_eq!(
+            (&retry.next.error, retry.next.inject),
+            (&None, Injection::default())
+        );
+        assert_eq!(retry.event, EventType::JobRetried);
+        assert_eq!(job.retry(now), Err(JobRefusal::CannotRetry(Queued)));
+        assert!(matches!(job.cancel(now), Ok(Cancel::Now(_))));
+        assert_eq!(start.next.cancel(now), Ok(Cancel::AtCheckpoint));
+        assert_eq!(retry.next.succeeded(json!({}), now).next.progress, 100);
+        let mut over = job.clone();
+        over.state = Succeeded;
+        assert_eq!(over.cancel(now), Err(JobRefusal::CannotCancel(Succeeded)));
+    }
+
+    #[test]
     fn params_are_checked_per_type() {
         use serde_json::json;
         assert_eq!(
