@@ -133,10 +133,7 @@ mod tests {
         req: Request,
     ) -> (StatusCode, Value, Response<Body>) {
         let resp = handle(api, req).await;
-        let body = match resp.body() {
-            Body::Text(t) => serde_json::from_str(t).unwrap(),
-            _ => Value::Null,
-        };
+        let body = lambda_kit::fixture::json_body(&resp).unwrap();
         (resp.status(), body, resp)
     }
 

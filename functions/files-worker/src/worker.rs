@@ -190,8 +190,7 @@ mod tests {
     };
     use domain::store::object::ObjectTransfers;
     use domain::{ContentType, DisplayName, EpisodeId, FileName, FileSize, NewFile, Stamp, UserId};
-    use lambda_kit::fixture::{sqs_batch, sqs_event};
-    use lambda_runtime::Context;
+    use lambda_kit::fixture::{failed, sqs_event, sqs_invocation};
 
     use super::*;
 
@@ -239,14 +238,8 @@ mod tests {
     }
 
     async fn deliver(app: &TestApp, bodies: &[&str]) -> Vec<String> {
-        let event = sqs_batch(FIXTURE, bodies).unwrap();
-        handle(app, LambdaEvent::new(event, Context::default()))
-            .await
-            .unwrap()
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        let event = sqs_invocation(FIXTURE, bodies).unwrap();
+        failed(handle(app, event).await.unwrap())
     }
 
     fn deleted_event() -> String {

@@ -364,8 +364,7 @@ mod tests {
         InMemoryDeadLetters, InMemoryFileStore, InMemoryJobStore, InMemoryObjects, InMemoryQueue,
     };
     use domain::{ContentType, EpisodeId, EventType, JobParams, JobState, JobType, NewFile};
-    use lambda_kit::fixture::sqs_batch;
-    use lambda_runtime::Context;
+    use lambda_kit::fixture::{failed, sqs_event, sqs_invocation};
 
     use super::*;
 
@@ -461,10 +460,7 @@ mod tests {
     }
 
     fn fixture_body() -> String {
-        lambda_kit::fixture::sqs_event(FIXTURE).unwrap().records[0]
-            .body
-            .clone()
-            .unwrap()
+        sqs_event(FIXTURE).unwrap().records[0].body.clone().unwrap()
     }
 
     fn retry_body(id: JobId) -> String {
@@ -473,15 +469,8 @@ mod tests {
 
     /// Handles one batch of `bodies`; the ids of the messages that failed.
     async fn deliver(app: &TestApp, bodies: &[&str]) -> Vec<String> {
-        let event = sqs_batch(FIXTURE, bodies).unwrap();
-        let response = handle(app, LambdaEvent::new(event, Context::default()))
-            .await
-            .unwrap();
-        response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        let event = sqs_invocation(FIXTURE, bodies).unwrap();
+        failed(handle(app, event).await.unwrap())
     }
 
     fn types(app: &TestApp) -> Vec<EventType> {

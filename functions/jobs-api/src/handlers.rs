@@ -489,10 +489,7 @@ mod tests {
 
     async fn send(api: &TestApi, req: HttpFixture) -> (StatusCode, Value, Response<Body>) {
         let resp = handle(api, req.request().unwrap()).await;
-        let body = match resp.body() {
-            Body::Text(t) => serde_json::from_str(t).unwrap(),
-            _ => Value::Null,
-        };
+        let body = lambda_kit::fixture::json_body(&resp).unwrap();
         (resp.status(), body, resp)
     }
 

@@ -178,8 +178,7 @@ mod tests {
     };
     use domain::store::notification::Inbox;
     use domain::{EventType, Preferences, Timestamp};
-    use lambda_kit::fixture::{sqs_batch, sqs_event};
-    use lambda_runtime::Context;
+    use lambda_kit::fixture::{failed, sqs_event, sqs_invocation};
 
     use super::*;
 
@@ -224,14 +223,8 @@ mod tests {
         dlq: &InMemoryDeadLetters,
         bodies: &[&str],
     ) -> Vec<String> {
-        let event = sqs_batch(FIXTURE, bodies).unwrap();
-        handle(stores, dlq, LambdaEvent::new(event, Context::default()))
-            .await
-            .unwrap()
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        let event = sqs_invocation(FIXTURE, bodies).unwrap();
+        failed(handle(stores, dlq, event).await.unwrap())
     }
 
     fn summaries(stores: &TestStores, u: &str) -> Vec<String> {

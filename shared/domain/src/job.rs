@@ -612,6 +612,30 @@ mod tests {
     use super::*;
     use JobState::*;
 
+    /// A queued checksum job of Alice's, created at `now`.
+    fn queued_job(now: Timestamp) -> Job {
+        Job {
+            id: JobId::new(),
+            episode_id: EpisodeId::new(),
+            file_id: None,
+            job_type: JobType::Checksum,
+            params: JobParams::None,
+            state: Queued,
+            attempts: 0,
+            progress: 0,
+            error: None,
+            result: None,
+            created: Stamp {
+                at: now,
+                by: crate::UserId::parse("alice").unwrap(),
+                by_name: crate::DisplayName::new("Alice"),
+            },
+            updated_at: now,
+            cancel_requested: false,
+            inject: Injection::default(),
+        }
+    }
+
     #[test]
     fn the_state_table() {
         for (from, to) in [
@@ -671,26 +695,7 @@ mod tests {
     #[test]
     fn duplicates_are_skipped_and_dead_workers_detected() {
         let now = Timestamp::now();
-        let mut job = Job {
-            id: JobId::new(),
-            episode_id: EpisodeId::new(),
-            file_id: None,
-            job_type: JobType::Checksum,
-            params: JobParams::None,
-            state: Queued,
-            attempts: 0,
-            progress: 0,
-            error: None,
-            result: None,
-            created: Stamp {
-                at: now,
-                by: crate::UserId::parse("alice").unwrap(),
-                by_name: crate::DisplayName::new("Alice"),
-            },
-            updated_at: now,
-            cancel_requested: false,
-            inject: Injection::default(),
-        };
+        let mut job = queued_job(now);
         assert_eq!(claim(&job, None, now), Claim::Run);
         job.state = Running;
         job.attempts = 1;
@@ -723,26 +728,7 @@ mod tests {
     #[test]
     fn moves_are_guarded_by_the_job_as_read() {
         let now = Timestamp::now();
-        let job = Job {
-            id: JobId::new(),
-            episode_id: EpisodeId::new(),
-            file_id: None,
-            job_type: JobType::Checksum,
-            params: JobParams::None,
-            state: Queued,
-            attempts: 0,
-            progress: 0,
-            error: None,
-            result: None,
-            created: Stamp {
-                at: now,
-                by: crate::UserId::parse("alice").unwrap(),
-                by_name: crate::DisplayName::new("Alice"),
-            },
-            updated_at: now,
-            cancel_requested: false,
-            inject: Injection::default(),
-        };
+        let job = queued_job(now);
         let start = job.start_attempt(now, now.plus_seconds(60));
         assert_eq!((start.next.state, start.next.attempts), (Running, 1));
         assert!(start.guard.admits(&job));

@@ -2,8 +2,8 @@
 //! request with its path, caller, query and body set as a test needs, and SQS batches. Tests
 //! go through the handler's entry point with what API Gateway and SQS really send.
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use lambda_http::Request;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_http::{Body, Context, LambdaEvent, Request, Response};
 use serde_json::{Value, json};
 
 /// An HTTP API (payload 2.0) request event, changed step by step.
@@ -140,4 +140,29 @@ pub fn sqs_batch(fixture: &str, bodies: &[&str]) -> Result<SqsEvent, serde_json:
         })
         .collect();
     Ok(event)
+}
+
+/// [`sqs_batch`] as the runtime hands it to a worker's handler.
+pub fn sqs_invocation(
+    fixture: &str,
+    bodies: &[&str],
+) -> Result<LambdaEvent<SqsEvent>, serde_json::Error> {
+    sqs_batch(fixture, bodies).map(|event| LambdaEvent::new(event, Context::default()))
+}
+
+/// The ids of the messages a batch response reports failed, in order.
+pub fn failed(response: SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
+/// A response's JSON body; `Null` when it has none.
+pub fn json_body(response: &Response<Body>) -> Result<Value, serde_json::Error> {
+    match response.body() {
+        Body::Text(t) => serde_json::from_str(t),
+        _ => Ok(Value::Null),
+    }
 }
