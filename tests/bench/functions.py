@@ -192,7 +192,8 @@ def http_event(method: str, path: str, user=EDITOR, body=None, query: str = "", 
     e["pathParameters"] = None
     e["requestContext"]["requestId"] = uuid.uuid4().hex
     sub, role, name = user
-    e["requestContext"]["authorizer"]["jwt"]["claims"].update({"sub": sub, "role": role, "name": name})
+    # The role as the functions read it: the group claim, a list as API Gateway passes it.
+    e["requestContext"]["authorizer"]["jwt"]["claims"].update({"sub": sub, "cognito:groups": f"[{role}]", "name": name})
     e["headers"] = {"accept": "application/json", "authorization": "Bearer <not read by the function>", **(headers or {})}
     if body is not None:
         e["body"] = json.dumps(body)
