@@ -1,34 +1,35 @@
-//! One function per route. Each takes only the store capability it uses, parses, calls the
-//! domain, and maps the result; the store call is the request's only DynamoDB call.
+//! One function per route. Each takes what it needs as extractors, in the order a request is
+//! checked (the caller, the id, the query, the body), and only the store capability it uses;
+//! it calls the domain and maps the result. The store call is the request's only DynamoDB call.
 
-use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, PageSize, StoreError};
+use axum::extract::State;
+use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, StoreError};
 use domain::{
-    Actor, DomainEvent, EpisodeDeletion, EpisodeId, EpisodeStatus, EpisodeUpdate, FieldError,
-    Rejection, Role, Stamp, Timestamp, Version,
+    DomainEvent, EpisodeDeletion, EpisodeId, EpisodeStatus, EpisodeUpdate, FieldError, Rejection,
+    Role, Stamp, Timestamp, Version,
 };
-use lambda_http::http::{StatusCode, header};
+use lambda_http::http::{HeaderMap, StatusCode, header};
 use lambda_http::{Body, Response};
-use lambda_kit::http::{empty, json, set_header};
+use lambda_kit::http::{Handled, empty, json, set_header};
+use lambda_kit::router::{Caller, Id, JsonObject, Query, QueryRules, Refusal, Writer};
 use lambda_kit::{Problem, RequestMeta};
 use serde_json::json;
 
 use lambda_kit::cursor;
 
 use crate::input;
+use crate::routes::Shared;
 
-/// Bodies over this size are refused with 413 before they are parsed.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-pub const JSON: &str = "application/json";
-pub const MERGE_PATCH: &str = "application/merge-patch+json";
-
-type Handled = Result<Response<Body>, Problem>;
 /// How a stale version is reported: 409 for a version in the body, 412 for `If-Match`.
 type StaleProblem = fn(String) -> Problem;
 
-/// What a viewer is told on a write.
-pub const WRITERS_ONLY: &str = "viewers cannot change episodes";
+/// Who may write episodes: editors and admins.
+#[derive(Debug)]
+pub struct Editors;
 
-pub use lambda_kit::http::episode_id as parse_id;
+impl Refusal for Editors {
+    const VIEWERS: &'static str = "viewers cannot change episodes";
+}
 
 /// Maps a store failure; `stale` decides between 409 (version in the body) and 412 (If-Match).
 fn store_problem(e: StoreError, stale: StaleProblem) -> Problem {
@@ -49,16 +50,16 @@ fn with_etag(mut response: Response<Body>, version: Version) -> Response<Body> {
     response
 }
 
-pub async fn create(
-    store: &impl EpisodeWriter,
-    meta: &RequestMeta,
-    actor: &Actor,
-    body: &[u8],
+pub async fn create<S: EpisodeWriter>(
+    State(api): State<Shared<S>>,
+    meta: RequestMeta,
+    Writer(actor, _): Writer<Editors>,
+    body: JsonObject<input::Create>,
 ) -> Handled {
     let new = input::new_episode(body)?;
-    let episode = new.into_episode(EpisodeId::new(), actor, Timestamp::now());
-    let event = DomainEvent::episode_created(&meta.event_context(actor), &episode);
-    store
+    let episode = new.into_episode(EpisodeId::new(), &actor, Timestamp::now());
+    let event = DomainEvent::episode_created(&meta.event_context(&actor), &episode);
+    api.store
         .create(&episode, &event)
         .await
         .map_err(|e| store_problem(e, Problem::conflict))?;
@@ -75,8 +76,13 @@ pub async fn create(
     Ok(response)
 }
 
-pub async fn get(store: &impl EpisodeReader, id: EpisodeId) -> Handled {
-    let episode = store
+pub async fn get<S: EpisodeReader>(
+    State(api): State<Shared<S>>,
+    _: Caller,
+    Id(id): Id<EpisodeId>,
+) -> Handled {
+    let episode = api
+        .store
         .get(id)
         .await
         .map_err(|e| store_problem(e, Problem::conflict))?
@@ -88,47 +94,40 @@ pub async fn get(store: &impl EpisodeReader, id: EpisodeId) -> Handled {
     ))
 }
 
-/// Query parameters of `GET /episodes`; anything else is refused rather than ignored.
-pub fn list_query(params: &[(&str, &str)]) -> Result<ListQuery, Problem> {
+/// The query parameters of `GET /episodes`; anything else is refused rather than ignored.
+#[derive(Debug)]
+pub struct Listing;
+
+impl QueryRules for Listing {
+    const ALLOWED: &'static [&'static str] = &["status", "limit", "cursor"];
+}
+
+/// `GET /episodes`'s query as the store's: every problem at once.
+fn list_query(query: &Query<Listing>) -> Result<ListQuery, Problem> {
     let mut errors = Vec::new();
-    let mut status = None;
-    let mut limit = PageSize::DEFAULT;
-    let mut raw_cursor = None;
-    let mut seen: Vec<&str> = Vec::new();
-    for &(key, value) in params {
-        if seen.contains(&key) {
-            errors.push(FieldError::new(key, "is given more than once"));
-            continue;
-        }
-        seen.push(key);
-        match key {
-            "status" => match EpisodeStatus::parse(value) {
-                Ok(s) => status = Some(s),
-                Err(e) => errors.push(e),
-            },
-            "limit" => match PageSize::parse(value) {
-                Ok(l) => limit = l,
-                Err(e) => errors.push(e),
-            },
-            "cursor" => raw_cursor = Some(value),
-            other => errors.push(FieldError::new(other, "is not a known query parameter")),
-        }
-    }
-    let after = match raw_cursor.map(|c| decode_cursor(c, status)).transpose() {
-        Ok(after) => after,
-        Err(e) => {
+    let status = match query.params.get("status").map(|s| EpisodeStatus::parse(s)) {
+        None => None,
+        Some(Ok(status)) => Some(status),
+        Some(Err(e)) => {
             errors.push(e);
             None
         }
     };
-    if errors.is_empty() {
-        Ok(ListQuery {
+    let paging = query.paging(&cursor_scope(status)).and_then(|paging| {
+        let after = paging.after_id(|id| EpisodeId::parse(id).ok())?;
+        Ok((paging.limit, after))
+    });
+    match paging {
+        Ok((limit, after)) if errors.is_empty() => Ok(ListQuery {
             status,
             limit,
             after,
-        })
-    } else {
-        Err(Problem::bad_request(errors))
+        }),
+        Ok(_) => Err(Problem::bad_request(errors)),
+        Err(problem) => {
+            errors.extend(problem.errors);
+            Err(Problem::bad_request(errors))
+        }
     }
 }
 
@@ -137,20 +136,14 @@ fn cursor_scope(status: Option<EpisodeStatus>) -> String {
     status.map(|s| format!("status={s}")).unwrap_or_default()
 }
 
-fn decode_cursor(raw: &str, status: Option<EpisodeStatus>) -> Result<EpisodeId, FieldError> {
-    let position = cursor::decode(raw, &cursor_scope(status))?;
-    match position.as_slice() {
-        [id] => EpisodeId::parse(id)
-            .map_err(|_| FieldError::new("cursor", "is not a cursor this list returned")),
-        _ => Err(FieldError::new(
-            "cursor",
-            "is not a cursor this list returned",
-        )),
-    }
-}
-
-pub async fn list(store: &impl EpisodeLister, query: &ListQuery) -> Handled {
-    let page = store
+pub async fn list<S: EpisodeLister>(
+    State(api): State<Shared<S>>,
+    _: Caller,
+    params: Query<Listing>,
+) -> Handled {
+    let query = &list_query(&params)?;
+    let page = api
+        .store
         .list(query)
         .await
         .map_err(|e| store_problem(e, Problem::conflict))?;
@@ -187,20 +180,20 @@ fn edited_version(
 }
 
 pub async fn update<S: EpisodeReader + EpisodeWriter>(
-    store: &S,
-    meta: &RequestMeta,
-    actor: &Actor,
-    id: EpisodeId,
-    if_match: Option<&str>,
-    body: &[u8],
+    State(api): State<Shared<S>>,
+    meta: RequestMeta,
+    Writer(actor, _): Writer<Editors>,
+    Id(id): Id<EpisodeId>,
+    headers: HeaderMap,
+    body: JsonObject<input::Patch>,
 ) -> Handled {
     let (changes, body_version) = input::episode_changes(body)?;
-    let (expected, stale) = edited_version(if_match, body_version)?;
+    let (expected, stale) = edited_version(if_match(&headers), body_version)?;
     let update = EpisodeUpdate {
         id,
         expected,
         changes,
-        updated: Stamp::new(actor, Timestamp::now()),
+        updated: Stamp::new(&actor, Timestamp::now()),
     };
     // Nothing moves back to draft: no write can succeed, so read once to say why (404, 412/409
     // or 422) instead of sending a transaction that is bound to fail.
@@ -209,14 +202,18 @@ pub async fn update<S: EpisodeReader + EpisodeWriter>(
         .status
         .is_some_and(|to| to.reachable_from().is_empty())
     {
-        let current = store.get(id).await.map_err(|e| store_problem(e, stale))?;
+        let current = api
+            .store
+            .get(id)
+            .await
+            .map_err(|e| store_problem(e, stale))?;
         return Err(store_problem(
             StoreError::Rejected(update.explain(current.as_ref())),
             stale,
         ));
     }
-    let event = DomainEvent::episode_updated(&meta.event_context(actor), &update);
-    store
+    let event = DomainEvent::episode_updated(&meta.event_context(&actor), &update);
+    api.store
         .update(&update, &event)
         .await
         .map_err(|e| store_problem(e, stale))?;
@@ -227,24 +224,24 @@ pub async fn update<S: EpisodeReader + EpisodeWriter>(
     ))
 }
 
-pub async fn delete(
-    store: &impl EpisodeWriter,
-    meta: &RequestMeta,
-    actor: &Actor,
-    id: EpisodeId,
-    if_match: Option<&str>,
+pub async fn delete<S: EpisodeWriter>(
+    State(api): State<Shared<S>>,
+    meta: RequestMeta,
+    Writer(actor, _): Writer<Editors>,
+    Id(id): Id<EpisodeId>,
+    headers: HeaderMap,
 ) -> Handled {
-    let expected = if_match
+    let expected = if_match(&headers)
         .map(|h| Version::from_if_match(h).map_err(|e| Problem::bad_request(vec![e])))
         .transpose()?;
     let deletion = EpisodeDeletion {
         id,
         expected,
         only_if_created_by: (actor.role != Role::Admin).then(|| actor.id.clone()),
-        deleted: Stamp::new(actor, Timestamp::now()),
+        deleted: Stamp::new(&actor, Timestamp::now()),
     };
-    let event = DomainEvent::episode_deleted(&meta.event_context(actor), &deletion);
-    store
+    let event = DomainEvent::episode_deleted(&meta.event_context(&actor), &deletion);
+    api.store
         .delete(&deletion, &event)
         .await
         .map_err(|e| store_problem(e, Problem::precondition_failed))?;
@@ -252,7 +249,14 @@ pub async fn delete(
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-pub fn health() -> Handled {
+/// `If-Match`, when sent (a value that is not text cannot match any version).
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+}
+
+pub async fn health() -> Handled {
     json(
         StatusCode::OK,
         &json!({

@@ -6,6 +6,7 @@ use domain::{
     SeriesName, Title, ValidationErrors, Version,
 };
 use lambda_kit::Problem;
+use lambda_kit::router::{BodyRules, JsonObject};
 use serde_json::{Map, Value};
 
 /// A JSON object being taken apart; remembers every error on the way.
@@ -21,26 +22,16 @@ enum Given<T> {
     Value(T),
 }
 
-impl Fields {
-    fn parse(body: &[u8], allowed: &[&str]) -> Result<Self, Problem> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            Problem::bad_request(vec![FieldError::new(
-                "body",
-                format!("is not valid JSON: {e}"),
-            )])
-        })?;
-        let Value::Object(map) = value else {
-            return Err(Problem::unprocessable(
-                FieldError::new("body", "must be a JSON object").into(),
-            ));
-        };
-        let mut errors = ValidationErrors::default();
-        for key in map.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            errors.push(FieldError::new(key.as_str(), "is not a known field"));
+impl<B> From<JsonObject<B>> for Fields {
+    fn from(body: JsonObject<B>) -> Self {
+        Self {
+            map: body.fields,
+            errors: body.errors,
         }
-        Ok(Self { map, errors })
     }
+}
 
+impl Fields {
     fn raw(&self, key: &str) -> Given<&Value> {
         match self.map.get(key) {
             None => Given::Absent,
@@ -120,28 +111,49 @@ impl Fields {
     }
 }
 
-const CREATE_FIELDS: [&str; 6] = [
-    "title",
-    "description",
-    "series",
-    "season",
-    "number",
-    "air_date",
-];
-const UPDATE_FIELDS: [&str; 8] = [
-    "title",
-    "description",
-    "series",
-    "season",
-    "number",
-    "air_date",
-    "status",
-    "version",
-];
+/// Bodies over this size are refused with 413 before they are parsed.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The body of `POST /episodes`.
+#[derive(Debug)]
+pub struct Create;
+
+impl BodyRules for Create {
+    const MAX_BYTES: usize = MAX_BODY_BYTES;
+    const FIELDS: &'static [&'static str] = &[
+        "title",
+        "description",
+        "series",
+        "season",
+        "number",
+        "air_date",
+    ];
+}
+
+/// The body of `PATCH /episodes/{id}`: JSON or a JSON merge patch (RFC 7396), which is what
+/// the body is either way.
+#[derive(Debug)]
+pub struct Patch;
+
+impl BodyRules for Patch {
+    const MEDIA_TYPES: &'static [&'static str] =
+        &["application/json", "application/merge-patch+json"];
+    const MAX_BYTES: usize = MAX_BODY_BYTES;
+    const FIELDS: &'static [&'static str] = &[
+        "title",
+        "description",
+        "series",
+        "season",
+        "number",
+        "air_date",
+        "status",
+        "version",
+    ];
+}
 
 /// `POST /episodes`. New episodes are drafts; `status` is set by later transitions.
-pub fn new_episode(body: &[u8]) -> Result<NewEpisode, Problem> {
-    let mut f = Fields::parse(body, &CREATE_FIELDS)?;
+pub fn new_episode(body: JsonObject<Create>) -> Result<NewEpisode, Problem> {
+    let mut f = Fields::from(body);
     let title = f.string("title", Title::parse);
     let title = f.not_null("title", title);
     if title.is_none() && !f.errors.fields().iter().any(|e| e.field == "title") {
@@ -171,8 +183,10 @@ pub fn new_episode(body: &[u8]) -> Result<NewEpisode, Problem> {
 }
 
 /// `PATCH /episodes/{id}`: the changes, and the version the caller says it edited (if any).
-pub fn episode_changes(body: &[u8]) -> Result<(EpisodeChanges, Option<Version>), Problem> {
-    let mut f = Fields::parse(body, &UPDATE_FIELDS)?;
+pub fn episode_changes(
+    body: JsonObject<Patch>,
+) -> Result<(EpisodeChanges, Option<Version>), Problem> {
+    let mut f = Fields::from(body);
     let title = f.string("title", Title::parse);
     let description = f.string("description", Description::parse);
     let series = f.string("series", SeriesName::parse);
@@ -203,6 +217,14 @@ pub fn episode_changes(body: &[u8]) -> Result<(EpisodeChanges, Option<Version>),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_episode(body: &[u8]) -> Result<NewEpisode, Problem> {
+        super::new_episode(JsonObject::parse(body)?)
+    }
+
+    fn episode_changes(body: &[u8]) -> Result<(EpisodeChanges, Option<Version>), Problem> {
+        super::episode_changes(JsonObject::parse(body)?)
+    }
 
     #[track_caller]
     fn fields_of(p: Problem) -> Vec<String> {

@@ -5,7 +5,9 @@ mod input;
 mod routes;
 
 use aws_adapters::{DynamoEpisodeStore, Tables};
-use lambda_http::{Error, service_fn};
+use std::sync::Arc;
+
+use lambda_http::Error;
 use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 
@@ -26,8 +28,5 @@ async fn main() -> Result<(), Error> {
         store: DynamoEpisodeStore::new(dynamodb, tables),
         calls,
     };
-    lambda_http::run(service_fn(|req| async {
-        Ok::<_, std::convert::Infallible>(routes::handle(&api, req).await)
-    }))
-    .await
+    lambda_http::run(routes::app(Arc::new(api))).await
 }

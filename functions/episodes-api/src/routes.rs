@@ -1,13 +1,13 @@
-//! Method and path to handler, identity first, and one access-log line per request.
+//! Path and method to handler: the episode routes, as API Gateway routes them to this function.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
 use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter};
-use lambda_http::http::{Method, header};
-use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_kit::AwsCallCounter;
-use lambda_kit::http::check_body;
-use lambda_kit::{Problem, RequestMeta};
 
-use crate::handlers::{self, JSON, MAX_BODY_BYTES, MERGE_PATCH, WRITERS_ONLY};
+use crate::handlers;
 
 /// What the function holds across invocations: built once at init.
 #[derive(Debug)]
@@ -17,65 +17,28 @@ pub struct Api<S> {
     pub calls: AwsCallCounter,
 }
 
-pub async fn handle<S>(api: &Api<S>, req: Request) -> Response<Body>
-where
-    S: EpisodeReader + EpisodeLister + EpisodeWriter + Sync,
-{
-    let meta = RequestMeta::from_request(&req);
-    lambda_kit::access::serve(&req, &meta, &api.calls, route(api, &meta, &req)).await
-}
+/// The episodes the routes read and write.
+pub trait Store: EpisodeReader + EpisodeLister + EpisodeWriter + Send + Sync + 'static {}
+impl<T: EpisodeReader + EpisodeLister + EpisodeWriter + Send + Sync + 'static> Store for T {}
 
-async fn route<S>(
-    api: &Api<S>,
-    meta: &RequestMeta,
-    req: &Request,
-) -> Result<Response<Body>, Problem>
-where
-    S: EpisodeReader + EpisodeLister + EpisodeWriter + Sync,
-{
-    let path = req.uri().path();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let method = req.method();
-    match segments.as_slice() {
-        ["health"] if method == Method::GET => handlers::health(),
-        ["episodes"] if method == Method::GET => {
-            meta.actor()?;
-            let params: Vec<(&str, &str)> = req
-                .query_string_parameters_ref()
-                .map(|q| q.iter().collect())
-                .unwrap_or_default();
-            let query = handlers::list_query(&params)?;
-            handlers::list(&api.store, &query).await
-        }
-        ["episodes"] if method == Method::POST => {
-            let actor = meta.writer(WRITERS_ONLY)?;
-            let body = check_body(req, &[JSON], MAX_BODY_BYTES)?;
-            handlers::create(&api.store, meta, &actor, body).await
-        }
-        ["episodes", id] if method == Method::GET => {
-            meta.actor()?;
-            handlers::get(&api.store, handlers::parse_id(id)?).await
-        }
-        ["episodes", id] if method == Method::PATCH => {
-            let actor = meta.writer(WRITERS_ONLY)?;
-            let id = handlers::parse_id(id)?;
-            let body = check_body(req, &[JSON, MERGE_PATCH], MAX_BODY_BYTES)?;
-            handlers::update(&api.store, meta, &actor, id, if_match(req), body).await
-        }
-        ["episodes", id] if method == Method::DELETE => {
-            let actor = meta.writer(WRITERS_ONLY)?;
-            let id = handlers::parse_id(id)?;
-            handlers::delete(&api.store, meta, &actor, id, if_match(req)).await
-        }
-        ["health"] | ["episodes"] | ["episodes", _] => Err(Problem::method_not_allowed()),
-        _ => Err(Problem::not_found("no such route")),
-    }
-}
+/// The state every handler takes (`State<Shared<..>>`), built once at init.
+pub type Shared<S> = Arc<Api<S>>;
 
-fn if_match(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(header::IF_MATCH)
-        .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+pub fn app<S: Store>(api: Arc<Api<S>>) -> Router {
+    let calls = api.calls.clone();
+    let routes = Router::new()
+        .route("/health", get(handlers::health))
+        .route(
+            "/episodes",
+            get(handlers::list::<S>).post(handlers::create::<S>),
+        )
+        .route(
+            "/episodes/{id}",
+            get(handlers::get::<S>)
+                .patch(handlers::update::<S>)
+                .delete(handlers::delete::<S>),
+        );
+    lambda_kit::router::app(routes, api, calls)
 }
 
 #[cfg(test)]
@@ -85,17 +48,20 @@ mod tests {
     use domain::store::memory::InMemoryEpisodeStore;
     use domain::{EpisodeId, EpisodeStatus, EventType};
     use lambda_http::http::StatusCode;
+    use lambda_http::{Body, Request, Response};
     use serde_json::{Value, json};
 
     use super::*;
 
     const EPISODE_ID: &str = "01a213ea-bcea-7231-95fb-08c52221b2de";
 
-    fn api() -> Api<InMemoryEpisodeStore> {
-        Api {
+    type TestApi = Arc<Api<InMemoryEpisodeStore>>;
+
+    fn api() -> TestApi {
+        Arc::new(Api {
             store: InMemoryEpisodeStore::default(),
             calls: AwsCallCounter::default(),
-        }
+        })
     }
 
     fn fixture(name: &str) -> Value {
@@ -128,16 +94,13 @@ mod tests {
         lambda_http::request::from_str(&event.to_string()).unwrap()
     }
 
-    async fn send(
-        api: &Api<InMemoryEpisodeStore>,
-        req: Request,
-    ) -> (StatusCode, Value, Response<Body>) {
-        let resp = handle(api, req).await;
+    async fn send(api: &TestApi, req: Request) -> (StatusCode, Value, Response<Body>) {
+        let resp = lambda_kit::fixture::respond(app(api.clone()), req).await;
         let body = lambda_kit::fixture::json_body(&resp).unwrap();
         (resp.status(), body, resp)
     }
 
-    async fn create(api: &Api<InMemoryEpisodeStore>, user: &str) -> String {
+    async fn create(api: &TestApi, user: &str) -> String {
         let (status, body, _) = send(api, request(fixture("create"), None, user, "editor")).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()

@@ -1,13 +1,19 @@
 //! `feed-api`: the activity log (an episode's feed; the whole log for admins), the caller's
 //! notifications, episode watches and notification preferences.
 
+mod activity;
 mod notifications;
+mod preferences;
+mod presence;
 mod routes;
+mod watches;
+
+use std::sync::Arc;
 
 use aws_adapters::{
     DynamoActivityStore, DynamoNotificationStore, DynamoPresenceReader, NotificationTables,
 };
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
 use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 
@@ -37,8 +43,5 @@ async fn main() -> Result<(), Error> {
         presence,
         calls,
     };
-    lambda_http::run(service_fn(|req| async {
-        Ok::<_, std::convert::Infallible>(routes::handle(&api, req).await)
-    }))
-    .await
+    lambda_http::run(routes::app(Arc::new(api))).await
 }

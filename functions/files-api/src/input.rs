@@ -2,26 +2,24 @@
 
 use domain::{ContentType, FieldError, FileName, FileSize, NewFile, Sha256, ValidationErrors};
 use lambda_kit::Problem;
+use lambda_kit::router::{BodyRules, JsonObject};
 use serde_json::Value;
 
-const FIELDS: [&str; 4] = ["name", "content_type", "size", "sha256"];
+/// The body of `POST /episodes/{id}/files`.
+#[derive(Debug)]
+pub struct NewFileBody;
 
-pub fn new_file(body: &[u8]) -> Result<NewFile, Problem> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        Problem::bad_request(vec![FieldError::new(
-            "body",
-            format!("is not valid JSON: {e}"),
-        )])
-    })?;
-    let Value::Object(map) = value else {
-        return Err(Problem::unprocessable(
-            FieldError::new("body", "must be a JSON object").into(),
-        ));
-    };
-    let mut errors = ValidationErrors::default();
-    for key in map.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
-        errors.push(FieldError::new(key.as_str(), "is not a known field"));
-    }
+impl BodyRules for NewFileBody {
+    const MAX_BYTES: usize = 16 * 1024;
+    const FIELDS: &'static [&'static str] = &["name", "content_type", "size", "sha256"];
+}
+
+pub fn new_file(body: JsonObject<NewFileBody>) -> Result<NewFile, Problem> {
+    let JsonObject {
+        fields: map,
+        mut errors,
+        ..
+    } = body;
     let mut string = |key: &str, required: bool| match map.get(key) {
         Some(Value::String(s)) => Some(s.clone()),
         None | Some(Value::Null) if !required => None,
@@ -84,6 +82,10 @@ fn check<T>(errors: &mut ValidationErrors, r: Option<Result<T, FieldError>>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_file(body: &[u8]) -> Result<NewFile, Problem> {
+        super::new_file(JsonObject::parse(body)?)
+    }
 
     #[test]
     fn a_good_request() {

@@ -2,17 +2,19 @@
 //! presigned S3 URLs; this function decides what may be uploaded, checks that it was, and
 //! writes each change with its event (`file.uploaded`, `file.downloaded`, `file.deleted`).
 
-mod handlers;
+mod files;
 mod input;
+mod routes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_adapters::{DynamoFileStore, FileTables, MessageQueue, ObjectStore};
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
 use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 
-use crate::handlers::Api;
+use crate::routes::Api;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -37,8 +39,5 @@ async fn main() -> Result<(), Error> {
         upload_ttl: Duration::from_secs(upload_ttl),
         calls,
     };
-    lambda_http::run(service_fn(|req| async {
-        Ok::<_, std::convert::Infallible>(handlers::handle(&api, req).await)
-    }))
-    .await
+    lambda_http::run(routes::app(Arc::new(api))).await
 }

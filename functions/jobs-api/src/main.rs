@@ -1,10 +1,13 @@
 //! `jobs-api`: processing jobs on an episode's files. Every move is a conditional write with
 //! its event; the job worker does the work (the relay routes `job.created` and `job.retried`).
 
-mod handlers;
+mod jobs;
+mod routes;
+
+use std::sync::Arc;
 
 use aws_adapters::{DynamoFileStore, DynamoJobStore, FileTables, JobTables};
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
 use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
 
@@ -25,15 +28,12 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
-    let api = handlers::Api {
+    let api = routes::Api {
         jobs: DynamoJobStore::new(dynamodb.clone(), jobs),
         files: DynamoFileStore::new(dynamodb, files),
         // A test hook (`params.inject_failures`), enabled by configuration on local stacks only.
         fault_injection: std::env::var("JOB_FAULT_INJECTION").is_ok_and(|v| v == "enabled"),
         calls,
     };
-    lambda_http::run(service_fn(|req| async {
-        Ok::<_, std::convert::Infallible>(handlers::handle(&api, req).await)
-    }))
-    .await
+    lambda_http::run(routes::app(Arc::new(api))).await
 }

@@ -166,3 +166,23 @@ pub fn json_body(response: &Response<Body>) -> Result<Value, serde_json::Error> 
         _ => Ok(Value::Null),
     }
 }
+
+/// `request` through a function's router as `lambda_http` serves it: the response, its body
+/// collected (text when it is UTF-8, as API Gateway is sent it).
+pub async fn respond(app: axum::Router, request: Request) -> Response<Body> {
+    use lambda_http::tower::ServiceExt;
+    let Ok(response) = app.oneshot(request).await;
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    Response::from_parts(parts, body)
+}

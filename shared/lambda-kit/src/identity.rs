@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use domain::{Actor, CorrelationId, DisplayName, EventContext, Role, UserId};
+use lambda_http::http::{Extensions, HeaderMap};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
@@ -133,7 +134,13 @@ pub struct RequestMeta {
 
 impl RequestMeta {
     pub fn from_request(req: &Request) -> Self {
-        let (request_id, claims) = match req.request_context_ref() {
+        Self::from_parts(req.extensions(), req.headers())
+    }
+
+    /// From what lambda_http put in the request's extensions (the API Gateway context and the
+    /// invocation's) and the headers.
+    pub fn from_parts(extensions: &Extensions, headers: &HeaderMap) -> Self {
+        let (request_id, claims) = match extensions.request_context_ref() {
             Some(RequestContext::ApiGatewayV2(ctx)) => (
                 ctx.request_id.clone(),
                 ctx.authorizer
@@ -145,12 +152,12 @@ impl RequestMeta {
         };
         // The server's own id for the request, always: API Gateway's, else the invocation's.
         let request_id = request_id.or_else(|| {
-            req.lambda_context_ref()
+            extensions
+                .lambda_context_ref()
                 .map(|c| c.request_id.clone())
                 .filter(|r| !r.is_empty())
         });
-        let correlation_id = req
-            .headers()
+        let correlation_id = headers
             .get("x-correlation-id")
             .and_then(|v| v.to_str().ok())
             .and_then(CorrelationId::from_client)

@@ -1,7 +1,6 @@
 //! What every function does the same way: configuration from the environment, JSON logs,
 //! the caller's identity from the authorizer's claims, and errors as RFC 9457 problem+json.
 
-pub mod access;
 pub mod call_counter;
 pub mod config;
 pub mod cursor;
@@ -9,6 +8,7 @@ pub mod fixture;
 pub mod http;
 pub mod identity;
 pub mod problem;
+pub mod router;
 pub mod sqs;
 pub mod telemetry;
 

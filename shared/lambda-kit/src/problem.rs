@@ -3,7 +3,6 @@
 
 use domain::{FieldError, ValidationErrors};
 use lambda_http::http::{StatusCode, header};
-use lambda_http::{Body, Response};
 use serde::Serialize;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -185,21 +184,31 @@ impl Problem {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    pub fn into_response(self, instance: &str, request_id: Option<&str>) -> Response<Body> {
-        let status = self.status();
+    /// The problem+json body, with the request's path as `instance` and its request id.
+    pub fn body(&self, instance: Option<&str>, request_id: Option<&str>) -> String {
         let body = Self {
-            instance: Some(instance.to_owned()),
+            instance: instance.map(str::to_owned),
             request_id: request_id.map(str::to_owned),
-            ..self
+            ..self.clone()
         };
-        let json = serde_json::to_string(&body).unwrap_or_else(|_| {
+        serde_json::to_string(&body).unwrap_or_else(|_| {
             r#"{"type":"/problems/internal","title":"Internal error","status":500}"#.to_owned()
-        });
-        let mut response = Response::new(Body::Text(json));
-        *response.status_mut() = status;
-        if let Ok(v) = header::HeaderValue::from_str(CONTENT_TYPE) {
-            response.headers_mut().insert(header::CONTENT_TYPE, v);
-        }
+        })
+    }
+}
+
+impl axum::response::IntoResponse for Problem {
+    /// The status and the problem+json body. The router's access log, the one place that knows
+    /// both, then adds the request's path as `instance` and the request id
+    /// ([`crate::router::app`]).
+    fn into_response(self) -> axum::response::Response {
+        let mut response = (
+            self.status(),
+            [(header::CONTENT_TYPE, CONTENT_TYPE)],
+            self.body(None, None),
+        )
+            .into_response();
+        response.extensions_mut().insert(self);
         response
     }
 }
@@ -210,14 +219,10 @@ mod tests {
 
     #[test]
     fn renders_rfc9457_with_fields_and_instance() {
-        let resp = Problem::bad_request(vec![FieldError::new("limit", "must be 1 to 100")])
-            .into_response("/episodes", Some("req-1"));
-        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(resp.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
-        let Body::Text(text) = resp.body() else {
-            panic!("text body")
-        };
-        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let problem = Problem::bad_request(vec![FieldError::new("limit", "must be 1 to 100")]);
+        assert_eq!(problem.status(), StatusCode::BAD_REQUEST);
+        let text = problem.body(Some("/episodes"), Some("req-1"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["status"], 400);
         assert_eq!(v["instance"], "/episodes");
         assert_eq!(v["errors"][0]["field"], "limit");
@@ -226,10 +231,7 @@ mod tests {
 
     #[test]
     fn internal_errors_reveal_nothing() {
-        let resp = Problem::internal().into_response("/x", None);
-        let Body::Text(text) = resp.body() else {
-            panic!("text body")
-        };
+        let text = Problem::internal().body(Some("/x"), None);
         assert!(!text.contains("Dynamo") && !text.contains("error:"));
     }
 }

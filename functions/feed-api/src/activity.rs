@@ -1,0 +1,162 @@
+//! The activity log: an episode's feed (`GET /episodes/{id}/activity`) and, for admins, the
+//! whole log with its filters (`GET /activity`). Entries are immutable: only GETs exist.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use domain::store::PageSize;
+use domain::store::activity::{ActivityQuery, ActivityReader};
+use domain::{EpisodeId, EventType, FieldError, Role, Timestamp, UserId, uuid_v7_bounds};
+use lambda_http::http::StatusCode;
+use lambda_kit::http::{Handled, json};
+use lambda_kit::router::{Caller, Id, Paged, Query, QueryRules};
+use lambda_kit::{Problem, cursor};
+use serde_json::{Value, json};
+
+use crate::routes::Shared;
+
+/// The filters of the whole log.
+#[derive(Debug)]
+pub struct Filters;
+
+impl QueryRules for Filters {
+    const ALLOWED: &'static [&'static str] = &[
+        "limit",
+        "cursor",
+        "actor",
+        "action",
+        "resource_type",
+        "resource_id",
+        "from",
+        "to",
+    ];
+}
+
+/// `GET /episodes/{id}/activity`: newest first, in pages.
+pub async fn of_episode<A: ActivityReader, N, P>(
+    State(api): State<Shared<A, N, P>>,
+    _: Caller,
+    Id(episode): Id<EpisodeId>,
+    query: Query<Paged>,
+) -> Handled {
+    let filter = activity_query(&query.params, Some(episode))?;
+    page(&api.activity, filter, &query.params).await
+}
+
+/// `GET /activity`: the whole log, for admins only (refused before the query is looked at).
+pub async fn whole_log<A: ActivityReader, N, P>(
+    State(api): State<Shared<A, N, P>>,
+    Caller(actor): Caller,
+    query: Result<Query<Filters>, Problem>,
+) -> Handled {
+    if actor.role != Role::Admin {
+        return Err(Problem::forbidden(
+            "only admins read the whole activity log",
+        ));
+    }
+    let query = query?;
+    let filter = activity_query(&query.params, None)?;
+    page(&api.activity, filter, &query.params).await
+}
+
+/// The filter as one canonical string: what a cursor is bound to.
+fn scope(params: &BTreeMap<String, String>, episode: Option<EpisodeId>) -> String {
+    let mut parts: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "limit"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if let Some(e) = episode {
+        parts.push(format!("episode={e}"));
+    }
+    parts.join("&")
+}
+
+fn activity_query(
+    params: &BTreeMap<String, String>,
+    episode: Option<EpisodeId>,
+) -> Result<ActivityQuery, Problem> {
+    let mut errors = Vec::new();
+    let mut q = ActivityQuery {
+        episode,
+        limit: PageSize::DEFAULT.get(),
+        ..Default::default()
+    };
+    let mut check = |r: Result<(), FieldError>| {
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    };
+    for (key, value) in params {
+        match key.as_str() {
+            "limit" => check(PageSize::parse(value).map(|l| q.limit = l.get())),
+            "actor" => check(
+                UserId::parse(value)
+                    .map(|u| q.actor = Some(u))
+                    .map_err(|e| e.at("actor")),
+            ),
+            "action" => check(
+                serde_json::from_value::<EventType>(Value::String(value.clone()))
+                    .map(|a| q.action = Some(a))
+                    .map_err(|_| FieldError::new("action", "is not an event type")),
+            ),
+            "resource_type" => {
+                q.resource_type = Some(value.clone());
+            }
+            "resource_id" => {
+                q.resource_id = Some(value.clone());
+            }
+            "from" => check(
+                Timestamp::parse(value)
+                    .map(|t| q.from_id = Some(uuid_v7_bounds(t).0))
+                    .map_err(|_| FieldError::new("from", "must be an RFC 3339 timestamp")),
+            ),
+            "to" => check(
+                Timestamp::parse(value)
+                    .map(|t| q.to_id = Some(uuid_v7_bounds(t).1))
+                    .map_err(|_| FieldError::new("to", "must be an RFC 3339 timestamp")),
+            ),
+            _ => {}
+        }
+    }
+    if let Some(c) = params.get("cursor") {
+        match cursor::decode(c, &scope(params, episode)) {
+            Ok(pos) => match pos.as_slice() {
+                [ep, ev] => q.after = Some((ep.clone(), ev.clone())),
+                _ => errors.push(FieldError::new(
+                    "cursor",
+                    "is not a cursor this list returned",
+                )),
+            },
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(q)
+    } else {
+        Err(Problem::bad_request(errors))
+    }
+}
+
+async fn page(
+    activity: &impl ActivityReader,
+    query: ActivityQuery,
+    params: &BTreeMap<String, String>,
+) -> Handled {
+    let page = activity.query(&query).await.map_err(|e| {
+        tracing::error!(error = %e, "activity query failed");
+        Problem::service_unavailable()
+    })?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(domain::ActivityEntry::to_json)
+        .collect();
+    let next_cursor = page
+        .next
+        .map(|(ep, ev)| cursor::encode(&[ep, ev], &scope(params, query.episode)));
+    json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": next_cursor }),
+    )
+}
