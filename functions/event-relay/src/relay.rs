@@ -1,42 +1,15 @@
 //! Stream records to queue messages.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::time::Duration;
 
-use aws_adapters::publisher::{SQS_BATCH_BYTES, SQS_BATCH_MAX};
-use aws_adapters::{OutgoingMessage, SqsPublisher};
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use domain::store::StoreError;
+use domain::store::relay::{BATCH_BYTES, BATCH_MAX, EventPublisher, OutgoingMessage};
+use domain::store::{DeadLetters, StoreError};
 use domain::{DomainEvent, Queue, queues_for};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-
-/// Where relayed messages go. The SQS publisher in production, a fake in tests.
-pub trait Publish {
-    /// Sends up to ten messages; returns the indexes of those not accepted.
-    fn send_batch(
-        &self,
-        queue: Queue,
-        messages: &[OutgoingMessage],
-    ) -> impl Future<Output = Vec<usize>> + Send;
-    fn dead_letter(
-        &self,
-        body: &str,
-        reason: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-impl Publish for SqsPublisher {
-    async fn send_batch(&self, queue: Queue, messages: &[OutgoingMessage]) -> Vec<usize> {
-        SqsPublisher::send_batch(self, queue, messages).await
-    }
-
-    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), StoreError> {
-        SqsPublisher::dead_letter(self, body, reason).await
-    }
-}
 
 /// How hard the relay tries before failing the invocation (and so having the stream retry).
 #[derive(Debug, Clone)]
@@ -114,7 +87,7 @@ struct Routed {
 }
 
 pub async fn handle(
-    publisher: &impl Publish,
+    publisher: &(impl EventPublisher + DeadLetters + Sync),
     policy: &RetryPolicy,
     mode: PartialFailure,
     event: LambdaEvent<Event>,
@@ -151,7 +124,7 @@ pub async fn handle(
                 let body = payload(&image)
                     .map(str::to_owned)
                     .unwrap_or_else(|_| image.to_string());
-                if let Err(e) = publisher.dead_letter(&body, &reason).await {
+                if let Err(e) = publisher.park(&body, &reason).await {
                     tracing::error!(record = %record.event_id, error = %e, "could not park the record");
                     failed.insert(index);
                 }
@@ -208,7 +181,7 @@ fn batches(routed: &[Routed]) -> Vec<Vec<Routed>> {
     for r in routed {
         let size = r.message.size();
         match out.last_mut() {
-            Some(batch) if batch.len() < SQS_BATCH_MAX && bytes + size <= SQS_BATCH_BYTES => {
+            Some(batch) if batch.len() < BATCH_MAX && bytes + size <= BATCH_BYTES => {
                 bytes += size;
                 batch.push(r.clone());
             }
@@ -224,7 +197,7 @@ fn batches(routed: &[Routed]) -> Vec<Vec<Routed>> {
 /// Sends one batch, resending only what SQS refused, with exponential backoff. Returns the
 /// records whose messages were still undelivered after the last attempt.
 async fn deliver(
-    publisher: &impl Publish,
+    publisher: &(impl EventPublisher + DeadLetters + Sync),
     policy: &RetryPolicy,
     queue: Queue,
     mut pending: Vec<Routed>,
@@ -253,41 +226,28 @@ async fn deliver(
 mod tests {
     use std::sync::Mutex;
 
+    use domain::store::memory::InMemoryPublisher;
     use serde_json::json;
 
     use super::*;
 
-    /// Refuses the first `fail_first` attempts of every entry, records what got through.
+    /// Refuses every other entry of the first `fail_first` attempts, as SendMessageBatch's
+    /// per-entry failures do; records what got through.
     #[derive(Default)]
     struct FlakyQueue {
         fail_first: usize,
-        /// Event ids refused on every attempt.
-        always_refuse: Vec<String>,
         /// Sizes (entries, bytes) of each batch sent.
         batches: Mutex<Vec<(usize, usize)>>,
         attempts: Mutex<usize>,
         delivered: Mutex<Vec<(Queue, String)>>,
-        parked: Mutex<Vec<String>>,
     }
 
-    impl Publish for FlakyQueue {
+    impl EventPublisher for FlakyQueue {
         async fn send_batch(&self, queue: Queue, messages: &[OutgoingMessage]) -> Vec<usize> {
             self.batches.lock().unwrap().push((
                 messages.len(),
                 messages.iter().map(OutgoingMessage::size).sum(),
             ));
-            if !self.always_refuse.is_empty() {
-                let mut delivered = self.delivered.lock().unwrap();
-                let mut refused = Vec::new();
-                for (i, m) in messages.iter().enumerate() {
-                    if self.always_refuse.contains(&m.event_id) {
-                        refused.push(i);
-                    } else {
-                        delivered.push((queue, m.event_id.clone()));
-                    }
-                }
-                return refused;
-            }
             let mut attempts = self.attempts.lock().unwrap();
             *attempts += 1;
             if *attempts <= self.fail_first {
@@ -303,9 +263,10 @@ mod tests {
             delivered.extend(messages.iter().map(|m| (queue, m.event_id.clone())));
             Vec::new()
         }
+    }
 
-        async fn dead_letter(&self, body: &str, _reason: &str) -> Result<(), StoreError> {
-            self.parked.lock().unwrap().push(body.to_owned());
+    impl DeadLetters for FlakyQueue {
+        async fn park(&self, _body: &str, _reason: &str) -> Result<(), StoreError> {
             Ok(())
         }
     }
@@ -338,7 +299,10 @@ mod tests {
     }
 
     /// Relays the records in reporting mode; the answer.
-    async fn relay(publisher: &impl Publish, records: Vec<Value>) -> DynamoDbEventResponse {
+    async fn relay(
+        publisher: &(impl EventPublisher + DeadLetters + Sync),
+        records: Vec<Value>,
+    ) -> DynamoDbEventResponse {
         handle(
             publisher,
             &fast(),
@@ -417,10 +381,9 @@ mod tests {
     #[tokio::test]
     async fn reports_the_first_record_not_relayed_in_stream_order() {
         // The second and third records' events are refused for good; the first got through.
-        let queue = FlakyQueue {
-            always_refuse: vec![event_id(GOLDEN[2]), event_id(GOLDEN[1])],
-            ..Default::default()
-        };
+        let queue = InMemoryPublisher::default();
+        queue.refuse_event(&event_id(GOLDEN[2]));
+        queue.refuse_event(&event_id(GOLDEN[1]));
         let records = GOLDEN
             .iter()
             .zip(10..)
@@ -429,8 +392,12 @@ mod tests {
         let response = relay(&queue, records).await;
         assert_eq!(failures(&response), ["11"], "from the second record on");
         // Each entry refused was tried again, alone, and nothing delivered twice.
-        let delivered = queue.delivered.lock().unwrap().clone();
-        assert!(delivered.iter().all(|(_, id)| *id == event_id(GOLDEN[0])));
+        let delivered = queue.accepted();
+        assert!(
+            delivered
+                .iter()
+                .all(|(_, m)| m.event_id == event_id(GOLDEN[0]))
+        );
         let routed = queues_for(domain::EventType::EpisodeCreated).len();
         assert_eq!(delivered.len(), routed);
     }
@@ -447,21 +414,10 @@ mod tests {
         );
     }
 
-    /// Parks nothing: the dead-letter queue is down.
-    struct NoDeadLetters(FlakyQueue);
-
-    impl Publish for NoDeadLetters {
-        async fn send_batch(&self, queue: Queue, messages: &[OutgoingMessage]) -> Vec<usize> {
-            self.0.send_batch(queue, messages).await
-        }
-        async fn dead_letter(&self, _body: &str, _reason: &str) -> Result<(), StoreError> {
-            Err(StoreError::unavailable(std::io::Error::other("down")))
-        }
-    }
-
     #[tokio::test]
     async fn a_record_that_could_not_be_parked_is_reported_not_skipped() {
-        let queue = NoDeadLetters(FlakyQueue::default());
+        let queue = InMemoryPublisher::default();
+        queue.set_dead_letters_down(true);
         let records = vec![
             sequenced(GOLDEN[0], 7),
             sequenced("{\"not\":\"an event\"}", 8),
@@ -483,13 +439,13 @@ mod tests {
                 sequenced(&e.to_string(), i as u32)
             })
             .collect();
-        let queue = FlakyQueue::default();
+        let queue = InMemoryPublisher::default();
         relay(&queue, records).await;
-        let batches = queue.batches.lock().unwrap().clone();
+        let batches = queue.batches();
         assert!(!batches.is_empty());
         for (entries, bytes) in &batches {
-            assert!(*entries <= SQS_BATCH_MAX, "{entries} entries");
-            assert!(*bytes <= SQS_BATCH_BYTES, "{bytes} bytes");
+            assert!(*entries <= BATCH_MAX, "{entries} entries");
+            assert!(*bytes <= BATCH_BYTES, "{bytes} bytes");
         }
         let routed = queues_for(domain::EventType::EpisodeUpdated).len();
         let sent: usize = batches.iter().map(|(n, _)| n).sum();
@@ -511,23 +467,21 @@ mod tests {
 
     #[tokio::test]
     async fn parks_records_that_are_not_events_and_goes_on() {
-        let queue = FlakyQueue::default();
+        let queue = InMemoryPublisher::default();
         let records = vec![record("{\"not\":\"an event\"}"), record(GOLDEN[0])];
         relay(&queue, records).await;
-        assert_eq!(
-            queue.parked.lock().unwrap().as_slice(),
-            ["{\"not\":\"an event\"}"]
-        );
+        let parked: Vec<String> = queue.parked().into_iter().map(|(body, _)| body).collect();
+        assert_eq!(parked, ["{\"not\":\"an event\"}"]);
         let routed = queues_for(domain::EventType::EpisodeCreated).len();
-        assert_eq!(queue.delivered.lock().unwrap().len(), routed);
+        assert_eq!(queue.accepted().len(), routed);
     }
 
     #[tokio::test]
     async fn ignores_removals() {
-        let queue = FlakyQueue::default();
+        let queue = InMemoryPublisher::default();
         let mut removal = record(GOLDEN[0]);
         removal["eventName"] = json!("REMOVE");
         relay(&queue, vec![removal]).await;
-        assert!(queue.delivered.lock().unwrap().is_empty());
+        assert!(queue.accepted().is_empty() && queue.batches().is_empty());
     }
 }

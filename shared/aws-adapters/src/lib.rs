@@ -23,7 +23,7 @@ pub use file_store::{DynamoFileStore, FileTables};
 pub use job_store::{DynamoJobStore, JobTables};
 pub use notification_store::{DynamoNotificationStore, NotificationTables};
 pub use object_store::{ObjectBody, ObjectStore};
-pub use publisher::{DeadLetterQueue, MessageQueue, OutgoingMessage, SqsPublisher};
+pub use publisher::{DeadLetterQueue, MessageQueue, SqsPublisher};
 pub use realtime_store::{
     DynamoEventHistory, DynamoPresenceReader, DynamoRealtimeStore, DynamoSubscriber, RealtimeTables,
 };

@@ -6,34 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use domain::Queue;
+use domain::store::relay::{BATCH_MAX, EventPublisher, OutgoingMessage};
 use domain::store::{DeadLetters, MessageSender, StoreError};
-
-/// One message to send: the event's JSON and the attributes consumers filter on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    pub event_id: String,
-    pub event_type: String,
-    pub schema_version: u16,
-    pub body: String,
-}
-
-impl OutgoingMessage {
-    /// What the message counts for against SQS's limit on a request: the body and each
-    /// attribute's name, type and value.
-    pub fn size(&self) -> usize {
-        const ATTRS: usize = "event_type".len()
-            + "String".len()
-            + "schema_version".len()
-            + "Number".len()
-            + "event_id".len()
-            + "String".len();
-        self.body.len()
-            + ATTRS
-            + self.event_type.len()
-            + self.schema_version.to_string().len()
-            + self.event_id.len()
-    }
-}
 
 /// Queue URLs by queue, from the function's environment.
 #[derive(Debug, Clone)]
@@ -74,12 +48,6 @@ impl DeadLetters for DeadLetterQueue {
     }
 }
 
-/// At most this many entries per `SendMessageBatch` (the API's limit).
-pub const SQS_BATCH_MAX: usize = 10;
-/// At most this many bytes of bodies and attributes per `SendMessageBatch` (256 KiB, the API's
-/// limit on the whole request as on one message).
-pub const SQS_BATCH_BYTES: usize = 256 * 1024;
-
 fn attr(data_type: &str, value: String) -> Result<MessageAttributeValue, StoreError> {
     MessageAttributeValue::builder()
         .data_type(data_type)
@@ -100,10 +68,12 @@ impl SqsPublisher {
             dead_letters,
         }
     }
+}
 
+impl EventPublisher for SqsPublisher {
     /// Sends up to ten messages to `queue`; returns the indexes of those SQS did not accept.
     /// A transport failure fails them all.
-    pub async fn send_batch(&self, queue: Queue, messages: &[OutgoingMessage]) -> Vec<usize> {
+    async fn send_batch(&self, queue: Queue, messages: &[OutgoingMessage]) -> Vec<usize> {
         let all = || (0..messages.len()).collect();
         let Some(url) = self.urls.get(&queue) else {
             tracing::error!(%queue, "no queue URL configured");
@@ -156,10 +126,12 @@ impl SqsPublisher {
             }
         }
     }
+}
 
+impl DeadLetters for SqsPublisher {
     /// Parks a record that cannot be relayed (it does not parse as an event) in the relay's
     /// dead-letter queue, with the reason, so the stream can move on without losing it.
-    pub async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), StoreError> {
+    async fn park(&self, body: &str, reason: &str) -> Result<(), StoreError> {
         self.dead_letters.park(body, reason).await
     }
 }
@@ -194,7 +166,7 @@ impl MessageSender for MessageQueue {
 
     /// Sends messages in batches of ten; fails if SQS refused any of them.
     async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError> {
-        for chunk in bodies.chunks(SQS_BATCH_MAX) {
+        for chunk in bodies.chunks(BATCH_MAX) {
             let entries = chunk
                 .iter()
                 .enumerate()

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod notification;
 pub mod object;
 pub mod realtime;
+pub mod relay;
 
 /// The store could not do what was asked for reasons other than the domain's rules.
 #[derive(Debug, thiserror::Error)]

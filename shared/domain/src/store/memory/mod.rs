@@ -16,7 +16,7 @@ pub use files::InMemoryFileStore;
 pub use jobs::InMemoryJobStore;
 pub use notifications::InMemoryNotifications;
 pub use objects::{InMemoryObjects, MemoryBody};
-pub use queues::{InMemoryDeadLetters, InMemoryQueue};
+pub use queues::{InMemoryDeadLetters, InMemoryPublisher, InMemoryQueue};
 pub use realtime::{InMemoryPoster, InMemoryRealtime};
 
 use std::collections::BTreeMap;
