@@ -15,21 +15,22 @@ use domain::store::realtime::{
 use domain::store::{EpisodeExistence, MessageSender};
 use domain::{ConnectionId, EpisodeId, EventId, Frame, Notice, Timestamp};
 use http::HeaderValue;
-use jwt_auth::{Verifier, VerifyError};
+use jwt_auth::{Fetcher, KeySource, Verifier, VerifyError};
 use lambda_kit::AwsCallCounter;
 use tracing::Instrument;
 
 use crate::handshake::read_offer;
 
 /// What the handler needs: connections and subscriptions (`S`), subscribing to an episode
-/// that must exist (`B`), an episode's events for resuming (`H`), the realtime queue (`Q`).
+/// that must exist (`B`), an episode's events for resuming (`H`), the realtime queue (`Q`),
+/// and the issuer's keys for `$connect` (`K`: its JWKS, a test issuer in tests).
 #[derive(Debug)]
-pub struct App<S, B, H, Q> {
+pub struct App<S, B, H, Q, K = Fetcher> {
     pub store: S,
     pub subscriber: B,
     pub history: H,
     pub notices: Q,
-    pub verifier: Verifier,
+    pub verifier: Verifier<K>,
     /// How long after a user's last connection leaves before `presence.left` is announced.
     pub grace: Duration,
     pub calls: AwsCallCounter,
@@ -54,8 +55,14 @@ fn frame(f: &Frame) -> ApiGatewayProxyResponse {
     response(200, Some(f.to_json()))
 }
 
-pub async fn handle<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+pub async fn handle<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     req: ApiGatewayWebsocketProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, Infallible> {
     let ctx = &req.request_context;
@@ -97,8 +104,14 @@ pub async fn handle<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageS
     Ok(answer)
 }
 
-async fn connect<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+async fn connect<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     connection: &ConnectionId,
     req: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
@@ -156,8 +169,14 @@ fn accepted(echo: Option<&'static str>) -> ApiGatewayProxyResponse {
     ok
 }
 
-async fn disconnect<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+async fn disconnect<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     connection: &ConnectionId,
 ) -> ApiGatewayProxyResponse {
     let now = Timestamp::now();
@@ -180,8 +199,9 @@ async fn schedule_leave_check<
     B: Subscriber,
     H: EventHistory + Sync,
     Q: MessageSender + Sync,
+    K: KeySource + Sync,
 >(
-    app: &App<S, B, H, Q>,
+    app: &App<S, B, H, Q, K>,
     episode_id: EpisodeId,
     user: domain::UserRef,
     left_at: Timestamp,
@@ -197,8 +217,14 @@ async fn schedule_leave_check<
     }
 }
 
-async fn message<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+async fn message<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     connection: &ConnectionId,
     body: &str,
 ) -> ApiGatewayProxyResponse {
@@ -245,8 +271,9 @@ async fn open_connection<
     B: Subscriber,
     H: EventHistory + Sync,
     Q: MessageSender + Sync,
+    K: KeySource + Sync,
 >(
-    app: &App<S, B, H, Q>,
+    app: &App<S, B, H, Q, K>,
     connection: &ConnectionId,
     action: &str,
     now: Timestamp,
@@ -262,8 +289,14 @@ async fn open_connection<
 /// The connection's token has expired: forget the connection (its presence too, as a
 /// disconnect would), have the broadcaster close the socket once this answer is out, and say
 /// why.
-async fn expire<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+async fn expire<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     connection: &ConnectionId,
     action: &str,
     now: Timestamp,
@@ -310,8 +343,14 @@ fn unknown_connection(action: &str) -> Frame {
     )
 }
 
-async fn ping<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+async fn ping<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     connection: &ConnectionId,
     now: Timestamp,
 ) -> Frame {
@@ -323,8 +362,14 @@ async fn ping<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender 
     }
 }
 
-async fn subscribe<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+async fn subscribe<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     connection: &ConnectionId,
     open: &OpenConnection,
     episode_id: EpisodeId,
@@ -365,8 +410,14 @@ async fn subscribe<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSe
     }
 }
 
-async fn unsubscribe<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+async fn unsubscribe<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     connection: &ConnectionId,
     user: domain::UserRef,
     episode_id: EpisodeId,
@@ -387,8 +438,14 @@ async fn unsubscribe<S: Store, B: Subscriber, H: EventHistory + Sync, Q: Message
     }
 }
 
-async fn resume<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync>(
-    app: &App<S, B, H, Q>,
+async fn resume<
+    S: Store,
+    B: Subscriber,
+    H: EventHistory + Sync,
+    Q: MessageSender + Sync,
+    K: KeySource + Sync,
+>(
+    app: &App<S, B, H, Q, K>,
     episode_id: EpisodeId,
     after: EventId,
 ) -> Frame {
@@ -440,8 +497,118 @@ async fn resume<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSende
 
 #[cfg(test)]
 mod tests {
+    //! `handle` driven with the recorded WebSocket events from `events/ws-api`, tokens from a
+    //! test issuer and the in-memory ports: `$connect`'s verdicts, each message's answer and
+    //! refusals, and `$disconnect`.
+
+    use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+    use domain::store::memory::{InMemoryQueue, InMemoryRealtime};
+    use domain::{DomainEvent, EventType};
+    use jwt_auth::Expectations;
+    use jwt_auth::testing::TestIssuer;
+    use serde_json::{Value, json};
+
     use super::*;
     use crate::handshake::PROTOCOL;
+
+    const CONNECTION: &str = "UZQ9xeSvoAMCJnQ=";
+    const EPISODE: &str = "01a213ea-bcea-7231-95fb-08c52221b2de";
+    const ISSUER: &str = "https://issuer.example.com";
+    const AUDIENCE: &str = "episodes-console";
+
+    type TestApp =
+        App<InMemoryRealtime, InMemoryRealtime, InMemoryRealtime, InMemoryQueue, TestIssuer>;
+
+    fn app() -> TestApp {
+        let realtime = InMemoryRealtime::default();
+        realtime.add_episode(episode());
+        App {
+            store: realtime.clone(),
+            subscriber: realtime.clone(),
+            history: realtime,
+            notices: InMemoryQueue::default(),
+            verifier: Verifier::with_source(
+                TestIssuer::default(),
+                Expectations {
+                    issuer: ISSUER.to_owned(),
+                    audience: AUDIENCE.to_owned(),
+                    leeway_seconds: 0,
+                },
+            ),
+            grace: Duration::from_secs(30),
+            calls: AwsCallCounter::default(),
+        }
+    }
+
+    fn episode() -> EpisodeId {
+        EpisodeId::parse(EPISODE).unwrap()
+    }
+
+    fn connection() -> ConnectionId {
+        ConnectionId::parse(CONNECTION).unwrap()
+    }
+
+    fn issuer(app: &TestApp) -> &TestIssuer {
+        app.verifier.source()
+    }
+
+    /// A token for `sub`, good for `ttl` seconds (negative: expired).
+    fn token(app: &TestApp, sub: &str, ttl: i64) -> String {
+        let now = Timestamp::now().unix_seconds();
+        issuer(app).token(json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "name": "Ada Lovelace",
+            "cognito:groups": ["editor"], "iat": now, "exp": now + ttl,
+        }))
+    }
+
+    fn event(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    /// `$connect` offering `protocols` (`TOKEN` stands for the fixture's token).
+    fn connecting(protocols: &str) -> ApiGatewayWebsocketProxyRequest {
+        let mut e = event(include_str!("../../../events/ws-api/connect.json"));
+        e["headers"]["Sec-WebSocket-Protocol"] = json!(protocols);
+        e["multiValueHeaders"]["Sec-WebSocket-Protocol"] = json!([protocols]);
+        serde_json::from_value(e).unwrap()
+    }
+
+    fn saying(body: &str) -> ApiGatewayWebsocketProxyRequest {
+        let mut e = event(include_str!("../../../events/ws-api/message.json"));
+        e["body"] = json!(body);
+        serde_json::from_value(e).unwrap()
+    }
+
+    fn leaving() -> ApiGatewayWebsocketProxyRequest {
+        serde_json::from_str(include_str!("../../../events/ws-api/disconnect.json")).unwrap()
+    }
+
+    async fn status(app: &TestApp, req: ApiGatewayWebsocketProxyRequest) -> i64 {
+        handle(app, req).await.unwrap().status_code
+    }
+
+    /// A message's answer: the frame in the route's response.
+    async fn answer(app: &TestApp, body: &str) -> Value {
+        let r = handle(app, saying(body)).await.unwrap();
+        assert_eq!(r.status_code, 200);
+        match r.body {
+            Some(Body::Text(t)) => serde_json::from_str(&t).unwrap(),
+            other => panic!("no frame: {other:?}"),
+        }
+    }
+
+    async fn connected(app: &TestApp) {
+        let offer = format!("{PROTOCOL}, bearer.{}", token(app, "ada", 3600));
+        assert_eq!(status(app, connecting(&offer)).await, 200);
+    }
+
+    fn notices(app: &TestApp) -> Vec<(Value, u32)> {
+        app.notices
+            .sent()
+            .into_iter()
+            .map(|(body, delay)| (serde_json::from_str(&body).unwrap(), delay))
+            .collect()
+    }
 
     #[test]
     fn the_accepted_handshake_echoes_our_subprotocol_and_nothing_else() {
@@ -460,9 +627,204 @@ mod tests {
             Some("subscribe"),
         )))
         .unwrap();
-        let body: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
         assert_eq!(body["type"], "error");
         assert_eq!(body["status"], 404);
         assert_eq!(body["action"], "subscribe");
+    }
+
+    #[tokio::test]
+    async fn connect_verifies_the_token_records_the_connection_and_echoes_our_protocol() {
+        let app = app();
+        let offer = format!("{PROTOCOL}, bearer.{}", token(&app, "ada", 3600));
+        let r = handle(&app, connecting(&offer)).await.unwrap();
+        assert_eq!(r.status_code, 200);
+        assert_eq!(r.headers["sec-websocket-protocol"], PROTOCOL);
+        assert!(app.store.is_open(&connection()));
+    }
+
+    #[tokio::test]
+    async fn connect_refuses_what_is_not_a_good_token_and_records_nothing() {
+        let app = app();
+        let forged = {
+            let other = TestIssuer::default();
+            let now = Timestamp::now().unix_seconds();
+            other.token(json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "exp": now + 60}))
+        };
+        let now = Timestamp::now().unix_seconds();
+        let wrong_audience = issuer(&app)
+            .token(json!({"iss": ISSUER, "aud": "someone-else", "sub": "ada", "exp": now + 60}));
+        for (case, protocols, expected) in [
+            ("no token", PROTOCOL.to_owned(), 401),
+            ("not a JWT", format!("{PROTOCOL}, bearer.nope"), 401),
+            (
+                "expired",
+                format!("bearer.{}", token(&app, "ada", -60)),
+                401,
+            ),
+            ("another issuer's key", format!("bearer.{forged}"), 401),
+            ("another audience", format!("bearer.{wrong_audience}"), 401),
+            (
+                "no usable subject",
+                format!("bearer.{}", token(&app, "", 60)),
+                403,
+            ),
+        ] {
+            assert_eq!(
+                status(&app, connecting(&protocols)).await,
+                expected,
+                "{case}"
+            );
+        }
+        assert!(!app.store.is_open(&connection()));
+    }
+
+    #[tokio::test]
+    async fn connect_is_500_when_the_connection_cannot_be_recorded() {
+        let app = app();
+        app.store.set_down(true);
+        let offer = format!("bearer.{}", token(&app, "ada", 3600));
+        assert_eq!(status(&app, connecting(&offer)).await, 500);
+    }
+
+    #[tokio::test]
+    async fn subscribe_answers_with_the_viewers_and_announces_the_first_arrival_once() {
+        let app = app();
+        connected(&app).await;
+        let subscribe = format!(r#"{{"action":"subscribe","episode_id":"{EPISODE}"}}"#);
+        let frame = answer(&app, &subscribe).await;
+        assert_eq!(frame["type"], "subscribed", "{frame}");
+        assert_eq!(frame["viewers"][0]["id"], "ada");
+        assert_eq!(frame["heartbeat_seconds"], HEARTBEAT_SECONDS);
+        let frame = answer(&app, &subscribe).await;
+        assert_eq!(frame["type"], "subscribed", "again: {frame}");
+        let joined: Vec<_> = notices(&app)
+            .into_iter()
+            .filter(|(n, _)| n["kind"] == "presence_joined")
+            .collect();
+        assert_eq!(joined.len(), 1, "announced once");
+        assert_eq!(joined[0].1, 0, "at once");
+    }
+
+    #[tokio::test]
+    async fn messages_are_refused_by_name_and_status() {
+        let app = app();
+        let missing = format!(
+            r#"{{"action":"subscribe","episode_id":"{}"}}"#,
+            EpisodeId::new()
+        );
+        let frame = answer(&app, &missing).await;
+        assert_eq!(
+            (frame["status"].clone(), frame["action"].clone()),
+            (json!(401), json!("subscribe")),
+            "not connected: {frame}"
+        );
+        connected(&app).await;
+        for (body, expected) in [
+            ("not json", 400),
+            (r#"{"action":"dance"}"#, 400),
+            (r#"{"action":"subscribe","episode_id":"nope"}"#, 422),
+            (r#"{"action":"ping","extra":1}"#, 422),
+            (missing.as_str(), 404),
+        ] {
+            let frame = answer(&app, body).await;
+            assert_eq!(frame["type"], "error", "{body}: {frame}");
+            assert_eq!(frame["status"], expected, "{body}: {frame}");
+        }
+        app.store.set_down(true);
+        let frame = answer(&app, r#"{"action":"ping"}"#).await;
+        assert_eq!(frame["status"], 500, "{frame}");
+        assert!(!frame["detail"].as_str().unwrap().contains("unavailable:"));
+    }
+
+    #[tokio::test]
+    async fn ping_is_answered_with_pong_on_a_known_connection_only() {
+        let app = app();
+        let frame = answer(&app, r#"{"action":"ping"}"#).await;
+        assert_eq!(frame["status"], 401);
+        connected(&app).await;
+        let frame = answer(&app, r#"{"action":"ping"}"#).await;
+        assert_eq!(frame["type"], "pong", "{frame}");
+    }
+
+    #[tokio::test]
+    async fn resume_sends_the_events_after_the_last_one_seen() {
+        let app = app();
+        connected(&app).await;
+        let golden: Vec<DomainEvent> = [
+            include_str!("../../../events/domain/episode.created.json"),
+            include_str!("../../../events/domain/episode.updated.json"),
+            include_str!("../../../events/domain/episode.deleted.json"),
+        ]
+        .iter()
+        .map(|g| serde_json::from_str(g).unwrap())
+        .collect();
+        for e in &golden {
+            app.history.add_event(e.clone());
+        }
+        let resume = format!(
+            r#"{{"action":"resume","episode_id":"{EPISODE}","after":"{}"}}"#,
+            golden[0].id
+        );
+        let frame = answer(&app, &resume).await;
+        assert_eq!(frame["type"], "resumed", "{frame}");
+        let types: Vec<&str> = frame["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                EventType::EpisodeUpdated.as_str(),
+                EventType::EpisodeDeleted.as_str()
+            ]
+        );
+        assert_eq!(frame["more"], false);
+        let elsewhere = format!(
+            r#"{{"action":"resume","episode_id":"{}","after":"{}"}}"#,
+            EpisodeId::new(),
+            golden[0].id
+        );
+        assert_eq!(answer(&app, &elsewhere).await["status"], 404);
+    }
+
+    #[tokio::test]
+    async fn an_expired_connection_is_forgotten_closed_and_told_why() {
+        let app = app();
+        let offer = format!("bearer.{}", token(&app, "ada", 1));
+        assert_eq!(status(&app, connecting(&offer)).await, 200);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let frame = answer(&app, r#"{"action":"ping"}"#).await;
+        assert_eq!(frame["status"], 401, "{frame}");
+        assert!(frame["detail"].as_str().unwrap().contains("expired"));
+        assert!(!app.store.is_open(&connection()));
+        let closes: Vec<_> = notices(&app)
+            .into_iter()
+            .filter(|(n, _)| n["kind"] == "close")
+            .collect();
+        assert_eq!(closes.len(), 1);
+        assert_eq!(closes[0].0["connection_id"], CONNECTION);
+    }
+
+    #[tokio::test]
+    async fn disconnect_forgets_the_connection_and_checks_presence_after_the_grace() {
+        let app = app();
+        connected(&app).await;
+        let subscribe = format!(r#"{{"action":"subscribe","episode_id":"{EPISODE}"}}"#);
+        answer(&app, &subscribe).await;
+        assert_eq!(status(&app, leaving()).await, 200);
+        assert!(!app.store.is_open(&connection()));
+        let checks: Vec<_> = notices(&app)
+            .into_iter()
+            .filter(|(n, _)| n["kind"] == "presence_check")
+            .collect();
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].0["episode_id"], EPISODE);
+        assert_eq!(checks[0].1, 30, "after the grace period");
+        // A second disconnect (API Gateway retries) changes nothing and still answers 200.
+        assert_eq!(status(&app, leaving()).await, 200);
+        assert_eq!(notices(&app).len(), 2, "joined and one check");
     }
 }

@@ -15,6 +15,8 @@
 //! names this issuer, and each key is used only with the algorithm its JWK allows (RS256).
 
 mod fetch;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod token;
 
 use std::collections::HashMap;
@@ -118,6 +120,11 @@ impl<S: KeySource> Verifier<S> {
             source,
             cache: Mutex::new(Cache::default()),
         }
+    }
+
+    /// Where the keys come from.
+    pub fn source(&self) -> &S {
+        &self.source
     }
 
     /// The verified claims of `token` at `now` (Unix seconds), and its expiry.

@@ -1,50 +1,15 @@
 //! The key cache's rules, against a key source whose answers the test sets, on a clock the
-//! test moves; and the signing helpers the token tests share.
+//! test moves.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use aws_lc_rs::rsa::KeyPair;
+use serde_json::json;
 
 use super::*;
-use crate::token::RsaKey;
-
-pub(crate) fn key() -> KeyPair {
-    KeyPair::generate(KeySize::Rsa2048).unwrap()
-}
-
-pub(crate) fn keyset(kp: &KeyPair, kid: &str) -> KeySet {
-    let public = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(kp.public_key());
-    let jwk = json!({
-        "kty": "RSA", "use": "sig", "kid": kid,
-        "n": URL_SAFE_NO_PAD.encode(&public.n),
-        "e": URL_SAFE_NO_PAD.encode(&public.e),
-    });
-    RsaKey::from_jwk(&jwk).into_iter().collect()
-}
-
-pub(crate) fn sign(kp: &KeyPair, header: Value, claims: Value) -> String {
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut sig = vec![0; kp.public_modulus_len()];
-    kp.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        input.as_bytes(),
-        &mut sig,
-    )
-    .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
+use crate::testing::{key, keyset, sign};
 
 const NOW: i64 = 1_800_000_000;
 

@@ -207,7 +207,7 @@ pub fn verify_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{key, keyset, sign};
+    use crate::testing::{key, keyset, sign};
     use aws_lc_rs::rsa::KeyPair;
     use serde_json::json;
 
