@@ -8,16 +8,18 @@
 
 use std::future::Future;
 
-use domain::store::EpisodeExistence;
 use domain::store::activity::{ActivityReader, ActivityWriter, EpisodeLabels};
 use domain::store::file::{FileReader, FileWriter};
 use domain::store::job::{JobReader, JobWriter};
 use domain::store::notification::{Audiences, Inbox, NotificationWriter};
 use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter};
+use domain::store::realtime::EventHistory;
 use domain::store::realtime::{Connections, PresenceReader, Subscribe, Subscriptions};
+use domain::store::{EpisodeExistence, EpisodeLister, EpisodeReader, EpisodeWriter};
 use domain::{EpisodeId, EventType};
 
 pub mod activity;
+pub mod episodes;
 pub mod files;
 pub mod jobs;
 pub mod notifications;
@@ -27,6 +29,9 @@ pub mod sample;
 
 /// The ports under test, over one set of tables and one bucket.
 pub trait World: Sync {
+    type Episodes: EpisodeReader + EpisodeLister + EpisodeWriter + Sync;
+    /// Reads the events the episodes port wrote (the events table).
+    type History: EventHistory + Sync;
     type Files: FileReader + FileWriter + EpisodeExistence + Sync;
     type Jobs: JobReader + JobWriter + EpisodeExistence + Sync;
     type Objects: ObjectReader + ObjectWriter + ObjectTransfers + Sync;
@@ -36,6 +41,8 @@ pub trait World: Sync {
     type Realtime: Connections + Subscriptions + PresenceReader + Sync;
     type Subscriber: Subscribe + EpisodeExistence + Sync;
 
+    fn episodes(&self) -> &Self::Episodes;
+    fn history(&self) -> &Self::History;
     fn files(&self) -> &Self::Files;
     fn jobs(&self) -> &Self::Jobs;
     fn objects(&self) -> &Self::Objects;
@@ -76,6 +83,11 @@ pub trait World: Sync {
 macro_rules! contract_tests {
     ($world:expr) => {
         $crate::contract_tests!(@each $world;
+            episodes::an_episode_is_created_once_with_its_event_and_read_back,
+            episodes::an_update_is_written_only_from_the_version_read,
+            episodes::a_deletion_is_the_creators_or_an_admins_and_leaves_a_tombstone,
+            episodes::the_list_comes_newest_first_in_pages_by_status,
+            episodes::an_episodes_events_are_read_back_after_a_given_one,
             files::create_needs_a_live_episode,
             files::pending_becomes_available_once_with_its_event,
             files::an_event_about_a_file_needs_it_available,

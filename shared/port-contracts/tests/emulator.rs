@@ -5,9 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use aws_adapters::{
-    DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore, DynamoFileStore, DynamoJobStore,
-    DynamoNotificationStore, DynamoRealtimeStore, DynamoSubscriber, FileTables, JobTables,
-    NotificationTables, ObjectStore, RealtimeTables, Tables,
+    DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore, DynamoEventHistory,
+    DynamoFileStore, DynamoJobStore, DynamoNotificationStore, DynamoRealtimeStore,
+    DynamoSubscriber, FileTables, JobTables, NotificationTables, ObjectStore, RealtimeTables,
+    Tables,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::store::EpisodeWriter;
@@ -20,6 +21,7 @@ use serde_json::Value;
 
 struct Emulator {
     episodes: DynamoEpisodeStore,
+    history: DynamoEventHistory,
     files: DynamoFileStore,
     jobs: DynamoJobStore,
     objects: ObjectStore,
@@ -84,6 +86,7 @@ async fn world() -> Emulator {
                 watches: out("WatchesTableName"),
             },
         ),
+        history: DynamoEventHistory::new(dynamodb.clone(), events.clone()),
         files: DynamoFileStore::new(
             dynamodb.clone(),
             FileTables {
@@ -150,6 +153,8 @@ fn context() -> EventContext {
 }
 
 impl World for Emulator {
+    type Episodes = DynamoEpisodeStore;
+    type History = DynamoEventHistory;
     type Files = DynamoFileStore;
     type Jobs = DynamoJobStore;
     type Objects = ObjectStore;
@@ -158,6 +163,14 @@ impl World for Emulator {
     type Notifications = DynamoNotificationStore;
     type Realtime = DynamoRealtimeStore;
     type Subscriber = DynamoSubscriber;
+
+    fn episodes(&self) -> &DynamoEpisodeStore {
+        &self.episodes
+    }
+
+    fn history(&self) -> &DynamoEventHistory {
+        &self.history
+    }
 
     fn files(&self) -> &DynamoFileStore {
         &self.files

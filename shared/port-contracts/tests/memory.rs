@@ -4,15 +4,72 @@
 #![allow(clippy::unwrap_used)]
 
 use domain::store::memory::{
-    InMemoryActivityLog, InMemoryEpisodeLabels, InMemoryFileStore, InMemoryJobStore,
-    InMemoryNotifications, InMemoryObjects, InMemoryRealtime,
+    InMemoryActivityLog, InMemoryEpisodeLabels, InMemoryEpisodeStore, InMemoryFileStore,
+    InMemoryJobStore, InMemoryNotifications, InMemoryObjects, InMemoryRealtime,
 };
 use domain::store::notification::Inbox;
-use domain::{EpisodeId, EventType, Timestamp, UserId};
+use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, Page, StoreError};
+use domain::{
+    DomainEvent, Episode, EpisodeDeletion, EpisodeId, EpisodeUpdate, EventType, Timestamp, UserId,
+};
 use port_contracts::sample::{self, CREATOR, LABEL};
 use port_contracts::{World, contract_tests};
 
+/// The episodes store, and the events table it writes as the event history reads it (on AWS
+/// one table; here the history is the realtime fake's, fed with each event written).
+struct Episodes {
+    store: InMemoryEpisodeStore,
+    history: InMemoryRealtime,
+}
+
+impl Episodes {
+    fn written(
+        &self,
+        result: Result<(), StoreError>,
+        event: &DomainEvent,
+    ) -> Result<(), StoreError> {
+        if result.is_ok() {
+            self.history.add_event(event.clone());
+        }
+        result
+    }
+}
+
+impl EpisodeReader for Episodes {
+    async fn get(&self, id: EpisodeId) -> Result<Option<Episode>, StoreError> {
+        self.store.get(id).await
+    }
+}
+
+impl EpisodeLister for Episodes {
+    async fn list(&self, query: &ListQuery) -> Result<Page<Episode>, StoreError> {
+        self.store.list(query).await
+    }
+}
+
+impl EpisodeWriter for Episodes {
+    async fn create(&self, episode: &Episode, event: &DomainEvent) -> Result<(), StoreError> {
+        let result = self.store.create(episode, event).await;
+        self.written(result, event)
+    }
+
+    async fn update(&self, update: &EpisodeUpdate, event: &DomainEvent) -> Result<(), StoreError> {
+        let result = self.store.update(update, event).await;
+        self.written(result, event)
+    }
+
+    async fn delete(
+        &self,
+        deletion: &EpisodeDeletion,
+        event: &DomainEvent,
+    ) -> Result<(), StoreError> {
+        let result = self.store.delete(deletion, event).await;
+        self.written(result, event)
+    }
+}
+
 struct Memory {
+    episodes: Episodes,
     files: InMemoryFileStore,
     jobs: InMemoryJobStore,
     objects: InMemoryObjects,
@@ -24,18 +81,25 @@ struct Memory {
 
 fn world() -> Memory {
     let files = InMemoryFileStore::default();
+    let realtime = InMemoryRealtime::default();
     Memory {
+        episodes: Episodes {
+            store: InMemoryEpisodeStore::default(),
+            history: realtime.clone(),
+        },
         jobs: InMemoryJobStore::new(&files),
         files,
         objects: InMemoryObjects::default(),
         activity: InMemoryActivityLog::default(),
         labels: InMemoryEpisodeLabels::default(),
         notifications: InMemoryNotifications::default(),
-        realtime: InMemoryRealtime::default(),
+        realtime,
     }
 }
 
 impl World for Memory {
+    type Episodes = Episodes;
+    type History = InMemoryRealtime;
     type Files = InMemoryFileStore;
     type Jobs = InMemoryJobStore;
     type Objects = InMemoryObjects;
@@ -44,6 +108,14 @@ impl World for Memory {
     type Notifications = InMemoryNotifications;
     type Realtime = InMemoryRealtime;
     type Subscriber = InMemoryRealtime;
+
+    fn episodes(&self) -> &Episodes {
+        &self.episodes
+    }
+
+    fn history(&self) -> &InMemoryRealtime {
+        &self.realtime
+    }
 
     fn files(&self) -> &InMemoryFileStore {
         &self.files
