@@ -41,11 +41,17 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $@
 
-dev: venv
-	$(STACK) up --foreground
+# The functions' build (CPU-bound) runs while the venv installs (network and disk); stack.py's
+# cargo-lambda build then finds them built and only zips them. A failed build or install stops.
+PREBUILD = cargo build $(CARGO_FLAGS) --bins & build=$$!; \
+	$(MAKE) --no-print-directory venv; venv=$$?; \
+	wait $$build && test $$venv -eq 0
 
-up: venv
-	$(STACK) up
+dev:
+	@$(PREBUILD) && $(STACK) up --foreground
+
+up:
+	@$(PREBUILD) && $(STACK) up
 
 deploy: venv
 	$(STACK) deploy
