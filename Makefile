@@ -30,7 +30,7 @@ help:
 
 $(VENV)/.installed: infra/local/requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/local/requirements.txt
+	$(VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r infra/local/requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed
