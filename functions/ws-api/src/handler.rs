@@ -86,9 +86,12 @@ pub async fn handle<
     app.calls.take();
     let answer = async {
         match event_type.as_str() {
-            "CONNECT" => connect(app, &connection, &req).await,
-            "DISCONNECT" => disconnect(app, &connection).await,
-            _ => message(app, &connection, req.body.as_deref().unwrap_or_default()).await,
+            "CONNECT" => app.connect(&connection, &req).await,
+            "DISCONNECT" => app.disconnect(&connection).await,
+            _ => {
+                app.message(&connection, req.body.as_deref().unwrap_or_default())
+                    .await
+            }
         }
     }
     .instrument(span.clone())
@@ -104,58 +107,292 @@ pub async fn handle<
     Ok(answer)
 }
 
-async fn connect<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    connection: &ConnectionId,
-    req: &ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
-    let offer = read_offer(&req.headers, req.query_string_parameters.first("token"));
-    let Some(token) = offer.token else {
-        tracing::info!("refused: no token");
-        return response(401, None);
-    };
-    let now = Timestamp::now();
-    let verified = match app.verifier.verify(&token, now.unix_seconds()).await {
-        Ok(v) => v,
-        Err(VerifyError::Token(e)) => {
-            tracing::info!(reason = %e, "refused: bad token");
+/// What the handler does for each kind of event, over one set of ports.
+impl<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync, K: KeySource + Sync>
+    App<S, B, H, Q, K>
+{
+    async fn connect(
+        &self,
+        connection: &ConnectionId,
+        req: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let offer = read_offer(&req.headers, req.query_string_parameters.first("token"));
+        let Some(token) = offer.token else {
+            tracing::info!("refused: no token");
             return response(401, None);
-        }
-        Err(e @ VerifyError::Keys(_)) => {
-            tracing::error!(error = %e, "cannot verify tokens");
+        };
+        let now = Timestamp::now();
+        let verified = match self.verifier.verify(&token, now.unix_seconds()).await {
+            Ok(v) => v,
+            Err(VerifyError::Token(e)) => {
+                tracing::info!(reason = %e, "refused: bad token");
+                return response(401, None);
+            }
+            Err(e @ VerifyError::Keys(_)) => {
+                tracing::error!(error = %e, "cannot verify tokens");
+                return response(500, None);
+            }
+        };
+        let roles = lambda_kit::RoleSource::configured();
+        let actor = match lambda_kit::identity::actor_from_claims(&verified.claims, roles) {
+            Ok(a) => a,
+            Err(_) => {
+                tracing::info!("refused: the token names no usable subject");
+                return response(403, None);
+            }
+        };
+        // A connection does not outlive its token: past `exp`, messages are refused and the
+        // connection is closed (the client reconnects with a fresh token and resumes).
+        let Some(token_expires_at) = Timestamp::from_unix_seconds(verified.expires_at) else {
+            tracing::info!("refused: the token's expiry is out of range");
+            return response(401, None);
+        };
+        if let Err(e) = self
+            .store
+            .open(connection, &actor, token_expires_at, now)
+            .await
+        {
+            tracing::error!(error = %e, "connection not recorded");
             return response(500, None);
         }
-    };
-    let roles = lambda_kit::RoleSource::configured();
-    let actor = match lambda_kit::identity::actor_from_claims(&verified.claims, roles) {
-        Ok(a) => a,
-        Err(_) => {
-            tracing::info!("refused: the token names no usable subject");
-            return response(403, None);
-        }
-    };
-    // A connection does not outlive its token: past `exp`, messages are refused and the
-    // connection is closed (the client reconnects with a fresh token and resumes).
-    let Some(token_expires_at) = Timestamp::from_unix_seconds(verified.expires_at) else {
-        tracing::info!("refused: the token's expiry is out of range");
-        return response(401, None);
-    };
-    if let Err(e) = app
-        .store
-        .open(connection, &actor, token_expires_at, now)
-        .await
-    {
-        tracing::error!(error = %e, "connection not recorded");
-        return response(500, None);
+        tracing::info!(user_id = %actor.id, "connected");
+        accepted(offer.echo)
     }
-    tracing::info!(user_id = %actor.id, "connected");
-    accepted(offer.echo)
+
+    async fn disconnect(&self, connection: &ConnectionId) -> ApiGatewayProxyResponse {
+        let now = Timestamp::now();
+        match self.store.close(connection, now).await {
+            Ok(Some(closed)) => {
+                tracing::info!(user_id = %closed.user.id, left = closed.left.len(), "disconnected");
+                for (episode, left_at) in closed.left {
+                    self.schedule_leave_check(episode, closed.user.clone(), left_at)
+                        .await;
+                }
+            }
+            Ok(None) => tracing::info!("disconnected (already forgotten)"),
+            // Best effort: the connection's TTL, and 410 Gone at the next post, clean up the rest.
+            Err(e) => tracing::warn!(error = %e, "disconnect clean-up failed"),
+        }
+        response(200, None)
+    }
+
+    async fn schedule_leave_check(
+        &self,
+        episode_id: EpisodeId,
+        user: domain::UserRef,
+        left_at: Timestamp,
+    ) {
+        let notice = Notice::PresenceCheck {
+            episode_id,
+            user,
+            left_at,
+        };
+        let delay = u32::try_from(self.grace.as_secs()).unwrap_or(900);
+        if let Err(e) = self.notices.send(notice.to_body(), delay).await {
+            tracing::warn!(%episode_id, error = %e, "presence check not scheduled");
+        }
+    }
+
+    async fn message(&self, connection: &ConnectionId, body: &str) -> ApiGatewayProxyResponse {
+        let msg = match ClientMessage::parse(body) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::info!(error = %e, "bad message");
+                let status = match e {
+                    domain::realtime::MessageError::Invalid { .. } => 422,
+                    _ => 400,
+                };
+                return frame(&Frame::error(status, e.to_string(), None));
+            }
+        };
+        let now = Timestamp::now();
+        let answer = match msg {
+            ClientMessage::Ping => self.ping(connection, now).await,
+            ClientMessage::Subscribe { episode_id } => {
+                match self.open_connection(connection, "subscribe", now).await {
+                    Ok(open) => self.subscribe(connection, &open, episode_id, now).await,
+                    Err(refusal) => refusal,
+                }
+            }
+            ClientMessage::Unsubscribe { episode_id } => {
+                match self.open_connection(connection, "unsubscribe", now).await {
+                    Ok(open) => {
+                        self.unsubscribe(connection, open.user, episode_id, now)
+                            .await
+                    }
+                    Err(refusal) => refusal,
+                }
+            }
+            ClientMessage::Resume { episode_id, after } => {
+                match self.open_connection(connection, "resume", now).await {
+                    Ok(_) => self.resume(episode_id, after).await,
+                    Err(refusal) => refusal,
+                }
+            }
+        };
+        frame(&answer)
+    }
+
+    /// The connection a message came on, if it is known and its token still good; otherwise the
+    /// frame that refuses the message (an expired connection is closed and forgotten first).
+    async fn open_connection(
+        &self,
+        connection: &ConnectionId,
+        action: &str,
+        now: Timestamp,
+    ) -> Result<OpenConnection, Frame> {
+        match self.store.connection(connection).await {
+            Ok(Some(open)) if open.expired(now) => Err(self.expire(connection, action, now).await),
+            Ok(Some(open)) => Ok(open),
+            Ok(None) => Err(unknown_connection(action)),
+            Err(e) => Err(unavailable(action, &e)),
+        }
+    }
+
+    /// The connection's token has expired: forget the connection (its presence too, as a
+    /// disconnect would), have the broadcaster close the socket once this answer is out, and say
+    /// why.
+    async fn expire(&self, connection: &ConnectionId, action: &str, now: Timestamp) -> Frame {
+        match self.store.close(connection, now).await {
+            Ok(Some(closed)) => {
+                tracing::info!(user_id = %closed.user.id, "token expired: connection forgotten");
+                for (episode, left_at) in closed.left {
+                    self.schedule_leave_check(episode, closed.user.clone(), left_at)
+                        .await;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "expired connection not forgotten; its TTL will"),
+        }
+        let close = Notice::Close {
+            connection_id: connection.clone(),
+        };
+        // A second's delay: the error frame below goes out first.
+        if let Err(e) = self.notices.send(close.to_body(), 1).await {
+            tracing::warn!(error = %e, "close of the expired connection not scheduled");
+        }
+        token_expired(action)
+    }
+
+    async fn ping(&self, connection: &ConnectionId, now: Timestamp) -> Frame {
+        match self.store.heartbeat(connection, now).await {
+            Ok(Heartbeat::Seen) => Frame::Pong { at: now },
+            Ok(Heartbeat::Unknown) => unknown_connection("ping"),
+            Ok(Heartbeat::Expired) => self.expire(connection, "ping", now).await,
+            Err(e) => unavailable("ping", &e),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        connection: &ConnectionId,
+        open: &OpenConnection,
+        episode_id: EpisodeId,
+        now: Timestamp,
+    ) -> Frame {
+        let user = &open.user;
+        match self
+            .subscriber
+            .subscribe(connection, open, episode_id, now)
+            .await
+        {
+            Ok(done) => {
+                if done.announce {
+                    let notice = Notice::PresenceJoined {
+                        episode_id,
+                        user: user.clone(),
+                        at: now,
+                    };
+                    if let Err(e) = self.notices.send(notice.to_body(), 0).await {
+                        tracing::warn!(%episode_id, error = %e, "presence.joined not sent");
+                    }
+                }
+                tracing::info!(%episode_id, user_id = %user.id, announced = done.announce, "subscribed");
+                Frame::Subscribed {
+                    episode_id,
+                    viewers: viewers(&done.presence, now),
+                    heartbeat_seconds: HEARTBEAT_SECONDS,
+                }
+            }
+            Err(SubscribeError::NoEpisode) => Frame::error(
+                404,
+                format!("episode {episode_id} does not exist"),
+                Some("subscribe"),
+            ),
+            Err(SubscribeError::NoConnection) => unknown_connection("subscribe"),
+            Err(e @ SubscribeError::TooMany) => Frame::error(409, e.to_string(), Some("subscribe")),
+            Err(SubscribeError::Store(e)) => unavailable("subscribe", &e),
+        }
+    }
+
+    async fn unsubscribe(
+        &self,
+        connection: &ConnectionId,
+        user: domain::UserRef,
+        episode_id: EpisodeId,
+        now: Timestamp,
+    ) -> Frame {
+        match self
+            .store
+            .unsubscribe(connection, &user.id, episode_id, now)
+            .await
+        {
+            Ok(left) => {
+                if let Some(left_at) = left {
+                    self.schedule_leave_check(episode_id, user, left_at).await;
+                }
+                Frame::Unsubscribed { episode_id }
+            }
+            Err(e) => unavailable("unsubscribe", &e),
+        }
+    }
+
+    async fn resume(&self, episode_id: EpisodeId, after: EventId) -> Frame {
+        let (mut events, mut more) = match self
+            .history
+            .events_after(episode_id, after, RESUME_MAX_EVENTS)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => return unavailable("resume", &e),
+        };
+        if events.is_empty() {
+            match self.subscriber.episode_exists(episode_id).await {
+                Ok(false) => {
+                    return Frame::error(
+                        404,
+                        format!("episode {episode_id} does not exist"),
+                        Some("resume"),
+                    );
+                }
+                Ok(true) => {}
+                Err(e) => return unavailable("resume", &e),
+            }
+        }
+        // Within one frame: drop events from the end (the client asks again) until it fits.
+        loop {
+            let answer = Frame::Resumed {
+                episode_id,
+                after,
+                events: events.clone(),
+                more,
+            };
+            if answer.to_json().len() <= MAX_FRAME_BYTES {
+                return answer;
+            }
+            if events.len() == 1 {
+                // One event too large for any frame: its reference; resume after it next.
+                return Frame::EventRef {
+                    episode_id,
+                    event_id: events[0].id,
+                    event_type: events[0].event_type,
+                    href: format!("/episodes/{episode_id}/activity"),
+                };
+            }
+            events.truncate(events.len() / 2);
+            more = true;
+        }
+    }
 }
 
 /// The `$connect` answer that accepts the handshake. A browser that offered subprotocols fails
@@ -167,158 +404,6 @@ fn accepted(echo: Option<&'static str>) -> ApiGatewayProxyResponse {
             .insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
     }
     ok
-}
-
-async fn disconnect<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    connection: &ConnectionId,
-) -> ApiGatewayProxyResponse {
-    let now = Timestamp::now();
-    match app.store.close(connection, now).await {
-        Ok(Some(closed)) => {
-            tracing::info!(user_id = %closed.user.id, left = closed.left.len(), "disconnected");
-            for (episode, left_at) in closed.left {
-                schedule_leave_check(app, episode, closed.user.clone(), left_at).await;
-            }
-        }
-        Ok(None) => tracing::info!("disconnected (already forgotten)"),
-        // Best effort: the connection's TTL, and 410 Gone at the next post, clean up the rest.
-        Err(e) => tracing::warn!(error = %e, "disconnect clean-up failed"),
-    }
-    response(200, None)
-}
-
-async fn schedule_leave_check<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    episode_id: EpisodeId,
-    user: domain::UserRef,
-    left_at: Timestamp,
-) {
-    let notice = Notice::PresenceCheck {
-        episode_id,
-        user,
-        left_at,
-    };
-    let delay = u32::try_from(app.grace.as_secs()).unwrap_or(900);
-    if let Err(e) = app.notices.send(notice.to_body(), delay).await {
-        tracing::warn!(%episode_id, error = %e, "presence check not scheduled");
-    }
-}
-
-async fn message<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    connection: &ConnectionId,
-    body: &str,
-) -> ApiGatewayProxyResponse {
-    let msg = match ClientMessage::parse(body) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::info!(error = %e, "bad message");
-            let status = match e {
-                domain::realtime::MessageError::Invalid { .. } => 422,
-                _ => 400,
-            };
-            return frame(&Frame::error(status, e.to_string(), None));
-        }
-    };
-    let now = Timestamp::now();
-    let answer = match msg {
-        ClientMessage::Ping => ping(app, connection, now).await,
-        ClientMessage::Subscribe { episode_id } => {
-            match open_connection(app, connection, "subscribe", now).await {
-                Ok(open) => subscribe(app, connection, &open, episode_id, now).await,
-                Err(refusal) => refusal,
-            }
-        }
-        ClientMessage::Unsubscribe { episode_id } => {
-            match open_connection(app, connection, "unsubscribe", now).await {
-                Ok(open) => unsubscribe(app, connection, open.user, episode_id, now).await,
-                Err(refusal) => refusal,
-            }
-        }
-        ClientMessage::Resume { episode_id, after } => {
-            match open_connection(app, connection, "resume", now).await {
-                Ok(_) => resume(app, episode_id, after).await,
-                Err(refusal) => refusal,
-            }
-        }
-    };
-    frame(&answer)
-}
-
-/// The connection a message came on, if it is known and its token still good; otherwise the
-/// frame that refuses the message (an expired connection is closed and forgotten first).
-async fn open_connection<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    connection: &ConnectionId,
-    action: &str,
-    now: Timestamp,
-) -> Result<OpenConnection, Frame> {
-    match app.store.connection(connection).await {
-        Ok(Some(open)) if open.expired(now) => Err(expire(app, connection, action, now).await),
-        Ok(Some(open)) => Ok(open),
-        Ok(None) => Err(unknown_connection(action)),
-        Err(e) => Err(unavailable(action, &e)),
-    }
-}
-
-/// The connection's token has expired: forget the connection (its presence too, as a
-/// disconnect would), have the broadcaster close the socket once this answer is out, and say
-/// why.
-async fn expire<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    connection: &ConnectionId,
-    action: &str,
-    now: Timestamp,
-) -> Frame {
-    match app.store.close(connection, now).await {
-        Ok(Some(closed)) => {
-            tracing::info!(user_id = %closed.user.id, "token expired: connection forgotten");
-            for (episode, left_at) in closed.left {
-                schedule_leave_check(app, episode, closed.user.clone(), left_at).await;
-            }
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "expired connection not forgotten; its TTL will"),
-    }
-    let close = Notice::Close {
-        connection_id: connection.clone(),
-    };
-    // A second's delay: the error frame below goes out first.
-    if let Err(e) = app.notices.send(close.to_body(), 1).await {
-        tracing::warn!(error = %e, "close of the expired connection not scheduled");
-    }
-    token_expired(action)
 }
 
 fn unavailable(action: &str, e: &dyn std::fmt::Display) -> Frame {
@@ -341,158 +426,6 @@ fn unknown_connection(action: &str) -> Frame {
         "this connection is not known (expired or closed); reconnect",
         Some(action),
     )
-}
-
-async fn ping<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    connection: &ConnectionId,
-    now: Timestamp,
-) -> Frame {
-    match app.store.heartbeat(connection, now).await {
-        Ok(Heartbeat::Seen) => Frame::Pong { at: now },
-        Ok(Heartbeat::Unknown) => unknown_connection("ping"),
-        Ok(Heartbeat::Expired) => expire(app, connection, "ping", now).await,
-        Err(e) => unavailable("ping", &e),
-    }
-}
-
-async fn subscribe<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    connection: &ConnectionId,
-    open: &OpenConnection,
-    episode_id: EpisodeId,
-    now: Timestamp,
-) -> Frame {
-    let user = &open.user;
-    match app
-        .subscriber
-        .subscribe(connection, open, episode_id, now)
-        .await
-    {
-        Ok(done) => {
-            if done.announce {
-                let notice = Notice::PresenceJoined {
-                    episode_id,
-                    user: user.clone(),
-                    at: now,
-                };
-                if let Err(e) = app.notices.send(notice.to_body(), 0).await {
-                    tracing::warn!(%episode_id, error = %e, "presence.joined not sent");
-                }
-            }
-            tracing::info!(%episode_id, user_id = %user.id, announced = done.announce, "subscribed");
-            Frame::Subscribed {
-                episode_id,
-                viewers: viewers(&done.presence, now),
-                heartbeat_seconds: HEARTBEAT_SECONDS,
-            }
-        }
-        Err(SubscribeError::NoEpisode) => Frame::error(
-            404,
-            format!("episode {episode_id} does not exist"),
-            Some("subscribe"),
-        ),
-        Err(SubscribeError::NoConnection) => unknown_connection("subscribe"),
-        Err(e @ SubscribeError::TooMany) => Frame::error(409, e.to_string(), Some("subscribe")),
-        Err(SubscribeError::Store(e)) => unavailable("subscribe", &e),
-    }
-}
-
-async fn unsubscribe<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    connection: &ConnectionId,
-    user: domain::UserRef,
-    episode_id: EpisodeId,
-    now: Timestamp,
-) -> Frame {
-    match app
-        .store
-        .unsubscribe(connection, &user.id, episode_id, now)
-        .await
-    {
-        Ok(left) => {
-            if let Some(left_at) = left {
-                schedule_leave_check(app, episode_id, user, left_at).await;
-            }
-            Frame::Unsubscribed { episode_id }
-        }
-        Err(e) => unavailable("unsubscribe", &e),
-    }
-}
-
-async fn resume<
-    S: Store,
-    B: Subscriber,
-    H: EventHistory + Sync,
-    Q: MessageSender + Sync,
-    K: KeySource + Sync,
->(
-    app: &App<S, B, H, Q, K>,
-    episode_id: EpisodeId,
-    after: EventId,
-) -> Frame {
-    let (mut events, mut more) = match app
-        .history
-        .events_after(episode_id, after, RESUME_MAX_EVENTS)
-        .await
-    {
-        Ok(found) => found,
-        Err(e) => return unavailable("resume", &e),
-    };
-    if events.is_empty() {
-        match app.subscriber.episode_exists(episode_id).await {
-            Ok(false) => {
-                return Frame::error(
-                    404,
-                    format!("episode {episode_id} does not exist"),
-                    Some("resume"),
-                );
-            }
-            Ok(true) => {}
-            Err(e) => return unavailable("resume", &e),
-        }
-    }
-    // Within one frame: drop events from the end (the client asks again) until it fits.
-    loop {
-        let answer = Frame::Resumed {
-            episode_id,
-            after,
-            events: events.clone(),
-            more,
-        };
-        if answer.to_json().len() <= MAX_FRAME_BYTES {
-            return answer;
-        }
-        if events.len() == 1 {
-            // One event too large for any frame: its reference; resume after it next.
-            return Frame::EventRef {
-                episode_id,
-                event_id: events[0].id,
-                event_type: events[0].event_type,
-                href: format!("/episodes/{episode_id}/activity"),
-            };
-        }
-        events.truncate(events.len() / 2);
-        more = true;
-    }
 }
 
 #[cfg(test)]

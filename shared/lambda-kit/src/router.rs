@@ -151,32 +151,23 @@ pub trait PathId: Sized {
     fn from_path(raw: &str) -> Option<Self>;
 }
 
-impl PathId for EpisodeId {
-    const WHAT: &'static str = "an episode id";
-    fn from_path(raw: &str) -> Option<Self> {
-        Self::parse(raw).ok()
-    }
+/// `PathId` for a domain id type, named as the 400 names it.
+macro_rules! path_id {
+    ($($id:ty => $what:literal),+ $(,)?) => {$(
+        impl PathId for $id {
+            const WHAT: &'static str = $what;
+            fn from_path(raw: &str) -> Option<Self> {
+                Self::parse(raw).ok()
+            }
+        }
+    )+};
 }
 
-impl PathId for FileId {
-    const WHAT: &'static str = "a file id";
-    fn from_path(raw: &str) -> Option<Self> {
-        Self::parse(raw).ok()
-    }
-}
-
-impl PathId for JobId {
-    const WHAT: &'static str = "a job id";
-    fn from_path(raw: &str) -> Option<Self> {
-        Self::parse(raw).ok()
-    }
-}
-
-impl PathId for EventId {
-    const WHAT: &'static str = "a notification id";
-    fn from_path(raw: &str) -> Option<Self> {
-        Self::parse(raw).ok()
-    }
+path_id! {
+    EpisodeId => "an episode id",
+    FileId => "a file id",
+    JobId => "a job id",
+    EventId => "a notification id",
 }
 
 /// The path's `{id}`, parsed; 400 naming `id` when it is not one.
