@@ -15,7 +15,10 @@ use domain::store::notification::{Audiences, Inbox, NotificationWriter};
 use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter};
 use domain::store::realtime::EventHistory;
 use domain::store::realtime::{Connections, PresenceReader, Subscribe, Subscriptions};
-use domain::store::{EpisodeExistence, EpisodeLister, EpisodeReader, EpisodeWriter};
+use domain::store::relay::EventPublisher;
+use domain::store::{
+    DeadLetters, EpisodeExistence, EpisodeLister, EpisodeReader, EpisodeWriter, MessageSender,
+};
 use domain::{EpisodeId, EventType};
 
 pub mod activity;
@@ -24,6 +27,7 @@ pub mod files;
 pub mod jobs;
 pub mod notifications;
 pub mod objects;
+pub mod queues;
 pub mod realtime;
 pub mod sample;
 
@@ -75,6 +79,58 @@ pub trait World: Sync {
         part: u32,
         bytes: Vec<u8>,
     ) -> impl Future<Output = ()> + Send;
+}
+
+/// Where a queue contract looks for what arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// [`QueueWorld::queue`]'s queue.
+    Queue,
+    /// [`QueueWorld::parking`]'s dead-letter queue.
+    DeadLetters,
+    /// The queue [`QueueWorld::publisher`] sends `Queue::Activity` to.
+    Published,
+}
+
+/// The queue ports, each over a queue of its own that nothing else reads.
+pub trait QueueWorld: Sync {
+    type Queue: MessageSender + Sync;
+    type Parking: DeadLetters + Sync;
+    type Publisher: EventPublisher + Sync;
+
+    fn queue(&self) -> &Self::Queue;
+    fn parking(&self) -> &Self::Parking;
+    fn publisher(&self) -> &Self::Publisher;
+
+    /// The bodies that reached `sink`, as a consumer receives them: waits (a few seconds at
+    /// most) until `count` have arrived, and takes them off the queue.
+    fn received(&self, sink: Sink, count: usize) -> impl Future<Output = Vec<String>> + Send;
+
+    /// Removes the world's queues.
+    fn finish(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// One `#[tokio::test]` per queue contract, each on a fresh world from `$world`.
+#[macro_export]
+macro_rules! queue_contract_tests {
+    ($world:expr) => {
+        $crate::queue_contract_tests!(@each $world;
+            what_is_sent_arrives_once_with_its_body,
+            a_parked_message_keeps_its_body,
+            a_batch_inside_the_limits_is_accepted_whole,
+            a_batch_beyond_ten_entries_is_refused_whole,
+        );
+    };
+    (@each $world:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let world = $world;
+                $crate::queues::$name(&world).await;
+                $crate::QueueWorld::finish(&world).await;
+            }
+        )+
+    };
 }
 
 /// One `#[tokio::test]` per contract, each on a fresh world from `$world` (an async

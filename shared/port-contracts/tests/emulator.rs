@@ -5,18 +5,18 @@
 #![allow(clippy::unwrap_used)]
 
 use aws_adapters::{
-    DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore, DynamoEventHistory,
-    DynamoFileStore, DynamoJobStore, DynamoNotificationStore, DynamoRealtimeStore,
-    DynamoSubscriber, FileTables, JobTables, NotificationTables, ObjectStore, RealtimeTables,
-    Tables,
+    DeadLetterQueue, DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore,
+    DynamoEventHistory, DynamoFileStore, DynamoJobStore, DynamoNotificationStore,
+    DynamoRealtimeStore, DynamoSubscriber, FileTables, JobTables, MessageQueue, NotificationTables,
+    ObjectStore, RealtimeTables, SqsPublisher, Tables,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::store::EpisodeWriter;
 use domain::{
-    Actor, CorrelationId, DomainEvent, EpisodeDeletion, EpisodeId, EventContext, EventType, Stamp,
-    Timestamp,
+    Actor, CorrelationId, DomainEvent, EpisodeDeletion, EpisodeId, EventContext, EventType, Queue,
+    Stamp, Timestamp,
 };
-use port_contracts::{World, contract_tests};
+use port_contracts::{QueueWorld, Sink, World, contract_tests, queue_contract_tests};
 use serde_json::Value;
 
 struct Emulator {
@@ -275,3 +275,126 @@ impl World for Emulator {
 }
 
 contract_tests!(world().await);
+
+/// Three queues of the world's own on the emulator's SQS, removed when it finishes.
+struct Queues {
+    sqs: aws_sdk_sqs::Client,
+    urls: [String; 3],
+    queue: MessageQueue,
+    parking: DeadLetterQueue,
+    publisher: SqsPublisher,
+}
+
+async fn queues() -> Queues {
+    let stack = stack();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(stack["aws_endpoint"].as_str().unwrap())
+        .region(aws_config::Region::new(
+            stack["region"].as_str().unwrap().to_owned(),
+        ))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into()),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
+            None,
+            None,
+            "local-stack",
+        ))
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let run = EpisodeId::new().to_string();
+    let mut urls = Vec::new();
+    for role in ["queue", "parking", "published"] {
+        let out = sqs
+            .create_queue()
+            .queue_name(format!("contracts-{role}-{}", &run[24..]))
+            .send()
+            .await
+            .unwrap();
+        urls.push(out.queue_url().unwrap().to_owned());
+    }
+    let urls: [String; 3] = urls.try_into().unwrap();
+    let routes = [
+        Queue::Activity,
+        Queue::Notifications,
+        Queue::Realtime,
+        Queue::Files,
+        Queue::Jobs,
+    ]
+    .into_iter()
+    .map(|q| (q, urls[2].clone()))
+    .collect();
+    Queues {
+        queue: MessageQueue::new(sqs.clone(), urls[0].clone()),
+        parking: DeadLetterQueue::new(sqs.clone(), urls[1].clone()),
+        publisher: SqsPublisher::new(
+            sqs.clone(),
+            routes,
+            DeadLetterQueue::new(sqs.clone(), urls[1].clone()),
+        ),
+        sqs,
+        urls,
+    }
+}
+
+impl QueueWorld for Queues {
+    type Queue = MessageQueue;
+    type Parking = DeadLetterQueue;
+    type Publisher = SqsPublisher;
+
+    fn queue(&self) -> &MessageQueue {
+        &self.queue
+    }
+
+    fn parking(&self) -> &DeadLetterQueue {
+        &self.parking
+    }
+
+    fn publisher(&self) -> &SqsPublisher {
+        &self.publisher
+    }
+
+    async fn received(&self, sink: Sink, count: usize) -> Vec<String> {
+        let url = match sink {
+            Sink::Queue => &self.urls[0],
+            Sink::DeadLetters => &self.urls[1],
+            Sink::Published => &self.urls[2],
+        };
+        let mut bodies = Vec::new();
+        // At most five one-second waits; one for a queue that should stay empty.
+        for _ in 0..5 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            for m in out.messages() {
+                bodies.push(m.body().unwrap_or_default().to_owned());
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            if count == 0 || bodies.len() >= count {
+                break;
+            }
+        }
+        bodies
+    }
+
+    async fn finish(&self) {
+        for url in &self.urls {
+            // Best effort: a queue left behind is the emulator's, gone with it.
+            let _ = self.sqs.delete_queue().queue_url(url).send().await;
+        }
+    }
+}
+
+queue_contract_tests!(queues().await);

@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use domain::store::memory::{
-    InMemoryActivityLog, InMemoryEpisodeLabels, InMemoryEpisodeStore, InMemoryFileStore,
-    InMemoryJobStore, InMemoryNotifications, InMemoryObjects, InMemoryRealtime,
+    InMemoryActivityLog, InMemoryDeadLetters, InMemoryEpisodeLabels, InMemoryEpisodeStore,
+    InMemoryFileStore, InMemoryJobStore, InMemoryNotifications, InMemoryObjects, InMemoryPublisher,
+    InMemoryQueue, InMemoryRealtime,
 };
 use domain::store::notification::Inbox;
 use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, Page, StoreError};
@@ -13,7 +14,7 @@ use domain::{
     DomainEvent, Episode, EpisodeDeletion, EpisodeId, EpisodeUpdate, EventType, Timestamp, UserId,
 };
 use port_contracts::sample::{self, CREATOR, LABEL};
-use port_contracts::{World, contract_tests};
+use port_contracts::{QueueWorld, Sink, World, contract_tests, queue_contract_tests};
 
 /// The episodes store, and the events table it writes as the event history reads it (on AWS
 /// one table; here the history is the realtime fake's, fed with each event written).
@@ -196,3 +197,46 @@ impl World for Memory {
 }
 
 contract_tests!(world());
+
+/// The queues: what the fakes recorded is what a consumer would receive.
+#[derive(Default)]
+struct Queues {
+    queue: InMemoryQueue,
+    parking: InMemoryDeadLetters,
+    publisher: InMemoryPublisher,
+}
+
+impl QueueWorld for Queues {
+    type Queue = InMemoryQueue;
+    type Parking = InMemoryDeadLetters;
+    type Publisher = InMemoryPublisher;
+
+    fn queue(&self) -> &InMemoryQueue {
+        &self.queue
+    }
+
+    fn parking(&self) -> &InMemoryDeadLetters {
+        &self.parking
+    }
+
+    fn publisher(&self) -> &InMemoryPublisher {
+        &self.publisher
+    }
+
+    async fn received(&self, sink: Sink, _count: usize) -> Vec<String> {
+        match sink {
+            Sink::Queue => self.queue.sent().into_iter().map(|(b, _)| b).collect(),
+            Sink::DeadLetters => self.parking.parked().into_iter().map(|(b, _)| b).collect(),
+            Sink::Published => self
+                .publisher
+                .accepted()
+                .into_iter()
+                .map(|(_, m)| m.body)
+                .collect(),
+        }
+    }
+
+    async fn finish(&self) {}
+}
+
+queue_contract_tests!(Queues::default());
