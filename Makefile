@@ -44,6 +44,7 @@ $(CHECKOV_STAMP):
 # The functions' build (CPU-bound) runs while the venv installs (network and disk); stack.py's
 # cargo-lambda build then finds them built and only zips them. A failed build or install stops.
 PREBUILD = cargo build $(CARGO_FLAGS) --bins & build=$$!; \
+	trap 'kill $$build 2>/dev/null' INT TERM; \
 	$(MAKE) --no-print-directory venv; venv=$$?; \
 	wait $$build && test $$venv -eq 0
 

@@ -102,7 +102,8 @@ impl QueryRules for Listing {
     const ALLOWED: &'static [&'static str] = &["status", "limit", "cursor"];
 }
 
-/// `GET /episodes`'s query as the store's: every problem at once.
+/// `GET /episodes`'s query as the store's: every bad value at once (unknown or repeated
+/// parameters were refused before, by [`Query`]).
 fn list_query(query: &Query<Listing>) -> Result<ListQuery, Problem> {
     let mut errors = Vec::new();
     let status = match query.params.get("status").map(|s| EpisodeStatus::parse(s)) {

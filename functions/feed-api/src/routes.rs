@@ -181,6 +181,12 @@ mod tests {
         let api = api().await;
         let (status, _) = send(&api, get("/activity")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "an editor");
+        let (status, _) = send(&api, get("/activity").query("colour=red&limit=0")).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "refused before the filters are judged"
+        );
         let admin = || get("/activity").caller("root", "admin");
         let (status, body) = send(&api, admin().query("action=episode.updated")).await;
         assert_eq!(

@@ -1,7 +1,8 @@
 //! What each route of the jobs API does: `POST` and `GET /episodes/{id}/jobs` (start a job,
 //! list), `GET /jobs/{id}`, `POST /jobs/{id}/cancel`, `POST /jobs/{id}/retry`.
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use domain::job::{Cancel, Injection, JobMove};
 use domain::store::file::FileReader;
 use domain::store::job::{Idempotency, JobCreateError, JobMoveError, JobQuery};
@@ -42,6 +43,19 @@ pub struct Editors;
 
 impl Refusal for Editors {
     const VIEWERS: &'static str = "viewers cannot start or change jobs";
+}
+
+/// The `Idempotency-Key` header, when sent; 400 when it is not 1–255 visible ASCII
+/// characters. An extractor, so that it is checked before the body, as the header comes first.
+#[derive(Debug)]
+pub struct IdempotencyKey(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        idempotency_key(&parts.headers).map(Self)
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
@@ -132,10 +146,9 @@ pub async fn create<J: Jobs, F: FileReader>(
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(episode): Id<EpisodeId>,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     body: JsonObject<NewJobBody>,
 ) -> Handled {
-    let key = idempotency_key(&headers)?;
     let key = key.as_deref();
     let (job_type, file_id, params, inject) = parse_body(body, api.fault_injection)?;
     // The file must be an available file of this episode that the job type can read. (The

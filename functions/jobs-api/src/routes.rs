@@ -269,6 +269,15 @@ mod tests {
                 400,
                 Some("Idempotency-Key"),
             ),
+            (
+                // The header is checked before the body, whatever the body is.
+                "key before body",
+                fixture("create")
+                    .header("idempotency-key", "a key with spaces")
+                    .header("content-type", "text/plain"),
+                400,
+                Some("Idempotency-Key"),
+            ),
         ] {
             let (status, body, resp) = send(&api, req).await;
             assert_eq!(status.as_u16(), expected, "{case}: {body}");

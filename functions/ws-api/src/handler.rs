@@ -726,9 +726,18 @@ mod tests {
     #[tokio::test]
     async fn an_expired_connection_is_forgotten_closed_and_told_why() {
         let app = app();
-        let offer = format!("bearer.{}", token(&app, "ada", 1));
-        assert_eq!(status(&app, connecting(&offer)).await, 200);
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        // A connection whose token expired a second ago (connect refuses expired tokens).
+        let now = Timestamp::now();
+        let expired = Timestamp::from_unix_seconds(now.unix_seconds() - 1).unwrap();
+        let ada = lambda_kit::actor_from_claims(
+            &[("sub".to_owned(), "ada".to_owned())].into(),
+            lambda_kit::RoleSource::configured(),
+        )
+        .unwrap();
+        app.store
+            .open(&connection(), &ada, expired, now)
+            .await
+            .unwrap();
         let frame = answer(&app, r#"{"action":"ping"}"#).await;
         assert_eq!(frame["status"], 401, "{frame}");
         assert!(frame["detail"].as_str().unwrap().contains("expired"));

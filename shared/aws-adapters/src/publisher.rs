@@ -111,14 +111,18 @@ impl EventPublisher for SqsPublisher {
             .send()
             .await
         {
-            Ok(out) => out
-                .failed()
-                .iter()
-                .filter_map(|f| {
-                    tracing::warn!(%queue, id = f.id(), code = f.code(), "SQS refused an entry");
-                    f.id().parse().ok()
-                })
-                .collect(),
+            Ok(out) => {
+                let refused: Option<Vec<usize>> = out
+                    .failed()
+                    .iter()
+                    .map(|f| {
+                        tracing::warn!(%queue, id = f.id(), code = f.code(), "SQS refused an entry");
+                        f.id().parse().ok()
+                    })
+                    .collect();
+                // An entry id we did not send: which entries failed is unknown, so all did.
+                refused.unwrap_or_else(all)
+            }
             Err(e) => {
                 use aws_sdk_sqs::error::ProvideErrorMetadata;
                 tracing::warn!(%queue, code = e.code(), error = e.message(), "SendMessageBatch failed");

@@ -250,6 +250,10 @@ pub async fn the_list_comes_newest_first_in_pages_by_status(w: &impl World) {
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !second.items.is_empty(),
+        "at least the third episode follows"
+    );
     assert!(second.items.iter().all(|e| e.id < next));
 }
 
