@@ -45,10 +45,9 @@ fn stack() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-async fn world() -> Emulator {
-    let stack = stack();
-    let out = |name: &str| stack["outputs"][name].as_str().unwrap().to_owned();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// The SDK set-up for the local stack's endpoint, region and credentials.
+async fn sdk(stack: &Value) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(stack["aws_endpoint"].as_str().unwrap())
         .region(aws_config::Region::new(
             stack["region"].as_str().unwrap().to_owned(),
@@ -62,7 +61,13 @@ async fn world() -> Emulator {
             "local-stack",
         ))
         .load()
-        .await;
+        .await
+}
+
+async fn world() -> Emulator {
+    let stack = stack();
+    let out = |name: &str| stack["outputs"][name].as_str().unwrap().to_owned();
+    let sdk = sdk(&stack).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let (episodes, events, files) = (
         out("EpisodesTableName"),
@@ -287,20 +292,7 @@ struct Queues {
 
 async fn queues() -> Queues {
     let stack = stack();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(stack["aws_endpoint"].as_str().unwrap())
-        .region(aws_config::Region::new(
-            stack["region"].as_str().unwrap().to_owned(),
-        ))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into()),
-            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
-            None,
-            None,
-            "local-stack",
-        ))
-        .load()
-        .await;
+    let sdk = sdk(&stack).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let run = EpisodeId::new().to_string();
     let mut urls = Vec::new();
