@@ -230,6 +230,7 @@ def deploy() -> dict:
         for o in cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0].get("Outputs", [])
     }
     enable_ttl(outputs)
+    apply_cors(outputs)
     write_env_files()
     return outputs
 
@@ -250,6 +251,37 @@ def enable_ttl(outputs: dict) -> None:
             )
 
 
+def template_cors() -> dict:
+    """The HTTP API's CorsConfiguration as the template gives it, `!Ref`s to parameters resolved
+    to their defaults."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, tag, node: {tag: loader.construct_scalar(node)}
+                                 if isinstance(node, yaml.ScalarNode) else None)
+    doc = yaml.load(TEMPLATE.read_text(), Loader=Loader)
+    cors = doc["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    resolved = {}
+    for key, value in cors.items():
+        if isinstance(value, dict) and "Ref" in value:
+            default = doc["Parameters"][value["Ref"]]["Default"]
+            value = [v.strip() for v in str(default).split(",")]
+        resolved[key] = value
+    return resolved
+
+
+def apply_cors(outputs: dict) -> None:
+    """ministack deploys the HTTP API with an empty CorsConfiguration (every preflight is then
+    refused, 403); AWS applies the template's. Set the template's on the deployed API."""
+    cors = template_cors()
+    boto("apigatewayv2").update_api(ApiId=outputs["HttpApiId"], CorsConfiguration=cors)
+    applied = boto("apigatewayv2").get_api(ApiId=outputs["HttpApiId"]).get("CorsConfiguration", {})
+    if sorted(map(str.lower, applied.get("AllowHeaders", []))) != sorted(map(str.lower, cors["AllowHeaders"])):
+        raise SystemExit(f"the HTTP API's CORS configuration did not apply: {applied}")
+
+
 def write_stack_json(outputs: dict) -> dict:
     api_id = outputs["HttpApiId"]
     info = {
@@ -258,6 +290,7 @@ def write_stack_json(outputs: dict) -> dict:
         "aws_endpoint": ENDPOINT,
         "issuer": oidc.ISSUER,
         "audience": oidc.AUDIENCE,
+        "cors_allowed_origins": template_cors()["AllowOrigins"],
         "region": REGION,
         "stack_name": STACK_NAME,
         "outputs": outputs,

@@ -106,13 +106,13 @@ def test_status_moves_follow_the_state_machine(api, tokens, events_of):
 
     for illegal in ("published", "archived", "in_review", "draft"):
         r = move(illegal)
-        assert r.status_code == 422, (illegal, r.text)
+        assert r.status_code == 409, (illegal, r.text)
         assert r.json()["type"] == "/problems/illegal-transition"
     for legal in ("in_production", "in_review", "in_production", "in_review", "published", "archived"):
         r = move(legal)
         assert r.status_code == 204, (legal, r.text)
         version += 1
-    assert move("published").status_code == 422
+    assert move("published").status_code == 409
     assert api.request("GET", f"/episodes/{eid}", alice).json()["status"] == "archived"
     assert len(events_of(eid)) == 1 + 6, "refused moves wrote no events"
 

@@ -156,7 +156,7 @@ def test_past_the_maximum_a_job_fails_once_notifies_its_requester_and_can_be_ret
     assert r.status_code == 202 and r.json()["state"] == "queued", r.text
     assert ends(api, alice, jid, "succeeded")["attempts"] == 1
     assert "job.retried" in actions(api, alice, eid)
-    assert api.request("POST", f"/jobs/{jid}/retry", alice).status_code == 422, "a succeeded job is not retried"
+    assert api.request("POST", f"/jobs/{jid}/retry", alice).status_code == 409, "a succeeded job is not retried"
 
 
 def test_a_corrupt_file_fails_without_retries(api):
@@ -192,7 +192,7 @@ def test_cancel_while_queued_and_while_running(api, stack, aws):
         lam.update_event_source_mapping(UUID=mapping, Enabled=True)
     time.sleep(4)
     assert job(api, alice, queued["id"])["state"] == "cancelled", "the worker skips a cancelled job"
-    assert api.request("POST", f"/jobs/{queued['id']}/cancel", alice).status_code == 422
+    assert api.request("POST", f"/jobs/{queued['id']}/cancel", alice).status_code == 409
     seen = eventually(lambda: (a := actions(api, alice, eid)).count("job.cancelled") == 2 and a)
     assert seen
 
@@ -262,4 +262,4 @@ def test_bad_job_requests_are_refused_at_post(api, tokens):
     ends(api, alice, first.json()["id"], "succeeded")
     only = api.request("GET", f"/episodes/{eid}/jobs", alice, params={"state": "succeeded"}).json()["items"]
     assert [j["id"] for j in only] == [first.json()["id"]]
-    assert api.request("POST", f"/jobs/{first.json()['id']}/cancel", alice).status_code == 422
+    assert api.request("POST", f"/jobs/{first.json()['id']}/cancel", alice).status_code == 409

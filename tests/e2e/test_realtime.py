@@ -13,7 +13,9 @@ import uuid
 
 import oidc
 import pytest
+import requests
 from conftest import eventually
+from jsonschema import Draft7Validator
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -26,10 +28,27 @@ def people(*specs):
     return {name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize())) for name, role in specs}
 
 
+class Frames:
+    """Every frame a client receives is checked against the AsyncAPI document the stack serves
+    (`ServerFrame`: the frame for its `type`, and for events the data of their type)."""
+
+    def __init__(self, http_url: str):
+        doc = requests.get(http_url + "/asyncapi.json", timeout=30).json()
+        self.validator = Draft7Validator({"$ref": "#/components/schemas/ServerFrame", "components": doc["components"]})
+        self.checked = 0
+
+    def problems(self, frame: dict) -> list[str]:
+        self.checked += 1
+        return [f"{frame.get('type')}: {e.message} at {list(e.absolute_path)}" for e in self.validator.iter_errors(frame)]
+
+
 class Client:
     """A WebSocket client that keeps every frame it receives, in order, on a reader thread."""
 
+    frames_contract: Frames | None = None
+
     def __init__(self, url: str, token: str | None, via: str = "protocol"):
+        self.off_contract: list[str] = []
         self._exit = contextlib.ExitStack()
         if via == "protocol":
             protocols = ["episodes.v1"] + ([f"bearer.{token}"] if token else [])
@@ -43,7 +62,10 @@ class Client:
     def _read(self):
         try:
             while True:
-                self.frames.put(json.loads(self.ws.recv()))
+                frame = json.loads(self.ws.recv())
+                if Client.frames_contract is not None:
+                    self.off_contract += Client.frames_contract.problems(frame)
+                self.frames.put(frame)
         except ConnectionClosed:
             pass
 
@@ -95,8 +117,14 @@ class Client:
         self._exit.close()
 
 
+@pytest.fixture(scope="session")
+def frames_contract(stack) -> Frames:
+    Client.frames_contract = Frames(stack["http_url"])
+    return Client.frames_contract
+
+
 @pytest.fixture
-def ws(stack):
+def ws(stack, frames_contract):
     opened: list[Client] = []
 
     def open_client(token, via="protocol"):
@@ -107,6 +135,8 @@ def ws(stack):
     yield open_client
     for c in opened:
         c.close()
+    off = [p for c in opened for p in c.off_contract]
+    assert not off, f"frames that do not follow the AsyncAPI document: {off[:5]}"
 
 
 def unknown_episode_id() -> str:

@@ -37,7 +37,9 @@ fn store_problem(e: StoreError, stale: StaleProblem) -> Problem {
         StoreError::Rejected(r) => match r {
             Rejection::NotFound => Problem::not_found("no such episode"),
             Rejection::Stale { .. } => stale(r.to_string()),
-            Rejection::IllegalTransition { .. } => Problem::illegal_transition(r.to_string()),
+            Rejection::IllegalTransition { .. } => {
+                Problem::illegal_transition("status", r.to_string())
+            }
             Rejection::NotOwner => Problem::forbidden(r.to_string()),
             Rejection::Concurrent => Problem::conflict(r.to_string()),
         },
@@ -250,11 +252,13 @@ pub async fn delete<S: EpisodeWriter>(
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-/// `If-Match`, when sent (a value that is not text cannot match any version).
+/// `If-Match`, when sent (a value that is not text cannot match any version). An empty one
+/// is an empty list of tags (RFC 9110's `#entity-tag` allows it): the same as none.
 fn if_match(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::IF_MATCH)
         .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+        .filter(|v| !v.trim().is_empty())
 }
 
 pub async fn health() -> Handled {

@@ -72,7 +72,7 @@ impl Fields {
         match self.raw(key) {
             Given::Absent => Given::Absent,
             Given::Null => Given::Null,
-            Given::Value(v) => match v.as_u64() {
+            Given::Value(v) => match domain::whole_number(v) {
                 Some(n) => match parse(n) {
                     Ok(v) => Given::Value(v),
                     Err(e) => {

@@ -1,5 +1,6 @@
 //! `episodes-api`: the episode routes of the HTTP API.
 
+mod contract;
 mod handlers;
 mod input;
 mod routes;

@@ -7,7 +7,7 @@ use axum::routing::get;
 use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter};
 use lambda_kit::AwsCallCounter;
 
-use crate::handlers;
+use crate::{contract, handlers};
 
 /// What the function holds across invocations: built once at init.
 #[derive(Debug)]
@@ -28,6 +28,8 @@ pub fn app<S: Store>(api: Arc<Api<S>>) -> Router {
     let calls = api.calls.clone();
     let routes = Router::new()
         .route("/health", get(handlers::health))
+        .route("/openapi.json", get(contract::openapi))
+        .route("/asyncapi.json", get(contract::asyncapi))
         .route(
             "/episodes",
             get(handlers::list::<S>).post(handlers::create::<S>),
@@ -157,6 +159,18 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
+    /// schemathesis found an empty `If-Match` refused with 400: an empty list of tags is the
+    /// same as no header (so a delete goes ahead, an edit names its version in the body).
+    #[tokio::test]
+    async fn an_empty_if_match_is_no_if_match() {
+        let api = api();
+        let id = create(&api, "alice").await;
+        let mut event = fixture("delete");
+        event["headers"]["if-match"] = json!(" ");
+        let (status, body, _) = send(&api, request(event, Some(&id), "alice", "editor")).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
     #[tokio::test]
     async fn stale_if_match_is_412_and_writes_nothing() {
         let api = api();
@@ -178,7 +192,8 @@ mod tests {
         event["body"] = json!(r#"{"status":"draft"}"#);
         let before = api.store.calls();
         let (status, body, _) = send(&api, request(event, Some(&id), "alice", "editor")).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["type"], "/problems/illegal-transition");
         assert_eq!(body["errors"][0]["field"], "status");
         assert_eq!(api.store.calls() - before, 1);
     }
@@ -258,5 +273,48 @@ mod tests {
         assert!(body["next_cursor"].is_null());
         let (status, _, _) = send(&api, list(&[("status", "draft"), ("cursor", &cursor)])).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    /// The published contract and this router agree: every operation is routed, and each
+    /// takes the query parameters and body fields the handler does.
+    #[tokio::test]
+    async fn the_contract_describes_these_routes() {
+        use api_contract::testing::{assert_body, assert_no_query, assert_query, assert_routed};
+        let fixture = include_str!("../../../events/episodes-api/get-episode.json");
+        assert_routed(app(api()), api_contract::Function::Episodes, fixture).await;
+        assert_query::<handlers::Listing>("listEpisodes");
+        assert_body::<crate::input::Create>("createEpisode");
+        assert_body::<crate::input::Patch>("updateEpisode");
+        for op in [
+            "getHealth",
+            "getOpenApi",
+            "getAsyncApi",
+            "getEpisode",
+            "updateEpisode",
+            "deleteEpisode",
+        ] {
+            assert_no_query(op);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_contracts_are_served_without_a_token() {
+        for (path, key, version) in [
+            ("/openapi.json", "openapi", "3.1.1"),
+            ("/asyncapi.json", "asyncapi", "3.0.0"),
+        ] {
+            let req = lambda_kit::fixture::HttpFixture::parse(include_str!(
+                "../../../events/episodes-api/health.json"
+            ))
+            .unwrap()
+            .route("GET", path)
+            .anonymous()
+            .request()
+            .unwrap();
+            let response = lambda_kit::fixture::respond(app(api()), req).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let doc = lambda_kit::fixture::json_body(&response).unwrap();
+            assert_eq!(doc[key], version, "{path}");
+        }
     }
 }

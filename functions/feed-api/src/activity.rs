@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use domain::store::PageSize;
 use domain::store::activity::{ActivityQuery, ActivityReader};
-use domain::{EpisodeId, EventType, FieldError, Role, Timestamp, UserId, uuid_v7_bounds};
+use domain::{
+    EpisodeId, EventType, FieldError, ResourceKind, Role, Timestamp, UserId, uuid_v7_bounds,
+};
 use lambda_http::http::StatusCode;
 use lambda_kit::http::{Handled, json};
 use lambda_kit::router::{Caller, Id, Paged, Query, QueryRules};
@@ -59,6 +61,9 @@ pub async fn whole_log<A: ActivityReader, N, P>(
     page(&api.activity, filter, &query.params).await
 }
 
+/// Longest `resource_id` filter (ids are UUIDs; the bound keeps the filter expression small).
+const RESOURCE_ID_MAX_CHARS: usize = 128;
+
 /// The filter as one canonical string: what a cursor is bound to.
 fn scope(params: &BTreeMap<String, String>, episode: Option<EpisodeId>) -> String {
     let mut parts: Vec<String> = params
@@ -100,12 +105,22 @@ fn activity_query(
                     .map(|a| q.action = Some(a))
                     .map_err(|_| FieldError::new("action", "is not an event type")),
             ),
-            "resource_type" => {
-                q.resource_type = Some(value.clone());
-            }
-            "resource_id" => {
-                q.resource_id = Some(value.clone());
-            }
+            "resource_type" => check(
+                serde_json::from_value::<ResourceKind>(Value::String(value.clone()))
+                    .map(|_| q.resource_type = Some(value.clone()))
+                    .map_err(|_| FieldError::new("resource_type", "must be episode, file or job")),
+            ),
+            "resource_id" => check(
+                if (1..=RESOURCE_ID_MAX_CHARS).contains(&value.chars().count()) {
+                    q.resource_id = Some(value.clone());
+                    Ok(())
+                } else {
+                    Err(FieldError::new(
+                        "resource_id",
+                        "must be 1 to 128 characters",
+                    ))
+                },
+            ),
             "from" => check(
                 Timestamp::parse(value)
                     .map(|t| q.from_id = Some(uuid_v7_bounds(t).0))

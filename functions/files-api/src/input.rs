@@ -36,7 +36,7 @@ pub fn new_file(body: JsonObject<NewFileBody>) -> Result<NewFile, Problem> {
     let content_type = string("content_type", true);
     let sha256 = string("sha256", false);
     let size = match map.get("size") {
-        Some(Value::Number(n)) => match n.as_u64() {
+        Some(v @ Value::Number(_)) => match domain::whole_number(v) {
             Some(v) => Some(v),
             None => {
                 errors.push(FieldError::new("size", "must be a whole number of bytes"));

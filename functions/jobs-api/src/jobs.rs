@@ -336,7 +336,7 @@ pub async fn cancel<J: Jobs, F>(
     let now = Timestamp::now();
     match job
         .cancel(now)
-        .map_err(|r| Problem::illegal_transition(r.to_string()))?
+        .map_err(|r| Problem::illegal_transition("state", r.to_string()))?
     {
         Cancel::Now(change) => save(&api, &meta, &actor, &change).await,
         Cancel::AtCheckpoint => {
@@ -368,7 +368,7 @@ pub async fn retry<J: Jobs, F>(
     let job = find(&api, id).await?;
     let change = job
         .retry(Timestamp::now())
-        .map_err(|r| Problem::illegal_transition(r.to_string()))?;
+        .map_err(|r| Problem::illegal_transition("state", r.to_string()))?;
     save(&api, &meta, &actor, &change).await
 }
 

@@ -413,7 +413,8 @@ mod tests {
         );
         // Cancelled already: a refusal that names the state.
         let (status, body, _) = send(&api, fixture("cancel").path_segment(JOB, &queued)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["errors"][0]["field"], "state");
         assert!(body["detail"].as_str().unwrap().contains("cancelled"));
 
         let running = create_keyless(&api).await;
@@ -450,11 +451,7 @@ mod tests {
         let api = api();
         let id = create(&api).await;
         let (status, body, _) = send(&api, fixture("retry").path_segment(JOB, &id)).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "a queued job: {body}"
-        );
+        assert_eq!(status, StatusCode::CONFLICT, "a queued job: {body}");
         let mut stored = api.jobs.job(JobId::parse(&id).unwrap()).unwrap().job;
         stored.state = JobState::Failed;
         stored.attempts = 3;
@@ -495,5 +492,19 @@ mod tests {
             send(api, fixture("create").without_header("idempotency-key")).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The published contract and this router agree: every operation is routed, and each
+    /// takes the query parameters and body fields the handler does.
+    #[tokio::test]
+    async fn the_contract_describes_these_routes() {
+        use api_contract::testing::{assert_body, assert_no_query, assert_query, assert_routed};
+        let fixture = include_str!("../../../events/jobs-api/get-job.json");
+        assert_routed(app(api()), api_contract::Function::Jobs, fixture).await;
+        assert_query::<crate::jobs::Listing>("listJobs");
+        assert_body::<crate::jobs::NewJobBody>("createJob");
+        for op in ["createJob", "getJob", "cancelJob", "retryJob"] {
+            assert_no_query(op);
+        }
     }
 }

@@ -144,6 +144,16 @@ impl ActivityWriter for DynamoActivityStore {
 
 impl ActivityReader for DynamoActivityStore {
     async fn query(&self, q: &ActivityQuery) -> Result<ActivityPage, StoreError> {
+        if let (Some(from), Some(to)) = (&q.from_id, &q.to_id)
+            && from > to
+        {
+            // An empty range: DynamoDB refuses a BETWEEN whose bounds are reversed
+            // (ValidationException), and the answer is known without asking.
+            return Ok(ActivityPage {
+                items: Vec::new(),
+                next: None,
+            });
+        }
         let mut req = self
             .client
             .query()

@@ -1,14 +1,36 @@
 //! The activity log: one immutable entry per domain event, with a summary fit for a feed.
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::actor::Actor;
+use crate::episode::Person;
 use crate::event::{DomainEvent, EventType, ResourceRef};
 use crate::ids::{CorrelationId, EpisodeId, EventId};
 use crate::time::Timestamp;
 
 /// How long activity entries are kept: the one place retention is set (a TTL on the items).
 pub const ACTIVITY_RETENTION_DAYS: i64 = 365;
+
+/// An activity entry as the API serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(rename = "ActivityEntry")]
+pub struct ActivityBody {
+    /// The id of the event the entry records.
+    pub id: EventId,
+    pub action: EventType,
+    pub actor: Person,
+    pub resource: ResourceRef,
+    pub episode_id: EpisodeId,
+    pub occurred_at: Timestamp,
+    /// One line fit for a feed: "Alice moved S2E4 to review".
+    pub summary: String,
+    /// The event's data.
+    pub metadata: Value,
+    pub request_id: Option<String>,
+    pub correlation_id: CorrelationId,
+}
 
 /// One line of the audit trail.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,19 +71,27 @@ impl ActivityEntry {
     }
 
     /// The public representation served by the feed API.
+    /// The entry as the API serves it.
+    pub fn body(&self) -> ActivityBody {
+        ActivityBody {
+            id: self.event_id,
+            action: self.action,
+            actor: Person {
+                id: self.actor.id.clone(),
+                name: self.actor.name.clone(),
+            },
+            resource: self.resource.clone(),
+            episode_id: self.episode_id,
+            occurred_at: self.occurred_at,
+            summary: self.summary.clone(),
+            metadata: self.metadata.clone(),
+            request_id: self.request_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "id": self.event_id,
-            "action": self.action,
-            "actor": { "id": self.actor.id, "name": self.actor.name },
-            "resource": self.resource,
-            "episode_id": self.episode_id,
-            "occurred_at": self.occurred_at,
-            "summary": self.summary,
-            "metadata": self.metadata,
-            "request_id": self.request_id,
-            "correlation_id": self.correlation_id,
-        })
+        serde_json::to_value(self.body()).unwrap_or_default()
     }
 
     pub fn expires_at(&self) -> Timestamp {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::validation::FieldError;
@@ -15,7 +16,7 @@ impl UserId {
     pub const MAX_LEN: usize = 128;
 
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        if s.is_empty() || s.len() > Self::MAX_LEN || s.chars().any(char::is_control) {
+        if s.is_empty() || s.chars().count() > Self::MAX_LEN || s.chars().any(char::is_control) {
             return Err(FieldError::new("sub", "must be 1–128 printable characters"));
         }
         Ok(Self(s.to_owned()))
@@ -91,7 +92,9 @@ impl From<DisplayName> for String {
 }
 
 /// What a user may do. Unknown or missing roles are viewers: least privilege by default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     #[default]
@@ -115,7 +118,7 @@ impl Role {
 }
 
 /// The authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Actor {
     pub id: UserId,
     pub name: DisplayName,

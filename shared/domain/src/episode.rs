@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::Date;
@@ -25,12 +26,13 @@ impl Title {
     pub const MAX_CHARS: usize = 200;
 
     pub fn parse(s: &str) -> Result<Self, FieldError> {
+        // The limit counts what was sent, before trimming, as the contract's `maxLength` does.
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(FieldError::new("title", "must be at most 200 characters"));
+        }
         let t = s.trim();
         if t.is_empty() {
             return Err(FieldError::new("title", "must not be empty"));
-        }
-        if t.chars().count() > Self::MAX_CHARS {
-            return Err(FieldError::new("title", "must be at most 200 characters"));
         }
         if !is_single_line(t) {
             return Err(FieldError::new(
@@ -187,7 +189,7 @@ impl From<AirDate> for String {
 }
 
 /// Where an episode is in production.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EpisodeStatus {
     Draft,
@@ -322,6 +324,41 @@ impl Stamp {
             by_name: actor.name.clone(),
         }
     }
+}
+
+/// A user as responses name them: who created, changed or uploaded something.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Person {
+    pub id: UserId,
+    pub name: DisplayName,
+}
+
+impl Stamp {
+    pub fn person(&self) -> Person {
+        Person {
+            id: self.by.clone(),
+            name: self.by_name.clone(),
+        }
+    }
+}
+
+/// An episode as the API serves it (and as events carry it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "Episode")]
+pub struct EpisodeBody {
+    pub id: EpisodeId,
+    pub title: Title,
+    pub description: Description,
+    pub series: Option<SeriesName>,
+    pub season: Option<PositiveNumber>,
+    pub number: Option<PositiveNumber>,
+    pub status: EpisodeStatus,
+    pub air_date: Option<AirDate>,
+    pub created_at: Timestamp,
+    pub created_by: Person,
+    pub updated_at: Timestamp,
+    pub updated_by: Person,
+    pub version: Version,
 }
 
 /// An episode as stored and served.
@@ -511,22 +548,27 @@ impl EpisodeDeletion {
 
 impl Episode {
     /// The public representation (also the `episode.created` event's data).
+    /// The episode as the API serves it.
+    pub fn body(&self) -> EpisodeBody {
+        EpisodeBody {
+            id: self.id,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            series: self.series.clone(),
+            season: self.season,
+            number: self.number,
+            status: self.status,
+            air_date: self.air_date,
+            created_at: self.created.at,
+            created_by: self.created.person(),
+            updated_at: self.updated.at,
+            updated_by: self.updated.person(),
+            version: self.version,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "title": self.title,
-            "description": self.description,
-            "series": self.series,
-            "season": self.season,
-            "number": self.number,
-            "status": self.status,
-            "air_date": self.air_date,
-            "created_at": self.created.at,
-            "created_by": { "id": self.created.by, "name": self.created.by_name },
-            "updated_at": self.updated.at,
-            "updated_by": { "id": self.updated.by, "name": self.updated.by_name },
-            "version": self.version.get(),
-        })
+        serde_json::to_value(self.body()).unwrap_or_default()
     }
 }
 

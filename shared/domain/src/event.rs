@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -15,7 +16,9 @@ use crate::time::Timestamp;
 
 /// Every event type the system emits. A consumer that meets a type it does not know fails
 /// that message (it ends in a dead-letter queue) instead of guessing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum EventType {
     #[serde(rename = "episode.created")]
     EpisodeCreated,
@@ -97,7 +100,7 @@ impl fmt::Display for EventType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     Episode,
@@ -117,7 +120,7 @@ impl ResourceKind {
 }
 
 /// The thing an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceRef {
     #[serde(rename = "type")]
     pub kind: ResourceKind,
@@ -133,7 +136,7 @@ pub struct EventContext {
 }
 
 /// One domain event, as stored in the events table and as sent to the queues.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DomainEvent {
     pub id: EventId,

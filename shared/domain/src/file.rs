@@ -4,10 +4,11 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 
-use crate::episode::Stamp;
+use crate::episode::{Person, Stamp};
 use crate::event::DomainEvent;
 use crate::ids::{EpisodeId, FileId};
 use crate::time::Timestamp;
@@ -52,6 +53,11 @@ const ALLOWED: &[(&str, MediaKind)] = &[
     ("text/markdown", MediaKind::Script),
     ("application/pdf", MediaKind::Script),
 ];
+
+/// The content types files may have, as the contract lists them.
+pub fn allowed_content_types() -> Vec<&'static str> {
+    ALLOWED.iter().map(|(t, _)| *t).collect()
+}
 
 /// An allowed content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +202,25 @@ impl Sha256 {
     }
 }
 
+macro_rules! serialize_as {
+    ($($t:ty => |$v:ident| $e:expr;)*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let $v = self;
+                $e.serialize(serializer)
+            }
+        }
+    )*};
+}
+
+serialize_as! {
+    FileName => |v| v.as_str();
+    ContentType => |v| v.as_str();
+    FileSize => |v| v.get();
+    Sha256 => |v| v.as_hex();
+    FileStatus => |v| v.as_str();
+}
+
 /// How a file is uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadPlan {
@@ -257,6 +282,24 @@ pub struct NewFile {
     pub sha256: Option<Sha256>,
 }
 
+/// A file as the API serves it (and as events carry it).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(rename = "File")]
+pub struct FileBody {
+    pub id: FileId,
+    pub episode_id: EpisodeId,
+    pub name: FileName,
+    pub content_type: ContentType,
+    pub size: FileSize,
+    pub sha256: Option<Sha256>,
+    pub status: FileStatus,
+    pub uploaded_by: Person,
+    pub created_at: Timestamp,
+    pub available_at: Option<Timestamp>,
+    /// What jobs found out about the file (checksum, media probe), by job type.
+    pub metadata: Option<Value>,
+}
+
 /// A file of an episode, as stored and served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpisodeFile {
@@ -308,20 +351,25 @@ impl EpisodeFile {
         }
     }
 
+    /// The file as the API serves it.
+    pub fn body(&self) -> FileBody {
+        FileBody {
+            id: self.id,
+            episode_id: self.episode_id,
+            name: self.name.clone(),
+            content_type: self.content_type,
+            size: self.size,
+            sha256: self.sha256.clone(),
+            status: self.status,
+            uploaded_by: self.created.person(),
+            created_at: self.created.at,
+            available_at: self.available_at,
+            metadata: self.metadata.clone(),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "episode_id": self.episode_id,
-            "name": self.name.as_str(),
-            "content_type": self.content_type.as_str(),
-            "size": self.size.get(),
-            "sha256": self.sha256.as_ref().map(Sha256::as_hex),
-            "status": self.status.as_str(),
-            "uploaded_by": { "id": self.created.by, "name": self.created.by_name },
-            "created_at": self.created.at,
-            "available_at": self.available_at,
-            "metadata": self.metadata,
-        })
+        serde_json::to_value(self.body()).unwrap_or_default()
     }
 
     /// Whether the object S3 holds is this file: the declared size, and the declared checksum

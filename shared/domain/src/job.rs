@@ -3,10 +3,11 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::episode::Stamp;
+use crate::episode::{Person, Stamp};
 use crate::event::{DomainEvent, EventContext, EventType};
 use crate::file::{ContentType, MediaKind};
 use crate::ids::{EpisodeId, FileId, JobId};
@@ -22,7 +23,7 @@ pub const RETRY_DELAY_CAP_SECONDS: u32 = 300;
 pub const IDEMPOTENCY_HOURS: i64 = 24;
 
 /// What a job does. Each has one implementation in the job worker's registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum JobType {
     /// Streams the file and records its SHA-256 and size.
     #[serde(rename = "checksum")]
@@ -119,8 +120,7 @@ impl JobParams {
         let number = |key: &str, min: u64, max: u64, default: u64| -> Result<u64, FieldError> {
             match map.get(key) {
                 None => Ok(default),
-                Some(v) => v
-                    .as_u64()
+                Some(v) => crate::validation::whole_number(v)
                     .filter(|n| (min..=max).contains(n))
                     .ok_or_else(|| {
                         FieldError::new(
@@ -167,7 +167,7 @@ pub struct Injection {
 }
 
 /// A job's state. Moves are in [`JobState::can_move_to`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
@@ -241,6 +241,45 @@ impl fmt::Display for JobState {
     }
 }
 
+/// A job's parameters as served: `max_size` for a thumbnail, nothing for the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct JobParamsBody {
+    /// The longest side of the thumbnail, in pixels (thumbnail only; default 256).
+    #[schemars(range(min = THUMBNAIL_MIN, max = THUMBNAIL_MAX))]
+    pub max_size: Option<u32>,
+}
+
+/// A job as the API serves it (and as events carry it).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(rename = "Job")]
+pub struct JobBody {
+    pub id: JobId,
+    pub episode_id: EpisodeId,
+    /// The file the job works on.
+    pub file_id: Option<FileId>,
+    #[serde(rename = "type")]
+    pub job_type: JobType,
+    #[schemars(with = "JobParamsBody")]
+    pub params: Value,
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// 0 to 100.
+    #[schemars(range(max = 100))]
+    pub progress: u8,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// What the job found or made (per type).
+    pub result: Option<Value>,
+    pub created_by: Person,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// A cancel was asked for while running: the worker stops at its next checkpoint.
+    pub cancel_requested: bool,
+}
+
 /// A processing job, as stored and served.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
@@ -264,24 +303,29 @@ pub struct Job {
 }
 
 impl Job {
+    /// The job as the API serves it.
+    pub fn body(&self) -> JobBody {
+        JobBody {
+            id: self.id,
+            episode_id: self.episode_id,
+            file_id: self.file_id,
+            job_type: self.job_type,
+            params: self.params.to_json(),
+            state: self.state,
+            attempts: self.attempts,
+            max_attempts: MAX_ATTEMPTS,
+            progress: self.progress,
+            error: self.error.clone(),
+            result: self.result.clone(),
+            created_by: self.created.person(),
+            created_at: self.created.at,
+            updated_at: self.updated_at,
+            cancel_requested: self.cancel_requested,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "episode_id": self.episode_id,
-            "file_id": self.file_id,
-            "type": self.job_type,
-            "params": self.params.to_json(),
-            "state": self.state,
-            "attempts": self.attempts,
-            "max_attempts": MAX_ATTEMPTS,
-            "progress": self.progress,
-            "error": self.error,
-            "result": self.result,
-            "created_by": { "id": self.created.by, "name": self.created.by_name },
-            "created_at": self.created.at,
-            "updated_at": self.updated_at,
-            "cancel_requested": self.cancel_requested,
-        })
+        serde_json::to_value(self.body()).unwrap_or_default()
     }
 }
 

@@ -12,25 +12,27 @@ pub mod job;
 pub mod notification;
 pub mod realtime;
 pub mod routing;
+pub mod schema;
 pub mod store;
 pub mod time;
 pub mod validation;
 
-pub use activity::ActivityEntry;
+pub use activity::{ActivityBody, ActivityEntry};
 pub use actor::{Actor, DisplayName, Role, UserId};
 pub use episode::{
-    AirDate, Description, Episode, EpisodeChanges, EpisodeDeletion, EpisodeStatus, EpisodeUpdate,
-    NewEpisode, PositiveNumber, Rejection, SeriesName, Stamp, Title, Version,
+    AirDate, Description, Episode, EpisodeBody, EpisodeChanges, EpisodeDeletion, EpisodeStatus,
+    EpisodeUpdate, NewEpisode, Person, PositiveNumber, Rejection, SeriesName, Stamp, Title,
+    Version,
 };
 pub use event::{DomainEvent, EventContext, EventType, ResourceKind, ResourceRef};
 pub use file::{
-    ContentType, EpisodeFile, FileName, FileSize, FileStatus, FileTask, FilesMessage, NewFile,
-    Sha256, UploadPlan,
+    ContentType, EpisodeFile, FileBody, FileName, FileSize, FileStatus, FileTask, FilesMessage,
+    NewFile, Sha256, UploadPlan,
 };
 pub use ids::{CorrelationId, EpisodeId, EventId, FileId, InvalidId, JobId, uuid_v7_bounds};
-pub use job::{Job, JobMessage, JobParams, JobState, JobType};
-pub use notification::{Audience, Notification, Preferences};
+pub use job::{Job, JobBody, JobMessage, JobParams, JobState, JobType};
+pub use notification::{Audience, Notification, NotificationBody, Preferences};
 pub use realtime::{ConnectionId, Frame, Notice, Presence, RealtimeMessage, UserRef, Viewer};
 pub use routing::{Queue, queues_for};
 pub use time::Timestamp;
-pub use validation::{FieldError, ValidationErrors};
+pub use validation::{FieldError, ValidationErrors, whole_number};

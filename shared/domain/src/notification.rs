@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::actor::{Actor, UserId};
+use crate::episode::Person;
 use crate::event::{DomainEvent, EventType};
 use crate::ids::{EpisodeId, EventId};
 use crate::time::Timestamp;
@@ -67,7 +69,7 @@ pub fn requester(event: &DomainEvent) -> Option<UserId> {
 }
 
 /// A user's notification settings: the event types they do not want to hear about.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     pub muted_event_types: BTreeSet<EventType>,
@@ -96,6 +98,23 @@ pub fn recipients(
         })
         .collect();
     set.into_iter().cloned().collect()
+}
+
+/// A notification as the API serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(rename = "Notification")]
+pub struct NotificationBody {
+    /// The id of the event it is about: one notification per (event, recipient).
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub episode_id: EpisodeId,
+    /// Who caused it.
+    pub actor: Person,
+    pub summary: String,
+    pub created_at: Timestamp,
+    pub read: bool,
+    pub read_at: Option<Timestamp>,
 }
 
 /// One notification for one user about one event: idempotent per (event, recipient).
@@ -128,23 +147,32 @@ impl Notification {
         }
     }
 
+    /// The notification as the API (and its WebSocket frame) serves it.
+    pub fn body(&self) -> NotificationBody {
+        NotificationBody {
+            id: self.id,
+            event_type: self.event_type,
+            episode_id: self.episode_id,
+            actor: Person {
+                id: self.actor.id.clone(),
+                name: self.actor.name.clone(),
+            },
+            summary: self.summary.clone(),
+            created_at: self.created_at,
+            read: self.read_at.is_some(),
+            read_at: self.read_at,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "type": self.event_type,
-            "episode_id": self.episode_id,
-            "actor": { "id": self.actor.id, "name": self.actor.name },
-            "summary": self.summary,
-            "created_at": self.created_at,
-            "read": self.read_at.is_some(),
-            "read_at": self.read_at,
-        })
+        serde_json::to_value(self.body()).unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn golden(text: &str) -> DomainEvent {
         serde_json::from_str(text).unwrap()

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -166,7 +167,7 @@ impl ClientMessage {
 // ------------------------------------------------------------------ server → client
 
 /// Someone looking at an episode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Viewer {
     pub id: UserId,
     pub name: DisplayName,
@@ -175,14 +176,14 @@ pub struct Viewer {
 }
 
 /// A user as presence frames name them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UserRef {
     pub id: UserId,
     pub name: DisplayName,
 }
 
 /// Every frame the server sends, tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum Frame {
     #[serde(rename = "pong")]
@@ -217,7 +218,10 @@ pub enum Frame {
         href: String,
     },
     #[serde(rename = "notification")]
-    Notification { notification: Value },
+    Notification {
+        #[schemars(with = "crate::notification::NotificationBody")]
+        notification: Value,
+    },
     #[serde(rename = "presence.joined")]
     PresenceJoined {
         episode_id: EpisodeId,

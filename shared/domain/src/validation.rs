@@ -2,10 +2,21 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
+/// A JSON number as a non-negative integer: `5` and `5.0` alike, as JSON Schema's `integer`
+/// has it (a number with no fractional part), so what the contract calls valid is accepted.
+pub fn whole_number(v: &serde_json::Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        let f = v.as_f64()?;
+        // Exactly representable integers only (below 2^53), so the cast is exact.
+        (f.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&f)).then(|| f as u64)
+    })
+}
+
 /// One offending field and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, JsonSchema)]
 #[error("{field}: {message}")]
 pub struct FieldError {
     /// A JSON pointer-ish path: `title`, `season`, `query.limit`.

@@ -3,11 +3,16 @@
 
 use domain::{FieldError, ValidationErrors};
 use lambda_http::http::{StatusCode, header};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `Retry-After` on a 503: the SDK has already retried with backoff inside the request.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
+/// An RFC 9457 problem: the body of every 4xx and 5xx the functions send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Problem {
     /// A URI reference naming the kind of problem, relative to the API's base URL.
     #[serde(rename = "type")]
@@ -142,16 +147,19 @@ impl Problem {
         .with_errors(errors.fields().to_vec())
     }
 
-    pub fn illegal_transition(detail: impl Into<String>) -> Self {
+    /// A move the resource's state does not allow (an episode's status, a job's state): the
+    /// input is valid, the resource is not where it would have to be, so 409 as for any other
+    /// conflict with its current state. `field` names what was asked to move.
+    pub fn illegal_transition(field: &str, detail: impl Into<String>) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             "/problems/illegal-transition",
-            "Illegal status change",
+            "Illegal transition",
         )
         .with_detail(detail)
         .with_errors(vec![FieldError::new(
-            "status",
-            "this status cannot be reached from the current one",
+            field,
+            "cannot be reached from the current one",
         )])
     }
 
@@ -208,6 +216,13 @@ impl axum::response::IntoResponse for Problem {
             self.body(None, None),
         )
             .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
+            // A dependency failed (throttled, unreachable): worth retrying shortly.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         response.extensions_mut().insert(self);
         response
     }

@@ -1,0 +1,990 @@
+//! The route table: every route of the HTTP API, as the template routes it, with what it takes
+//! and what it answers. The schemas are built in a [`Registry`], so the operations and the
+//! components they reference come from one pass.
+
+use domain::{EpisodeId, EpisodeStatus, EventId, EventType, FileId, JobId, JobState, UserId};
+use serde_json::{Value, json};
+
+use crate::schemas::Registry;
+use crate::{Access, Function, In, Link, Operation, Param, Reply, bodies};
+
+/// The operations, without their schemas' definitions (see [`table`]).
+pub fn operations() -> Vec<Operation> {
+    table(&mut Registry::draft_2020_12())
+}
+
+fn param(
+    name: &'static str,
+    at: In,
+    required: bool,
+    description: &'static str,
+    schema: Value,
+) -> Param {
+    Param {
+        name,
+        at,
+        required,
+        description,
+        schema,
+    }
+}
+
+fn path_id<T: schemars::JsonSchema>(r: &mut Registry, description: &'static str) -> Param {
+    param("id", In::Path, true, description, r.of::<T>())
+}
+
+fn limit() -> Param {
+    param(
+        "limit",
+        In::Query,
+        false,
+        "How many items a page holds (20 when not given).",
+        json!({ "type": "integer", "minimum": 1, "maximum": domain::store::PageSize::MAX, "default": 20 }),
+    )
+}
+
+fn cursor() -> Param {
+    param(
+        "cursor",
+        In::Query,
+        false,
+        "The `next_cursor` of the page before: opaque, and bound to the list and filters it was made for (400 otherwise).",
+        json!({ "type": "string", "pattern": "^[A-Za-z0-9_-]+$" }),
+    )
+}
+
+fn if_match(description: &'static str) -> Param {
+    param(
+        "If-Match",
+        In::Header,
+        false,
+        description,
+        json!({
+            "type": "string",
+            "pattern": "^\\s*(\"[1-9][0-9]{0,18}\"\\s*)?$",
+            "description": "One strong entity tag as `ETag` gave it; an empty value is the same as none.",
+            "examples": ["\"3\""],
+        }),
+    )
+}
+
+fn reply(status: u16, description: &'static str, schema: Option<Value>) -> Reply {
+    Reply {
+        status,
+        description,
+        schema,
+        headers: Vec::new(),
+        links: Vec::new(),
+        example: None,
+    }
+}
+
+fn with_headers(mut reply: Reply, headers: &[&'static str]) -> Reply {
+    reply.headers.extend_from_slice(headers);
+    reply
+}
+
+fn with_links(mut reply: Reply, links: Vec<Link>) -> Reply {
+    reply.links = links;
+    reply
+}
+
+fn with_example(mut reply: Reply, example: Value) -> Reply {
+    reply.example = Some(example);
+    reply
+}
+
+fn link(
+    name: &'static str,
+    operation_id: &'static str,
+    parameters: &[(&'static str, &'static str)],
+) -> Link {
+    Link {
+        name,
+        operation_id,
+        parameters: parameters.to_vec(),
+        request_body: None,
+    }
+}
+
+/// The problems an operation may answer with, besides 401 and 5xx (added to every one).
+fn problems(r: &mut Registry, cases: &[(u16, &'static str)]) -> Vec<Reply> {
+    cases
+        .iter()
+        .map(|(status, description)| reply(*status, description, Some(r.problem())))
+        .collect()
+}
+
+const BAD_ID: (u16, &str) = (
+    400,
+    "The id is not one (ids are UUIDv7, lower case), or a query parameter is unknown, repeated or invalid; `errors` names each.",
+);
+const BAD_QUERY: (u16, &str) = (
+    400,
+    "A query parameter is unknown, repeated or invalid; `errors` names each.",
+);
+const TOO_LARGE: (u16, &str) = (413, "The body is larger than the operation accepts.");
+const MEDIA_TYPE: (u16, &str) = (415, "The body is not `application/json`.");
+const INVALID: (u16, &str) = (
+    422,
+    "The body is not a JSON object of the fields described, or a field is invalid; `errors` names each (unknown fields too). Malformed JSON is 400.",
+);
+const VIEWER: (u16, &str) = (
+    403,
+    "Viewers cannot do this: it takes an editor or an admin.",
+);
+
+/// Every operation, its schemas registered in `r`.
+pub fn table(r: &mut Registry) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    ops.extend(episodes(r));
+    ops.extend(feed(r));
+    ops.extend(files(r));
+    ops.extend(jobs(r));
+    ops
+}
+
+fn episodes(r: &mut Registry) -> Vec<Operation> {
+    let episode = r.episode();
+    let page = r.page::<domain::EpisodeBody>("EpisodePage");
+    let health = r.health();
+    let episode_example: Value =
+        serde_json::from_str(include_str!("../../../events/domain/episode.created.json"))
+            .ok()
+            .and_then(|e: Value| e.pointer("/data/episode").cloned())
+            .unwrap_or(Value::Null);
+    let by_id = |r: &mut Registry| path_id::<EpisodeId>(r, "The episode.");
+    let to_episode = vec![
+        link("GetEpisode", "getEpisode", &[("id", "$response.body#/id")]),
+        link(
+            "UpdateEpisode",
+            "updateEpisode",
+            &[
+                ("id", "$response.body#/id"),
+                ("header.If-Match", "$response.header.ETag"),
+            ],
+        ),
+        link(
+            "DeleteEpisode",
+            "deleteEpisode",
+            &[
+                ("id", "$response.body#/id"),
+                ("header.If-Match", "$response.header.ETag"),
+            ],
+        ),
+        link("UploadFile", "createFile", &[("id", "$response.body#/id")]),
+        link("ListFiles", "listFiles", &[("id", "$response.body#/id")]),
+        link("ListJobs", "listJobs", &[("id", "$response.body#/id")]),
+        link(
+            "WatchEpisode",
+            "watchEpisode",
+            &[("id", "$response.body#/id")],
+        ),
+        link(
+            "EpisodeActivity",
+            "listEpisodeActivity",
+            &[("id", "$response.body#/id")],
+        ),
+        link(
+            "EpisodePresence",
+            "getPresence",
+            &[("id", "$response.body#/id")],
+        ),
+    ];
+    let mut list_problems = problems(r, &[BAD_QUERY]);
+    list_problems.insert(
+        0,
+        reply(200, "A page of episodes, newest first.", Some(page)),
+    );
+    vec![
+        Operation {
+            id: "getHealth",
+            method: "GET",
+            path: "/health",
+            function: Function::Episodes,
+            access: Access::Public,
+            tag: "meta",
+            summary: "Whether the episodes function answers",
+            description: "No token needed; touches no store.",
+            params: vec![],
+            body: None,
+            replies: vec![reply(200, "The function answers.", Some(health))],
+        },
+        Operation {
+            id: "getOpenApi",
+            method: "GET",
+            path: "/openapi.json",
+            function: Function::Episodes,
+            access: Access::Public,
+            tag: "meta",
+            summary: "This document",
+            description: "The OpenAPI 3.1 description of the HTTP API, generated from the code. No token needed.",
+            params: vec![],
+            body: None,
+            replies: vec![reply(200, "The OpenAPI document.", Some(json!({ "type": "object" })))],
+        },
+        Operation {
+            id: "getAsyncApi",
+            method: "GET",
+            path: "/asyncapi.json",
+            function: Function::Episodes,
+            access: Access::Public,
+            tag: "meta",
+            summary: "The WebSocket protocol",
+            description: "The AsyncAPI 3.0 description of the WebSocket API (messages, frames, the domain events they carry), generated from the code. No token needed.",
+            params: vec![],
+            body: None,
+            replies: vec![reply(200, "The AsyncAPI document.", Some(json!({ "type": "object" })))],
+        },
+        Operation {
+            id: "listEpisodes",
+            method: "GET",
+            path: "/episodes",
+            function: Function::Episodes,
+            access: Access::Anyone,
+            tag: "episodes",
+            summary: "List episodes",
+            description: "Newest first; deleted episodes are not listed.",
+            params: vec![
+                param("status", In::Query, false, "Only episodes with this status.", r.of::<EpisodeStatus>()),
+                limit(),
+                cursor(),
+            ],
+            body: None,
+            replies: list_problems,
+        },
+        Operation {
+            id: "createEpisode",
+            method: "POST",
+            path: "/episodes",
+            function: Function::Episodes,
+            access: Access::Editors,
+            tag: "episodes",
+            summary: "Create an episode",
+            description: "A new episode is a draft at version 1.",
+            params: vec![],
+            body: Some(bodies::new_episode(r)),
+            replies: [
+                vec![with_example(
+                    with_links(
+                        with_headers(
+                            reply(201, "Created.", Some(episode.clone())),
+                            &["ETag", "Location"],
+                        ),
+                        to_episode,
+                    ),
+                    episode_example.clone(),
+                )],
+                problems(
+                    r,
+                    &[
+                        (400, "The body is not JSON."),
+                        VIEWER,
+                        (409, "Another write to the same episode happened at the same moment: retry."),
+                        TOO_LARGE,
+                        MEDIA_TYPE,
+                        INVALID,
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "getEpisode",
+            method: "GET",
+            path: "/episodes/{id}",
+            function: Function::Episodes,
+            access: Access::Anyone,
+            tag: "episodes",
+            summary: "Read an episode",
+            description: "`ETag` is its version, for `If-Match` on the next write.",
+            params: vec![by_id(r)],
+            body: None,
+            replies: [
+                vec![with_example(
+                    with_links(
+                        with_headers(reply(200, "The episode.", Some(episode)), &["ETag"]),
+                        vec![link(
+                            "UpdateEpisode",
+                            "updateEpisode",
+                            &[("id", "$request.path.id"), ("header.If-Match", "$response.header.ETag")],
+                        )],
+                    ),
+                    episode_example,
+                )],
+                problems(r, &[BAD_ID, (404, "No such episode (or it was deleted).")]),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "updateEpisode",
+            method: "PATCH",
+            path: "/episodes/{id}",
+            function: Function::Episodes,
+            access: Access::Editors,
+            tag: "episodes",
+            summary: "Change an episode",
+            description: "A merge patch. Name the version you edited: `If-Match` with its `ETag` (412 when stale), or `version` in the body (409 when stale); neither is 428.",
+            params: vec![
+                by_id(r),
+                if_match("The `ETag` of the version you edited."),
+            ],
+            body: Some(bodies::episode_patch(r)),
+            replies: [
+                vec![with_links(
+                    with_headers(reply(204, "Changed; `ETag` is the new version.", None), &["ETag"]),
+                    vec![link("GetEpisode", "getEpisode", &[("id", "$request.path.id")])],
+                )],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not an episode id, the body is not JSON, `If-Match` is not one entity tag, or it disagrees with `version`."),
+                        VIEWER,
+                        (404, "No such episode (or it was deleted)."),
+                        (409, "The `version` in the body is stale, the status cannot move to the one asked for from where it is, or another write happened at the same moment."),
+                        (412, "`If-Match` names a version that is not the current one: read the episode again."),
+                        TOO_LARGE,
+                        (415, "The body is not `application/json` or `application/merge-patch+json`."),
+                        INVALID,
+                        (428, "Neither `If-Match` nor `version` says which version you edited."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "deleteEpisode",
+            method: "DELETE",
+            path: "/episodes/{id}",
+            function: Function::Episodes,
+            access: Access::Editors,
+            tag: "episodes",
+            summary: "Delete an episode",
+            description: "Its creator or an admin; its files go with it.",
+            params: vec![
+                by_id(r),
+                if_match("Delete only if the episode is still at this version."),
+            ],
+            body: None,
+            replies: [
+                vec![reply(204, "Deleted.", None)],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not an episode id, or `If-Match` is not one entity tag."),
+                        (403, "Only an admin or the episode's creator may delete it."),
+                        (404, "No such episode (or it was deleted already)."),
+                        (409, "Another write happened at the same moment: retry."),
+                        (412, "`If-Match` names a version that is not the current one."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+    ]
+}
+
+fn feed(r: &mut Registry) -> Vec<Operation> {
+    let activity = r.activity_page();
+    let notifications = r.notification_page();
+    let presence = r.presence();
+    let unread = r.unread_count();
+    let read_all = r.read_all();
+    let preferences = r.preferences();
+    let episode = |r: &mut Registry| path_id::<EpisodeId>(r, "The episode.");
+    let anyone = |id, method, path, tag, summary, description, params, replies| Operation {
+        id,
+        method,
+        path,
+        function: Function::Feed,
+        access: Access::Anyone,
+        tag,
+        summary,
+        description,
+        params,
+        body: None,
+        replies,
+    };
+    let not_found = (404, "No such episode (or it was deleted).");
+    let action_schema = r.of::<EventType>();
+    vec![
+        anyone(
+            "listEpisodeActivity",
+            "GET",
+            "/episodes/{id}/activity",
+            "activity",
+            "An episode's activity",
+            "Who did what to the episode, its files and its jobs, newest first.",
+            vec![episode(r), limit(), cursor()],
+            [
+                vec![reply(
+                    200,
+                    "A page of entries, newest first.",
+                    Some(activity.clone()),
+                )],
+                problems(r, &[BAD_ID]),
+            ]
+            .concat(),
+        ),
+        Operation {
+            id: "listActivity",
+            method: "GET",
+            path: "/activity",
+            function: Function::Feed,
+            access: Access::Admins,
+            tag: "activity",
+            summary: "The audit log",
+            description: "Every entry, newest first, filtered. A filtered page may hold fewer than `limit` entries and still have a `next_cursor`.",
+            params: vec![
+                param(
+                    "actor",
+                    In::Query,
+                    false,
+                    "Only what this user did.",
+                    r.of::<UserId>(),
+                ),
+                param(
+                    "action",
+                    In::Query,
+                    false,
+                    "Only this event type.",
+                    action_schema,
+                ),
+                param(
+                    "resource_type",
+                    In::Query,
+                    false,
+                    "Only entries about this kind of resource.",
+                    r.of::<domain::ResourceKind>(),
+                ),
+                param(
+                    "resource_id",
+                    In::Query,
+                    false,
+                    "Only entries about this resource (with `resource_type`, or alone).",
+                    json!({ "type": "string", "minLength": 1, "maxLength": 128 }),
+                ),
+                param(
+                    "from",
+                    In::Query,
+                    false,
+                    "Only entries at or after this instant (RFC 3339).",
+                    json!({ "type": "string", "format": "date-time" }),
+                ),
+                param(
+                    "to",
+                    In::Query,
+                    false,
+                    "Only entries at or before this instant (RFC 3339).",
+                    json!({ "type": "string", "format": "date-time" }),
+                ),
+                limit(),
+                cursor(),
+            ],
+            body: None,
+            replies: [
+                vec![reply(
+                    200,
+                    "A page of entries, newest first.",
+                    Some(activity),
+                )],
+                problems(
+                    r,
+                    &[BAD_QUERY, (403, "Only admins read the whole activity log.")],
+                ),
+            ]
+            .concat(),
+        },
+        anyone(
+            "getPresence",
+            "GET",
+            "/episodes/{id}/presence",
+            "presence",
+            "Who is looking at an episode",
+            "Who has it open now (one entry per person, however many tabs) and who looked at it before. Live changes come over the WebSocket as `presence.*` frames.",
+            vec![episode(r)],
+            [
+                vec![reply(200, "Who is here.", Some(presence))],
+                problems(r, &[BAD_ID, not_found]),
+            ]
+            .concat(),
+        ),
+        anyone(
+            "watchEpisode",
+            "PUT",
+            "/episodes/{id}/watch",
+            "notifications",
+            "Watch an episode",
+            "Notifications for every change to it. Idempotent.",
+            vec![episode(r)],
+            [
+                vec![reply(204, "Watching.", None)],
+                problems(r, &[BAD_ID, not_found]),
+            ]
+            .concat(),
+        ),
+        anyone(
+            "unwatchEpisode",
+            "DELETE",
+            "/episodes/{id}/watch",
+            "notifications",
+            "Stop watching an episode",
+            "Idempotent: not watching (or no such episode) is fine.",
+            vec![episode(r)],
+            [
+                vec![reply(204, "Not watching.", None)],
+                problems(r, &[BAD_ID]),
+            ]
+            .concat(),
+        ),
+        anyone(
+            "listNotifications",
+            "GET",
+            "/me/notifications",
+            "notifications",
+            "My notifications",
+            "The caller's own, newest first.",
+            vec![
+                param(
+                    "unread",
+                    In::Query,
+                    false,
+                    "Only unread ones (`true`), or all (`false`, the default).",
+                    json!({ "type": "boolean" }),
+                ),
+                limit(),
+                cursor(),
+            ],
+            [
+                vec![with_links(
+                    reply(
+                        200,
+                        "A page of notifications, newest first.",
+                        Some(notifications),
+                    ),
+                    vec![link(
+                        "MarkRead",
+                        "markNotificationRead",
+                        &[("id", "$response.body#/items/0/id")],
+                    )],
+                )],
+                problems(r, &[BAD_QUERY]),
+            ]
+            .concat(),
+        ),
+        anyone(
+            "getUnreadCount",
+            "GET",
+            "/me/notifications/unread-count",
+            "notifications",
+            "My unread count",
+            "Exact: the bell's number.",
+            vec![],
+            vec![reply(200, "The count.", Some(unread))],
+        ),
+        anyone(
+            "markNotificationRead",
+            "POST",
+            "/me/notifications/{id}/read",
+            "notifications",
+            "Mark one notification read",
+            "Idempotent.",
+            vec![path_id::<EventId>(
+                r,
+                "The notification (the id of the event it is about).",
+            )],
+            [
+                vec![reply(204, "Read.", None)],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not a notification id."),
+                        (404, "No such notification of yours."),
+                    ],
+                ),
+            ]
+            .concat(),
+        ),
+        anyone(
+            "markAllNotificationsRead",
+            "POST",
+            "/me/notifications/read-all",
+            "notifications",
+            "Mark all my notifications read",
+            "At most 1,000 per call: call again while `more` is true.",
+            vec![],
+            vec![reply(200, "How many were marked.", Some(read_all))],
+        ),
+        anyone(
+            "getNotificationPreferences",
+            "GET",
+            "/me/notification-preferences",
+            "notifications",
+            "My notification preferences",
+            "The event types I hear nothing about.",
+            vec![],
+            vec![reply(200, "The preferences.", Some(preferences.clone()))],
+        ),
+        Operation {
+            id: "setNotificationPreferences",
+            method: "PUT",
+            path: "/me/notification-preferences",
+            function: Function::Feed,
+            access: Access::Anyone,
+            tag: "notifications",
+            summary: "Set my notification preferences",
+            description: "Replaces the list.",
+            params: vec![],
+            body: Some(bodies::preferences(r)),
+            replies: [
+                vec![reply(200, "The preferences as stored.", Some(preferences))],
+                problems(
+                    r,
+                    &[
+                        (400, "The body is not JSON."),
+                        TOO_LARGE,
+                        MEDIA_TYPE,
+                        INVALID,
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+    ]
+}
+
+fn files(r: &mut Registry) -> Vec<Operation> {
+    let file = r.file();
+    let created = r.file_created();
+    let page = r.page::<domain::FileBody>("FilePage");
+    let download = r.download();
+    let file_example: Value =
+        serde_json::from_str(include_str!("../../../events/domain/file.uploaded.json"))
+            .ok()
+            .and_then(|e: Value| e.pointer("/data/file").cloned())
+            .unwrap_or(Value::Null);
+    let by_id = |r: &mut Registry| path_id::<FileId>(r, "The file.");
+    let no_file = (404, "No such file.");
+    let writers = (
+        403,
+        "Viewers cannot upload, change or delete files; only the file's uploader or an admin may complete or delete it.",
+    );
+    vec![
+        Operation {
+            id: "createFile",
+            method: "POST",
+            path: "/episodes/{id}/files",
+            function: Function::Files,
+            access: Access::Editors,
+            tag: "files",
+            summary: "Start an upload",
+            description: "Records the file (pending) and answers with presigned URLs: one PUT up to 100 MiB, parts above. Upload the bytes to S3, then `POST /files/{id}/complete`.",
+            params: vec![path_id::<EpisodeId>(r, "The episode.")],
+            body: Some(bodies::new_file(r)),
+            replies: [
+                vec![with_links(
+                    with_headers(reply(201, "Recorded; upload the bytes.", Some(created)), &["Location"]),
+                    vec![
+                        link("GetFile", "getFile", &[("id", "$response.body#/file/id")]),
+                        link("CompleteUpload", "completeFile", &[("id", "$response.body#/file/id")]),
+                        link("DownloadFile", "downloadFile", &[("id", "$response.body#/file/id")]),
+                        link("DeleteFile", "deleteFile", &[("id", "$response.body#/file/id")]),
+                    ],
+                )],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not an episode id, or the body is not JSON."),
+                        VIEWER,
+                        (404, "No such episode."),
+                        TOO_LARGE,
+                        MEDIA_TYPE,
+                        INVALID,
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "listFiles",
+            method: "GET",
+            path: "/episodes/{id}/files",
+            function: Function::Files,
+            access: Access::Anyone,
+            tag: "files",
+            summary: "An episode's files",
+            description: "Oldest first, pending ones too.",
+            params: vec![path_id::<EpisodeId>(r, "The episode."), limit(), cursor()],
+            body: None,
+            replies: [
+                vec![reply(200, "A page of files, oldest first.", Some(page))],
+                problems(r, &[BAD_ID, (404, "No such episode.")]),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "getFile",
+            method: "GET",
+            path: "/files/{id}",
+            function: Function::Files,
+            access: Access::Anyone,
+            tag: "files",
+            summary: "Read a file's record",
+            description: "What was declared, its status, and what jobs found out (`metadata`).",
+            params: vec![by_id(r)],
+            body: None,
+            replies: [
+                vec![with_example(reply(200, "The file.", Some(file.clone())), file_example)],
+                problems(r, &[(400, "The id is not a file id."), no_file]),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "deleteFile",
+            method: "DELETE",
+            path: "/files/{id}",
+            function: Function::Files,
+            access: Access::Editors,
+            tag: "files",
+            summary: "Delete a file",
+            description: "Its uploader or an admin; the object goes too.",
+            params: vec![by_id(r)],
+            body: None,
+            replies: [
+                vec![reply(204, "Deleted.", None)],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not a file id."),
+                        writers,
+                        no_file,
+                        (409, "The file changed meanwhile: read it and try again."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "completeFile",
+            method: "POST",
+            path: "/files/{id}/complete",
+            function: Function::Files,
+            access: Access::Editors,
+            tag: "files",
+            summary: "Confirm an upload",
+            description: "Checks the object S3 holds against what was declared (size, checksum) and makes the file available. Idempotent: an available file is answered as it is.",
+            params: vec![by_id(r)],
+            body: None,
+            replies: [
+                vec![with_links(
+                    reply(200, "The file, available.", Some(file)),
+                    vec![link("DownloadFile", "downloadFile", &[("id", "$request.path.id")])],
+                )],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not a file id."),
+                        writers,
+                        no_file,
+                        (409, "Nothing was uploaded yet (or no part of a multipart upload), or the file changed meanwhile."),
+                        (422, "The uploaded object is not what was declared (its size or checksum): it was deleted, upload it again."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "downloadFile",
+            method: "GET",
+            path: "/files/{id}/download",
+            function: Function::Files,
+            access: Access::Anyone,
+            tag: "files",
+            summary: "A download URL",
+            description: "A presigned GET, good for 5 minutes, offering the file under its name. Each call is recorded in the activity log.",
+            params: vec![by_id(r)],
+            body: None,
+            replies: [
+                vec![reply(200, "Where to GET the bytes.", Some(download))],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not a file id."),
+                        no_file,
+                        (409, "The file is still pending: its upload is not complete."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+    ]
+}
+
+fn jobs(r: &mut Registry) -> Vec<Operation> {
+    let job = r.job();
+    let page = r.page::<domain::JobBody>("JobPage");
+    let job_example: Value =
+        serde_json::from_str(include_str!("../../../events/domain/job.created.json"))
+            .ok()
+            .and_then(|e: Value| e.pointer("/data/job").cloned())
+            .unwrap_or(Value::Null);
+    let by_id = |r: &mut Registry| path_id::<JobId>(r, "The job.");
+    let to_job = vec![
+        link("GetJob", "getJob", &[("id", "$response.body#/id")]),
+        link("CancelJob", "cancelJob", &[("id", "$response.body#/id")]),
+    ];
+    let no_job = (404, "No such job.");
+    let changed = |what: &'static str| (409, what);
+    vec![
+        Operation {
+            id: "createJob",
+            method: "POST",
+            path: "/episodes/{id}/jobs",
+            function: Function::Jobs,
+            access: Access::Editors,
+            tag: "jobs",
+            summary: "Start a job on a file",
+            description: "Queued, then run by the job worker with retries. With an `Idempotency-Key`, the same request within 24 hours answers the job it started (200) instead of starting another.",
+            params: vec![
+                path_id::<EpisodeId>(r, "The episode."),
+                param(
+                    "Idempotency-Key",
+                    In::Header,
+                    false,
+                    "Makes the request safe to repeat: the same key with the same request within 24 hours answers the same job; with another request, 409.",
+                    json!({ "type": "string", "pattern": "^[!-~]{1,255}$" }),
+                ),
+            ],
+            body: Some(bodies::new_job(r)),
+            replies: [
+                vec![
+                    with_example(
+                        with_links(
+                            with_headers(reply(202, "Queued.", Some(job.clone())), &["Location"]),
+                            to_job.clone(),
+                        ),
+                        job_example.clone(),
+                    ),
+                    with_links(
+                        with_headers(
+                            reply(200, "This `Idempotency-Key` started this job already: here it is, as it is now.", Some(job.clone())),
+                            &["Location"],
+                        ),
+                        to_job,
+                    ),
+                ],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not an episode id, the body is not JSON, or the `Idempotency-Key` is not 1–255 visible ASCII characters."),
+                        (403, "Viewers cannot start or change jobs."),
+                        (404, "No such episode."),
+                        (409, "This `Idempotency-Key` was used in the last 24 hours for a different request."),
+                        TOO_LARGE,
+                        MEDIA_TYPE,
+                        (422, "The body is invalid, or `file_id` is not an available file of this episode of a type the job reads; `errors` names each."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "listJobs",
+            method: "GET",
+            path: "/episodes/{id}/jobs",
+            function: Function::Jobs,
+            access: Access::Anyone,
+            tag: "jobs",
+            summary: "An episode's jobs",
+            description: "Oldest first. With `state`, a page may hold fewer than `limit` jobs and still have a `next_cursor`.",
+            params: vec![
+                path_id::<EpisodeId>(r, "The episode."),
+                param("state", In::Query, false, "Only jobs in this state.", r.of::<JobState>()),
+                limit(),
+                cursor(),
+            ],
+            body: None,
+            replies: [
+                vec![reply(200, "A page of jobs, oldest first.", Some(page))],
+                problems(r, &[BAD_ID, (404, "No such episode.")]),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "getJob",
+            method: "GET",
+            path: "/jobs/{id}",
+            function: Function::Jobs,
+            access: Access::Anyone,
+            tag: "jobs",
+            summary: "Read a job",
+            description: "Its state, progress, attempts and result. Live changes come over the WebSocket as `job.*` events.",
+            params: vec![by_id(r)],
+            body: None,
+            replies: [
+                vec![with_example(reply(200, "The job.", Some(job.clone())), job_example)],
+                problems(r, &[(400, "The id is not a job id."), no_job]),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "cancelJob",
+            method: "POST",
+            path: "/jobs/{id}/cancel",
+            function: Function::Jobs,
+            access: Access::Editors,
+            tag: "jobs",
+            summary: "Cancel a job",
+            description: "A queued or retrying job is cancelled at once (200); a running one stops at its next checkpoint (202, `cancel_requested`).",
+            params: vec![by_id(r)],
+            body: None,
+            replies: [
+                vec![
+                    with_links(
+                        reply(200, "Cancelled.", Some(job.clone())),
+                        vec![link("RetryJob", "retryJob", &[("id", "$request.path.id")])],
+                    ),
+                    reply(202, "Running: it stops at its next checkpoint.", Some(job.clone())),
+                ],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not a job id."),
+                        (403, "Viewers cannot start or change jobs."),
+                        no_job,
+                        changed("The job is finished (succeeded, failed or cancelled) and cannot be cancelled, or it changed meanwhile: read it and try again."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "retryJob",
+            method: "POST",
+            path: "/jobs/{id}/retry",
+            function: Function::Jobs,
+            access: Access::Editors,
+            tag: "jobs",
+            summary: "Retry a failed or cancelled job",
+            description: "Queued again from the start, attempts reset.",
+            params: vec![by_id(r)],
+            body: None,
+            replies: [
+                vec![with_links(
+                    reply(202, "Queued again.", Some(job)),
+                    vec![link("GetJob", "getJob", &[("id", "$request.path.id")])],
+                )],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not a job id."),
+                        (403, "Viewers cannot start or change jobs."),
+                        no_job,
+                        changed("Only a failed or cancelled job can be retried, or it changed meanwhile: read it and try again."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+    ]
+}

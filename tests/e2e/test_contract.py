@@ -1,0 +1,210 @@
+"""The published contracts against the deployed stack: the documents it serves match the
+template's routes, browsers may call it (CORS), and schemathesis — a fuzzer nobody here wrote —
+drives every operation from the OpenAPI document with real tokens for each role and checks
+every answer against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "infra" / "local"))
+import oidc  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader, tag, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {tag: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {tag: loader.construct_sequence(node, deep=True)}
+    return {tag: loader.construct_mapping(node, deep=True)}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return yaml.load((ROOT / "infra" / "template.yaml").read_text(), Loader=_CfnLoader)
+
+
+@pytest.fixture(scope="module")
+def openapi(stack) -> dict:
+    r = requests.get(stack["http_url"] + "/openapi.json", timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def asyncapi(stack) -> dict:
+    r = requests.get(stack["http_url"] + "/asyncapi.json", timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def routes_of(template: dict, api: str) -> dict[str, str]:
+    """RouteKey → the function its integration invokes (its directory under functions/)."""
+    resources = template["Resources"]
+    out = {}
+    for res in resources.values():
+        if res["Type"] != "AWS::ApiGatewayV2::Route" or res["Properties"]["ApiId"] != {"Ref": api}:
+            continue
+        target = res["Properties"]["Target"]["Sub"]
+        integration = re.fullmatch(r"integrations/\$\{(\w+)\}", target).group(1)
+        uri = resources[integration]["Properties"]["IntegrationUri"]
+        function = (uri["GetAtt"].split(".")[0] if "GetAtt" in uri
+                    else re.search(r"\$\{(\w+)\.Arn\}", uri["Sub"]).group(1))
+        code = resources[function]["Properties"]["CodeUri"]
+        out[res["Properties"]["RouteKey"]] = code.split("/")[-2]
+    return out
+
+
+def test_the_served_openapi_lists_exactly_the_templates_routes(openapi, template):
+    documented = {
+        f"{method.upper()} {path}": op["x-function"]
+        for path, ops in openapi["paths"].items()
+        for method, op in ops.items()
+    }
+    routes = routes_of(template, "HttpApi")
+    assert documented == {k: v for k, v in routes.items() if not k.startswith("ANY ")}
+    # Every path also has an ANY route to the same function, whose router answers 405.
+    paths = {k.split(" ", 1)[1]: v for k, v in documented.items()}
+    assert paths == {k[4:]: v for k, v in routes.items() if k.startswith("ANY ")}
+    assert openapi["openapi"].startswith("3.1")
+    public = {k for k, r in template["Resources"].items()
+              if r["Type"] == "AWS::ApiGatewayV2::Route" and r["Properties"].get("AuthorizationType") == "NONE"
+              and r["Properties"]["ApiId"] == {"Ref": "HttpApi"}}
+    unsecured = {f"{m.upper()} {p}" for p, ops in openapi["paths"].items() for m, op in ops.items()
+                 if op.get("security") == []}
+    assert len(unsecured) == 3 and len(public) == 6, (unsecured, public)
+
+
+def test_the_served_asyncapi_has_a_message_for_every_websocket_route(asyncapi, template):
+    routes = set(routes_of(template, "WebSocketApi")) - {"$connect", "$disconnect", "$default"}
+    actions = {
+        m["payload"]["$ref"].rsplit("/", 1)[-1]: m for m in asyncapi["components"]["messages"].values()
+    }
+    sent = {op["messages"][0]["$ref"].rsplit("/", 1)[-1]
+            for op in asyncapi["operations"].values() if op["action"] == "send"}
+    assert sent == routes, (sent, routes)
+    assert asyncapi["asyncapi"] == "3.0.0"
+    assert actions, "no messages"
+
+
+def test_every_example_in_the_openapi_document_is_valid_against_its_schema(openapi):
+    """The examples come from the recorded fixtures in events/: a change to a type that the
+    fixtures do not follow fails here."""
+    from jsonschema import Draft202012Validator
+
+    checked = 0
+    for ops in openapi["paths"].values():
+        for op in ops.values():
+            media = list(op.get("requestBody", {}).get("content", {}).values())
+            media += [m for r in op["responses"].values() for m in r.get("content", {}).values()]
+            for m in media:
+                if "example" not in m:
+                    continue
+                schema = {**m["schema"], "components": openapi["components"]}
+                Draft202012Validator(schema).validate(m["example"])
+                checked += 1
+    assert checked >= 8, checked
+
+
+def preflight(stack, origin: str, method: str, headers: str) -> requests.Response:
+    return requests.options(
+        stack["http_url"] + "/episodes/01a213ea-bcea-7231-95fb-08c52221b2de/jobs",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": headers,
+        },
+        timeout=30,
+    )
+
+
+def test_a_browser_on_the_allowed_origin_may_send_every_header_the_api_reads(stack, api, tokens):
+    origin = stack["cors_allowed_origins"][0]
+    wanted = "authorization,content-type,idempotency-key,if-match,x-correlation-id"
+    r = preflight(stack, origin, "POST", wanted)
+    assert r.status_code in (200, 204), (r.status_code, r.text)
+    assert r.headers.get("access-control-allow-origin") == origin
+    allowed = {h.strip().lower() for h in r.headers.get("access-control-allow-headers", "").split(",")}
+    assert set(wanted.split(",")) <= allowed, allowed
+    assert "PATCH" in r.headers.get("access-control-allow-methods", "").upper()
+
+    # The response headers a client needs are exposed on the real answer.
+    created = api.request("POST", "/episodes", tokens["alice"], json={"title": "CORS"},
+                          headers={"Origin": origin})
+    assert created.status_code == 201, created.text
+    assert created.headers.get("access-control-allow-origin") == origin
+    exposed = {h.strip().lower() for h in created.headers.get("access-control-expose-headers", "").split(",")}
+    assert {"etag", "location", "retry-after"} <= exposed, exposed
+
+
+def test_a_browser_on_another_origin_is_not_allowed(stack):
+    r = preflight(stack, "https://evil.example", "POST", "authorization,content-type")
+    assert r.headers.get("access-control-allow-origin") not in ("https://evil.example", "*"), r.headers
+
+
+# ------------------------------------------------------------------------------- schemathesis
+
+def run_schemathesis(stack, token: str, report: Path, *extra: str) -> subprocess.CompletedProcess:
+    argv = [
+        str(VENV_BIN / "schemathesis"), "run", stack["http_url"] + "/openapi.json",
+        "--url", stack["http_url"],
+        "--checks", "all",
+        "--phases", "examples,coverage,fuzzing,stateful",
+        "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"),
+        "--seed", "1",
+        "--workers", "2",
+        "--request-timeout", "30",
+        "-H", f"Authorization: Bearer {token}",
+        "--report", "junit", "--report-junit-path", str(report),
+        "--no-color",
+        *extra,
+    ]
+    here = ROOT / "tests" / "e2e"
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
+           "PYTHONPATH": f"{here}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.run(argv, cwd=here, env=env, capture_output=True, text=True, timeout=900)
+
+
+def summary(result: subprocess.CompletedProcess, report: Path) -> str:
+    operations = failures = 0
+    if report.exists():
+        root = ET.parse(report).getroot()
+        for suite in root.iter("testsuite"):
+            operations += int(suite.get("tests", 0))
+            failures += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    generated = re.search(r"(\d+) generated", result.stdout)
+    lines = result.stdout.splitlines()
+    start = next((i for i, l in enumerate(lines) if "WARNINGS" in l or "FAILURES" in l), max(0, len(lines) - 80))
+    tail = "\n".join(lines[start:])
+    return (f"exit {result.returncode}; {operations} operations, "
+            f"{generated.group(1) if generated else '?'} cases generated, {failures} failing\n{tail}\n{result.stderr[-2000:]}")
+
+
+@pytest.mark.parametrize("role", ["editor", "viewer", "admin"])
+def test_schemathesis_finds_nothing(stack, role, tmp_path):
+    token = oidc.mint(f"fuzz-{role}", role, f"Fuzz {role}")
+    report = tmp_path / "junit.xml"
+    result = run_schemathesis(stack, token, report)
+    print(summary(result, report))
+    assert result.returncode == 0, summary(result, report)
