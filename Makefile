@@ -17,7 +17,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformat
 USER    ?= alice
 ROLE    ?= editor
 
-.PHONY: help dev up deploy down token test template unit e2e contracts lint checkov fmt venv bench bench-quick bench-slices
+.PHONY: help dev up deploy down token test template unit e2e contracts contract lint checkov fmt venv bench bench-quick bench-slices
 
 help:
 	@echo "make dev                         start the whole local stack (Ctrl-C stops it)"
@@ -26,6 +26,7 @@ help:
 	@echo "make deploy                      rebuild and redeploy the functions into the running stack"
 	@echo "make token USER=alice ROLE=editor print a token from the local issuer"
 	@echo "make lint                        rustfmt, clippy, cfn-lint and checkov"
+	@echo "make contract                    write the OpenAPI and AsyncAPI documents, the typed TypeScript client and the reference to .local/contract/"
 	@echo "make bench                       the figures beside their targets (needs make up)"
 
 $(VENV)/.installed: infra/local/requirements.txt
@@ -66,9 +67,25 @@ token: venv
 unit:
 	cargo test $(CARGO_FLAGS)
 
+# The published contracts, written from the code (the same documents the stack serves at
+# /openapi.json and /asyncapi.json) to .local/contract/, with what is made from them: the typed
+# TypeScript client (api.d.ts, openapi-typescript) and the rendered reference (reference.html,
+# Redoc). Redocly lints the OpenAPI document and the AsyncAPI parser checks the other.
+CLIENT       := tests/client
+CLIENT_STAMP := $(CLIENT)/node_modules/.installed
+
+$(CLIENT_STAMP): $(CLIENT)/package-lock.json
+	cd $(CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+contract: $(CLIENT_STAMP)
+	cargo run $(BUILD_FLAGS) --quiet -p api-contract --bin api-contract -- .local/contract
+	cd $(CLIENT) && npm run --silent contract
+
 # Against the deployed stack: the port contracts with the AWS adapters (the same suite `unit`
-# runs against the in-memory ports), then the end-to-end suite.
-e2e: venv
+# runs against the in-memory ports), then the end-to-end suite (schemathesis and the typed
+# client's example among it, from what `make contract` wrote).
+e2e: venv contract
 	$(STACK) run -- bash -c 'cargo test $(BUILD_FLAGS) -p port-contracts --features emulator --test emulator && $(PY) -m pytest -p no:cacheprovider tests/e2e'
 
 # The port contracts alone, against a running stack (`make up`).

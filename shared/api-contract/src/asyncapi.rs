@@ -235,7 +235,7 @@ pub fn asyncapi() -> Value {
             "description": format!(
                 "The WebSocket API: live domain events of the episodes you follow, your notifications, and who is looking at an episode. Send JSON messages with an `action`; the server sends JSON frames with a `type`. Ping every {HEARTBEAT_SECONDS} seconds. A `resume` answer carries at most {RESUME_MAX_EVENTS} events. A connection does not outlive its token: reconnect with a fresh one and `resume`."
             ),
-            "license": { "name": "MIT", "identifier": "MIT" },
+            "license": { "name": "MIT", "url": "https://opensource.org/license/mit" },
         },
         "defaultContentType": "application/json",
         "servers": {

@@ -67,10 +67,6 @@ pub fn openapi() -> Value {
                     "description": "Seconds to wait before retrying.",
                     "schema": { "type": "integer", "minimum": 0 },
                 },
-                "Allow": {
-                    "description": "The methods the path takes.",
-                    "schema": { "type": "string" },
-                },
             },
             "schemas": registry.into_components(),
         },

@@ -149,11 +149,15 @@ impl JobParams {
         Ok((parsed, injection))
     }
 
+    /// As served ([`JobParamsBody`]): `{}`, or `{"max_size": 256}` for a thumbnail.
     pub fn to_json(&self) -> Value {
-        match self {
-            Self::None => json!({}),
-            Self::Thumbnail { max_size } => json!({ "max_size": max_size }),
-        }
+        let body = JobParamsBody {
+            max_size: match self {
+                Self::None => None,
+                Self::Thumbnail { max_size } => Some(*max_size),
+            },
+        };
+        serde_json::to_value(body).unwrap_or_default()
     }
 }
 
@@ -247,6 +251,7 @@ impl fmt::Display for JobState {
 pub struct JobParamsBody {
     /// The longest side of the thumbnail, in pixels (thumbnail only; default 256).
     #[schemars(range(min = THUMBNAIL_MIN, max = THUMBNAIL_MAX))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u32>,
 }
 
