@@ -159,6 +159,21 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
+    /// schemathesis found `"season": 2.0` refused: JSON Schema's `integer` includes it.
+    #[tokio::test]
+    async fn whole_numbers_with_a_zero_fraction_are_numbers() {
+        let api = api();
+        let mut event = fixture("create");
+        event["body"] = json!(r#"{"title": "Pilot", "season": 2.0, "number": 4.0}"#);
+        let (status, body, _) = send(&api, request(event, None, "alice", "editor")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!((&body["season"], &body["number"]), (&json!(2), &json!(4)));
+        let mut event = fixture("create");
+        event["body"] = json!(r#"{"title": "Pilot", "season": 2.5}"#);
+        let (status, body, _) = send(&api, request(event, None, "alice", "editor")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+
     /// schemathesis found an empty `If-Match` refused with 400: an empty list of tags is the
     /// same as no header (so a delete goes ahead, an edit names its version in the body).
     #[tokio::test]

@@ -11,7 +11,7 @@ pub fn whole_number(v: &serde_json::Value) -> Option<u64> {
     v.as_u64().or_else(|| {
         let f = v.as_f64()?;
         // Exactly representable integers only (below 2^53), so the cast is exact.
-        (f.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&f)).then(|| f as u64)
+        (f.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&f)).then_some(f as u64)
     })
 }
 
@@ -82,3 +82,29 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// schemathesis found `5.0` refused where the contract says `integer` (which JSON Schema
+    /// defines as a number with no fractional part).
+    #[test]
+    fn a_whole_number_may_be_written_with_a_zero_fraction() {
+        assert_eq!(whole_number(&json!(5)), Some(5));
+        assert_eq!(whole_number(&json!(5.0)), Some(5));
+        assert_eq!(whole_number(&json!(0.0)), Some(0));
+        for refused in [
+            json!(5.5),
+            json!(-1),
+            json!(-1.0),
+            json!(1e300),
+            json!("5"),
+            json!(null),
+        ] {
+            assert_eq!(whole_number(&refused), None, "{refused}");
+        }
+    }
+}
