@@ -35,6 +35,18 @@ fn body(
 
 const JSON: &[&str] = &["application/json"];
 
+/// The body of a recorded request in `events/` (the handler tests' inputs), as the example.
+fn recorded(event: &str) -> Value {
+    serde_json::from_str::<Value>(event)
+        .ok()
+        .and_then(|e| {
+            e["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+        })
+        .unwrap_or(Value::Null)
+}
+
 pub fn new_episode(r: &mut Registry) -> Body {
     let schema = object(
         vec![
@@ -53,7 +65,9 @@ pub fn new_episode(r: &mut Registry) -> Body {
         JSON,
         64 * 1024,
         schema,
-        json!({ "title": "The Pilot", "series": "Night Shift", "season": 2, "number": 4, "air_date": "2027-03-01" }),
+        recorded(include_str!(
+            "../../../events/episodes-api/create-episode.json"
+        )),
     )
 }
 
@@ -92,7 +106,9 @@ pub fn episode_patch(r: &mut Registry) -> Body {
         &["application/json", "application/merge-patch+json"],
         64 * 1024,
         schema,
-        json!({ "status": "in_production", "description": "Cold open." }),
+        recorded(include_str!(
+            "../../../events/episodes-api/update-episode.json"
+        )),
     )
 }
 
@@ -121,7 +137,7 @@ pub fn new_file(r: &mut Registry) -> Body {
         JSON,
         16 * 1024,
         schema,
-        json!({ "name": "Intro – take 2.wav", "content_type": "audio/wav", "size": 65540 }),
+        recorded(include_str!("../../../events/files-api/create-file.json")),
     )
 }
 
@@ -157,7 +173,7 @@ pub fn new_job(r: &mut Registry) -> Body {
         JSON,
         16 * 1024,
         schema,
-        json!({ "type": "thumbnail", "file_id": "01a23152-6d0c-7385-a877-e9f664c0acfe", "params": { "max_size": 256 } }),
+        recorded(include_str!("../../../events/jobs-api/create-job.json")),
     )
 }
 
@@ -180,6 +196,8 @@ pub fn preferences(r: &mut Registry) -> Body {
         JSON,
         64 * 1024,
         schema,
-        json!({ "muted_event_types": ["job.progress"] }),
+        recorded(include_str!(
+            "../../../events/feed-api/set-preferences.json"
+        )),
     )
 }
