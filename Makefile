@@ -75,12 +75,13 @@ CLIENT       := tests/client
 CLIENT_STAMP := $(CLIENT)/node_modules/.installed
 
 $(CLIENT_STAMP): $(CLIENT)/package-lock.json
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("make contract needs Node.js >= 20.19 (Redocly CLI), found " + process.version); process.exit(1) }'
 	cd $(CLIENT) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 contract: $(CLIENT_STAMP)
 	cargo run $(BUILD_FLAGS) --quiet -p api-contract --bin api-contract -- .local/contract
-	cd $(CLIENT) && npm run --silent contract
+	cd $(CLIENT) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npm run --silent contract
 
 # Against the deployed stack: the port contracts with the AWS adapters (the same suite `unit`
 # runs against the in-memory ports), then the end-to-end suite (schemathesis and the typed

@@ -132,3 +132,13 @@ def eventually(check, timeout: float = 30.0, interval: float = 0.25):
             return last
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fuzz: the contract fuzzer (runs after every other test)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fuzzer last: what it leaves behind (episodes, pending uploads the files worker later
+    cleans up) should not share the queues with the tests that time the workers."""
+    items.sort(key=lambda item: item.get_closest_marker("fuzz") is not None)

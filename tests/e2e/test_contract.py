@@ -82,18 +82,14 @@ def test_the_served_openapi_lists_exactly_the_templates_routes(openapi, template
         for path, ops in openapi["paths"].items()
         for method, op in ops.items()
     }
-    routes = routes_of(template, "HttpApi")
-    assert documented == {k: v for k, v in routes.items() if not k.startswith("ANY ")}
-    # Every path also has an ANY route to the same function, whose router answers 405.
-    paths = {k.split(" ", 1)[1]: v for k, v in documented.items()}
-    assert paths == {k[4:]: v for k, v in routes.items() if k.startswith("ANY ")}
+    assert documented == routes_of(template, "HttpApi")
     assert openapi["openapi"].startswith("3.1")
-    public = {k for k, r in template["Resources"].items()
-              if r["Type"] == "AWS::ApiGatewayV2::Route" and r["Properties"].get("AuthorizationType") == "NONE"
-              and r["Properties"]["ApiId"] == {"Ref": "HttpApi"}}
+    public = {r["Properties"]["RouteKey"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::ApiGatewayV2::Route" and r["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+              and r["Properties"]["AuthorizationType"] == "NONE"}
     unsecured = {f"{m.upper()} {p}" for p, ops in openapi["paths"].items() for m, op in ops.items()
                  if op.get("security") == []}
-    assert len(unsecured) == 3 and len(public) == 6, (unsecured, public)
+    assert unsecured == public == {"GET /health", "GET /openapi.json", "GET /asyncapi.json"}
 
 
 def test_the_served_asyncapi_has_a_message_for_every_websocket_route(asyncapi, template):
@@ -194,6 +190,8 @@ def test_a_browser_on_the_allowed_origin_may_send_every_header_the_api_reads(sta
 
 def test_a_browser_on_another_origin_is_not_allowed(stack):
     r = preflight(stack, "https://evil.example", "POST", "authorization,content-type")
+    # Answered (not a missing route or a crash), and without the origin's permission.
+    assert r.status_code in (200, 204, 403), (r.status_code, r.text)
     assert r.headers.get("access-control-allow-origin") not in ("https://evil.example", "*"), r.headers
 
 
@@ -207,6 +205,7 @@ def run_schemathesis(stack, token: str, report: Path, *extra: str) -> subprocess
         "--phases", "examples,coverage,fuzzing,stateful",
         "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"),
         "--seed", "1",
+        "--generation-database", "none",
         "--workers", "2",
         "--request-timeout", "30",
         "-H", f"Authorization: Bearer {token}",
@@ -216,6 +215,7 @@ def run_schemathesis(stack, token: str, report: Path, *extra: str) -> subprocess
     ]
     here = ROOT / "tests" / "e2e"
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
+           "SCHEMATHESIS_FORGIVEN": str(report.with_suffix(".forgiven.json")),
            "PYTHONPATH": f"{here}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return subprocess.run(argv, cwd=here, env=env, capture_output=True, text=True, timeout=900)
 
@@ -228,13 +228,17 @@ def summary(result: subprocess.CompletedProcess, report: Path) -> str:
             operations += int(suite.get("tests", 0))
             failures += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
     generated = re.search(r"(\d+) generated", result.stdout)
+    forgiven_log = report.with_suffix(".forgiven.json")
+    forgiven = json.loads(forgiven_log.read_text()) if forgiven_log.exists() else {}
     lines = result.stdout.splitlines()
     start = next((i for i, l in enumerate(lines) if "WARNINGS" in l or "FAILURES" in l), max(0, len(lines) - 80))
     tail = "\n".join(lines[start:])
     return (f"exit {result.returncode}; {operations} operations, "
-            f"{generated.group(1) if generated else '?'} cases generated, {failures} failing\n{tail}\n{result.stderr[-2000:]}")
+            f"{generated.group(1) if generated else '?'} cases generated, {failures} failing; "
+            f"forgiven: {json.dumps(forgiven)}\n{tail}\n{result.stderr[-2000:]}")
 
 
+@pytest.mark.fuzz
 @pytest.mark.parametrize("role", ["editor", "viewer", "admin"])
 def test_schemathesis_finds_nothing(stack, role, tmp_path):
     token = oidc.mint(f"fuzz-{role}", role, f"Fuzz {role}")

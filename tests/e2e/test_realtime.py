@@ -381,3 +381,8 @@ def test_tokens_never_reach_the_function_logs(stack, aws, ws):
     lines = eventually(messages)
     signature = token.rsplit(".", 1)[1]
     assert not [m for m in lines if signature[:24] in m or token[:60] in m]
+
+
+def test_frames_were_checked_against_the_contract(frames_contract):
+    """Runs after the others in this module: the frames they received were all checked."""
+    assert frames_contract.checked > 0

@@ -433,3 +433,21 @@ def evaluate(conditions: dict, name: str, params: dict):
         raise AssertionError(f"condition function {fn}")
 
     return ev(conditions[name])
+
+
+def test_no_http_route_takes_a_browsers_preflight(template):
+    """With CORS configured, API Gateway answers preflights itself, unless a route matches
+    OPTIONS: an `ANY` route (or `$default`) would take them, and behind the JWT authorizer a
+    preflight (which carries no token) is refused with 401 and the browser's request never
+    goes. ministack answers preflights before routing, so only this check shows it."""
+    http = [r for r in resources(template, "AWS::ApiGatewayV2::Route").values()
+            if r["Properties"]["ApiId"] == {"Ref": "HttpApi"}]
+    assert http
+    for route in http:
+        key = route["Properties"]["RouteKey"]
+        method = key.split(" ", 1)[0]
+        assert method in {"GET", "POST", "PUT", "PATCH", "DELETE"}, f"{key} would take preflights"
+    cors = resources(template, "AWS::ApiGatewayV2::Api")["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert "OPTIONS" in cors["AllowMethods"] or set(cors["AllowMethods"]) >= {"GET", "POST", "PUT", "PATCH", "DELETE"}
+    assert {"authorization", "content-type", "if-match", "idempotency-key"} <= set(cors["AllowHeaders"])
+    assert {"etag", "location", "retry-after"} <= set(cors["ExposeHeaders"])

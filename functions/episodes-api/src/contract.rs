@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
+use lambda_kit::router::{NoQuery, Query};
 
 static OPENAPI: LazyLock<String> = LazyLock::new(|| api_contract::openapi().to_string());
 static ASYNCAPI: LazyLock<String> = LazyLock::new(|| api_contract::asyncapi().to_string());
@@ -24,10 +25,10 @@ fn document(text: &str) -> Response<Body> {
     response
 }
 
-pub async fn openapi() -> Response<Body> {
+pub async fn openapi(_: Query<NoQuery>) -> Response<Body> {
     document(&OPENAPI)
 }
 
-pub async fn asyncapi() -> Response<Body> {
+pub async fn asyncapi(_: Query<NoQuery>) -> Response<Body> {
     document(&ASYNCAPI)
 }

@@ -11,7 +11,7 @@ use domain::{
 use lambda_http::http::{HeaderMap, StatusCode, header};
 use lambda_http::{Body, Response};
 use lambda_kit::http::{Handled, empty, json, set_header};
-use lambda_kit::router::{Caller, Id, JsonObject, Query, QueryRules, Refusal, Writer};
+use lambda_kit::router::{Caller, Id, JsonObject, NoQuery, Query, QueryRules, Refusal, Writer};
 use lambda_kit::{Problem, RequestMeta};
 use serde_json::json;
 
@@ -82,6 +82,7 @@ pub async fn get<S: EpisodeReader>(
     State(api): State<Shared<S>>,
     _: Caller,
     Id(id): Id<EpisodeId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     let episode = api
         .store
@@ -187,6 +188,7 @@ pub async fn update<S: EpisodeReader + EpisodeWriter>(
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(id): Id<EpisodeId>,
+    _: Query<NoQuery>,
     headers: HeaderMap,
     body: JsonObject<input::Patch>,
 ) -> Handled {
@@ -199,7 +201,7 @@ pub async fn update<S: EpisodeReader + EpisodeWriter>(
         updated: Stamp::new(&actor, Timestamp::now()),
     };
     // Nothing moves back to draft: no write can succeed, so read once to say why (404, 412/409
-    // or 422) instead of sending a transaction that is bound to fail.
+    // or 409 for the illegal move) instead of sending a transaction that is bound to fail.
     if update
         .changes
         .status
@@ -232,6 +234,7 @@ pub async fn delete<S: EpisodeWriter>(
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(id): Id<EpisodeId>,
+    _: Query<NoQuery>,
     headers: HeaderMap,
 ) -> Handled {
     let expected = if_match(&headers)
@@ -261,7 +264,7 @@ fn if_match(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.trim().is_empty())
 }
 
-pub async fn health() -> Handled {
+pub async fn health(_: Query<NoQuery>) -> Handled {
     json(
         StatusCode::OK,
         &json!({

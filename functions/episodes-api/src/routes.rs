@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
-    /// schemathesis found `"season": 2.0` refused: JSON Schema's `integer` includes it.
+    /// `"season": 2.0` was refused: JSON Schema's `integer` (the contract's) includes it.
     #[tokio::test]
     async fn whole_numbers_with_a_zero_fraction_are_numbers() {
         let api = api();
@@ -294,22 +294,12 @@ mod tests {
     /// takes the query parameters and body fields the handler does.
     #[tokio::test]
     async fn the_contract_describes_these_routes() {
-        use api_contract::testing::{assert_body, assert_no_query, assert_query, assert_routed};
+        use api_contract::testing::{assert_body, assert_query, assert_routed};
         let fixture = include_str!("../../../events/episodes-api/get-episode.json");
         assert_routed(app(api()), api_contract::Function::Episodes, fixture).await;
         assert_query::<handlers::Listing>("listEpisodes");
         assert_body::<crate::input::Create>("createEpisode");
         assert_body::<crate::input::Patch>("updateEpisode");
-        for op in [
-            "getHealth",
-            "getOpenApi",
-            "getAsyncApi",
-            "getEpisode",
-            "updateEpisode",
-            "deleteEpisode",
-        ] {
-            assert_no_query(op);
-        }
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use domain::store::notification::{Inbox, MarkRead};
 use domain::{EventId, FieldError, Timestamp};
 use lambda_http::http::StatusCode;
 use lambda_kit::http::{Handled, empty, json};
-use lambda_kit::router::{Caller, Id, Query, QueryRules};
+use lambda_kit::router::{Caller, Id, NoQuery, Query, QueryRules};
 use lambda_kit::{Problem, cursor};
 use serde_json::{Value, json};
 
@@ -79,6 +79,7 @@ pub async fn list<A, N: Inbox, P>(
 pub async fn unread_count<A, N: Inbox, P>(
     State(api): State<Shared<A, N, P>>,
     Caller(actor): Caller,
+    _: Query<NoQuery>,
 ) -> Handled {
     let unread = api
         .notifications
@@ -92,6 +93,7 @@ pub async fn mark_read<A, N: Inbox, P>(
     State(api): State<Shared<A, N, P>>,
     Caller(actor): Caller,
     Id(id): Id<EventId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     match api
         .notifications
@@ -107,6 +109,7 @@ pub async fn mark_read<A, N: Inbox, P>(
 pub async fn mark_all_read<A, N: Inbox, P>(
     State(api): State<Shared<A, N, P>>,
     Caller(actor): Caller,
+    _: Query<NoQuery>,
 ) -> Handled {
     let done = api
         .notifications

@@ -6,7 +6,7 @@ use domain::{FieldError, Preferences, ValidationErrors};
 use lambda_http::http::StatusCode;
 use lambda_kit::Problem;
 use lambda_kit::http::{Handled, json};
-use lambda_kit::router::{BodyRules, Caller, JsonObject};
+use lambda_kit::router::{BodyRules, Caller, JsonObject, NoQuery, Query};
 use serde_json::Value;
 
 use crate::routes::{Shared, unavailable};
@@ -23,6 +23,7 @@ impl BodyRules for Body {
 pub async fn get<A, N: Inbox, P>(
     State(api): State<Shared<A, N, P>>,
     Caller(actor): Caller,
+    _: Query<NoQuery>,
 ) -> Handled {
     let prefs = api
         .notifications
@@ -35,6 +36,7 @@ pub async fn get<A, N: Inbox, P>(
 pub async fn set<A, N: Inbox, P>(
     State(api): State<Shared<A, N, P>>,
     Caller(actor): Caller,
+    _: Query<NoQuery>,
     body: JsonObject<Body>,
 ) -> Handled {
     let prefs = parse(body).map_err(Problem::unprocessable)?;

@@ -8,7 +8,7 @@ use domain::{EpisodeId, Timestamp};
 use lambda_http::http::StatusCode;
 use lambda_kit::Problem;
 use lambda_kit::http::{Handled, json};
-use lambda_kit::router::{Caller, Id};
+use lambda_kit::router::{Caller, Id, NoQuery, Query};
 use serde_json::{Value, json};
 
 use crate::routes::Shared;
@@ -17,6 +17,7 @@ pub async fn get<A, N, P: PresenceReader + EpisodeExistence>(
     State(api): State<Shared<A, N, P>>,
     _: Caller,
     Id(episode): Id<EpisodeId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     let all = api
         .presence

@@ -7,7 +7,7 @@ use domain::{EpisodeId, Timestamp};
 use lambda_http::http::StatusCode;
 use lambda_kit::Problem;
 use lambda_kit::http::{Handled, empty};
-use lambda_kit::router::{Caller, Id};
+use lambda_kit::router::{Caller, Id, NoQuery, Query};
 
 use crate::routes::{Shared, unavailable};
 
@@ -15,6 +15,7 @@ pub async fn watch<A, N: Inbox, P>(
     State(api): State<Shared<A, N, P>>,
     Caller(actor): Caller,
     Id(episode): Id<EpisodeId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     if api
         .notifications
@@ -32,6 +33,7 @@ pub async fn unwatch<A, N: Inbox, P>(
     State(api): State<Shared<A, N, P>>,
     Caller(actor): Caller,
     Id(episode): Id<EpisodeId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     api.notifications
         .unwatch(episode, &actor.id)

@@ -22,7 +22,7 @@ use domain::{
 };
 use lambda_http::http::{StatusCode, header};
 use lambda_kit::http::{Handled, empty, json, set_header};
-use lambda_kit::router::{Caller, Id, JsonObject, Paged, Query, Refusal, Writer};
+use lambda_kit::router::{Caller, Id, JsonObject, NoQuery, Paged, Query, Refusal, Writer};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
 
@@ -89,6 +89,7 @@ pub async fn create<F: Files, O: Objects, Q: Tasks>(
     State(api): State<Shared<F, O, Q>>,
     Writer(actor, _): Writer<Editors>,
     Id(episode): Id<EpisodeId>,
+    _: Query<NoQuery>,
     body: JsonObject<input::NewFileBody>,
 ) -> Handled {
     let new = input::new_file(body)?;
@@ -188,6 +189,7 @@ pub async fn complete<F: Files, O: Objects, Q>(
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(id): Id<FileId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     let file = find(&api, id).await?;
     require_uploader_or_admin(
@@ -294,6 +296,7 @@ pub async fn get<F: Files, O, Q>(
     State(api): State<Shared<F, O, Q>>,
     _: Caller,
     Id(id): Id<FileId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     json(StatusCode::OK, &find(&api, id).await?.to_json())
 }
@@ -304,6 +307,7 @@ pub async fn download<F: Files, O: Objects, Q>(
     meta: RequestMeta,
     Caller(actor): Caller,
     Id(id): Id<FileId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     let file = find(&api, id).await?;
     if file.status != FileStatus::Available {
@@ -338,6 +342,7 @@ pub async fn delete<F: Files, O: Objects, Q>(
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(id): Id<FileId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     let file = find(&api, id).await?;
     require_uploader_or_admin(

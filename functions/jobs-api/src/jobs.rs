@@ -12,7 +12,9 @@ use domain::{
 };
 use lambda_http::http::{HeaderMap, StatusCode, header};
 use lambda_kit::http::{Handled, json, set_header};
-use lambda_kit::router::{BodyRules, Caller, Id, JsonObject, Query, QueryRules, Refusal, Writer};
+use lambda_kit::router::{
+    BodyRules, Caller, Id, JsonObject, NoQuery, Query, QueryRules, Refusal, Writer,
+};
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
 
@@ -146,6 +148,7 @@ pub async fn create<J: Jobs, F: FileReader>(
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(episode): Id<EpisodeId>,
+    _: Query<NoQuery>,
     IdempotencyKey(key): IdempotencyKey,
     body: JsonObject<NewJobBody>,
 ) -> Handled {
@@ -320,6 +323,7 @@ pub async fn get<J: Jobs, F>(
     State(api): State<Shared<J, F>>,
     _: Caller,
     Id(id): Id<JobId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     json(StatusCode::OK, &find(&api, id).await?.to_json())
 }
@@ -331,6 +335,7 @@ pub async fn cancel<J: Jobs, F>(
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(id): Id<JobId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     let job = find(&api, id).await?;
     let now = Timestamp::now();
@@ -364,6 +369,7 @@ pub async fn retry<J: Jobs, F>(
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(id): Id<JobId>,
+    _: Query<NoQuery>,
 ) -> Handled {
     let job = find(&api, id).await?;
     let change = job

@@ -171,3 +171,60 @@ pub fn operations_of(function: Function) -> Vec<Operation> {
 pub fn operation(id: &str) -> Option<Operation> {
     operations().into_iter().find(|o| o.id == id)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Every `$ref` in `doc` names something in it.
+    pub fn assert_refs_resolve(doc: &Value) {
+        fn walk(v: &Value, doc: &Value, seen: &mut usize) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        let pointer = r
+                            .strip_prefix('#')
+                            .unwrap_or_else(|| panic!("external ref {r}"));
+                        assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+                        *seen += 1;
+                    }
+                    m.values().for_each(|v| walk(v, doc, seen));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, doc, seen)),
+                _ => {}
+            }
+        }
+        let mut seen = 0;
+        walk(doc, doc, &mut seen);
+        assert!(seen > 50, "only {seen} references");
+    }
+
+    #[test]
+    fn the_openapi_document_hangs_together() {
+        let doc = super::openapi();
+        assert_refs_resolve(&doc);
+        let ops = super::operations();
+        let mut ids: Vec<&str> = ops.iter().map(|o| o.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), ops.len(), "operation ids are unique");
+        // Every link names an operation, and parameters that operation has.
+        for op in &ops {
+            for reply in &op.replies {
+                for link in &reply.links {
+                    let target = super::operation(link.operation_id)
+                        .unwrap_or_else(|| panic!("{}: link to {}", op.id, link.operation_id));
+                    for (name, _) in &link.parameters {
+                        let bare = name.rsplit('.').next().unwrap_or(name);
+                        assert!(
+                            target.params.iter().any(|p| p.name == bare),
+                            "{} → {}: no parameter {name}",
+                            op.id,
+                            target.id
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -33,7 +33,7 @@ pub fn openapi() -> Value {
             ),
             "license": { "name": "MIT", "identifier": "MIT" },
         },
-        "servers": [{ "url": "/", "description": "The HTTP API's stage URL (`http_url` in `.local/stack.json` locally; the `HttpApiUrl` output on AWS)." }],
+        "servers": [{ "url": ".", "description": "The HTTP API's stage URL (`http_url` in `.local/stack.json` locally; the `HttpApiUrl` output on AWS)." }],
         "tags": [
             { "name": "episodes", "description": "Episodes and their status." },
             { "name": "files", "description": "An episode's files: uploads and downloads straight to and from S3 with presigned URLs." },
@@ -52,6 +52,15 @@ pub fn openapi() -> Value {
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "An OIDC ID or access token for the API's audience; its groups claim gives the role (viewer, editor, admin).",
+                },
+            },
+            "parameters": {
+                "CorrelationId": {
+                    "name": "X-Correlation-Id",
+                    "in": "header",
+                    "required": false,
+                    "description": "Ties together the log lines and domain events of this request and what follows from it. Kept when it is 1–64 of `A-Z a-z 0-9 - _ .`; otherwise (never refused) the request's id is used.",
+                    "schema": { "type": "string", "examples": ["checkout-7f3a"] },
                 },
             },
             "headers": {
@@ -86,8 +95,8 @@ fn operation(op: &Operation, problem: &Value, gateway: &Value) -> Value {
     if op.access == Access::Public {
         out["security"] = json!([]);
     }
-    if !op.params.is_empty() {
-        out["parameters"] = op
+    {
+        let mut params: Vec<Value> = op
             .params
             .iter()
             .map(|p| {
@@ -105,6 +114,9 @@ fn operation(op: &Operation, problem: &Value, gateway: &Value) -> Value {
                 v
             })
             .collect();
+        // Read on every route (by the access log and into the events).
+        params.push(json!({ "$ref": "#/components/parameters/CorrelationId" }));
+        out["parameters"] = Value::Array(params);
     }
     if let Some(body) = &op.body {
         let content: Map<String, Value> = body

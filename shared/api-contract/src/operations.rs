@@ -61,7 +61,7 @@ fn if_match(description: &'static str) -> Param {
         description,
         json!({
             "type": "string",
-            "pattern": "^\\s*(\"[1-9][0-9]{0,18}\"\\s*)?$",
+            "pattern": "^\\s*(\"[1-9][0-9]{0,15}\"\\s*)?$",
             "description": "One strong entity tag as `ETag` gave it; an empty value is the same as none.",
             "examples": ["\"3\""],
         }),

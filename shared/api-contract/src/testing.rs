@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use lambda_kit::fixture::{HttpFixture, json_body, respond};
 use lambda_kit::router::{BodyRules, QueryRules};
 
-use crate::{Function, In, operation, operations_of};
+use crate::{Function, operation, operations_of};
 
 /// An id of the right shape for any `{id}`.
 const SOME_ID: &str = "01a213ea-bcea-7231-95fb-08c52221b2de";
@@ -50,17 +50,6 @@ pub fn assert_query<R: QueryRules>(operation_id: &str) {
     let documented: BTreeSet<&str> = op.query_names().into_iter().collect();
     let accepted: BTreeSet<&str> = R::ALLOWED.iter().copied().collect();
     assert_eq!(documented, accepted, "{operation_id}: query parameters");
-}
-
-/// The operation takes no query parameters (the handler reads none).
-pub fn assert_no_query(operation_id: &str) {
-    let Some(op) = operation(operation_id) else {
-        panic!("no operation {operation_id} in the contract");
-    };
-    assert!(
-        !op.params.iter().any(|p| p.at == In::Query),
-        "{operation_id}: the handler reads no query"
-    );
 }
 
 /// The operation's body is the one `B` takes: its fields, size limit and media types.

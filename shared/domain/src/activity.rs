@@ -70,8 +70,7 @@ impl ActivityEntry {
         }
     }
 
-    /// The public representation served by the feed API.
-    /// The entry as the API serves it.
+    /// The entry as the feed API serves it.
     pub fn body(&self) -> ActivityBody {
         ActivityBody {
             id: self.event_id,
@@ -90,6 +89,8 @@ impl ActivityEntry {
         }
     }
 
+    /// [`Self::body`] as JSON (a struct of strings, numbers and JSON values: serializing it
+    /// cannot fail).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.body()).unwrap_or_default()
     }

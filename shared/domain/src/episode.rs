@@ -34,7 +34,7 @@ impl Title {
         if t.is_empty() {
             return Err(FieldError::new("title", "must not be empty"));
         }
-        if !is_single_line(t) {
+        if !is_single_line(s) {
             return Err(FieldError::new(
                 "title",
                 "must not contain control characters",
@@ -295,6 +295,12 @@ impl Version {
             .strip_prefix('"')
             .and_then(|s| s.strip_suffix('"'))
             .ok_or_else(bad)?;
+        // Digits only, no leading zero: the tag as `etag` writes it (`u64::from_str` would also
+        // take `+7` and `007`).
+        if inner.is_empty() || inner.starts_with('0') || !inner.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
         inner
             .parse::<u64>()
             .map_err(|_| bad())
@@ -547,8 +553,7 @@ impl EpisodeDeletion {
 }
 
 impl Episode {
-    /// The public representation (also the `episode.created` event's data).
-    /// The episode as the API serves it.
+    /// The episode as the API serves it (also the `episode.created` event's data).
     pub fn body(&self) -> EpisodeBody {
         EpisodeBody {
             id: self.id,
@@ -567,6 +572,8 @@ impl Episode {
         }
     }
 
+    /// [`Self::body`] as JSON (a struct of strings, numbers and JSON values: serializing it
+    /// cannot fail).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.body()).unwrap_or_default()
     }

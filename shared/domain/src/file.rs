@@ -368,6 +368,8 @@ impl EpisodeFile {
         }
     }
 
+    /// [`Self::body`] as JSON (a struct of strings, numbers and JSON values: serializing it
+    /// cannot fail).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.body()).unwrap_or_default()
     }

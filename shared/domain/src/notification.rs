@@ -164,6 +164,8 @@ impl Notification {
         }
     }
 
+    /// [`Self::body`] as JSON (a struct of strings, numbers and JSON values: serializing it
+    /// cannot fail).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.body()).unwrap_or_default()
     }

@@ -89,8 +89,8 @@ mod tests {
 
     use super::*;
 
-    /// schemathesis found `5.0` refused where the contract says `integer` (which JSON Schema
-    /// defines as a number with no fractional part).
+    /// `5.0` was refused where the contract says `integer` (which JSON Schema defines as a
+    /// number with no fractional part, and schemathesis generates).
     #[test]
     fn a_whole_number_may_be_written_with_a_zero_fraction() {
         assert_eq!(whole_number(&json!(5)), Some(5));

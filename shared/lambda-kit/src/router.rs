@@ -222,6 +222,15 @@ impl QueryRules for Paged {
     const ALLOWED: &'static [&'static str] = &["limit", "cursor"];
 }
 
+/// No query parameters, for a route that reads none: any one sent is 400, named (as on the
+/// routes that take some), rather than silently ignored.
+#[derive(Debug)]
+pub struct NoQuery;
+
+impl QueryRules for NoQuery {
+    const ALLOWED: &'static [&'static str] = &[];
+}
+
 /// The query string as a map: an unknown or repeated parameter is 400, each named.
 #[derive(Debug)]
 pub struct Query<R> {
