@@ -5,12 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::notification::{audience, recipients, requester};
+use domain::notification::{audience, recipients, requester, transaction_chunks};
 use domain::realtime::Addressed;
 use domain::store::activity::EpisodeLabels;
 use domain::store::notification::{Audiences, NotificationWriter};
 use domain::store::{DeadLetters, MessageSender, StoreError};
-use domain::{ActivityEntry, Audience, DomainEvent, EpisodeId, Notice, Notification, UserId};
+use domain::{
+    ActivityEntry, Audience, DomainEvent, EpisodeId, EventId, Notice, Notification, UserId,
+};
 use lambda_kit::sqs::{batch_response, read_events};
 use lambda_runtime::LambdaEvent;
 
@@ -116,25 +118,33 @@ where
         .iter()
         .flat_map(|(_, _, n)| n.iter().cloned())
         .collect();
-    let delivered_together = match stores.notifications.deliver_all(&all).await {
-        Ok(done) => done,
-        Err(err) => {
-            tracing::warn!(error = %err, "batched delivery failed; delivering one by one");
-            false
+    // As few transactions as fit (50 notifications with their counters each); a chunk that
+    // was partly delivered before (a redelivery) or failed is written one by one: idempotent
+    // per (event, recipient), so only what is missing is written.
+    let mut undelivered: HashSet<(UserId, EventId)> = HashSet::new();
+    for chunk in transaction_chunks(&all) {
+        let together = match stores.notifications.deliver_all(&chunk).await {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::warn!(error = %err, "batched delivery failed; delivering one by one");
+                false
+            }
+        };
+        if together {
+            continue;
         }
-    };
-    let mut live: Vec<(&String, Vec<Addressed>)> = Vec::new();
-    for (message_id, e, notes) in planned {
-        let mut ok = true;
-        if !delivered_together {
-            for note in &notes {
-                // Idempotent per (event, recipient): a redelivery, or a retry, writes only the missing.
-                if let Err(err) = stores.notifications.deliver(note).await {
-                    tracing::warn!(event_id = %e.id, error = %err, "notification not delivered; will retry");
-                    ok = false;
-                }
+        for note in &chunk {
+            if let Err(err) = stores.notifications.deliver(note).await {
+                tracing::warn!(event_id = %note.id, error = %err, "notification not delivered; will retry");
+                undelivered.insert((note.recipient.clone(), note.id));
             }
         }
+    }
+    let mut live: Vec<(&String, Vec<Addressed>)> = Vec::new();
+    for (message_id, e, notes) in planned {
+        let ok = notes
+            .iter()
+            .all(|n| !undelivered.contains(&(n.recipient.clone(), n.id)));
         if ok {
             tracing::info!(event_id = %e.id, correlation_id = %e.correlation_id, recipients = notes.len(), "notified");
             let addressed = notes
@@ -298,6 +308,43 @@ mod tests {
                 .unwrap(),
             1
         );
+    }
+
+    /// Issue 15: a status move for W watchers is written in transactions of 50 notifications
+    /// with their counters, not one per watcher; a redelivery still notifies no one twice.
+    #[tokio::test]
+    async fn many_watchers_are_notified_in_transactions_of_fifty() {
+        let stores = stores().await;
+        let episode = EpisodeId::parse(EPISODE).unwrap();
+        let crowd: Vec<String> = (0..118).map(|i| format!("watcher-{i:03}")).collect();
+        for u in &crowd {
+            assert!(
+                stores
+                    .notifications
+                    .watch(episode, &user(u), Timestamp::now())
+                    .await
+                    .unwrap()
+            );
+        }
+        let dlq = InMemoryDeadLetters::default();
+        let before = stores.notifications.writes();
+        assert!(deliver(&stores, &dlq, &[&updated()]).await.is_empty());
+        // Bob, Carol and the 118: 120 notifications, three transactions of at most 50.
+        assert_eq!(stores.notifications.writes() - before, 3);
+        for u in crowd.iter().map(String::as_str).chain(["bob", "carol"]) {
+            assert_eq!(summaries(&stores, u).len(), 1, "{u}");
+        }
+        // Redelivered: every chunk was delivered before, so each is written one by one, and
+        // changes nothing.
+        assert!(deliver(&stores, &dlq, &[&updated()]).await.is_empty());
+        for u in ["watcher-000", "watcher-117", "bob"] {
+            assert_eq!(summaries(&stores, u).len(), 1, "{u}");
+            assert_eq!(
+                stores.notifications.unread_count(&user(u)).await.unwrap(),
+                1,
+                "{u}"
+            );
+        }
     }
 
     #[tokio::test]

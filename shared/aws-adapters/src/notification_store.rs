@@ -29,6 +29,7 @@ use domain::{
 
 use crate::batch::BatchGet;
 use crate::item::{self, Item, n, s};
+use domain::notification::TRANSACTION_MAX_ITEMS;
 
 const COUNTER_SK: &str = "count";
 const NOTIFICATION_PREFIX: &str = "n#";
@@ -36,8 +37,6 @@ const NOTIFICATION_PREFIX: &str = "n#";
 const READ_ALL_CHUNK: i32 = 50;
 /// Pages of [`READ_ALL_CHUNK`] one read-all call goes through at most (1,000 notifications).
 pub const READ_ALL_MAX_PAGES: usize = 20;
-/// DynamoDB's limit on the items of one transaction.
-const TRANSACTION_MAX_ITEMS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct NotificationTables {

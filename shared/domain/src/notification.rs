@@ -1,7 +1,7 @@
 //! Who is told about what: the one table of notification rules, recipients' opt-outs, and the
 //! notification itself.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -130,6 +130,36 @@ pub struct Notification {
     pub read_at: Option<Timestamp>,
 }
 
+/// DynamoDB's limit on the items of one transaction.
+pub const TRANSACTION_MAX_ITEMS: usize = 100;
+
+/// The notifications in groups that each fit one transaction with their recipients' unread
+/// counters (an item per notification, one per distinct recipient of the group): 50 to a
+/// transaction when every recipient is different, so W watchers cost ⌈W / 50⌉ writes, not W.
+/// The same (event, recipient) named twice is written once.
+pub fn transaction_chunks(notes: &[Notification]) -> Vec<Vec<Notification>> {
+    let mut seen = HashSet::new();
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<Notification> = Vec::new();
+    let mut users: HashSet<&UserId> = HashSet::new();
+    for note in notes {
+        if !seen.insert((&note.recipient, note.id)) {
+            continue;
+        }
+        let items = 1 + usize::from(!users.contains(&note.recipient));
+        if chunk.len() + users.len() + items > TRANSACTION_MAX_ITEMS {
+            chunks.push(std::mem::take(&mut chunk));
+            users.clear();
+        }
+        users.insert(&note.recipient);
+        chunk.push(note.clone());
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
 /// How long notifications are kept.
 pub const NOTIFICATION_RETENTION_DAYS: i64 = 90;
 
@@ -175,6 +205,42 @@ impl Notification {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn notifications_go_in_transactions_of_fifty_with_their_counters() {
+        let event = golden(include_str!("../../../events/domain/episode.updated.json"));
+        let notes: Vec<Notification> = (0..120)
+            .map(|i| {
+                Notification::for_recipient(
+                    &event,
+                    UserId::parse(&format!("u{i}")).unwrap(),
+                    "s".into(),
+                )
+            })
+            .collect();
+        let chunks = transaction_chunks(&notes);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [50, 50, 20]
+        );
+        // Ann's two and u0's one, each named again: three notifications, two counters.
+        let other = golden(include_str!("../../../events/domain/episode.created.json"));
+        let same: Vec<Notification> = [&event, &other]
+            .iter()
+            .cycle()
+            .take(2)
+            .map(|e| Notification::for_recipient(e, UserId::parse("ann").unwrap(), "s".into()))
+            .chain(std::iter::repeat_n(notes[0].clone(), 3))
+            .collect();
+        let chunks = transaction_chunks(&same);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(
+            chunks[0].len(),
+            3,
+            "the same (event, recipient) counts once"
+        );
+        assert!(transaction_chunks(&[]).is_empty());
+    }
 
     fn golden(text: &str) -> DomainEvent {
         serde_json::from_str(text).unwrap()

@@ -170,6 +170,7 @@ macro_rules! contract_tests {
             notifications::a_notification_is_delivered_and_counted_once,
             notifications::a_batch_is_delivered_whole_or_not_at_all,
             notifications::a_batch_beyond_one_transaction_is_left_to_single_deliveries,
+            notifications::a_batch_in_transaction_chunks_is_delivered_in_full,
             notifications::reading_marks_ones_own_notifications_once,
             notifications::read_all_marks_exactly_the_unread,
             notifications::an_inbox_comes_newest_first_in_pages,

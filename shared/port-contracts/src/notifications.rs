@@ -106,6 +106,29 @@ pub async fn a_batch_beyond_one_transaction_is_left_to_single_deliveries(w: &imp
     assert_eq!(inbox(w, &users[59]).await, [batch[59].id]);
 }
 
+/// What the worker sends (`transaction_chunks`): 60 recipients in two transactions, one of
+/// exactly the limit (50 notifications and 50 counters), each recipient counted once.
+pub async fn a_batch_in_transaction_chunks_is_delivered_in_full(w: &impl World) {
+    let users: Vec<UserId> = (0..60).map(|_| someone()).collect();
+    let batch: Vec<Notification> = users.iter().map(note).collect();
+    let chunks = domain::notification::transaction_chunks(&batch);
+    assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [50, 10]);
+    for chunk in &chunks {
+        assert!(matches!(
+            w.notifications().deliver_all(chunk).await,
+            Ok(true)
+        ));
+    }
+    for (u, n) in users.iter().zip(&batch) {
+        assert_eq!(inbox(w, u).await, [n.id]);
+        assert_eq!(
+            w.notifications().unread_count(u).await.ok(),
+            Some(1),
+            "{u:?}"
+        );
+    }
+}
+
 pub async fn reading_marks_ones_own_notifications_once(w: &impl World) {
     let (ann, ben) = (someone(), someone());
     let n = note(&ann);

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use super::poisoned;
 use crate::actor::UserId;
 use crate::ids::{EpisodeId, EventId};
+use crate::notification::TRANSACTION_MAX_ITEMS;
 use crate::notification::{Notification, Preferences};
 use crate::store::StoreError;
 use crate::store::notification::{
@@ -151,9 +152,6 @@ impl NotificationWriter for InMemoryNotifications {
         Ok(true)
     }
 }
-
-/// DynamoDB's limit on the items of one transaction.
-const TRANSACTION_MAX_ITEMS: usize = 100;
 
 /// How many notifications one read-all call marks at most (the adapter's 20 pages of 50).
 const READ_ALL_MAX: usize = 1000;
