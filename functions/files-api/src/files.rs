@@ -263,21 +263,16 @@ pub async fn list<F: Files, O, Q>(
     let scope = format!("files:{episode}");
     let paging = query.paging(&scope)?;
     let (limit, after) = (paging.limit, paging.after_id(|a| FileId::parse(a).ok())?);
-    let page = api
-        .files
-        .list(episode, limit, after)
-        .await
-        .map_err(|e: StoreError| unavailable(e))?;
-    if page.items.is_empty() && after.is_none() {
-        // An episode without files, or no episode at all?
-        let exists = api
-            .files
-            .episode_exists(episode)
-            .await
-            .map_err(unavailable)?;
-        if !exists {
-            return Err(Problem::not_found("no such episode"));
-        }
+    // The episode is read beside its files (in parallel): a deleted episode's files are gone
+    // from the API at once, though the files worker removes them a moment later (schemathesis
+    // found them still listed after the delete).
+    let (page, exists) = tokio::join!(
+        api.files.list(episode, limit, after),
+        api.files.episode_exists(episode)
+    );
+    let page = page.map_err(|e: StoreError| unavailable(e))?;
+    if !exists.map_err(unavailable)? {
+        return Err(Problem::not_found("no such episode"));
     }
     let next = page
         .next_after

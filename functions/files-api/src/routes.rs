@@ -366,6 +366,13 @@ mod tests {
         );
         let (status, _, _) = send(&api, on("get", "nope")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+        // schemathesis found it: a deleted episode's files were still listed until the files
+        // worker removed them. The list is 404 as soon as the episode is gone.
+        api.files.delete_episode(EpisodeId::parse(EPISODE).unwrap());
+        let (status, body, _) = send(&api, fixture("list")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, _, _) = send(&api, fixture("list").query(&format!("cursor={cursor}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
