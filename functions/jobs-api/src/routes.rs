@@ -350,6 +350,11 @@ mod tests {
             .map(|j| j["id"].as_str().unwrap())
             .collect();
         assert_eq!(queued, [ids[0].as_str(), ids[2].as_str()]);
+        // A deleted episode's jobs are gone at once (the episode is read beside them).
+        api.files.delete_episode(EpisodeId::parse(EPISODE).unwrap());
+        let (status, body, _) = send(&api, fixture("list")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        api.files.add_episode(EpisodeId::parse(EPISODE).unwrap());
         // A cursor is bound to its query: not valid with another state.
         for (query, field) in [
             ("state=paused", "state"),
