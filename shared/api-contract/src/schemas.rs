@@ -103,6 +103,15 @@ pub fn object(properties: Vec<(&str, Value)>, required: &[&str]) -> Value {
     })
 }
 
+/// The headers a presigned request must carry as they are.
+fn signed_headers(what: &str) -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": { "type": "string" },
+        "description": format!("Send exactly these headers with the {what}: they are part of its signature."),
+    })
+}
+
 /// The shapes that exist only on the wire. Each returns its `$ref`.
 impl Registry {
     pub fn problem(&mut self) -> Value {
@@ -190,14 +199,7 @@ impl Registry {
         ];
         let mut required = vec!["method", "url", "expires_at"];
         if with_headers {
-            props.push((
-                "headers",
-                json!({
-                    "type": "object",
-                    "additionalProperties": { "type": "string" },
-                    "description": "Send exactly these headers with the request: they are part of its signature.",
-                }),
-            ));
+            props.push(("headers", signed_headers("request")));
             required.push("headers");
         }
         self.define(name, object(props, &required))
@@ -221,14 +223,7 @@ impl Registry {
                     ("kind", json!({ "const": "single" })),
                     ("method", json!({ "const": "PUT" })),
                     ("url", json!({ "type": "string", "format": "uri" })),
-                    (
-                        "headers",
-                        json!({
-                            "type": "object",
-                            "additionalProperties": { "type": "string" },
-                            "description": "Send exactly these headers with the PUT: they are part of its signature.",
-                        }),
-                    ),
+                    ("headers", signed_headers("PUT")),
                     ("complete", complete.clone()),
                     ("expires_at", expires.clone()),
                 ],
