@@ -5,6 +5,7 @@ and the same table as Markdown and the raw figures as JSON under results/ (not c
     make bench-quick                           # a tenth of the requests and events (about 6 minutes)
     BENCH_ONLY=functions make bench            # only the functions on their own (no pipeline)
     BENCH_ONLY=pipeline make bench             # only the pipeline through the running stack
+    BENCH_ONLY=scale make bench                # only one busy episode: presence and fan-out (issue 15)
 
 Needs the local stack (`make up` or `make dev`); builds the AWS release binaries first.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import platform
 import subprocess
@@ -21,8 +23,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import charts  # noqa: E402
 import functions  # noqa: E402
 import pipeline_live  # noqa: E402
+import scale  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ONLY = os.environ.get("BENCH_ONLY", "")
@@ -146,6 +150,26 @@ def rows_for(results: dict) -> list[tuple[str, str, str, str, str]]:
         w = p["write_to_frame"]
         rows.append(("pipeline", f"HTTP write → WebSocket frame, p50 / p95 ({w['writes']} writes {w['gap_s']:g} s apart)",
                      f"{w['p50_ms']:.0f} / {w['p95_ms']:.0f} ms (the PATCH itself {w['patch_p50_ms']:.0f} ms)", "—", ""))
+    sc = results.get("scale")
+    if sc:
+        for r in sc["presence"]:
+            n = r["viewers"]
+            rows.append(("one busy episode", f"presence frames posted while {n:,} viewers join (was N(N-1)/2 = "
+                                             f"{r['frames_before_rounds']:,})",
+                         f"{r['presence_frames']:,} in {r['rounds']} rounds ({r['occupancy_frames']:,} counts), "
+                         f"≤ {r['most_per_connection_per_round']} per connection per round; joins took {r['join_s']} s",
+                         f"≤ 3 N = {3 * n:,} per window", ok(r["most_per_connection_per_round"] <= 1)))
+            rows.append(("one busy episode", f"{n:,} connections: dropped; told the final count",
+                         f"{r['dropped']} dropped; {r['told_the_final_count']:,} of {n:,} told", "0 dropped",
+                         ok(r["dropped"] == 0)))
+            rows.append(("one busy episode", f"then one write → event frame at all {n:,}, p50 / last",
+                         f"{r['write_to_frame_p50_ms']} / {r['write_to_frame_last_ms']} ms "
+                         f"({r['frames_received']:,} of {n:,} received)", "—", ok(r["frames_received"] == n)))
+        for r in sc["notifications"]:
+            w = r["watchers"]
+            rows.append(("one busy episode", f"a status move for {w:,} watchers: DynamoDB calls, worker time",
+                         f"{r['dynamodb_calls']} calls in {r['duration_ms']:.0f} ms ({r['batches']} batch(es))",
+                         f"≈ ⌈W/49⌉ = {math.ceil(w / 49)} (+ reads)", ""))
     return rows
 
 
@@ -165,6 +189,8 @@ def main() -> None:
         results["functions"] = asyncio.run(functions.Bench(stack, binaries).run())
     if ONLY in ("", "pipeline"):
         results["pipeline"] = asyncio.run(pipeline_live.measure())
+    if ONLY in ("", "scale"):
+        results["scale"] = asyncio.run(scale.measure())
     rows = rows_for(results)
     folder = ROOT / "results"
     folder.mkdir(exist_ok=True)
@@ -178,6 +204,9 @@ def main() -> None:
     for r in rows:
         print("  ".join(r[i].ljust(widths[i]) for i in range(5)).rstrip())
     print(f"\nwritten: results/bench-{stamp}.json, results/bench-{stamp}.md (and results/latest.md)")
+    if "scale" in results:
+        for path in charts.draw(results["scale"], results["machine"]):
+            print(f"written: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -49,9 +49,15 @@ def drain_marked(sqs, queue_url: str, marker: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def event_source_paused(aws, function: str):
+def event_source_paused(aws, function: str, queue_url: str | None = None):
+    """The function's event source mapping (of the queue at `queue_url`, when it has several)
+    disabled for the block."""
     lam = aws("lambda")
-    (mapping,) = lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    mappings = lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    if queue_url is not None:
+        arn = aws("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        mappings = [m for m in mappings if m["EventSourceArn"] == arn]
+    (mapping,) = mappings
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     try:
         time.sleep(1.5)
@@ -156,8 +162,9 @@ def test_a_copy_of_an_event_in_the_same_batch_is_one_frame(api, stack, aws):
         # Both copies are queued while the broadcaster's event source is off, so its next receive
         # takes them in one batch (copies in different batches are each posted: clients drop a
         # frame whose event id they have applied).
-        with event_source_paused(aws, f"{stack['stack_name']}-broadcast-worker"):
-            aws("sqs").send_message_batch(QueueUrl=stack["outputs"]["RealtimeQueueUrl"], Entries=[
+        realtime = stack["outputs"]["RealtimeQueueUrl"]
+        with event_source_paused(aws, f"{stack['stack_name']}-broadcast-worker", realtime):
+            aws("sqs").send_message_batch(QueueUrl=realtime, Entries=[
                 {"Id": "a", "MessageBody": body}, {"Id": "b", "MessageBody": body}])
         viewer.wait_for(lambda f: f["type"] == "event" and f["event"]["id"] == event["id"])
         again = [f for f in viewer.drain(3) if f["type"] == "event" and f["event"]["id"] == event["id"]]

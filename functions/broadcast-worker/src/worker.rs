@@ -5,28 +5,35 @@
 use std::convert::Infallible;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::realtime::{Addressed, Listener, split_expired};
-use domain::store::realtime::{ConnectionPosts, Connections, Subscriptions};
+use domain::realtime::{Addressed, Listener, presence_round, split_expired, viewers};
+use domain::store::realtime::{
+    ConnectionPosts, Connections, PresenceReader, PresenceRounds, Subscriptions, ask_for_round,
+};
 use domain::store::{DeadLetters, MessageSender, StoreError};
 use domain::{ConnectionId, DomainEvent, EpisodeId, Frame, Notice, RealtimeMessage, Timestamp};
 use lambda_kit::sqs::{batch_response, read_messages};
 use lambda_runtime::LambdaEvent;
 
-/// What the worker needs: connections and subscriptions (`S`), posts to connections (`P`),
-/// the realtime queue for presence checks (`Q`) and its dead-letter queue (`D`).
+/// What the worker needs: connections, subscriptions and presence (`S`), posts to
+/// connections (`P`), the presence queue for leave checks and rounds (`Q`) and the dead-letter
+/// queue (`D`).
 #[derive(Debug)]
 pub struct App<S, P, Q, D> {
     pub store: S,
     pub poster: P,
     pub notices: Q,
     pub dead_letters: D,
-    /// Seconds between a user's last connection leaving and `presence.left`.
+    /// Seconds between a user's last connection leaving and their leaving being news.
     pub grace: u32,
+    /// Seconds a presence round gathers changes for.
+    pub window: u32,
+    /// Most viewers a presence frame lists (above: the count).
+    pub list_max: usize,
 }
 
 /// The realtime tables the worker reads and cleans up.
-pub trait Store: Connections + Subscriptions + Sync {}
-impl<T: Connections + Subscriptions + Sync> Store for T {}
+pub trait Store: Connections + Subscriptions + PresenceRounds + PresenceReader + Sync {}
+impl<T: Connections + Subscriptions + PresenceRounds + PresenceReader + Sync> Store for T {}
 
 pub async fn handle<
     S: Store,
@@ -64,17 +71,12 @@ async fn deliver<
     match message {
         RealtimeMessage::Event(event) => broadcast_event(app, event).await,
         RealtimeMessage::Notice(Notice::Notifications { items }) => notify(app, items).await,
-        RealtimeMessage::Notice(Notice::PresenceJoined {
-            episode_id,
-            user,
-            at,
-        }) => {
-            let frame = Frame::PresenceJoined {
-                episode_id: *episode_id,
-                user: user.clone(),
-                at: *at,
-            };
-            to_episode(app, *episode_id, &frame.to_json(), "presence.joined").await
+        RealtimeMessage::Notice(Notice::PresenceJoined { episode_id, .. }) => {
+            ask_for_round(&app.store, &app.notices, *episode_id, app.window).await?;
+            Ok(())
+        }
+        RealtimeMessage::Notice(Notice::PresenceRound { episode_id }) => {
+            round(app, *episode_id).await
         }
         RealtimeMessage::Notice(Notice::PresenceCheck {
             episode_id,
@@ -89,18 +91,58 @@ async fn deliver<
                 tracing::info!(%episode_id, user_id = %user.id, "came back within the grace period");
                 return Ok(());
             }
-            let frame = Frame::PresenceLeft {
-                episode_id: *episode_id,
-                user: user.clone(),
-                at: *left_at,
-            };
-            to_episode(app, *episode_id, &frame.to_json(), "presence.left").await
+            ask_for_round(&app.store, &app.notices, *episode_id, app.window).await?;
+            Ok(())
         }
         RealtimeMessage::Notice(Notice::Close { connection_id }) => {
             close(app, connection_id).await;
             Ok(())
         }
     }
+}
+
+/// One presence round of an episode: who is viewing now against what the last round said,
+/// told to every connection in one frame; nothing when there is no news, or when a later round
+/// began meanwhile (it tells instead).
+async fn round<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    episode: EpisodeId,
+) -> Result<(), StoreError> {
+    let started = app.store.start_round(episode).await?;
+    let now = Timestamp::now();
+    let viewing = viewers(&app.store.presence(episode).await?, now);
+    let Some((frame, announced)) = presence_round(
+        &started.before,
+        viewing,
+        app.list_max,
+        episode,
+        started.round,
+        now,
+    ) else {
+        tracing::info!(%episode, round = started.round, "presence round: no news");
+        return Ok(());
+    };
+    // Who to tell is read before the round is recorded: a failure here retries the round.
+    let listeners = app.store.subscribers(episode).await?;
+    if !app
+        .store
+        .finish_round(episode, started.round, &announced)
+        .await?
+    {
+        tracing::info!(%episode, round = started.round, "presence round superseded");
+        return Ok(());
+    }
+    let what = match frame {
+        Frame::Presence { .. } => "presence",
+        _ => "presence.occupancy",
+    };
+    post(app, listeners, &frame.to_json(), what).await;
+    Ok(())
 }
 
 async fn broadcast_event<
@@ -268,6 +310,8 @@ mod tests {
             notices: InMemoryQueue::default(),
             dead_letters: InMemoryDeadLetters::default(),
             grace: 2,
+            window: 1,
+            list_max: 3,
         }
     }
 
@@ -361,12 +405,125 @@ mod tests {
         let sent = app.notices.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].1, 2, "after the grace period");
-        // The check comes back: bob did not return, so the others hear he left.
+        // The check comes back: bob did not return, so a presence round is asked for, a
+        // window later; it tells alice who is there now.
         assert!(deliver(&app, &[&sent[0].0]).await.is_empty());
-        assert_eq!(frame_types(&app, &alice), ["event", "presence.left"]);
-        // A second copy of the check announces nothing more.
-        assert!(deliver(&app, &[&sent[0].0]).await.is_empty());
+        let sent = app.notices.sent();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].1, 1, "a window later");
+        assert!(deliver(&app, &[&sent[1].0]).await.is_empty());
+        assert_eq!(frame_types(&app, &alice), ["event", "presence"]);
+        let frame = last_frame(&app, &alice);
+        assert_eq!(frame["viewers"].as_array().unwrap().len(), 1);
+        // A second copy of the check, or of the round, announces nothing more.
+        assert!(deliver(&app, &[&sent[0].0, &sent[1].0]).await.is_empty());
         assert_eq!(frame_types(&app, &alice).len(), 2);
+    }
+
+    fn last_frame(app: &TestApp, c: &ConnectionId) -> serde_json::Value {
+        serde_json::from_str(app.poster.frames(c).last().unwrap()).unwrap()
+    }
+
+    /// `user` opens a connection and subscribes, and the change asks for a round as ws-api's
+    /// subscribe does.
+    async fn join(app: &TestApp, user: &str) -> ConnectionId {
+        let c = connect(app, &format!("{user}-1="), user, 3600, &[episode()]).await;
+        ask_for_round(&app.store, &app.notices, episode(), app.window)
+            .await
+            .unwrap();
+        c
+    }
+
+    fn rounds_asked(app: &TestApp) -> Vec<String> {
+        app.notices
+            .sent()
+            .into_iter()
+            .filter(|(body, _)| body.contains("presence_round"))
+            .map(|(body, _)| body)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn joins_within_a_window_reach_each_connection_as_one_frame() {
+        let app = app();
+        let mut connections = Vec::new();
+        for user in ["ann", "ben", "cat"] {
+            connections.push(join(&app, user).await);
+        }
+        let asked = rounds_asked(&app);
+        assert_eq!(asked.len(), 1, "one round for the window's three joins");
+        // Delivered twice (SQS is at least once): the second finds no news.
+        assert!(deliver(&app, &[&asked[0], &asked[0]]).await.is_empty());
+        for c in &connections {
+            assert_eq!(frame_types(&app, c), ["presence"], "{c}");
+        }
+        let frame = last_frame(&app, &connections[0]);
+        assert_eq!(frame["count"], 3);
+        let joined: Vec<&str> = frame["joined"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(joined, ["ann", "ben", "cat"]);
+        let first_round = frame["round"].as_u64().unwrap();
+
+        // The round has begun: the next change asks for the next one, which tells the diff.
+        // ben's tab closes; after the grace period his check finds him gone.
+        let ben = UserId::parse("ben").unwrap();
+        let left_at = app
+            .store
+            .unsubscribe(&connections[1], &ben, episode(), Timestamp::now())
+            .await
+            .unwrap()
+            .expect("his last connection there");
+        let check = Notice::PresenceCheck {
+            episode_id: episode(),
+            user: UserRef {
+                id: ben,
+                name: DisplayName::new("ben"),
+            },
+            left_at,
+        };
+        assert!(deliver(&app, &[&check.to_body()]).await.is_empty());
+        let asked = rounds_asked(&app);
+        assert_eq!(asked.len(), 2);
+        assert!(deliver(&app, &[&asked[1]]).await.is_empty());
+        let frame = last_frame(&app, &connections[0]);
+        assert_eq!(frame["type"], "presence");
+        assert_eq!(frame["count"], 2);
+        assert_eq!(frame["joined"], serde_json::json!([]));
+        assert_eq!(frame["left"][0]["id"], "ben");
+        assert!(frame["round"].as_u64().unwrap() > first_round);
+        assert_eq!(
+            app.poster.frames(&connections[1]).len(),
+            1,
+            "ben no longer follows it"
+        );
+    }
+
+    #[tokio::test]
+    async fn above_the_list_limit_frames_carry_the_count() {
+        let app = app();
+        let mut connections = Vec::new();
+        for user in ["ann", "ben", "cat", "dan", "eve"] {
+            connections.push(join(&app, user).await);
+        }
+        let asked = rounds_asked(&app);
+        assert!(deliver(&app, &[&asked[0]]).await.is_empty());
+        for c in &connections {
+            assert_eq!(frame_types(&app, c), ["presence.occupancy"], "{c}");
+        }
+        let frame = last_frame(&app, &connections[4]);
+        assert_eq!(frame["count"], 5);
+        assert_eq!(frame["href"], format!("/episodes/{EPISODE}/presence"));
+        // One more: a new count. The same count again: no news.
+        connections.push(join(&app, "fay").await);
+        let asked = rounds_asked(&app);
+        assert!(deliver(&app, &[&asked[1]]).await.is_empty());
+        assert_eq!(last_frame(&app, &connections[0])["count"], 6);
+        assert!(deliver(&app, &[&asked[1]]).await.is_empty());
+        assert_eq!(app.poster.frames(&connections[0]).len(), 2);
     }
 
     #[tokio::test]

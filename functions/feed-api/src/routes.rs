@@ -243,6 +243,36 @@ mod tests {
             .collect();
         assert_eq!(viewers.len(), 2, "{body}");
         assert!(viewers.contains(&"bob") && viewers.contains(&"carol"));
+        assert_eq!(body["next_cursor"], serde_json::Value::Null);
+        // In pages, by user id: bob, then carol, then an empty last page.
+        let path = format!("/episodes/{EPISODE}/presence");
+        let (status, body) = send(&api, get(&path).query("limit=1")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["viewers"][0]["id"], "bob");
+        let cursor = body["next_cursor"].as_str().unwrap().to_owned();
+        let page = |c: &str| format!("limit=1&cursor={c}");
+        let (_, body) = send(&api, get(&path).query(&page(&cursor))).await;
+        assert_eq!(body["viewers"][0]["id"], "carol", "{body}");
+        let cursor = body["next_cursor"].as_str().unwrap().to_owned();
+        let (status, body) = send(&api, get(&path).query(&page(&cursor))).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "a page after the last is empty, not 404"
+        );
+        assert_eq!(body["viewers"], serde_json::json!([]));
+        assert_eq!(body["next_cursor"], serde_json::Value::Null);
+        for bad in ["limit=0", "limit=101", "cursor=nope", "since=1"] {
+            let (status, body) = send(&api, get(&path).query(bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        }
+        let other = format!("/episodes/{}/presence", EpisodeId::new());
+        let (status, _) = send(&api, get(&other).query(&format!("cursor={cursor}"))).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "a cursor of another episode"
+        );
         let missing = format!("/episodes/{}/presence", EpisodeId::new());
         let (status, _) = send(&api, get(&missing)).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
@@ -346,6 +376,7 @@ mod tests {
         assert_query::<lambda_kit::router::Paged>("listEpisodeActivity");
         assert_query::<crate::activity::Filters>("listActivity");
         assert_query::<crate::notifications::Listing>("listNotifications");
+        assert_query::<crate::presence::Listing>("getPresence");
         assert_body::<crate::preferences::Body>("setNotificationPreferences");
     }
 }

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use domain::realtime::{
-    ClientMessage, HEARTBEAT_SECONDS, MAX_FRAME_BYTES, RESUME_MAX_EVENTS, viewers,
-};
+use domain::realtime::{ClientMessage, MAX_FRAME_BYTES, RESUME_MAX_EVENTS, Viewer};
 use domain::store::realtime::{
-    Connections, EventHistory, Heartbeat, OpenConnection, Subscribe, SubscribeError, Subscriptions,
+    Connections, EventHistory, Heartbeat, OpenConnection, PresenceRounds, Subscribe,
+    SubscribeError, Subscriptions, ask_for_round,
 };
 use domain::store::{EpisodeExistence, MessageSender};
 use domain::{ConnectionId, EpisodeId, EventId, Frame, Notice, Timestamp};
@@ -21,9 +20,10 @@ use tracing::Instrument;
 
 use crate::handshake::read_offer;
 
-/// What the handler needs: connections and subscriptions (`S`), subscribing to an episode
-/// that must exist (`B`), an episode's events for resuming (`H`), the realtime queue (`Q`),
-/// and the issuer's keys for `$connect` (`K`: its JWKS, a test issuer in tests).
+/// What the handler needs: connections, subscriptions and presence rounds (`S`), subscribing
+/// to an episode that must exist (`B`), an episode's events for resuming (`H`), the presence
+/// queue (`Q`: rounds, leave checks, closes), and the issuer's keys for `$connect` (`K`: its
+/// JWKS, a test issuer in tests).
 #[derive(Debug)]
 pub struct App<S, B, H, Q, K = Fetcher> {
     pub store: S,
@@ -31,14 +31,16 @@ pub struct App<S, B, H, Q, K = Fetcher> {
     pub history: H,
     pub notices: Q,
     pub verifier: Verifier<K>,
-    /// How long after a user's last connection leaves before `presence.left` is announced.
+    /// How long after a user's last connection leaves before their leaving is news.
     pub grace: Duration,
+    /// Seconds a presence round gathers joins and leaves for.
+    pub window: u32,
     pub calls: AwsCallCounter,
 }
 
 /// The realtime tables the handler reads and writes.
-pub trait Store: Connections + Subscriptions + Sync {}
-impl<T: Connections + Subscriptions + Sync> Store for T {}
+pub trait Store: Connections + Subscriptions + PresenceRounds + Sync {}
+impl<T: Connections + Subscriptions + PresenceRounds + Sync> Store for T {}
 
 /// Subscribing, checked against the episodes.
 pub trait Subscriber: Subscribe + EpisodeExistence + Sync {}
@@ -297,22 +299,21 @@ impl<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync, K
             .await
         {
             Ok(done) => {
-                if done.announce {
-                    let notice = Notice::PresenceJoined {
-                        episode_id,
-                        user: user.clone(),
-                        at: now,
-                    };
-                    if let Err(e) = self.notices.send(notice.to_body(), 0).await {
-                        tracing::warn!(%episode_id, error = %e, "presence.joined not sent");
-                    }
+                // News for the others, in the episode's next presence round.
+                if done.announce
+                    && let Err(e) =
+                        ask_for_round(&self.store, &self.notices, episode_id, self.window).await
+                {
+                    tracing::warn!(%episode_id, error = %e, "presence round not asked for");
                 }
                 tracing::info!(%episode_id, user_id = %user.id, announced = done.announce, "subscribed");
-                Frame::Subscribed {
-                    episode_id,
-                    viewers: viewers(&done.presence, now),
-                    heartbeat_seconds: HEARTBEAT_SECONDS,
-                }
+                let me = Viewer {
+                    id: user.id.clone(),
+                    name: user.name.clone(),
+                    since: now,
+                    last_seen: now,
+                };
+                done.announced.subscribed(episode_id, me, done.announce)
             }
             Err(SubscribeError::NoEpisode) => Frame::error(
                 404,
@@ -449,6 +450,8 @@ mod tests {
     const ISSUER: &str = "https://issuer.example.com";
     const AUDIENCE: &str = "episodes-console";
 
+    use domain::realtime::HEARTBEAT_SECONDS;
+
     type TestApp =
         App<InMemoryRealtime, InMemoryRealtime, InMemoryRealtime, InMemoryQueue, TestIssuer>;
 
@@ -469,6 +472,7 @@ mod tests {
                 },
             ),
             grace: Duration::from_secs(30),
+            window: 1,
             calls: AwsCallCounter::default(),
         }
     }
@@ -621,22 +625,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn subscribe_answers_with_the_viewers_and_announces_the_first_arrival_once() {
+    async fn subscribe_answers_with_the_viewers_and_asks_for_one_presence_round() {
         let app = app();
         connected(&app).await;
         let subscribe = format!(r#"{{"action":"subscribe","episode_id":"{EPISODE}"}}"#);
         let frame = answer(&app, &subscribe).await;
         assert_eq!(frame["type"], "subscribed", "{frame}");
         assert_eq!(frame["viewers"][0]["id"], "ada");
+        assert_eq!(
+            (frame["count"].clone(), frame["round"].clone()),
+            (json!(1), json!(0))
+        );
         assert_eq!(frame["heartbeat_seconds"], HEARTBEAT_SECONDS);
         let frame = answer(&app, &subscribe).await;
         assert_eq!(frame["type"], "subscribed", "again: {frame}");
-        let joined: Vec<_> = notices(&app)
+        assert_eq!(
+            frame["count"], 1,
+            "a second subscribe is the same viewer: {frame}"
+        );
+        let rounds: Vec<_> = notices(&app)
             .into_iter()
-            .filter(|(n, _)| n["kind"] == "presence_joined")
+            .filter(|(n, _)| n["kind"] == "presence_round")
             .collect();
-        assert_eq!(joined.len(), 1, "announced once");
-        assert_eq!(joined[0].1, 0, "at once");
+        assert_eq!(rounds.len(), 1, "asked for once");
+        assert_eq!(rounds[0].1, 1, "a window later");
+        assert_eq!(rounds[0].0["episode_id"], EPISODE);
     }
 
     #[tokio::test]

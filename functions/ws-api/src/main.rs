@@ -34,7 +34,13 @@ async fn main() -> Result<(), Error> {
     let grace = required_env("PRESENCE_GRACE_SECONDS")?
         .parse::<u64>()
         .map_err(|e| format!("PRESENCE_GRACE_SECONDS: {e}"))?;
-    let realtime_queue = required_env("REALTIME_QUEUE_URL")?;
+    let window = match std::env::var("PRESENCE_WINDOW_SECONDS") {
+        Ok(v) => v
+            .parse::<u32>()
+            .map_err(|e| format!("PRESENCE_WINDOW_SECONDS: {e}"))?,
+        Err(_) => domain::realtime::PRESENCE_WINDOW_SECONDS,
+    };
+    let presence_queue = required_env("PRESENCE_QUEUE_URL")?;
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
@@ -43,9 +49,10 @@ async fn main() -> Result<(), Error> {
         subscriber: DynamoSubscriber::new(store.clone(), required_env("EPISODES_TABLE")?),
         history: DynamoEventHistory::new(dynamodb, required_env("EVENTS_TABLE")?),
         store,
-        notices: MessageQueue::new(aws_sdk_sqs::Client::new(&sdk), realtime_queue),
+        notices: MessageQueue::new(aws_sdk_sqs::Client::new(&sdk), presence_queue),
         verifier,
         grace: Duration::from_secs(grace),
+        window,
         calls,
     };
     lambda_runtime::run(service_fn(

@@ -47,14 +47,14 @@ const FRAMES: &[(&str, &str, &str)] = &[
         "A notification for you, as `GET /me/notifications` lists it.",
     ),
     (
-        "presence.joined",
-        "presenceJoined",
-        "Someone opened the episode (their first connection to it).",
+        "presence",
+        "presence",
+        "Who is looking at the episode after one presence round: the whole list, and who joined (their first connection to it) and left (their last went, and they did not come back within the grace period) since the last round. Joins and leaves within a window come as one frame; drop a frame whose `round` is not above the last you applied.",
     ),
     (
-        "presence.left",
-        "presenceLeft",
-        "Someone left the episode (their last connection went, and they did not come back within the grace period).",
+        "presence.occupancy",
+        "presenceOccupancy",
+        "Instead of `presence` when more people look at the episode than a frame lists: how many. Page through them with `GET /episodes/{id}/presence` (`href`).",
     ),
     (
         "error",
@@ -232,7 +232,7 @@ pub fn asyncapi() -> Value {
             "title": "Episodes live updates",
             "version": env!("CARGO_PKG_VERSION"),
             "description": format!(
-                "The WebSocket API: live domain events of the episodes you follow, your notifications, and who is looking at an episode. Send JSON messages with an `action`; the server sends JSON frames with a `type`. Ping every {HEARTBEAT_SECONDS} seconds. A `resume` answer carries at most {RESUME_MAX_EVENTS} events. A connection does not outlive its token: reconnect with a fresh one and `resume`."
+                "The WebSocket API: live domain events of the episodes you follow, your notifications, and who is looking at an episode. Send JSON messages with an `action`; the server sends JSON frames with a `type`. Ping every {HEARTBEAT_SECONDS} seconds. A `resume` answer carries at most {RESUME_MAX_EVENTS} events. A connection does not outlive its token: reconnect with a fresh one and `resume`. Since 0.2.0, presence comes in rounds (`presence`, `presence.occupancy`) in place of one `presence.joined` or `presence.left` per change, and `subscribed` carries `count` and `round`."
             ),
             "license": { "name": "MIT", "url": "https://opensource.org/license/mit" },
         },

@@ -415,7 +415,17 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             "activity",
             "An episode's activity",
             "Who did what to the episode, its files and its jobs, newest first.",
-            vec![episode(r), limit(), cursor()],
+            vec![
+                episode(r),
+                param(
+                    "limit",
+                    In::Query,
+                    false,
+                    "How many people a page holds (100 when not given).",
+                    json!({ "type": "integer", "minimum": 1, "maximum": domain::store::PageSize::MAX, "default": domain::store::PageSize::MAX }),
+                ),
+                cursor(),
+            ],
             [
                 vec![reply(
                     200,
@@ -501,8 +511,18 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             "/episodes/{id}/presence",
             "presence",
             "Who is looking at an episode",
-            "Who has it open now (one entry per person, however many tabs) and who looked at it before. Live changes come over the WebSocket as `presence.*` frames.",
-            vec![episode(r)],
+            "Who has it open now (one entry per person, however many tabs) and who looked at it before, up to 100 people a page (`limit`). Live changes come over the WebSocket as `presence` frames, or as `presence.occupancy` counts when too many people look at it to list in a frame.",
+            vec![
+                episode(r),
+                param(
+                    "limit",
+                    In::Query,
+                    false,
+                    "How many people a page holds (100 when not given).",
+                    json!({ "type": "integer", "minimum": 1, "maximum": domain::store::PageSize::MAX, "default": domain::store::PageSize::MAX }),
+                ),
+                cursor(),
+            ],
             [
                 vec![reply(200, "Who is here.", Some(presence))],
                 problems(r, &[BAD_ID, not_found]),

@@ -313,8 +313,15 @@ impl Registry {
                             "description": "Who looked at it before (30 days), most recent first.",
                         }),
                     ),
+                    (
+                        "next_cursor",
+                        json!({
+                            "type": ["string", "null"],
+                            "description": "Pass as `cursor` for the next page; null on the last page. Pages go by user id; within one, viewers come longest-present first.",
+                        }),
+                    ),
                 ],
-                &["episode_id", "viewers", "last_seen"],
+                &["episode_id", "viewers", "last_seen", "next_cursor"],
             ),
         )
     }

@@ -10,6 +10,10 @@
 //!   nothing, so a retried subscribe cannot inflate it), `since`, `last_seen`, and `left_at`
 //!   while the grace period after the last connection runs. The item outlives the visit
 //!   (last seen per user), expiring after a retention period.
+//!   One more item per episode, under [`ROUND_KEY`], holds its presence rounds: `due_until`
+//!   while a round is asked for, `round` (the last begun) and `announced` (what the last
+//!   finished round told the connections, as JSON). User ids are printable, so no user's item
+//!   can take that key, and it sorts before all of them: reads of people start after it.
 
 use std::collections::BTreeSet;
 
@@ -20,11 +24,11 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use domain::realtime::{
-    CONNECTION_TTL_SECONDS, Listener, MAX_SUBSCRIPTIONS, PRESENCE_RETENTION_DAYS,
+    Announced, CONNECTION_TTL_SECONDS, Listener, MAX_SUBSCRIPTIONS, PRESENCE_RETENTION_DAYS,
 };
 use domain::store::realtime::{
-    Closed, Connections, EventHistory, Heartbeat, OpenConnection, PresenceReader, Subscribe,
-    SubscribeError, Subscribed, Subscriptions,
+    Closed, Connections, EventHistory, Heartbeat, OpenConnection, PresenceReader, PresenceRounds,
+    RoundStarted, Subscribe, SubscribeError, Subscribed, Subscriptions,
 };
 use domain::store::{EpisodeExistence, StoreError};
 use domain::{
@@ -48,6 +52,10 @@ pub struct DynamoRealtimeStore {
     client: Client,
     tables: RealtimeTables,
 }
+
+/// The sort key of an episode's presence-rounds item in the presence table: a control
+/// character no user id may hold, below every printable one.
+pub const ROUND_KEY: &str = "\u{1}rounds";
 
 /// When the token a connection was opened with expires: on the connection item and on each of
 /// its subscriptions.
@@ -467,6 +475,57 @@ impl PresenceReader for DynamoRealtimeStore {
     async fn presence(&self, episode: EpisodeId) -> Result<Vec<Presence>, StoreError> {
         presence_on(&self.client, &self.tables.presence, episode).await
     }
+
+    async fn presence_page(
+        &self,
+        episode: EpisodeId,
+        limit: usize,
+        after: Option<UserId>,
+    ) -> Result<(Vec<Presence>, Option<UserId>), StoreError> {
+        presence_page_on(&self.client, &self.tables.presence, episode, limit, after).await
+    }
+}
+
+/// One page of an episode's presence, in user id order (one Query with a Limit).
+async fn presence_page_on(
+    client: &Client,
+    table: &str,
+    episode: EpisodeId,
+    limit: usize,
+    after: Option<UserId>,
+) -> Result<(Vec<Presence>, Option<UserId>), StoreError> {
+    let ep = episode.to_string();
+    let start = after.map(|user| {
+        [
+            ("episode_id".to_owned(), s(&ep)),
+            ("user_id".to_owned(), s(user.as_str())),
+        ]
+        .into_iter()
+        .collect()
+    });
+    let out = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("episode_id = :k AND user_id > :rounds")
+        .expression_attribute_values(":k", s(&ep))
+        .expression_attribute_values(":rounds", s(ROUND_KEY))
+        .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(StoreError::unavailable)?;
+    let items = out
+        .items()
+        .iter()
+        .map(presence_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = match out.last_evaluated_key() {
+        Some(key) => {
+            Some(item::parse(key, "user_id", UserId::parse).map_err(StoreError::unavailable)?)
+        }
+        None => None,
+    };
+    Ok((items, next))
 }
 
 /// Everyone's presence on an episode (one Query; the table keeps at most one item per user
@@ -482,8 +541,9 @@ async fn presence_on(
         let out = client
             .query()
             .table_name(table)
-            .key_condition_expression("episode_id = :k")
+            .key_condition_expression("episode_id = :k AND user_id > :rounds")
             .expression_attribute_values(":k", s(episode.to_string()))
+            .expression_attribute_values(":rounds", s(ROUND_KEY))
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -494,6 +554,96 @@ async fn presence_on(
         start = out.last_evaluated_key().cloned();
         if start.is_none() {
             return Ok(items);
+        }
+    }
+}
+
+/// What the last round announced, from the rounds item (nothing yet: the default).
+fn announced_in(item: Option<&Item>) -> Result<Announced, StoreError> {
+    match item.and_then(|it| it.get("announced")) {
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map_err(|e| StoreError::unavailable(item::corrupt("announced", e.to_string()))),
+        Some(_) => Err(StoreError::unavailable(item::corrupt(
+            "announced",
+            "not a string",
+        ))),
+        None => Ok(Announced::default()),
+    }
+}
+
+impl PresenceRounds for DynamoRealtimeStore {
+    async fn presence_changed(
+        &self,
+        episode: EpisodeId,
+        now: Timestamp,
+        due_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(episode.to_string()))
+            .key("user_id", s(ROUND_KEY))
+            .update_expression("SET due_until = :due, expires_at = :exp")
+            .condition_expression("attribute_not_exists(due_until) OR due_until < :now")
+            .expression_attribute_values(":due", s(due_until.to_string()))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":exp", Self::presence_expiry(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    async fn start_round(&self, episode: EpisodeId) -> Result<RoundStarted, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(episode.to_string()))
+            .key("user_id", s(ROUND_KEY))
+            .update_expression("REMOVE due_until ADD #round :one")
+            .expression_attribute_names("#round", "round")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let item = out.attributes().cloned().unwrap_or_default();
+        let round = item::req_u64(&item, "round").map_err(StoreError::unavailable)?;
+        Ok(RoundStarted {
+            round,
+            before: announced_in(Some(&item))?,
+        })
+    }
+
+    async fn finish_round(
+        &self,
+        episode: EpisodeId,
+        round: u64,
+        announced: &Announced,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(announced).map_err(StoreError::unavailable)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(episode.to_string()))
+            .key("user_id", s(ROUND_KEY))
+            .update_expression("SET announced = :a")
+            .condition_expression("#round = :round")
+            .expression_attribute_names("#round", "round")
+            .expression_attribute_values(":a", s(json))
+            .expression_attribute_values(":round", n(round))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(StoreError::unavailable(e)),
         }
     }
 }
@@ -520,6 +670,15 @@ impl DynamoPresenceReader {
 impl PresenceReader for DynamoPresenceReader {
     async fn presence(&self, episode: EpisodeId) -> Result<Vec<Presence>, StoreError> {
         presence_on(&self.client, &self.presence, episode).await
+    }
+
+    async fn presence_page(
+        &self,
+        episode: EpisodeId,
+        limit: usize,
+        after: Option<UserId>,
+    ) -> Result<(Vec<Presence>, Option<UserId>), StoreError> {
+        presence_page_on(&self.client, &self.presence, episode, limit, after).await
     }
 }
 
@@ -636,10 +795,20 @@ impl Subscribe for DynamoSubscriber {
             .filter(|a| !a.is_empty())
             .map(presence_from)
             .transpose()?;
-        let presence = self.store.presence(episode).await?;
+        let rounds = self
+            .store
+            .client
+            .get_item()
+            .table_name(&self.store.tables.presence)
+            .key("episode_id", s(&ep))
+            .key("user_id", s(ROUND_KEY))
+            .projection_expression("announced")
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
         Ok(Subscribed {
             announce: domain::realtime::announces_join(before.as_ref(), now),
-            presence,
+            announced: announced_in(rounds.item())?,
         })
     }
 }

@@ -32,6 +32,12 @@ pub const PRESENCE_RETENTION_DAYS: i64 = 30;
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 /// Most events one `resume` answer carries; `more` tells the client to ask again.
 pub const RESUME_MAX_EVENTS: usize = 100;
+/// Joins and leaves of one episode within this many seconds reach each of its connections as
+/// one frame (the template's `PresenceWindowSeconds` sets it).
+pub const PRESENCE_WINDOW_SECONDS: u32 = 1;
+/// Above this many viewers, presence frames carry the count only and the list is read on
+/// demand (the template's `PresenceListMax` sets it). Pusher caps presence channels at 100.
+pub const PRESENCE_LIST_MAX: usize = 100;
 
 /// An API Gateway WebSocket connection id (`L0SM9cOFvHcCIhw=` on AWS).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -188,10 +194,15 @@ pub struct UserRef {
 pub enum Frame {
     #[serde(rename = "pong")]
     Pong { at: Timestamp },
+    /// The answer to `subscribe`: who was there at the last presence round, and the
+    /// subscriber. `viewers` is empty when `count` is above the list limit.
     #[serde(rename = "subscribed")]
     Subscribed {
         episode_id: EpisodeId,
         viewers: Vec<Viewer>,
+        count: usize,
+        /// The presence round these viewers are from: later `presence*` frames supersede it.
+        round: u64,
         heartbeat_seconds: i64,
     },
     #[serde(rename = "unsubscribed")]
@@ -222,16 +233,27 @@ pub enum Frame {
         #[schemars(with = "crate::notification::NotificationBody")]
         notification: Value,
     },
-    #[serde(rename = "presence.joined")]
-    PresenceJoined {
+    /// Who is looking at the episode after one window of joins and leaves: the whole list,
+    /// and who joined and left since the last round. At most one presence frame per
+    /// connection per window; `round` grows with each, so a client drops a frame whose round
+    /// is at or below the last it applied.
+    #[serde(rename = "presence")]
+    Presence {
         episode_id: EpisodeId,
-        user: UserRef,
+        round: u64,
+        count: usize,
+        viewers: Vec<Viewer>,
+        joined: Vec<UserRef>,
+        left: Vec<UserRef>,
         at: Timestamp,
     },
-    #[serde(rename = "presence.left")]
-    PresenceLeft {
+    /// Too many viewers to list in every frame: how many there are; `href` pages through them.
+    #[serde(rename = "presence.occupancy")]
+    PresenceOccupancy {
         episode_id: EpisodeId,
-        user: UserRef,
+        round: u64,
+        count: usize,
+        href: String,
         at: Timestamp,
     },
     #[serde(rename = "error")]
@@ -325,6 +347,120 @@ pub fn announces_join(before: Option<&Presence>, now: Timestamp) -> bool {
     before.is_none_or(|p| !p.is_viewing(now))
 }
 
+/// What the last presence round of an episode told its connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announced {
+    /// The round that announced it (0: none yet).
+    pub round: u64,
+    pub count: usize,
+    /// The viewers, when there were few enough to list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewers: Option<Vec<Viewer>>,
+}
+
+impl Announced {
+    /// The `subscribed` answer: this announcement, with the subscriber in it (`me`) when it
+    /// does not list them yet (`joining`: they were not viewing before; the next round tells
+    /// the others).
+    pub fn subscribed(&self, episode_id: EpisodeId, me: Viewer, joining: bool) -> Frame {
+        let listed = match (&self.viewers, self.round) {
+            (Some(list), _) => Some(list.clone()),
+            (None, 0) => Some(Vec::new()),
+            (None, _) => None,
+        };
+        let (viewers, count) = match listed {
+            Some(list) if list.iter().any(|v| v.id == me.id) => (list, self.count),
+            Some(mut list) => {
+                list.push(me);
+                let count = list.len();
+                (list, count)
+            }
+            None => (Vec::new(), self.count + usize::from(joining)),
+        };
+        Frame::Subscribed {
+            episode_id,
+            viewers,
+            count,
+            round: self.round,
+            heartbeat_seconds: HEARTBEAT_SECONDS,
+        }
+    }
+}
+
+/// One presence round: from what was last announced and who is viewing now, the frame for the
+/// episode's connections and what it announces. None when there is no news (the same people,
+/// or the same count above the list limit).
+pub fn presence_round(
+    before: &Announced,
+    now: Vec<Viewer>,
+    list_max: usize,
+    episode_id: EpisodeId,
+    round: u64,
+    at: Timestamp,
+) -> Option<(Frame, Announced)> {
+    let count = now.len();
+    if count > list_max {
+        if before.viewers.is_none() && before.count == count {
+            return None;
+        }
+        let frame = Frame::PresenceOccupancy {
+            episode_id,
+            round,
+            count,
+            href: format!("/episodes/{episode_id}/presence"),
+            at,
+        };
+        let announced = Announced {
+            round,
+            count,
+            viewers: None,
+        };
+        return Some((frame, announced));
+    }
+    let user = |v: &Viewer| UserRef {
+        id: v.id.clone(),
+        name: v.name.clone(),
+    };
+    // Before the first round nobody was announced; after a count, only the list says it.
+    let was: Option<&[Viewer]> = match (&before.viewers, before.round) {
+        (Some(was), _) => Some(was),
+        (None, 0) => Some(&[]),
+        (None, _) => None,
+    };
+    let (joined, left) = match was {
+        Some(was) => (
+            now.iter()
+                .filter(|v| !was.iter().any(|w| w.id == v.id))
+                .map(user)
+                .collect::<Vec<_>>(),
+            was.iter()
+                .filter(|w| !now.iter().any(|v| v.id == w.id))
+                .map(user)
+                .collect::<Vec<_>>(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    if was.is_some() && joined.is_empty() && left.is_empty() {
+        return None;
+    }
+    let frame = Frame::Presence {
+        episode_id,
+        round,
+        count,
+        viewers: now.clone(),
+        joined,
+        left,
+        at,
+    };
+    let announced = Announced {
+        round,
+        count,
+        viewers: Some(now),
+    };
+    Some((frame, announced))
+}
+
 /// The viewers of an episode, longest-present first.
 pub fn viewers(all: &[Presence], now: Timestamp) -> Vec<Viewer> {
     let mut list: Vec<Viewer> = all
@@ -344,12 +480,16 @@ pub fn viewers(all: &[Presence], now: Timestamp) -> Vec<Viewer> {
 pub enum Notice {
     /// Notifications just written, for their recipients' connections.
     Notifications { items: Vec<Addressed> },
-    /// A user's first connection subscribed to an episode.
+    /// A user's first connection subscribed to an episode. Sent before presence rounds;
+    /// one still queued counts as a change of the episode's presence.
     PresenceJoined {
         episode_id: EpisodeId,
         user: UserRef,
         at: Timestamp,
     },
+    /// The episode's presence changed a window ago: tell its connections, once for all the
+    /// changes since.
+    PresenceRound { episode_id: EpisodeId },
     /// A user's last connection left at `left_at`: once the grace period is over, announce it
     /// unless they came back.
     PresenceCheck {
@@ -530,6 +670,75 @@ mod tests {
         let list = viewers(&[stale, gone, fresh], now);
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].id.as_str(), "ann");
+    }
+
+    fn viewer(id: &str) -> Viewer {
+        let now = Timestamp::now();
+        Viewer {
+            id: UserId::parse(id).unwrap(),
+            name: DisplayName::new(id),
+            since: now,
+            last_seen: now,
+        }
+    }
+
+    #[test]
+    fn a_round_tells_the_diff_and_nothing_when_nothing_changed() {
+        let at = Timestamp::now();
+        let ids = |v: &Value, k: &str| -> Vec<String> {
+            v[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (frame, first) =
+            presence_round(&Announced::default(), vec![viewer("ann")], 2, ep(), 1, at).unwrap();
+        let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(json["type"], "presence");
+        assert_eq!(ids(&json, "joined"), ["ann"], "the first round: all news");
+        assert!(presence_round(&first, vec![viewer("ann")], 2, ep(), 2, at).is_none());
+        assert!(
+            presence_round(&Announced::default(), Vec::new(), 2, ep(), 1, at).is_none(),
+            "nobody, and nobody announced"
+        );
+        let (frame, second) =
+            presence_round(&first, vec![viewer("ben"), viewer("cat")], 2, ep(), 2, at).unwrap();
+        let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(ids(&json, "joined"), ["ben", "cat"]);
+        assert_eq!(ids(&json, "left"), ["ann"]);
+        assert_eq!(
+            (json["count"].as_u64(), json["round"].as_u64()),
+            (Some(2), Some(2))
+        );
+        // Above the limit: a count, then no news while it holds, then a list again.
+        let three = vec![viewer("ann"), viewer("ben"), viewer("cat")];
+        let (frame, counted) = presence_round(&second, three.clone(), 2, ep(), 3, at).unwrap();
+        let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(json["type"], "presence.occupancy");
+        assert_eq!(json["count"], 3);
+        assert_eq!(counted.viewers, None);
+        assert!(presence_round(&counted, three, 2, ep(), 4, at).is_none());
+        let (frame, _) = presence_round(&counted, vec![viewer("ann")], 2, ep(), 5, at).unwrap();
+        let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(json["type"], "presence");
+        assert_eq!(
+            json["joined"],
+            json!([]),
+            "after a count, the list says it all"
+        );
+        // The subscriber's answer: the last list and them, or the count and them.
+        let Frame::Subscribed { viewers, count, .. } = second.subscribed(ep(), viewer("dan"), true)
+        else {
+            panic!("not subscribed")
+        };
+        assert_eq!((viewers.len(), count), (3, 3));
+        let Frame::Subscribed { viewers, count, .. } =
+            counted.subscribed(ep(), viewer("dan"), true)
+        else {
+            panic!("not subscribed")
+        };
+        assert_eq!((viewers.len(), count), (0, 4));
     }
 
     #[test]

@@ -65,6 +65,7 @@ where
     F: Future<Output = Result<SqsBatchResponse, Infallible>>,
 {
     calls.take();
+    let started = std::time::Instant::now();
     let response = work.await;
     if let Ok(r) = &response {
         let failed = r.batch_item_failures.len();
@@ -74,6 +75,7 @@ where
             failed,
             dynamodb_calls = spent.dynamodb,
             aws_calls = spent.total,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "batch handled"
         );
     }

@@ -14,7 +14,9 @@ use domain::store::job::{JobReader, JobWriter};
 use domain::store::notification::{Audiences, Inbox, NotificationWriter};
 use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter};
 use domain::store::realtime::EventHistory;
-use domain::store::realtime::{Connections, PresenceReader, Subscribe, Subscriptions};
+use domain::store::realtime::{
+    Connections, PresenceReader, PresenceRounds, Subscribe, Subscriptions,
+};
 use domain::store::relay::EventPublisher;
 use domain::store::{
     DeadLetters, EpisodeExistence, EpisodeLister, EpisodeReader, EpisodeWriter, MessageSender,
@@ -42,7 +44,7 @@ pub trait World: Sync {
     type Activity: ActivityWriter + ActivityReader + Sync;
     type Labels: EpisodeLabels + Sync;
     type Notifications: Audiences + NotificationWriter + Inbox + Sync;
-    type Realtime: Connections + Subscriptions + PresenceReader + Sync;
+    type Realtime: Connections + Subscriptions + PresenceReader + PresenceRounds + Sync;
     type Subscriber: Subscribe + EpisodeExistence + Sync;
 
     fn episodes(&self) -> &Self::Episodes;
@@ -182,6 +184,7 @@ macro_rules! contract_tests {
             realtime::a_connection_follows_at_most_twenty_episodes,
             realtime::the_last_connection_leaving_starts_a_grace_period,
             realtime::closing_a_connection_takes_its_subscriptions_and_presence,
+            realtime::presence_rounds_gather_changes_and_the_latest_round_wins,
         );
     };
     (@each $world:expr; $($module:ident :: $name:ident),+ $(,)?) => {

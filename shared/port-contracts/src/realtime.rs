@@ -2,11 +2,11 @@
 //! the episode and bounded per connection, presence counted per connection with a grace
 //! period after the last one leaves, clean-up on close.
 
-use domain::realtime::{ConnectionId, MAX_SUBSCRIPTIONS, UserRef};
+use domain::realtime::{Announced, ConnectionId, MAX_SUBSCRIPTIONS, UserRef, Viewer};
 use domain::store::EpisodeExistence;
 use domain::store::realtime::{
-    Connections, Heartbeat, OpenConnection, PresenceReader, Subscribe, SubscribeError,
-    Subscriptions,
+    Connections, Heartbeat, OpenConnection, PresenceReader, PresenceRounds, Subscribe,
+    SubscribeError, Subscriptions,
 };
 use domain::{Actor, DisplayName, EpisodeId, Role, Timestamp, UserId};
 
@@ -141,12 +141,12 @@ pub async fn presence_counts_connections_once_and_announces_the_first(w: &impl W
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(first.announce, "the first connection is news");
-    assert!(
-        first
-            .presence
-            .iter()
-            .any(|p| p.user.id == actor.id && p.connections == 1)
+    assert_eq!(
+        first.announced,
+        Announced::default(),
+        "no round has announced anyone yet"
     );
+    assert_eq!(viewers(w, episode, &actor.id).await, Some(1));
     let second = sub
         .subscribe(&c2, &o2, episode, now)
         .await
@@ -325,4 +325,80 @@ pub async fn closing_a_connection_takes_its_subscriptions_and_presence(w: &impl 
     );
     assert_eq!(viewers(w, shared, &actor.id).await, Some(1));
     assert_eq!(viewers(w, alone, &actor.id).await, Some(0));
+}
+
+pub async fn presence_rounds_gather_changes_and_the_latest_round_wins(w: &impl World) {
+    let episode = w.quiet_episode().await;
+    let rt = w.realtime();
+    let now = Timestamp::now();
+    let due = now.plus_seconds(11);
+    let ok = |r: Result<bool, domain::store::StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        ok(rt.presence_changed(episode, now, due).await),
+        "the first change asks for a round"
+    );
+    assert!(
+        !ok(rt.presence_changed(episode, now.plus_seconds(1), due).await),
+        "a change while one is due does not"
+    );
+    assert!(
+        ok(rt
+            .presence_changed(episode, now.plus_seconds(12), now.plus_seconds(23))
+            .await),
+        "one overdue (its message lost) is asked for again"
+    );
+    let first = rt
+        .start_round(episode)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.before, Announced::default());
+    assert!(
+        ok(rt.presence_changed(episode, now, due).await),
+        "once a round has begun, the next change asks for the next"
+    );
+    // A second round begins before the first finishes: the first may not record.
+    let second = rt
+        .start_round(episode)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(second.round, first.round + 1);
+    let (c, actor) = fresh();
+    let announced = Announced {
+        round: second.round,
+        count: 1,
+        viewers: Some(vec![Viewer {
+            id: actor.id.clone(),
+            name: actor.name.clone(),
+            since: now,
+            last_seen: now,
+        }]),
+    };
+    assert!(!ok(rt.finish_round(episode, first.round, &announced).await));
+    assert!(ok(rt.finish_round(episode, second.round, &announced).await));
+    let third = rt
+        .start_round(episode)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(third.before, announced, "what the round told is kept");
+    // A subscriber is answered with it, and the rounds item is nobody's presence.
+    let opened = open(w, &c, &actor).await;
+    let done = w
+        .subscriber()
+        .subscribe(&c, &opened, episode, now)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.announced, announced);
+    let all = rt.presence(episode).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].user.id, actor.id);
+    let (page, _) = rt
+        .presence_page(episode, 10, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page, all, "a page is read past the rounds item too");
+    let (page, next) = rt
+        .presence_page(episode, 10, Some(actor.id.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(page.is_empty() && next.is_none(), "{page:?} {next:?}");
 }

@@ -3,12 +3,12 @@
 
 use std::future::Future;
 
-use super::StoreError;
+use super::{MessageSender, StoreError};
 use crate::actor::{Actor, UserId};
 use crate::event::DomainEvent;
 use crate::ids::{EpisodeId, EventId};
 use crate::realtime::{
-    ConnectionId, Listener, MAX_SUBSCRIPTIONS, Presence, UserRef, token_expired,
+    Announced, ConnectionId, Listener, MAX_SUBSCRIPTIONS, Notice, Presence, UserRef, token_expired,
 };
 use crate::time::Timestamp;
 
@@ -30,8 +30,8 @@ pub enum SubscribeError {
 pub struct Subscribed {
     /// The user was not viewing before: tell the others.
     pub announce: bool,
-    /// Everyone's presence on the episode, the subscriber's included.
-    pub presence: Vec<Presence>,
+    /// What the episode's last presence round announced (the subscriber is in the next).
+    pub announced: Announced,
 }
 
 /// An open connection: whose it is, and until when its token is good (None for a connection
@@ -145,12 +145,80 @@ pub trait Subscriptions {
     ) -> impl Future<Output = Result<Vec<Listener>, StoreError>> + Send;
 }
 
+/// A presence round that has begun: its number, and what the one before announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundStarted {
+    pub round: u64,
+    pub before: Announced,
+}
+
+/// Presence rounds: an episode's joins and leaves are gathered for a window and told to its
+/// connections in one frame each. A change asks for a round unless one is due already; a
+/// round, once begun, lets the next change ask for the next one.
+pub trait PresenceRounds {
+    /// Notes that the episode's presence changed. True when no round was due, so the caller
+    /// must schedule one; the request counts as due until `due_until`, after which a change
+    /// asks again (a round whose message was lost is not waited for forever).
+    fn presence_changed(
+        &self,
+        episode: EpisodeId,
+        now: Timestamp,
+        due_until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Begins a round: the next change asks for another. Numbers grow by one each time.
+    fn start_round(
+        &self,
+        episode: EpisodeId,
+    ) -> impl Future<Output = Result<RoundStarted, StoreError>> + Send;
+
+    /// Records what round `round` announced; false (and nothing recorded) when a later round
+    /// has begun meanwhile, which will announce instead.
+    fn finish_round(
+        &self,
+        episode: EpisodeId,
+        round: u64,
+        announced: &Announced,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// How long past its window a round asked for counts as due: a change after that asks again,
+/// so a round whose message was lost delays the news by this much at most (given a change).
+pub const ROUND_OVERDUE_SECONDS: i64 = 10;
+
+/// Notes a change of the episode's presence and, unless a round is due already, schedules one
+/// on `queue`, `window` seconds from now. True when this call scheduled it.
+pub async fn ask_for_round<S: PresenceRounds + Sync, Q: MessageSender + Sync>(
+    store: &S,
+    queue: &Q,
+    episode_id: EpisodeId,
+    window: u32,
+) -> Result<bool, StoreError> {
+    let now = Timestamp::now();
+    let due_until = now.plus_seconds(i64::from(window) + ROUND_OVERDUE_SECONDS);
+    if !store.presence_changed(episode_id, now, due_until).await? {
+        return Ok(false);
+    }
+    let notice = Notice::PresenceRound { episode_id };
+    queue.send(notice.to_body(), window).await?;
+    Ok(true)
+}
+
 /// Everyone's presence on an episode (viewing now, leaving, or seen lately).
 pub trait PresenceReader {
     fn presence(
         &self,
         episode: EpisodeId,
     ) -> impl Future<Output = Result<Vec<Presence>, StoreError>> + Send;
+
+    /// At most `limit` of them in user id order, after `after`; the last user id when there
+    /// may be more.
+    fn presence_page(
+        &self,
+        episode: EpisodeId,
+        limit: usize,
+        after: Option<UserId>,
+    ) -> impl Future<Output = Result<(Vec<Presence>, Option<UserId>), StoreError>> + Send;
 }
 
 /// An episode's events, for a client resuming after a gap.

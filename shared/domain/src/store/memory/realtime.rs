@@ -10,11 +10,12 @@ use crate::actor::{Actor, UserId};
 use crate::event::DomainEvent;
 use crate::ids::{EpisodeId, EventId};
 use crate::realtime::{
-    ConnectionId, Listener, MAX_SUBSCRIPTIONS, Presence, UserRef, announces_join,
+    Announced, ConnectionId, Listener, MAX_SUBSCRIPTIONS, Presence, UserRef, announces_join,
 };
 use crate::store::realtime::{
     Closed, ConnectionPosts, Connections, EventHistory, FanOut, Heartbeat, OpenConnection,
-    PostOutcome, PresenceReader, Subscribe, SubscribeError, Subscribed, Subscriptions,
+    PostOutcome, PresenceReader, PresenceRounds, RoundStarted, Subscribe, SubscribeError,
+    Subscribed, Subscriptions,
 };
 use crate::store::{EpisodeExistence, StoreError};
 use crate::time::Timestamp;
@@ -30,6 +31,7 @@ struct State {
     /// (episode, connection) → the connection's token expiry.
     subscriptions: BTreeMap<(EpisodeId, ConnectionId), Option<Timestamp>>,
     presence: BTreeMap<(EpisodeId, UserId), Seen>,
+    rounds: BTreeMap<EpisodeId, Rounds>,
     events: Vec<DomainEvent>,
     down: bool,
 }
@@ -48,6 +50,14 @@ struct Seen {
     since: Option<Timestamp>,
     last_seen: Timestamp,
     left_at: Option<Timestamp>,
+}
+
+/// An episode's presence rounds: the one asked for, the last begun, what was announced.
+#[derive(Debug, Clone, Default)]
+struct Rounds {
+    due_until: Option<Timestamp>,
+    round: u64,
+    announced: Announced,
 }
 
 impl Seen {
@@ -284,7 +294,11 @@ impl Subscribe for InMemoryRealtime {
         seen.left_at = None;
         Ok(Subscribed {
             announce: announces_join(before.as_ref(), now),
-            presence: s.presence_of(episode),
+            announced: s
+                .rounds
+                .get(&episode)
+                .map(|r| r.announced.clone())
+                .unwrap_or_default(),
         })
     }
 }
@@ -340,6 +354,67 @@ impl Subscriptions for InMemoryRealtime {
 impl PresenceReader for InMemoryRealtime {
     async fn presence(&self, episode: EpisodeId) -> Result<Vec<Presence>, StoreError> {
         Ok(self.state()?.presence_of(episode))
+    }
+
+    async fn presence_page(
+        &self,
+        episode: EpisodeId,
+        limit: usize,
+        after: Option<UserId>,
+    ) -> Result<(Vec<Presence>, Option<UserId>), StoreError> {
+        let all = self.state()?.presence_of(episode);
+        let page: Vec<Presence> = all
+            .into_iter()
+            .filter(|p| after.as_ref().is_none_or(|a| p.user.id > *a))
+            .take(limit.max(1))
+            .collect();
+        // As DynamoDB's Limit: a full page may be the last, and says so only on the next.
+        let next = (page.len() == limit.max(1)).then(|| page[page.len() - 1].user.id.clone());
+        Ok((page, next))
+    }
+}
+
+impl PresenceRounds for InMemoryRealtime {
+    async fn presence_changed(
+        &self,
+        episode: EpisodeId,
+        now: Timestamp,
+        due_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state()?;
+        let rounds = s.rounds.entry(episode).or_default();
+        if rounds.due_until.is_some_and(|due| due >= now) {
+            return Ok(false);
+        }
+        rounds.due_until = Some(due_until);
+        Ok(true)
+    }
+
+    async fn start_round(&self, episode: EpisodeId) -> Result<RoundStarted, StoreError> {
+        let mut s = self.state()?;
+        let rounds = s.rounds.entry(episode).or_default();
+        rounds.due_until = None;
+        rounds.round += 1;
+        Ok(RoundStarted {
+            round: rounds.round,
+            before: rounds.announced.clone(),
+        })
+    }
+
+    async fn finish_round(
+        &self,
+        episode: EpisodeId,
+        round: u64,
+        announced: &Announced,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state()?;
+        match s.rounds.get_mut(&episode) {
+            Some(rounds) if rounds.round == round => {
+                rounds.announced = announced.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 
