@@ -89,6 +89,16 @@ class Viewer:
         self.subscribed = asyncio.Event()
         self.closed = False
         self.task = asyncio.create_task(self._read())
+        self.pinger = asyncio.create_task(self._ping())
+
+    async def _ping(self):
+        """As a client must (`heartbeat_seconds`): a viewer not seen for 2 minutes is not listed."""
+        try:
+            while True:
+                await asyncio.sleep(30)
+                await self.ws.send(json.dumps({"action": "ping"}))
+        except Exception:  # noqa: BLE001 - closed
+            pass
 
     async def _read(self):
         try:
@@ -124,7 +134,7 @@ async def presence(stack: Stack, n: int) -> dict:
     viewers = await asyncio.gather(*(join(t) for t in tokens))
     joined_s = time.perf_counter() - started
     # Settled: every connection has the whole count, and nothing more came for a while.
-    deadline = time.perf_counter() + 180
+    deadline = time.perf_counter() + 120
     while time.perf_counter() < deadline:
         await asyncio.sleep(1)
         last = max((t for v in viewers for t, f in v.frames if f["type"].startswith("presence")), default=0)
@@ -157,6 +167,8 @@ async def presence(stack: Stack, n: int) -> dict:
         await asyncio.sleep(0.2)
     got = sorted(a for a in arrivals if a is not None)
     dropped = sum(1 for v in viewers if v.closed)
+    for v in viewers:
+        v.pinger.cancel()
     await asyncio.gather(*(v.ws.close() for v in viewers), return_exceptions=True)
     return {
         "viewers": n, "join_s": round(joined_s, 1), "settled_s": round(settled_s, 1),

@@ -88,9 +88,10 @@ async fn deliver<
                 .finish_leaving(*episode_id, &user.id, *left_at, Timestamp::now())
                 .await?;
             if !gone {
-                tracing::info!(%episode_id, user_id = %user.id, "came back within the grace period");
-                return Ok(());
+                tracing::info!(%episode_id, user_id = %user.id, "came back within the grace period (or this check ran before)");
             }
+            // Asked for either way: a retry of a check whose first run ended the grace period
+            // but failed to ask still gets the round (one with no news posts nothing).
             ask_for_round(&app.store, &app.notices, *episode_id, app.window).await?;
             Ok(())
         }
@@ -127,8 +128,6 @@ async fn round<
         tracing::info!(%episode, round = started.round, "presence round: no news");
         return Ok(());
     };
-    // Who to tell is read before the round is recorded: a failure here retries the round.
-    let listeners = app.store.subscribers(episode).await?;
     if !app
         .store
         .finish_round(episode, started.round, &announced)
@@ -137,6 +136,18 @@ async fn round<
         tracing::info!(%episode, round = started.round, "presence round superseded");
         return Ok(());
     }
+    // Who to tell is read after the round is recorded: a subscriber the read misses was answered
+    // from this round already. If the read fails, the round is taken back, so its retry tells.
+    let listeners = match app.store.subscribers(episode).await {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = app
+                .store
+                .finish_round(episode, started.round, &started.before)
+                .await;
+            return Err(e);
+        }
+    };
     let what = match frame {
         Frame::Presence { .. } => "presence",
         _ => "presence.occupancy",

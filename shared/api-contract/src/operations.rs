@@ -415,17 +415,7 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             "activity",
             "An episode's activity",
             "Who did what to the episode, its files and its jobs, newest first.",
-            vec![
-                episode(r),
-                param(
-                    "limit",
-                    In::Query,
-                    false,
-                    "How many people a page holds (100 when not given).",
-                    json!({ "type": "integer", "minimum": 1, "maximum": domain::store::PageSize::MAX, "default": domain::store::PageSize::MAX }),
-                ),
-                cursor(),
-            ],
+            vec![episode(r), limit(), cursor()],
             [
                 vec![reply(
                     200,

@@ -169,6 +169,9 @@ impl DynamoRealtimeStore {
                 .query()
                 .table_name(table)
                 .set_index_name(index.map(str::to_owned))
+                // Strongly consistent on the table (an index cannot be): a presence round reads
+                // who is subscribed after it recorded what it announced.
+                .consistent_read(index.is_none())
                 .key_condition_expression(key_condition)
                 .expression_attribute_values(":k", key.clone())
                 .set_projection_expression(projection.map(str::to_owned))
@@ -544,6 +547,8 @@ async fn presence_on(
             .key_condition_expression("episode_id = :k AND user_id > :rounds")
             .expression_attribute_values(":k", s(episode.to_string()))
             .expression_attribute_values(":rounds", s(ROUND_KEY))
+            // A round must see every change that asked for it before it began.
+            .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -594,6 +599,29 @@ impl PresenceRounds for DynamoRealtimeStore {
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(StoreError::unavailable(e)),
+        }
+    }
+
+    async fn withdraw_request(
+        &self,
+        episode: EpisodeId,
+        due_until: Timestamp,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(episode.to_string()))
+            .key("user_id", s(ROUND_KEY))
+            .update_expression("REMOVE due_until")
+            .condition_expression("due_until = :due")
+            .expression_attribute_values(":due", s(due_until.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional(&e) => Ok(()),
             Err(e) => Err(StoreError::unavailable(e)),
         }
     }
@@ -803,6 +831,7 @@ impl Subscribe for DynamoSubscriber {
             .key("episode_id", s(&ep))
             .key("user_id", s(ROUND_KEY))
             .projection_expression("announced")
+            .consistent_read(true)
             .send()
             .await
             .map_err(StoreError::unavailable)?;

@@ -378,9 +378,20 @@ impl Announced {
             }
             None => (Vec::new(), self.count + usize::from(joining)),
         };
-        Frame::Subscribed {
+        let frame = Frame::Subscribed {
             episode_id,
             viewers,
+            count,
+            round: self.round,
+            heartbeat_seconds: HEARTBEAT_SECONDS,
+        };
+        if frame.to_json().len() <= MAX_FRAME_BYTES {
+            return frame;
+        }
+        // Long ids and names: the count alone fits.
+        Frame::Subscribed {
+            episode_id,
+            viewers: Vec::new(),
             count,
             round: self.round,
             heartbeat_seconds: HEARTBEAT_SECONDS,
@@ -400,24 +411,49 @@ pub fn presence_round(
     at: Timestamp,
 ) -> Option<(Frame, Announced)> {
     let count = now.len();
-    if count > list_max {
-        if before.viewers.is_none() && before.count == count {
-            return None;
+    if count <= list_max {
+        match presence_list(before, now, episode_id, round, at) {
+            // A list that does not fit one frame (long ids and names) is told as a count.
+            Some((frame, _)) if frame.to_json().len() > MAX_FRAME_BYTES => {}
+            listed => return listed,
         }
-        let frame = Frame::PresenceOccupancy {
-            episode_id,
-            round,
-            count,
-            href: format!("/episodes/{episode_id}/presence"),
-            at,
-        };
-        let announced = Announced {
-            round,
-            count,
-            viewers: None,
-        };
-        return Some((frame, announced));
     }
+    occupancy(before, count, episode_id, round, at)
+}
+
+fn occupancy(
+    before: &Announced,
+    count: usize,
+    episode_id: EpisodeId,
+    round: u64,
+    at: Timestamp,
+) -> Option<(Frame, Announced)> {
+    if before.viewers.is_none() && before.count == count {
+        return None;
+    }
+    let frame = Frame::PresenceOccupancy {
+        episode_id,
+        round,
+        count,
+        href: format!("/episodes/{episode_id}/presence"),
+        at,
+    };
+    let announced = Announced {
+        round,
+        count,
+        viewers: None,
+    };
+    Some((frame, announced))
+}
+
+fn presence_list(
+    before: &Announced,
+    now: Vec<Viewer>,
+    episode_id: EpisodeId,
+    round: u64,
+    at: Timestamp,
+) -> Option<(Frame, Announced)> {
+    let count = now.len();
     let user = |v: &Viewer| UserRef {
         id: v.id.clone(),
         name: v.name.clone(),
@@ -727,6 +763,12 @@ mod tests {
             json!([]),
             "after a count, the list says it all"
         );
+        // A list too long for one frame is a count.
+        let long: Vec<Viewer> = (0..60)
+            .map(|i| viewer(&format!("{i}-{}", "x".repeat(120))))
+            .collect();
+        let (frame, _) = presence_round(&first, long, 100, ep(), 6, at).unwrap();
+        assert!(matches!(frame, Frame::PresenceOccupancy { count: 60, .. }));
         // The subscriber's answer: the last list and them, or the count and them.
         let Frame::Subscribed { viewers, count, .. } = second.subscribed(ep(), viewer("dan"), true)
         else {

@@ -347,6 +347,20 @@ pub async fn presence_rounds_gather_changes_and_the_latest_round_wins(w: &impl W
             .await),
         "one overdue (its message lost) is asked for again"
     );
+    // A request whose message could not be sent is withdrawn (only that one): the next asks.
+    rt.withdraw_request(episode, due)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !ok(rt
+            .presence_changed(episode, now.plus_seconds(13), due)
+            .await),
+        "another request's due time is not withdrawn"
+    );
+    rt.withdraw_request(episode, now.plus_seconds(23))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok(rt.presence_changed(episode, now, due).await));
     let first = rt
         .start_round(episode)
         .await

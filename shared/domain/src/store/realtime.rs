@@ -166,6 +166,14 @@ pub trait PresenceRounds {
         due_until: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Withdraws the request made with `due_until` (its message could not be sent), unless
+    /// another has replaced it: the next change asks again at once.
+    fn withdraw_request(
+        &self,
+        episode: EpisodeId,
+        due_until: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Begins a round: the next change asks for another. Numbers grow by one each time.
     fn start_round(
         &self,
@@ -200,7 +208,11 @@ pub async fn ask_for_round<S: PresenceRounds + Sync, Q: MessageSender + Sync>(
         return Ok(false);
     }
     let notice = Notice::PresenceRound { episode_id };
-    queue.send(notice.to_body(), window).await?;
+    if let Err(e) = queue.send(notice.to_body(), window).await {
+        // Not left marked as due: a retry, or the next change, asks again.
+        let _ = store.withdraw_request(episode_id, due_until).await;
+        return Err(e);
+    }
     Ok(true)
 }
 

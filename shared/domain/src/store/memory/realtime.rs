@@ -390,6 +390,20 @@ impl PresenceRounds for InMemoryRealtime {
         Ok(true)
     }
 
+    async fn withdraw_request(
+        &self,
+        episode: EpisodeId,
+        due_until: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        if let Some(rounds) = s.rounds.get_mut(&episode)
+            && rounds.due_until == Some(due_until)
+        {
+            rounds.due_until = None;
+        }
+        Ok(())
+    }
+
     async fn start_round(&self, episode: EpisodeId) -> Result<RoundStarted, StoreError> {
         let mut s = self.state()?;
         let rounds = s.rounds.entry(episode).or_default();
