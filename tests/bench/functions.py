@@ -418,6 +418,12 @@ class Bench:
             "aws_calls": dict(sorted(calls.items())), "dynamodb_calls": dict(sorted(dynamodb.items())),
             "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95), "p99_ms": pct(lat, 99),
             "own_p50_ms": pct(own, 50) if own else None,
+            # What DynamoDB reported each request consumed, and how long the function ran.
+            "read_units_median": statistics.median(float(f.get("dynamodb_read_units", 0)) for f in handled)
+            if handled else None,
+            "write_units_median": statistics.median(float(f.get("dynamodb_write_units", 0)) for f in handled)
+            if handled else None,
+            "handler_p50_ms": pct([int(f["latency_us"]) / 1000 for f in handled], 50) if handled else None,
         })
         return outcomes
 
@@ -662,10 +668,17 @@ class Bench:
                     check_ok(name, o)
                 self.rss[name] = (p.peak_rss_mib(), p.invokes)
                 handled = fields(p.new_log_lines(), "batch handled")
-                tens = [int(f["dynamodb_calls"]) for f in handled if int(f.get("messages", 0)) == 10]
+                full = [f for f in handled if int(f.get("messages", 0)) == 10]
+                tens = [int(f["dynamodb_calls"]) for f in full]
                 if tens:
-                    self.batches[name] = {"fresh": tens[0], "batches": len(tens), "median": statistics.median(tens),
-                                          "min": min(tens), "max": max(tens)}
+                    self.batches[name] = {
+                        "fresh": tens[0], "batches": len(tens), "median": statistics.median(tens),
+                        "min": min(tens), "max": max(tens),
+                        # Per 10-message batch: DynamoDB's request units and the worker's time.
+                        "read_units_median": statistics.median(float(f.get("dynamodb_read_units", 0)) for f in full),
+                        "write_units_median": statistics.median(float(f.get("dynamodb_write_units", 0)) for f in full),
+                        "duration_ms_median": statistics.median(float(f.get("duration_ms", 0)) for f in full),
+                    }
 
     # ---- fan-out
     async def fan_out(self) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charts  # noqa: E402
+import cost  # noqa: E402
 import functions  # noqa: E402
 import pipeline_live  # noqa: E402
 import scale  # noqa: E402
@@ -170,6 +171,7 @@ def rows_for(results: dict) -> list[tuple[str, str, str, str, str]]:
             rows.append(("one busy episode", f"a status move for {w:,} watchers: DynamoDB calls, worker time",
                          f"{r['dynamodb_calls']} calls in {r['duration_ms']:.0f} ms ({r['batches']} batch(es))",
                          f"≈ ⌈W/49⌉ = {math.ceil(w / 49)} (+ reads)", ""))
+    rows += cost.rows(results)
     return rows
 
 

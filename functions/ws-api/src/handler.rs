@@ -98,10 +98,13 @@ pub async fn handle<
     }
     .instrument(span.clone())
     .await;
+    let spent = app.calls.take();
     span.in_scope(|| {
         tracing::info!(
             status = answer.status_code,
-            dynamodb_calls = app.calls.take().dynamodb,
+            dynamodb_calls = spent.dynamodb,
+            dynamodb_read_units = spent.read_units,
+            dynamodb_write_units = spent.write_units,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "ws event handled"
         );

@@ -3,6 +3,7 @@
 
 pub mod activity_store;
 mod batch;
+pub mod capacity;
 pub mod connections;
 pub mod episode_store;
 pub mod file_store;
@@ -33,14 +34,15 @@ pub use realtime_store::{
 pub trait CallObserver: Intercept + Clone + 'static {}
 impl<T: Intercept + Clone + 'static> CallObserver for T {}
 
-/// A DynamoDB client whose calls `calls` sees.
+/// A DynamoDB client whose calls `calls` counts, with the request units each consumed.
 pub fn counted_dynamodb(
     sdk: &aws_config::SdkConfig,
-    calls: &impl CallObserver,
+    calls: &lambda_kit::AwsCallCounter,
 ) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(calls.clone())
+            .interceptor(capacity::CapacityMeter(calls.clone()))
             .build(),
     )
 }

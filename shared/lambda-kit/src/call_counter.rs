@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 /// AWS calls sent since the counter was last taken.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AwsCalls {
     /// Every call, to any service.
     pub total: u64,
@@ -25,6 +25,10 @@ pub struct AwsCalls {
     pub dynamodb: u64,
     /// The time spent between sending each call and receiving its response, summed.
     pub waiting: Duration,
+    /// DynamoDB's read and write request units for those calls, as it reported them
+    /// (`ReturnConsumedCapacity`, asked for by `aws_adapters::counted_dynamodb`).
+    pub read_units: f64,
+    pub write_units: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,6 +39,9 @@ struct Counts {
     total: AtomicU64,
     dynamodb: AtomicU64,
     waiting_us: AtomicU64,
+    /// Request units in thousandths (DynamoDB reports halves for eventually consistent reads).
+    read_milli: AtomicU64,
+    write_milli: AtomicU64,
 }
 
 /// When the current attempt was handed to the HTTP client.
@@ -52,7 +59,20 @@ impl AwsCallCounter {
             total: self.0.total.swap(0, Ordering::Relaxed),
             dynamodb: self.0.dynamodb.swap(0, Ordering::Relaxed),
             waiting: Duration::from_micros(self.0.waiting_us.swap(0, Ordering::Relaxed)),
+            read_units: milli(self.0.read_milli.swap(0, Ordering::Relaxed)),
+            write_units: milli(self.0.write_milli.swap(0, Ordering::Relaxed)),
         }
+    }
+
+    /// Request units one DynamoDB call consumed, as its response reported them.
+    pub fn consumed(&self, read_units: f64, write_units: f64) {
+        let to_milli = |units: f64| (units.max(0.0) * 1000.0).round() as u64;
+        self.0
+            .read_milli
+            .fetch_add(to_milli(read_units), Ordering::Relaxed);
+        self.0
+            .write_milli
+            .fetch_add(to_milli(write_units), Ordering::Relaxed);
     }
 
     fn waited(&self, time: Duration) {
@@ -97,6 +117,10 @@ impl Intercept for AwsCallCounter {
     }
 }
 
+fn milli(n: u64) -> f64 {
+    n as f64 / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,12 +134,16 @@ mod tests {
         counter.count(None);
         counter.waited(Duration::from_micros(1500));
         counter.waited(Duration::from_micros(700));
+        counter.consumed(0.5, 0.0);
+        counter.consumed(1.0, 2.0);
         assert_eq!(
             counter.take(),
             AwsCalls {
                 total: 4,
                 dynamodb: 2,
                 waiting: Duration::from_micros(2200),
+                read_units: 1.5,
+                write_units: 2.0,
             }
         );
         assert_eq!(counter.take(), AwsCalls::default());

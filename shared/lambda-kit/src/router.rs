@@ -94,6 +94,8 @@ async fn access_log(State(calls): State<AwsCallCounter>, mut req: Request, next:
             latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             aws_calls = spent.total,
             dynamodb_calls = spent.dynamodb,
+            dynamodb_read_units = spent.read_units,
+            dynamodb_write_units = spent.write_units,
             aws_wait_us = u64::try_from(spent.waiting.as_micros()).unwrap_or(u64::MAX),
             "request handled"
         );

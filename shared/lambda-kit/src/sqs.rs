@@ -74,6 +74,8 @@ where
             messages,
             failed,
             dynamodb_calls = spent.dynamodb,
+            dynamodb_read_units = spent.read_units,
+            dynamodb_write_units = spent.write_units,
             aws_calls = spent.total,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "batch handled"

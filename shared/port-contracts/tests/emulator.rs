@@ -390,3 +390,49 @@ impl QueueWorld for Queues {
 }
 
 queue_contract_tests!(queues().await);
+
+/// A counted client asks DynamoDB what each call consumed and adds it up (the figures each
+/// `request handled` line carries, and the bench prices): the emulator reports units from item
+/// sizes as DynamoDB does.
+#[tokio::test]
+async fn a_counted_client_adds_up_the_request_units_dynamodb_reports() {
+    let stack = stack();
+    let table = stack["outputs"]["SettingsTableName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let calls = lambda_kit::AwsCallCounter::default();
+    let client = aws_adapters::counted_dynamodb(&sdk(&stack).await, &calls);
+    let key = format!("units-{}", EpisodeId::new());
+    client
+        .put_item()
+        .table_name(&table)
+        .item("user_id", AttributeValue::S(key.clone()))
+        // 2.5 KB: three write units.
+        .item("pad", AttributeValue::S("x".repeat(2500)))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get_item()
+        .table_name(&table)
+        .key("user_id", AttributeValue::S(key.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let spent = calls.take();
+    assert_eq!(spent.dynamodb, 2);
+    assert_eq!(
+        (spent.read_units, spent.write_units),
+        (1.0, 3.0),
+        "{spent:?}"
+    );
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("user_id", AttributeValue::S(key))
+        .send()
+        .await
+        .unwrap();
+}
