@@ -37,7 +37,7 @@ VIEWERS = [int(n) for n in os.environ.get("BENCH_PRESENCE_VIEWERS", "100,300,100
 WATCHERS = [int(n) for n in os.environ.get("BENCH_WATCHERS", "10,100,1000").split(",") if n]
 AT_ONCE = 32
 QUIET_S = 4.0  # presence is settled once no presence frame came for this long
-PING_S = 90.0
+PING_S = 110.0
 
 
 def pct(xs, p):

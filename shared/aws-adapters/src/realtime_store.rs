@@ -79,6 +79,22 @@ where
     matches!(err, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
 }
 
+/// A conditional write: true when it took effect, false when its condition did not hold.
+fn applied<T, E>(result: Result<T, SdkError<E>>) -> Result<bool, StoreError>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_conditional(&e) => Ok(false),
+        Err(e) => Err(StoreError::unavailable(e)),
+    }
+}
+
 fn presence_from(it: &Item) -> Result<Presence, StoreError> {
     let parse = || -> Result<Presence, item::CorruptItem> {
         Ok(Presence {
@@ -432,7 +448,7 @@ impl Subscriptions for DynamoRealtimeStore {
     }
 
     /// Ends the grace period that began at `left_at`: true when the user did not come back
-    /// (announce `presence.left`), false when they did or it was ended before.
+    /// (their leaving is news), false when they did or it was ended before.
     async fn finish_leaving(
         &self,
         episode: EpisodeId,
@@ -452,11 +468,7 @@ impl Subscriptions for DynamoRealtimeStore {
             .expression_attribute_values(":exp", Self::presence_expiry(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
+        applied(result)
     }
 
     /// The connections subscribed to an episode.
@@ -576,6 +588,20 @@ fn announced_in(item: Option<&Item>) -> Result<Announced, StoreError> {
     }
 }
 
+impl DynamoRealtimeStore {
+    /// An update of the episode's rounds item.
+    fn rounds_update(
+        &self,
+        episode: EpisodeId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(episode.to_string()))
+            .key("user_id", s(ROUND_KEY))
+    }
+}
+
 impl PresenceRounds for DynamoRealtimeStore {
     async fn presence_changed(
         &self,
@@ -584,11 +610,7 @@ impl PresenceRounds for DynamoRealtimeStore {
         due_until: Timestamp,
     ) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.presence)
-            .key("episode_id", s(episode.to_string()))
-            .key("user_id", s(ROUND_KEY))
+            .rounds_update(episode)
             .update_expression("SET due_until = :due, expires_at = :exp")
             .condition_expression("attribute_not_exists(due_until) OR due_until < :now")
             .expression_attribute_values(":due", s(due_until.to_string()))
@@ -596,11 +618,7 @@ impl PresenceRounds for DynamoRealtimeStore {
             .expression_attribute_values(":exp", Self::presence_expiry(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
+        applied(result)
     }
 
     async fn withdraw_request(
@@ -609,30 +627,19 @@ impl PresenceRounds for DynamoRealtimeStore {
         due_until: Timestamp,
     ) -> Result<(), StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.presence)
-            .key("episode_id", s(episode.to_string()))
-            .key("user_id", s(ROUND_KEY))
+            .rounds_update(episode)
             .update_expression("REMOVE due_until")
             .condition_expression("due_until = :due")
             .expression_attribute_values(":due", s(due_until.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional(&e) => Ok(()),
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
+        // Not applied: another request replaced it, and stays.
+        applied(result).map(|_| ())
     }
 
     async fn start_round(&self, episode: EpisodeId) -> Result<RoundStarted, StoreError> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.tables.presence)
-            .key("episode_id", s(episode.to_string()))
-            .key("user_id", s(ROUND_KEY))
+            .rounds_update(episode)
             .update_expression("REMOVE due_until ADD #round :one")
             .expression_attribute_names("#round", "round")
             .expression_attribute_values(":one", n(1))
@@ -656,11 +663,7 @@ impl PresenceRounds for DynamoRealtimeStore {
     ) -> Result<bool, StoreError> {
         let json = serde_json::to_string(announced).map_err(StoreError::unavailable)?;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.presence)
-            .key("episode_id", s(episode.to_string()))
-            .key("user_id", s(ROUND_KEY))
+            .rounds_update(episode)
             .update_expression("SET announced = :a")
             .condition_expression("#round = :round")
             .expression_attribute_names("#round", "round")
@@ -668,11 +671,7 @@ impl PresenceRounds for DynamoRealtimeStore {
             .expression_attribute_values(":round", n(round))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(StoreError::unavailable(e)),
-        }
+        applied(result)
     }
 }
 
