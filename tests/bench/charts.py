@@ -38,7 +38,7 @@ def draw(scale: dict, machine: dict) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(n, [r["presence_frames"] for r in p], "o-", label="presence frames posted (rounds)")
         ax.plot(n, [r["frames_before_rounds"] for r in p], "s--", label="one frame per join to all: N(N-1)/2")
-        ax.plot(n, [3 * x for x in n], ":", label="3 N")
+        ax.plot(n, [3 * x for x in n], ":", label="3 N (the target per window; joins here span many windows)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("viewers joining one episode (N)")

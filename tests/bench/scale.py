@@ -28,6 +28,7 @@ from pathlib import Path
 import boto3
 import requests
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra" / "local"))
@@ -124,10 +125,22 @@ async def presence(stack: Stack, n: int) -> dict:
     tokens = [oidc.mint(f"bench-pr-{tag}-{i}", "viewer", f"Viewer {i}") for i in range(n)]
     gate = asyncio.Semaphore(AT_ONCE)
 
+    refused = 0
+
     async def join(token):
+        nonlocal refused
         async with gate:
-            ws = await connect(stack.info["ws_url"], subprotocols=["episodes.v1", f"bearer.{token}"],
-                               open_timeout=120, max_queue=None, ping_interval=None)
+            # As a client does: a handshake refused while the emulator is saturated is retried.
+            for attempt in range(4):
+                try:
+                    ws = await connect(stack.info["ws_url"], subprotocols=["episodes.v1", f"bearer.{token}"],
+                                       open_timeout=120, max_queue=None, ping_interval=None)
+                    break
+                except (InvalidStatus, TimeoutError, OSError):
+                    refused += 1
+                    if attempt == 3:
+                        raise
+                    await asyncio.sleep(2 ** attempt)
             v = Viewer(ws)
             await ws.send(json.dumps({"action": "subscribe", "episode_id": eid}))
             await asyncio.wait_for(v.subscribed.wait(), 300)
@@ -179,7 +192,7 @@ async def presence(stack: Stack, n: int) -> dict:
         "occupancy_frames": sum(1 for f in frames if f["type"] == "presence.occupancy"),
         "frames_before_rounds": n * (n - 1) // 2,
         "rounds": len(rounds), "most_per_connection_per_round": per_round,
-        "told_the_final_count": told_all, "dropped": dropped,
+        "told_the_final_count": told_all, "dropped": dropped, "handshakes_retried": refused,
         "write_to_frame_p50_ms": round(pct(got, 50)) if got else None,
         "write_to_frame_last_ms": round(got[-1]) if got else None,
         "frames_received": len(got),
