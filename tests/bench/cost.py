@@ -1,7 +1,9 @@
 """What each operation costs at AWS list prices (issue 15), from the figures `make bench`
 measured: per HTTP route, the function's time (its own `request handled` line) at the
 template's memory size and DynamoDB's request units (`ReturnConsumedCapacity`, which the
-emulator reports from item sizes as DynamoDB does); per event through the pipeline, each
+emulator reports from item sizes as DynamoDB does for item reads, writes and transactions, but
+as a flat half unit for every Query and Scan whatever it returns: the query routes' read units
+here are a floor; `lists.py` prices the episode list from item sizes); per event through the pipeline, each
 worker's time, units and queue requests per message (10-message batches); per live frame, a
 WebSocket message. Then a month for a stated team.
 

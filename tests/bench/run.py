@@ -6,6 +6,7 @@ and the same table as Markdown and the raw figures as JSON under results/ (not c
     BENCH_ONLY=functions make bench            # only the functions on their own (no pipeline)
     BENCH_ONLY=pipeline make bench             # only the pipeline through the running stack
     BENCH_ONLY=scale make bench                # only one busy episode: presence and fan-out (issue 15)
+    BENCH_ONLY=lists make bench                # only the episode list against the catalogue's size
 
 Needs the local stack (`make up` or `make dev`); builds the AWS release binaries first.
 """
@@ -166,6 +167,22 @@ def rows_for(results: dict) -> list[tuple[str, str, str, str, str]]:
             rows.append(("one busy episode", f"then one write → event frame at all {n:,}, p50 / last",
                          f"{r['write_to_frame_p50_ms']} / {r['write_to_frame_last_ms']} ms "
                          f"({r['frames_received']:,} of {n:,} received)", "—", ok(r["frames_received"] == n)))
+        for r in sc.get("lists", []):
+            n, lay = r["catalogue"], r["layout"]
+            before = ""
+            if "before_sharding_first_page_aws_read_units" in r:
+                before = (f"; the one query of before: {r['before_sharding_first_page_aws_read_units']:g} / "
+                          f"{r['before_sharding_page_of_100_aws_read_units']:g} RRU")
+            rows.append(("episode list", f"GET /episodes?limit=20 over {n:,} episodes, {lay}: p50 / p95; function p50",
+                         f"{r['first_page_p50_ms']} / {r['first_page_p95_ms']} ms; {r['first_page_function_p50_ms']} ms "
+                         f"({r['first_page_function_queries']:g} queries)", "—", ""))
+            rows.append(("episode list", f"{n:,} episodes, {lay}: a page of 20 / of 100 at AWS rates",
+                         f"{r['first_page_queries']} / {r['page_of_100_queries']} queries, "
+                         f"{r['first_page_aws_read_units']:g} / {r['page_of_100_aws_read_units']:g} RRU{before}", "—", ""))
+            rows.append(("episode list", f"{n:,} episodes, {lay}: the whole list in pages of 100",
+                         f"{r['walk_pages']} pages in {r['walk_s']} s ({r['walk_page_p50_ms']} ms a page)"
+                         + (f"; then the migration moved {r['migration_moved']:,} in {r['migration_s']} s"
+                            if "migration_s" in r else ""), "—", ok(r["walk_listed"] >= n)))
         for r in sc["notifications"]:
             w = r["watchers"]
             rows.append(("one busy episode", f"a status move for {w:,} watchers: DynamoDB calls, worker time",
@@ -193,6 +210,8 @@ def main() -> None:
         results["pipeline"] = asyncio.run(pipeline_live.measure())
     if ONLY in ("", "scale"):
         results["scale"] = asyncio.run(scale.measure())
+    if ONLY == "lists":
+        results["scale"] = {"lists": scale.lists.measure(), "presence": [], "notifications": []}
     rows = rows_for(results)
     folder = ROOT / "results"
     folder.mkdir(exist_ok=True)

@@ -11,6 +11,8 @@
     calls and time for that event, against ceil(W / 50) transactions (50 notifications and
     their counters each) plus the reads. W from BENCH_WATCHERS (10,100,1000).
 
+  * the episode list against the catalogue's size, sharded and in one partition: `lists.py`.
+
     python tests/bench/scale.py     # prints the figures (make bench runs it too)
 """
 
@@ -33,6 +35,9 @@ from websockets.exceptions import InvalidStatus
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra" / "local"))
 import oidc  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lists  # noqa: E402
 
 VIEWERS = [int(n) for n in os.environ.get("BENCH_PRESENCE_VIEWERS", "100,300,1000").split(",") if n]
 WATCHERS = [int(n) for n in os.environ.get("BENCH_WATCHERS", "10,100,1000").split(",") if n]
@@ -229,6 +234,7 @@ def notifications(stack: Stack, w: int) -> dict:
 async def measure() -> dict:
     stack = Stack()
     out: dict = {"presence": [], "notifications": []}
+    out["lists"] = lists.measure()
     for w in WATCHERS:
         out["notifications"].append(notifications(stack, w))
         print(f"  notifications, {w} watchers: {out['notifications'][-1]}", flush=True)

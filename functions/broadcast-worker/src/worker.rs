@@ -117,7 +117,7 @@ async fn round<
     let started = app.store.start_round(episode).await?;
     let now = Timestamp::now();
     let viewing = viewers(&app.store.presence(episode).await?, now);
-    let Some((frame, announced)) = presence_round(
+    let Some((news, announced)) = presence_round(
         &started.before,
         viewing,
         app.list_max,
@@ -148,11 +148,11 @@ async fn round<
             return Err(e);
         }
     };
-    let what = match frame {
+    let what = match news.frame {
         Frame::Presence { .. } => "presence",
         _ => "presence.occupancy",
     };
-    post(app, listeners, &frame.to_json(), what).await;
+    post(app, listeners, &news.json, what).await;
     Ok(())
 }
 

@@ -1,9 +1,15 @@
 //! Episodes in DynamoDB, with their events written beside them in one transaction (the outbox).
 //!
 //! Episodes table: key `id`. Two sparse indexes serve the newest-first lists: `by-recency`
-//! (`list_pk` = "episodes", sort `id`) and `by-status` (`status_pk` = the status, sort `id`).
-//! Ids are UUIDv7, so sorting by id is sorting by creation time. Deleting an episode keeps a
-//! tombstone (so a GET answers 404 rather than guessing) that leaves both indexes and expires.
+//! (`list_pk` = `episodes#k`, sort `id`) and `by-status` (`status_pk` = `{status}#k`, sort
+//! `id`), each written across [`crate::shards::LIST_SHARDS`] partition keys (`k` from the id) and merged on
+//! read ([`crate::shards`]). Ids are UUIDv7, so sorting by id is sorting by creation time.
+//! Deleting an episode keeps a tombstone (so a GET answers 404 rather than guessing) that leaves
+//! both indexes and expires.
+//!
+//! Items written before the sharding carry the bare keys (`episodes`, `draft`): the lists read
+//! those partitions too, an update moves the episode's `list_pk` to its shard (and its
+//! `status_pk` when the status changes), and `infra/migrate_list_keys.py` moves the rest.
 //!
 //! A create also writes the creator's watch of the episode (same transaction).
 //!
@@ -25,6 +31,7 @@ use domain::{
 
 use crate::item::{self, Item, n, s};
 use crate::notification_store::watch_item;
+use crate::shards::{self, Chunk, shard_key};
 
 /// How long events stay in the outbox table (the relay has long delivered them by then).
 pub const EVENT_RETENTION_DAYS: i64 = 30;
@@ -146,42 +153,61 @@ impl EpisodeReader for DynamoEpisodeStore {
 impl EpisodeLister for DynamoEpisodeStore {
     async fn list(&self, query: &ListQuery) -> Result<Page<Episode>, StoreError> {
         let limit = usize::from(query.limit.get());
-        let (index, pk_name, pk_value) = match query.status {
-            None => (INDEX_BY_RECENCY, "list_pk", LIST_PK_VALUE.to_owned()),
-            Some(st) => (INDEX_BY_STATUS, "status_pk", st.as_str().to_owned()),
+        let (index, pk_name, list) = match query.status {
+            None => (INDEX_BY_RECENCY, "list_pk", LIST_PK_VALUE),
+            Some(st) => (INDEX_BY_STATUS, "status_pk", st.as_str()),
         };
-        let start = query.after.map(|after| {
-            Item::from([
-                ("id".to_owned(), s(after.to_string())),
-                (pk_name.to_owned(), s(pk_value.clone())),
-            ])
-        });
-        // One more than asked for: tells whether a next page exists without a second call.
-        let out = self
+        let keys = shards::read_keys(list);
+        // One more than asked for: tells whether a next page exists.
+        let (items, _queries) = shards::merge_newest_first(
+            keys.len(),
+            query.after,
+            limit + 1,
+            |e: &Episode| e.id,
+            |i, before, limit| self.list_partition(index, pk_name, &keys[i], before, limit),
+        )
+        .await?;
+        Ok(Page::from_query(items, limit, false, |x| x.id))
+    }
+}
+
+impl DynamoEpisodeStore {
+    /// Up to `limit` episodes of one partition of a list index, newest first, older than
+    /// `before`.
+    async fn list_partition(
+        &self,
+        index: &str,
+        pk_name: &str,
+        pk: &str,
+        before: Option<EpisodeId>,
+        limit: usize,
+    ) -> Result<Chunk<Episode>, StoreError> {
+        let mut query = self
             .client
             .query()
             .table_name(&self.tables.episodes)
             .index_name(index)
-            .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", pk_name)
-            .expression_attribute_values(":pk", s(pk_value))
+            .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(false)
-            .limit(i32::from(query.limit.get()) + 1)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        query = match before {
+            None => query.key_condition_expression("#pk = :pk"),
+            Some(before) => query
+                .key_condition_expression("#pk = :pk AND #id < :before")
+                .expression_attribute_names("#id", "id")
+                .expression_attribute_values(":before", s(before.to_string())),
+        };
+        let out = query.send().await.map_err(StoreError::unavailable)?;
         let items = out
             .items()
             .iter()
             .map(episode_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_query(
+        Ok(Chunk {
             items,
-            limit,
-            out.last_evaluated_key().is_some(),
-            |x| x.id,
-        ))
+            more: out.last_evaluated_key().is_some(),
+        })
     }
 }
 
@@ -235,8 +261,11 @@ impl EpisodeWriter for DynamoEpisodeStore {
         }
         if let Some(st) = c.status {
             expr.set("status", s(st.as_str()));
-            expr.set("status_pk", s(st.as_str()));
+            expr.set("status_pk", s(shard_key(st.as_str(), update.id)));
         }
+        // Moves an episode written before the sharding to its shard; the same value otherwise
+        // (no key change, and no extra index write: the index is rewritten with the item).
+        expr.set("list_pk", s(shard_key(LIST_PK_VALUE, update.id)));
         expr.set_stamp("updated", &update.updated);
         expr.set("version", n(update.new_version().get()));
 
@@ -427,8 +456,8 @@ fn episode_to_item(e: &Episode) -> Item {
     match &e.deleted {
         Some(d) => stamp_attrs(&mut item, "deleted", d),
         None => {
-            item.insert("list_pk".into(), s(LIST_PK_VALUE));
-            item.insert("status_pk".into(), s(e.status.as_str()));
+            item.insert("list_pk".into(), s(shard_key(LIST_PK_VALUE, e.id)));
+            item.insert("status_pk".into(), s(shard_key(e.status.as_str(), e.id)));
         }
     }
     item
@@ -504,8 +533,9 @@ mod tests {
         }
         .into_episode(EpisodeId::new(), &actor, Timestamp::now());
         let item = episode_to_item(&ep);
-        assert_eq!(item.get("list_pk"), Some(&s("episodes")));
-        assert_eq!(item.get("status_pk"), Some(&s("draft")));
+        let k = ep.id.bucket(crate::shards::LIST_SHARDS);
+        assert_eq!(item.get("list_pk"), Some(&s(format!("episodes#{k}"))));
+        assert_eq!(item.get("status_pk"), Some(&s(format!("draft#{k}"))));
         assert_eq!(episode_from_item(&item).unwrap(), ep);
     }
 

@@ -13,6 +13,7 @@ pub mod notification_store;
 pub mod object_store;
 pub mod publisher;
 pub mod realtime_store;
+pub mod shards;
 mod transact;
 
 use aws_smithy_runtime_api::client::interceptors::Intercept;

@@ -497,16 +497,34 @@ impl PresenceReader for DynamoRealtimeStore {
         limit: usize,
         after: Option<UserId>,
     ) -> Result<(Vec<Presence>, Option<UserId>), StoreError> {
-        presence_page_on(&self.client, &self.tables.presence, episode, limit, after).await
+        presence_page_on(
+            &self.client,
+            &self.tables.presence,
+            episode,
+            PresenceRead::Page(limit),
+            after,
+        )
+        .await
     }
 }
 
-/// One page of an episode's presence, in user id order (one Query with a Limit).
+/// How a presence read reads.
+#[derive(Debug, Clone, Copy)]
+enum PresenceRead {
+    /// A page for the API (eventually consistent, as every list is).
+    Page(usize),
+    /// Everything, strongly consistent: a round must see every change that asked for it
+    /// before it began.
+    All,
+}
+
+/// One page of an episode's presence, in user id order (one Query), and the user the next
+/// page starts after.
 async fn presence_page_on(
     client: &Client,
     table: &str,
     episode: EpisodeId,
-    limit: usize,
+    read: PresenceRead,
     after: Option<UserId>,
 ) -> Result<(Vec<Presence>, Option<UserId>), StoreError> {
     let ep = episode.to_string();
@@ -518,13 +536,18 @@ async fn presence_page_on(
         .into_iter()
         .collect()
     });
+    let (limit, consistent) = match read {
+        PresenceRead::Page(limit) => (Some(i32::try_from(limit.max(1)).unwrap_or(i32::MAX)), false),
+        PresenceRead::All => (None, true),
+    };
     let out = client
         .query()
         .table_name(table)
         .key_condition_expression("episode_id = :k AND user_id > :rounds")
         .expression_attribute_values(":k", s(&ep))
         .expression_attribute_values(":rounds", s(ROUND_KEY))
-        .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+        .set_limit(limit)
+        .consistent_read(consistent)
         .set_exclusive_start_key(start)
         .send()
         .await
@@ -543,34 +566,22 @@ async fn presence_page_on(
     Ok((items, next))
 }
 
-/// Everyone's presence on an episode (one Query; the table keeps at most one item per user
-/// who was there within the retention period).
+/// Everyone's presence on an episode, strongly consistent (one Query per 1 MB; the table keeps
+/// at most one item per user who was there within the retention period).
 async fn presence_on(
     client: &Client,
     table: &str,
     episode: EpisodeId,
 ) -> Result<Vec<Presence>, StoreError> {
     let mut items = Vec::new();
-    let mut start = None;
+    let mut after = None;
     loop {
-        let out = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("episode_id = :k AND user_id > :rounds")
-            .expression_attribute_values(":k", s(episode.to_string()))
-            .expression_attribute_values(":rounds", s(ROUND_KEY))
-            // A round must see every change that asked for it before it began.
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
-        for it in out.items() {
-            items.push(presence_from(it)?);
-        }
-        start = out.last_evaluated_key().cloned();
-        if start.is_none() {
-            return Ok(items);
+        let (page, next) =
+            presence_page_on(client, table, episode, PresenceRead::All, after).await?;
+        items.extend(page);
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(items),
         }
     }
 }
@@ -705,7 +716,14 @@ impl PresenceReader for DynamoPresenceReader {
         limit: usize,
         after: Option<UserId>,
     ) -> Result<(Vec<Presence>, Option<UserId>), StoreError> {
-        presence_page_on(&self.client, &self.presence, episode, limit, after).await
+        presence_page_on(
+            &self.client,
+            &self.presence,
+            episode,
+            PresenceRead::Page(limit),
+            after,
+        )
+        .await
     }
 }
 

@@ -399,6 +399,23 @@ impl Announced {
     }
 }
 
+/// What a presence round tells every connection: the frame, and its JSON (serialized once,
+/// to measure it against the frame limit and to post it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct News {
+    pub frame: Frame,
+    pub json: String,
+}
+
+impl News {
+    fn of(frame: Frame) -> Self {
+        Self {
+            json: frame.to_json(),
+            frame,
+        }
+    }
+}
+
 /// One presence round: from what was last announced and who is viewing now, the frame for the
 /// episode's connections and what it announces. None when there is no news (the same people,
 /// or the same count above the list limit).
@@ -409,16 +426,19 @@ pub fn presence_round(
     episode_id: EpisodeId,
     round: u64,
     at: Timestamp,
-) -> Option<(Frame, Announced)> {
+) -> Option<(News, Announced)> {
     let count = now.len();
     if count <= list_max {
-        match presence_list(before, now, episode_id, round, at) {
+        match presence_list(before, now, episode_id, round, at)
+            .map(|(frame, announced)| (News::of(frame), announced))
+        {
             // A list that does not fit one frame (long ids and names) is told as a count.
-            Some((frame, _)) if frame.to_json().len() > MAX_FRAME_BYTES => {}
+            Some((news, _)) if news.json.len() > MAX_FRAME_BYTES => {}
             listed => return listed,
         }
     }
     occupancy(before, count, episode_id, round, at)
+        .map(|(frame, announced)| (News::of(frame), announced))
 }
 
 fn occupancy(
@@ -728,9 +748,10 @@ mod tests {
                 .map(|u| u["id"].as_str().unwrap().to_owned())
                 .collect()
         };
-        let (frame, first) =
+        let (news, first) =
             presence_round(&Announced::default(), vec![viewer("ann")], 2, ep(), 1, at).unwrap();
-        let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(news.json, news.frame.to_json());
+        let json: Value = serde_json::from_str(&news.json).unwrap();
         assert_eq!(json["type"], "presence");
         assert_eq!(ids(&json, "joined"), ["ann"], "the first round: all news");
         assert!(presence_round(&first, vec![viewer("ann")], 2, ep(), 2, at).is_none());
@@ -738,9 +759,9 @@ mod tests {
             presence_round(&Announced::default(), Vec::new(), 2, ep(), 1, at).is_none(),
             "nobody, and nobody announced"
         );
-        let (frame, second) =
+        let (news, second) =
             presence_round(&first, vec![viewer("ben"), viewer("cat")], 2, ep(), 2, at).unwrap();
-        let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
+        let json: Value = serde_json::from_str(&news.json).unwrap();
         assert_eq!(ids(&json, "joined"), ["ben", "cat"]);
         assert_eq!(ids(&json, "left"), ["ann"]);
         assert_eq!(
@@ -749,14 +770,14 @@ mod tests {
         );
         // Above the limit: a count, then no news while it holds, then a list again.
         let three = vec![viewer("ann"), viewer("ben"), viewer("cat")];
-        let (frame, counted) = presence_round(&second, three.clone(), 2, ep(), 3, at).unwrap();
-        let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
+        let (news, counted) = presence_round(&second, three.clone(), 2, ep(), 3, at).unwrap();
+        let json: Value = serde_json::from_str(&news.json).unwrap();
         assert_eq!(json["type"], "presence.occupancy");
         assert_eq!(json["count"], 3);
         assert_eq!(counted.viewers, None);
         assert!(presence_round(&counted, three, 2, ep(), 4, at).is_none());
-        let (frame, _) = presence_round(&counted, vec![viewer("ann")], 2, ep(), 5, at).unwrap();
-        let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
+        let (news, _) = presence_round(&counted, vec![viewer("ann")], 2, ep(), 5, at).unwrap();
+        let json: Value = serde_json::from_str(&news.json).unwrap();
         assert_eq!(json["type"], "presence");
         assert_eq!(
             json["joined"],
@@ -767,8 +788,11 @@ mod tests {
         let long: Vec<Viewer> = (0..60)
             .map(|i| viewer(&format!("{i}-{}", "x".repeat(120))))
             .collect();
-        let (frame, _) = presence_round(&first, long, 100, ep(), 6, at).unwrap();
-        assert!(matches!(frame, Frame::PresenceOccupancy { count: 60, .. }));
+        let (news, _) = presence_round(&first, long, 100, ep(), 6, at).unwrap();
+        assert!(matches!(
+            news.frame,
+            Frame::PresenceOccupancy { count: 60, .. }
+        ));
         // The subscriber's answer: the last list and them, or the count and them.
         let Frame::Subscribed { viewers, count, .. } = second.subscribed(ep(), viewer("dan"), true)
         else {

@@ -257,6 +257,77 @@ pub async fn the_list_comes_newest_first_in_pages_by_status(w: &impl World) {
     assert!(second.items.iter().all(|e| e.id < next));
 }
 
+/// Pages of `size` from `after` on, until one reaches past `oldest` or the list ends.
+async fn pages_from(
+    w: &impl World,
+    status: Option<EpisodeStatus>,
+    size: &str,
+    mut after: Option<EpisodeId>,
+    oldest: EpisodeId,
+) -> Vec<Vec<EpisodeId>> {
+    let limit = PageSize::parse(size).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut pages = Vec::new();
+    loop {
+        let page = w
+            .episodes()
+            .list(&ListQuery {
+                status,
+                limit,
+                after,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<EpisodeId> = page.items.iter().map(|e| e.id).collect();
+        assert!(ids.len() <= usize::from(limit.get()));
+        if page.next_after.is_some() {
+            assert_eq!(
+                ids.len(),
+                usize::from(limit.get()),
+                "a short page before the end"
+            );
+        }
+        let done = ids.last().is_none_or(|last| *last <= oldest) || page.next_after.is_none();
+        pages.push(ids);
+        if done {
+            return pages;
+        }
+        after = page.next_after;
+    }
+}
+
+/// However the store spreads the list (across partitions merged on read, for one), pages of
+/// any size walk it newest first, every episode once, the cursor resuming where the last
+/// page ended.
+pub async fn many_episodes_walk_in_small_pages_each_once_newest_first(w: &impl World) {
+    let mut made = Vec::new();
+    for _ in 0..30 {
+        made.push(create(w).await.id);
+    }
+    // Walked from just after the newest, so episodes of other tests made before are not paged.
+    let start = EpisodeId::new();
+    let oldest = made[0];
+    let mut in_production = Vec::new();
+    for e in made.iter().step_by(3) {
+        let found = read(w, *e).await.unwrap_or_else(|| panic!("{e} missing"));
+        let go = update(&found, found.version, moved(EpisodeStatus::InProduction));
+        apply(w, &go).await.unwrap_or_else(|e| panic!("{e}"));
+        in_production.push(*e);
+    }
+    for (status, ours) in [
+        (None, &made),
+        (Some(EpisodeStatus::InProduction), &in_production),
+    ] {
+        for size in ["1", "7", "100"] {
+            let pages = pages_from(w, status, size, Some(start), oldest).await;
+            let ids: Vec<EpisodeId> = pages.into_iter().flatten().collect();
+            assert!(ids.windows(2).all(|p| p[0] > p[1]), "newest first, once");
+            let seen: Vec<EpisodeId> = ids.into_iter().filter(|i| ours.contains(i)).collect();
+            let want: Vec<EpisodeId> = ours.iter().rev().copied().collect();
+            assert_eq!(seen, want, "{status:?} in pages of {size}");
+        }
+    }
+}
+
 /// An event id before any other (a UUIDv7 at the epoch).
 fn earliest() -> domain::EventId {
     domain::EventId::parse("00000000-0000-7000-8000-000000000000").unwrap_or_else(|e| panic!("{e}"))

@@ -145,6 +145,7 @@ macro_rules! contract_tests {
             episodes::an_update_is_written_only_from_the_version_read,
             episodes::a_deletion_is_the_creators_or_an_admins_and_leaves_a_tombstone,
             episodes::the_list_comes_newest_first_in_pages_by_status,
+            episodes::many_episodes_walk_in_small_pages_each_once_newest_first,
             episodes::an_episodes_events_are_read_back_after_a_given_one,
             files::create_needs_a_live_episode,
             files::pending_becomes_available_once_with_its_event,

@@ -436,3 +436,119 @@ async fn a_counted_client_adds_up_the_request_units_dynamodb_reports() {
         .await
         .unwrap();
 }
+
+/// An episode written before the lists were sharded (bare `episodes` / `draft` keys) is still
+/// listed, once; an update moves it to its shard (`list_pk`, and `status_pk` with a status
+/// change), where it is listed once as well.
+#[tokio::test]
+async fn an_episode_written_before_the_sharding_is_listed_and_moved_by_its_next_update() {
+    use domain::store::{EpisodeLister, EpisodeReader, ListQuery, PageSize};
+    use domain::{EpisodeChanges, EpisodeStatus, EpisodeUpdate, Title};
+
+    let w = world().await;
+    let episode = port_contracts::sample::episode();
+    w.episodes
+        .create(
+            &episode,
+            &DomainEvent::episode_created(&context(), &episode),
+        )
+        .await
+        .unwrap();
+    let keys = || async {
+        let out = w
+            .dynamodb
+            .get_item()
+            .table_name(&w.episodes_table)
+            .key("id", AttributeValue::S(episode.id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let item = out.item().unwrap();
+        let key = |name: &str| item[name].as_s().unwrap().clone();
+        (key("list_pk"), key("status_pk"))
+    };
+    let k = episode.id.bucket(aws_adapters::shards::LIST_SHARDS);
+    assert_eq!(
+        keys().await,
+        (format!("episodes#{k}"), format!("draft#{k}"))
+    );
+    w.dynamodb
+        .update_item()
+        .table_name(&w.episodes_table)
+        .key("id", AttributeValue::S(episode.id.to_string()))
+        .update_expression("SET list_pk = :all, status_pk = :draft")
+        .expression_attribute_values(":all", AttributeValue::S("episodes".into()))
+        .expression_attribute_values(":draft", AttributeValue::S("draft".into()))
+        .send()
+        .await
+        .unwrap();
+    // How often it is listed, walking from just after it until past it (other tests create
+    // episodes meanwhile).
+    let count = |status: Option<EpisodeStatus>| {
+        let w = &w;
+        async move {
+            let (mut seen, mut after) = (0, Some(EpisodeId::new()));
+            loop {
+                let page = w
+                    .episodes
+                    .list(&ListQuery {
+                        status,
+                        limit: PageSize::parse("7").unwrap(),
+                        after,
+                    })
+                    .await
+                    .unwrap();
+                seen += page.items.iter().filter(|e| e.id == episode.id).count();
+                let passed = page.items.last().is_none_or(|e| e.id <= episode.id);
+                if passed || page.next_after.is_none() {
+                    return seen;
+                }
+                after = page.next_after;
+            }
+        }
+    };
+    assert_eq!(count(None).await, 1, "listed from the bare key");
+    assert_eq!(count(Some(EpisodeStatus::Draft)).await, 1);
+
+    let current = w.episodes.get(episode.id).await.unwrap().unwrap();
+    let retitle = EpisodeUpdate {
+        id: episode.id,
+        expected: current.version,
+        changes: EpisodeChanges {
+            title: Some(Title::parse("Moved").unwrap()),
+            ..EpisodeChanges::default()
+        },
+        updated: Stamp::new(&contractor(), Timestamp::now()),
+    };
+    w.episodes
+        .update(
+            &retitle,
+            &DomainEvent::episode_updated(&context(), &retitle),
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys().await, (format!("episodes#{k}"), "draft".to_owned()));
+    assert_eq!(count(None).await, 1, "listed from its shard, once");
+    assert_eq!(count(Some(EpisodeStatus::Draft)).await, 1);
+
+    let start = EpisodeUpdate {
+        id: episode.id,
+        expected: retitle.new_version(),
+        changes: EpisodeChanges {
+            status: Some(EpisodeStatus::InProduction),
+            ..EpisodeChanges::default()
+        },
+        updated: Stamp::new(&contractor(), Timestamp::now()),
+    };
+    w.episodes
+        .update(&start, &DomainEvent::episode_updated(&context(), &start))
+        .await
+        .unwrap();
+    assert_eq!(
+        keys().await,
+        (format!("episodes#{k}"), format!("in_production#{k}"))
+    );
+    assert_eq!(count(Some(EpisodeStatus::Draft)).await, 0);
+    assert_eq!(count(Some(EpisodeStatus::InProduction)).await, 1);
+}
