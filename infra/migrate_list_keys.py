@@ -14,7 +14,8 @@ is left to the writer. It reads the table with one paginated Scan (a one-off, no
     python infra/migrate_list_keys.py --table <EpisodesTableName> [--region eu-west-1] [--dry-run]
     python infra/migrate_list_keys.py --local          # the local stack (.local/stack.json)
 
-Prints one JSON line: how many items were scanned, moved, and left (changed meanwhile).
+Prints one JSON line: how many items were scanned, moved, and left (changed five times in a row
+while it tried: run it again until `left` is 0; with `--dry-run`, `moved` counts what would move).
 """
 
 from __future__ import annotations
@@ -61,32 +62,50 @@ def migrate(dynamodb, table: str, dry_run: bool = False) -> dict:
     for page in pages:
         scanned += page["ScannedCount"]
         for item in page["Items"]:
-            todo = moves(item)
-            if not todo or dry_run:
-                moved += bool(todo)
+            if dry_run:
+                moved += bool(moves(item))
                 continue
-            names, values, sets, conditions = {}, {}, [], ["attribute_not_exists(deleted_at)"]
-            for i, (attr, (old, new)) in enumerate(todo.items()):
-                names[f"#k{i}"] = attr
-                values[f":old{i}"] = {"S": old}
-                values[f":new{i}"] = {"S": new}
-                sets.append(f"#k{i} = :new{i}")
-                conditions.append(f"#k{i} = :old{i}")
-            try:
-                dynamodb.update_item(
-                    TableName=table,
-                    Key={"id": item["id"]},
-                    UpdateExpression="SET " + ", ".join(sets),
-                    ConditionExpression=" AND ".join(conditions),
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-                moved += 1
-            except ClientError as e:
-                if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
-                left += 1
+            outcome = move(dynamodb, table, item)
+            moved += outcome == "moved"
+            left += outcome == "left"
     return {"table": table, "scanned": scanned, "moved": moved, "left": left, "dry_run": dry_run}
+
+
+def move(dynamodb, table: str, item: dict, tries: int = 5) -> str:
+    """Moves one item's keys: "moved", "none" (nothing to move, or deleted meanwhile), or "left"
+    (it kept changing under us; run again). A writer that changed the item meanwhile (an update
+    moves `list_pk` itself) fails the condition: the item is read again and what is still to move
+    is moved."""
+    for _ in range(tries):
+        todo = moves(item)
+        if not todo:
+            return "none"
+        names, values, sets, conditions = {}, {}, [], ["attribute_not_exists(deleted_at)"]
+        for i, (attr, (old, new)) in enumerate(todo.items()):
+            names[f"#k{i}"] = attr
+            values[f":old{i}"] = {"S": old}
+            values[f":new{i}"] = {"S": new}
+            sets.append(f"#k{i} = :new{i}")
+            conditions.append(f"#k{i} = :old{i}")
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"id": item["id"]},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return "moved"
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        fresh = dynamodb.get_item(TableName=table, Key={"id": item["id"]}, ConsistentRead=True,
+                                  ProjectionExpression="id, list_pk, status_pk, deleted_at").get("Item")
+        if not fresh or "deleted_at" in fresh:
+            return "none"
+        item = fresh
+    return "left"
 
 
 def main(argv: list[str]) -> int:
@@ -110,8 +129,9 @@ def main(argv: list[str]) -> int:
     else:
         dynamodb = boto3.client("dynamodb", region_name=args.region)
         table = args.table
-    print(json.dumps(migrate(dynamodb, table, args.dry_run)))
-    return 0
+    report = migrate(dynamodb, table, args.dry_run)
+    print(json.dumps(report))
+    return 1 if report["left"] else 0
 
 
 if __name__ == "__main__":

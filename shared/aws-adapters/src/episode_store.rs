@@ -173,7 +173,8 @@ impl EpisodeLister for DynamoEpisodeStore {
 
 impl DynamoEpisodeStore {
     /// Up to `limit` episodes of one partition of a list index, newest first, older than
-    /// `before`.
+    /// `before`. No filter expression, ever: with none, DynamoDB never answers an empty page
+    /// that says there is more, which the merge relies on (it takes an empty answer as the end).
     async fn list_partition(
         &self,
         index: &str,
