@@ -1,5 +1,6 @@
 """The local stack: ministack on 127.0.0.1:4566, the loopback OIDC issuer, the functions built with
-cargo-lambda, and infra/template.yaml deployed to it — the same template as for AWS.
+cargo-lambda, infra/template.yaml deployed to it — the same template as for AWS — and the web
+console served on 127.0.0.1:5173.
 
     python infra/local/stack.py up [--foreground]   start what is not running, build, deploy
     python infra/local/stack.py deploy              rebuild and redeploy into the running stack
@@ -48,6 +49,7 @@ PRESENCE_GRACE_SECONDS = os.environ.get("PRESENCE_GRACE_SECONDS", "2")
 BUILD_PROFILE = os.environ.get("BUILD_PROFILE", "local")
 
 sys.path.insert(0, str(Path(__file__).parent))
+import console  # noqa: E402
 import oidc  # noqa: E402
 
 # The local emulator's root credentials; functions get their own roles' credentials.
@@ -291,6 +293,7 @@ def write_stack_json(outputs: dict) -> dict:
         "issuer": oidc.ISSUER,
         "audience": oidc.AUDIENCE,
         "cors_allowed_origins": template_cors()["AllowOrigins"],
+        "console_url": console.URL,
         "region": REGION,
         "stack_name": STACK_NAME,
         "outputs": outputs,
@@ -335,6 +338,7 @@ Local stack ready.
   HTTP API     {url}
   AWS endpoint {info['aws_endpoint']}  (region {info['region']})
   OIDC issuer  {info['issuer']}
+  Console      {info['console_url']}  (sign in as anyone: the local issuer's page)
   written to   .local/stack.json
 
 Try it:
@@ -347,10 +351,21 @@ Try it:
     )
 
 
+def start_console() -> None:
+    """Builds the console and serves it (once: a running one reads config.json afresh)."""
+    console.build()
+    if answers(f"{console.URL}/config.json"):
+        log(f"the console already answers on {console.URL}")
+        return
+    start("console", [str(BIN / "python"), str(Path(__file__).parent / "console.py"), "serve"], {})
+    wait_for(f"{console.URL}/config.json", "the console")
+
+
 def up(foreground: bool) -> None:
     start_services()
     build()
     info = write_stack_json(deploy())
+    start_console()
     wait_for_api(info)
     print_ready(info)
     if foreground:

@@ -1,0 +1,86 @@
+/** The console: sign-in, then a hash router over the pages. */
+import "./style.css";
+import { Api } from "./api";
+import { completeSignIn, signIn, type Session } from "./auth";
+import { loadConfig, type Config } from "./config";
+import { h, replace } from "./dom";
+import { Live, type DomainEvent, type Viewer } from "./live";
+import { episodePage } from "./pages/episode";
+import { episodesPage } from "./pages/episodes";
+
+export interface App {
+  config: Config;
+  session: Session;
+  api: Api;
+  live: Live;
+  main: HTMLElement;
+  /** Set by the page on screen: what to do with live frames. */
+  onEvent: ((e: DomainEvent) => void) | null;
+  onPresence: ((viewers: Viewer[] | null, count: number) => void) | null;
+}
+
+async function start(): Promise<void> {
+  const main = document.getElementById("main") as HTMLElement;
+  const status = document.getElementById("status") as HTMLElement;
+  let config: Config;
+  try {
+    config = await loadConfig();
+  } catch (e) {
+    replace(main, h("p", { class: "error" }, `The console is not configured: ${(e as Error).message}`));
+    return;
+  }
+  let session: Session | null = null;
+  try {
+    session = await completeSignIn(config);
+  } catch (e) {
+    replace(main, h("p", { class: "error" }, (e as Error).message), h("button", { onclick: () => signIn(config) }, "Sign in again"));
+    return;
+  }
+  if (!session) {
+    await signIn(config);
+    return;
+  }
+  const current = session;
+  const expired = () => void signIn(config);
+  // At expiry, back to the issuer (a token is never renewed silently from storage: there is none).
+  window.setTimeout(expired, Math.max(0, current.expires - Date.now() - 5_000));
+  const app: App = {
+    config,
+    session: current,
+    api: new Api(config, () => current, expired),
+    live: null as unknown as Live,
+    main,
+    onEvent: null,
+    onPresence: null,
+  };
+  app.live = new Live(config, () => current, {
+    event: (e) => app.onEvent?.(e),
+    presence: (v, c) => app.onPresence?.(v, c),
+    state: (s) => {
+      status.textContent = s === "live" ? "Live" : s === "connecting" ? "Connecting…" : "Reconnecting…";
+      status.className = s === "reconnecting" ? "conn down" : "conn";
+    },
+  });
+  replace(
+    document.getElementById("who") as HTMLElement,
+    `${current.name} (${current.role}) `,
+    h("button", { class: "plain", onclick: () => { location.hash = ""; location.reload(); } }, "Sign out"),
+  );
+
+  const route = () => {
+    app.onEvent = null;
+    app.onPresence = null;
+    const m = location.hash.match(/^#\/episodes\/([0-9a-f-]{36})$/);
+    if (m) {
+      void episodePage(app, m[1]);
+    } else {
+      app.live.stop();
+      void episodesPage(app);
+    }
+    main.focus();
+  };
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+void start();

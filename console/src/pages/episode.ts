@@ -1,0 +1,197 @@
+/** One episode: edit it (a conflict shows what changed meanwhile and offers to re-apply), move
+ * its status (only the legal moves), delete it; who is here now; its live activity. */
+import { MOVES, Problem, type Episode } from "../api";
+import { h, initials, label, replace, when } from "../dom";
+import type { DomainEvent, Viewer } from "../live";
+import type { App } from "../main";
+
+interface Entry {
+  id: string;
+  summary: string;
+  occurred_at: string;
+}
+
+type Editable = Pick<Episode, "title" | "description" | "series">;
+const FIELDS: (keyof Editable)[] = ["title", "description", "series"];
+
+/** The largest UUIDv7 of the millisecond `iso` falls in: events up to then are reflected. */
+function lastIdAt(iso: string): string {
+  const hex = Math.max(0, new Date(iso).getTime()).toString(16).padStart(12, "0");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7fff-bfff-ffffffffffff`;
+}
+
+export async function episodePage(app: App, id: string): Promise<void> {
+  let episode: Episode;
+  try {
+    episode = (await app.api.get(id)).body;
+  } catch (e) {
+    replace(app.main, h("h1", {}, "Episode"), h("p", { class: "error" }, e instanceof Problem && e.status === 404 ? "This episode does not exist (or was deleted)." : (e as Error).message), h("a", { href: "#/episodes" }, "Back to the episodes"));
+    return;
+  }
+  const canEdit = app.session.role !== "viewer";
+  const heading = h("h1", {}, episode.title);
+  const meta = h("p", { class: "muted" });
+  const inputs = {
+    title: h("input", { id: "f-title", required: true, maxlength: "200", disabled: !canEdit }),
+    description: h("textarea", { id: "f-description", disabled: !canEdit }),
+    series: h("input", { id: "f-series", maxlength: "200", disabled: !canEdit }),
+  };
+  const conflict = h("div", { role: "alert" });
+  const saved = h("p", { role: "status", "aria-live": "polite" });
+  const moves = h("div", { class: "row", role: "group", "aria-label": "Move the status" });
+  const here = h("ul", { class: "avatars", "aria-label": "Here now" });
+  const hereCount = h("span", { class: "muted" });
+  const feed = h("ol", { class: "feed", reversed: true });
+  const danger = h("div");
+
+  const value = (f: keyof Editable): string | null => {
+    const v = inputs[f].value;
+    return f === "series" && v === "" ? null : v;
+  };
+  const mine = (): Partial<Editable> => {
+    const changes: Partial<Editable> = {};
+    for (const f of FIELDS) if (value(f) !== (episode[f] ?? null)) (changes as Record<string, unknown>)[f] = value(f);
+    return changes;
+  };
+  const fill = () => {
+    for (const f of FIELDS) inputs[f].value = episode[f] ?? "";
+    heading.textContent = episode.title;
+    replace(meta, h("span", { class: "status" }, label(episode.status)), ` · version ${episode.version} · last changed ${when(episode.updated_at)} by ${episode.updated_by.name}`);
+    replace(moves, ...(canEdit ? MOVES[episode.status].map((to) => h("button", { class: "plain", onclick: () => void move(to) }, `Move to ${label(to)}`)) : []));
+  };
+
+  async function reload(): Promise<void> {
+    episode = (await app.api.get(id)).body;
+  }
+
+  async function save(changes: Partial<Editable>, version: number): Promise<void> {
+    replace(conflict);
+    saved.textContent = "";
+    try {
+      await app.api.patch(id, version, changes);
+      await reload();
+      fill();
+      saved.textContent = "Saved.";
+    } catch (e) {
+      if (e instanceof Problem && (e.status === 412 || e.status === 409)) {
+        const theirs = (await app.api.get(id)).body;
+        showConflict(changes, theirs);
+      } else {
+        saved.textContent = (e as Error).message;
+      }
+    }
+  }
+
+  function showConflict(changes: Partial<Editable>, theirs: Episode): void {
+    const changed = FIELDS.filter((f) => (theirs[f] ?? null) !== (episode[f] ?? null));
+    replace(conflict, h("div", { class: "notice" },
+      h("h2", {}, "Changed meanwhile"),
+      h("p", {}, `${theirs.updated_by.name} saved version ${theirs.version} while you were editing.`),
+      h("ul", {}, ...changed.map((f) => h("li", {}, `${f}: “${theirs[f] ?? ""}” (was “${episode[f] ?? ""}”)`)), changed.length ? null : h("li", {}, "the status or other fields")),
+      h("p", {}, "Your changes: ", Object.entries(changes).map(([k, v]) => `${k} “${v ?? ""}”`).join(", ")),
+      h("div", { class: "row" },
+        h("button", { onclick: () => { episode = theirs; void save(changes, theirs.version); } }, "Re-apply my changes"),
+        h("button", { class: "plain", onclick: () => { episode = theirs; fill(); replace(conflict); } }, "Discard mine"),
+      ),
+    ));
+  }
+
+  async function move(to: Episode["status"]): Promise<void> {
+    try {
+      await app.api.patch(id, episode.version, { status: to } as Partial<Episode>);
+      await reload();
+      fill();
+    } catch (e) {
+      saved.textContent = e instanceof Problem && e.status === 412 ? "Someone changed it meanwhile: shown as it is now." : (e as Error).message;
+      await reload();
+      fill();
+    }
+  }
+
+  const addEntry = (e: Entry, top = true) => {
+    const li = h("li", {}, e.summary, " ", h("span", { class: "muted" }, when(e.occurred_at)));
+    if (top) feed.prepend(li);
+    else feed.append(li);
+  };
+
+  const showHere = (viewers: Viewer[] | null, count: number) => {
+    replace(here, ...(viewers ?? []).map((v) => h("li", { title: v.name }, h("span", { class: "avatar", "aria-hidden": "true" }, initials(v.name)), v.name)));
+    hereCount.textContent = `${count} ${count === 1 ? "person" : "people"} here`;
+  };
+
+  if (canEdit) {
+    const confirm = h("button", { class: "danger", onclick: async () => {
+      try {
+        await app.api.remove(id, episode.version);
+        location.hash = "#/episodes";
+      } catch (e) {
+        saved.textContent = (e as Error).message;
+      }
+    } }, "Delete for good");
+    replace(danger, h("button", { class: "plain", onclick: () => replace(danger, h("p", {}, "Delete this episode? Its files and jobs go with it."), confirm) }, "Delete episode"));
+  }
+
+  fill();
+  replace(app.main,
+    h("p", {}, h("a", { href: "#/episodes" }, "← All episodes")),
+    heading,
+    meta,
+    h("section", { "aria-labelledby": "here-title" }, h("h2", { id: "here-title" }, "Here now"), hereCount, here),
+    h("section", { "aria-labelledby": "edit-title" },
+      h("h2", { id: "edit-title" }, "Details"),
+      h("form", { onsubmit: (ev: Event) => { ev.preventDefault(); const c = mine(); if (Object.keys(c).length) void save(c, episode.version); else saved.textContent = "Nothing to save."; } },
+        h("label", { for: "f-title" }, "Title"), inputs.title,
+        h("label", { for: "f-description" }, "Description"), inputs.description,
+        h("label", { for: "f-series" }, "Series"), inputs.series,
+        canEdit ? h("div", { class: "row" }, h("button", { type: "submit" }, "Save")) : null,
+      ),
+      saved,
+      conflict,
+      moves,
+    ),
+    h("section", { "aria-labelledby": "feed-title" }, h("h2", { id: "feed-title" }, "Activity"), feed),
+    canEdit ? h("section", { "aria-labelledby": "danger-title" }, h("h2", { id: "danger-title" }, "Delete"), danger) : null,
+  );
+
+  app.onPresence = showHere;
+  app.onEvent = (e: DomainEvent) => {
+    addEntry({ id: e.id, summary: summarize(e), occurred_at: e.occurred_at });
+    if (e.type === "episode.deleted") {
+      replace(conflict, h("p", { class: "notice" }, `${e.actor.name} deleted this episode.`));
+      return;
+    }
+    if (e.type.startsWith("episode.")) {
+      // While the user edits, the form keeps the version they started from: saving then meets
+      // the change (412) and shows it, rather than quietly writing over it.
+      if (Object.keys(mine()).length > 0) {
+        saved.textContent = `${e.actor.name} changed this episode meanwhile; saving will show you what changed.`;
+      } else {
+        void reload().then(fill);
+      }
+    }
+  };
+  app.live.follow(id, lastIdAt(episode.updated_at));
+  try {
+    const { body } = await app.api.request<{ items: Entry[] }>("GET", `/episodes/${id}/activity?limit=10`);
+    for (const e of body.items) addEntry(e, false);
+  } catch {
+    // The feed is a convenience; the page works without it.
+  }
+}
+
+function summarize(e: DomainEvent): string {
+  const who = e.actor.name;
+  switch (e.type) {
+    case "episode.updated": {
+      const changes = (e.data.changes ?? {}) as Record<string, unknown>;
+      if ("status" in changes) return `${who} moved it to ${label(String(changes.status))}`;
+      return `${who} changed ${Object.keys(changes).join(", ")}`;
+    }
+    case "episode.created":
+      return `${who} created it`;
+    case "episode.deleted":
+      return `${who} deleted it`;
+    default:
+      return `${who}: ${e.type}`;
+  }
+}

@@ -1,0 +1,232 @@
+"""The web console in a real browser: Debian's Chromium driven by Playwright, against the console
+`make up` serves (console/, built with Vite) and the local stack behind it. People sign in
+through the local issuer's page (authorization code with PKCE), as they would through Cognito's
+hosted UI. Every page is checked with axe-core (no serious or critical violation) and
+photographed under results/console/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "results" / "console"
+AXE = ROOT / "console" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# What works on this closed network (../shared/tools.md): no background connections.
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LIVE_S = 30_000  # ms: the emulator's relay, queue and broadcaster take a second or two
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def console_url(stack) -> str:
+    return stack["console_url"]
+
+
+def person(browser: Browser) -> BrowserContext:
+    # bypass_csp: only so that axe-core can be injected into the issuer's page (its CSP allows no script).
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
+    context.set_default_timeout(15_000)
+    return context
+
+
+def sign_in(context: BrowserContext, console_url: str, user: str, name: str, role: str = "editor",
+            where: str = "#/episodes") -> Page:
+    page = context.new_page()
+    page.goto(f"{console_url}/{where}")
+    page.wait_for_selector("#user")
+    page.fill("#user", user)
+    page.fill("#name", name)
+    page.select_option("#role", role)
+    page.click("button[type=submit]")
+    expect(page.locator(".who")).to_contain_text(f"{name} ({role})")
+    assert "code=" not in page.url and "state=" not in page.url, "the code left the address bar"
+    return page
+
+
+def accessible(page: Page, name: str) -> None:
+    """axe-core finds no serious or critical violation; the page is photographed."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+           for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{name}: {bad}"
+
+
+def unique(who: str) -> str:
+    return f"{who}-{uuid.uuid4().hex[:6]}"
+
+
+def test_sign_in_list_and_create_with_no_token_in_an_api_url(browser, console_url, stack, api, tokens):
+    api.create(tokens["alice"])  # the list has at least one episode
+    context = person(browser)
+    seen: list[str] = []
+    context.on("request", lambda r: seen.append(r.url))
+    try:
+        # The issuer's page is part of the product locally: it must be usable too.
+        page = context.new_page()
+        page.goto(console_url)
+        page.wait_for_selector("#user")
+        accessible(page, "sign-in")
+        page.close()
+
+        alice = sign_in(context, console_url, unique("alice"), "Alice Archer")
+        expect(alice.locator("h1")).to_have_text("Episodes")
+        expect(alice.locator("tbody tr").first).to_be_visible()
+        # From the navigation back from the issuer (code exchange, config, the API call) to a
+        # listed episode: a figure for the README, not a timed assertion.
+        ms = alice.evaluate("performance.now()")
+        print(f"\nconsole: navigation back from sign-in to the episodes list in {ms:.0f} ms")
+        accessible(alice, "episodes")
+        title = f"Made in a browser {uuid.uuid4().hex[:6]}"
+        alice.fill("#new-title", title)
+        alice.fill("#new-series", "Harbour")
+        alice.click("text=Create episode")
+        expect(alice.locator("h1")).to_have_text(title)
+        expect(alice.locator(".avatars")).to_contain_text("Alice Archer")
+        expect(alice.locator("#status")).to_have_text("Live")
+        accessible(alice, "episode")
+        alice.click("text=← All episodes")
+        expect(alice.locator("tbody")).to_contain_text(title)
+        # The status filter: a draft is listed under drafts, not under published.
+        alice.select_option("#status-filter", "published")
+        expect(alice.locator("tbody")).not_to_contain_text(title)
+        alice.select_option("#status-filter", "draft")
+        expect(alice.locator("tbody")).to_contain_text(title)
+    finally:
+        context.close()
+    api = [u for u in seen if u.startswith(stack["http_url"])]
+    assert api, "the console called the HTTP API"
+    assert not [u for u in api if "token" in u.lower()], "a token in a URL of the HTTP API"
+
+
+def test_bob_sees_alices_edit_live_and_alice_in_two_tabs_is_one_person(browser, console_url, api, tokens):
+    ep = api.create(tokens["alice"], title="Live in two browsers")
+    where = f"#/episodes/{ep['id']}"
+    alice_ctx, bob_ctx = person(browser), person(browser)
+    try:
+        alice_id, bob_id = unique("alice"), unique("bob")
+        alice = sign_in(alice_ctx, console_url, alice_id, "Alice Archer", where=where)
+        alice2 = sign_in(alice_ctx, console_url, alice_id, "Alice Archer", where=where)
+        bob = sign_in(bob_ctx, console_url, bob_id, "Bob Baker", where=where)
+        here = bob.locator(".avatars li")
+        expect(bob.locator(".avatars")).to_contain_text("Alice Archer", timeout=LIVE_S)
+        expect(bob.locator(".avatars")).to_contain_text("Bob Baker", timeout=LIVE_S)
+        expect(here).to_have_count(2)  # Alice's two tabs are one person
+        expect(bob.get_by_text("2 people here")).to_be_visible()
+        expect(alice2.locator(".avatars li")).to_have_count(2, timeout=LIVE_S)
+
+        alice.fill("#f-title", "Retitled by Alice")
+        alice.click("text=Save")
+        expect(alice.get_by_text("Saved.")).to_be_visible()
+        # Bob's page changes without a reload: the heading, the field and the feed.
+        expect(bob.locator("h1")).to_have_text("Retitled by Alice", timeout=LIVE_S)
+        expect(bob.locator("#f-title")).to_have_value("Retitled by Alice")
+        expect(bob.locator(".feed")).to_contain_text("Alice Archer changed title")
+
+        alice2.close()
+        alice.close()
+        expect(here).to_have_count(1, timeout=LIVE_S)
+        expect(bob.get_by_text("1 person here")).to_be_visible()
+    finally:
+        alice_ctx.close()
+        bob_ctx.close()
+
+
+def test_an_edit_conflict_is_shown_and_resolved_and_only_legal_moves_are_offered(browser, console_url, api, tokens):
+    ep = api.create(tokens["alice"], title="Contested")
+    context = person(browser)
+    try:
+        alice = sign_in(context, console_url, f"alice-{tokens['run']}", "Alice", where=f"#/episodes/{ep['id']}")
+        moves = alice.locator("[aria-label='Move the status'] button")
+        expect(moves).to_have_text(["Move to in production"])
+        alice.fill("#f-description", "Alice's cold open.")
+        # Bob saves a new title meanwhile (through the API).
+        r = api.request("PATCH", f"/episodes/{ep['id']}", tokens["bob"], json={"title": "Bob's title"},
+                        headers={"If-Match": '"1"'})
+        assert r.status_code == 204, r.text
+        alice.click("text=Save")
+        notice = alice.locator(".notice")
+        expect(notice).to_contain_text("Changed meanwhile")
+        expect(notice).to_contain_text("Bob saved version 2")
+        expect(notice).to_contain_text("title: “Bob's title”")
+        accessible(alice, "conflict")
+        alice.click("text=Re-apply my changes")
+        expect(alice.get_by_text("Saved.")).to_be_visible()
+        now = api.request("GET", f"/episodes/{ep['id']}", tokens["alice"]).json()
+        assert (now["title"], now["description"], now["version"]) == ("Bob's title", "Alice's cold open.", 3)
+
+        moves.first.click()
+        expect(alice.locator("p.muted .status")).to_have_text("in production")
+        expect(moves).to_have_text(["Move to in review"])
+        moves.first.click()
+        expect(moves).to_have_text(["Move to published", "Move to in production"])
+        # A viewer is offered no move and cannot edit.
+        vic = sign_in(context, console_url, f"vic-{tokens['run']}", "Vic", role="viewer", where=f"#/episodes/{ep['id']}")
+        expect(vic.locator("#f-title")).to_be_disabled()
+        expect(vic.locator("[aria-label='Move the status'] button")).to_have_count(0)
+    finally:
+        context.close()
+
+
+def test_a_dropped_connection_reconnects_and_resumes_without_losing_an_event(browser, console_url, api, tokens):
+    ep = api.create(tokens["alice"], title="Before the drop")
+    context = person(browser)
+    down = threading.Event()
+    routes: list = []
+
+    def route(ws):
+        # Every connection of the page goes through here: while "down", refused at once.
+        if down.is_set():
+            ws.close()
+            return
+        routes.append(ws)
+        ws.connect_to_server()
+
+    try:
+        context.route_web_socket(re.compile(r"^ws://"), route)
+        page = sign_in(context, console_url, f"bob-{tokens['run']}", "Bob", where=f"#/episodes/{ep['id']}")
+        expect(page.locator("#status")).to_have_text("Live", timeout=LIVE_S)
+        expect(page.locator(".avatars")).to_contain_text("Bob", timeout=LIVE_S)
+
+        down.set()
+        for ws in routes:
+            ws.close()
+        expect(page.locator("#status")).to_have_text("Reconnecting…")
+        # Two changes while the page is cut off: both must arrive, in order, after the resume.
+        for version, title in ((1, "During the drop"), (2, "Still during the drop")):
+            r = api.request("PATCH", f"/episodes/{ep['id']}", tokens["alice"], json={"title": title},
+                            headers={"If-Match": f'"{version}"'})
+            assert r.status_code == 204, r.text
+        time.sleep(4)  # long enough for the frames to have been posted, to nobody
+        expect(page.locator("h1")).to_have_text("Before the drop")
+        down.clear()
+        expect(page.locator("#status")).to_have_text("Live", timeout=LIVE_S)
+        expect(page.locator("h1")).to_have_text("Still during the drop", timeout=LIVE_S)
+        feed = page.locator(".feed li")
+        expect(feed.nth(0)).to_contain_text("Alice changed title")
+        expect(feed.nth(1)).to_contain_text("Alice changed title")
+    finally:
+        context.close()
