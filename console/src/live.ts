@@ -25,6 +25,8 @@ export interface DomainEvent {
 
 export interface Handlers {
   event(e: DomainEvent): void;
+  /** A notification for this user (to every connection of theirs, subscribed or not). */
+  notification(n: Record<string, unknown>): void;
   presence(viewers: Viewer[] | null, count: number): void;
   state(s: "connecting" | "live" | "reconnecting"): void;
 }
@@ -54,6 +56,11 @@ export class Live {
     this.lastRound = -1;
     if (!this.ws) this.connect();
     else if (this.ws.readyState === WebSocket.OPEN) this.subscribe();
+  }
+
+  /** Connects without following an episode: notifications still arrive. */
+  start(): void {
+    if (!this.ws) this.connect();
   }
 
   stop(): void {
@@ -139,6 +146,9 @@ export class Live {
         if (this.episode === f.episode_id && this.lastEvent) {
           this.send({ action: "resume", episode_id: this.episode, after: this.lastEvent });
         }
+        break;
+      case "notification":
+        this.on.notification(f.notification as Record<string, unknown>);
         break;
       case "error":
         if (f.status === 401) this.ws?.close();

@@ -7,6 +7,8 @@ import { h, replace } from "./dom";
 import { Live, type DomainEvent, type Viewer } from "./live";
 import { episodePage } from "./pages/episode";
 import { episodesPage } from "./pages/episodes";
+import { auditPage } from "./pages/audit";
+import { notificationsPage } from "./pages/notifications";
 
 export interface App {
   config: Config;
@@ -17,6 +19,9 @@ export interface App {
   /** Set by the page on screen: what to do with live frames. */
   onEvent: ((e: DomainEvent) => void) | null;
   onPresence: ((viewers: Viewer[] | null, count: number) => void) | null;
+  onNotification: (() => void) | null;
+  /** Reads the exact unread count again (after a notification, a read, read all). */
+  refreshBell: () => Promise<void>;
 }
 
 async function start(): Promise<void> {
@@ -52,9 +57,26 @@ async function start(): Promise<void> {
     main,
     onEvent: null,
     onPresence: null,
+    onNotification: null,
+    refreshBell: async () => {},
   };
+  const bell = h("a", { href: "#/notifications", class: "bell", id: "bell" }, "Notifications");
+  const refreshBell = async () => {
+    try {
+      const { body } = await app.api.request<{ unread: number }>("GET", "/me/notifications/unread-count");
+      bell.textContent = `Notifications (${body.unread} unread)`;
+      bell.dataset.unread = String(body.unread);
+    } catch {
+      // The count is read again at the next notification or action.
+    }
+  };
+  app.refreshBell = refreshBell;
   app.live = new Live(config, () => current, {
     event: (e) => app.onEvent?.(e),
+    notification: () => {
+      void refreshBell();
+      app.onNotification?.();
+    },
     presence: (v, c) => app.onPresence?.(v, c),
     state: (s) => {
       status.textContent = s === "live" ? "Live" : s === "connecting" ? "Connecting…" : "Reconnecting…";
@@ -63,6 +85,10 @@ async function start(): Promise<void> {
   });
   replace(
     document.getElementById("who") as HTMLElement,
+    bell,
+    " ",
+    current.role === "admin" ? h("a", { href: "#/activity" }, "Audit log") : null,
+    " ",
     `${current.name} (${current.role}) `,
     h("button", { class: "plain", onclick: () => { location.hash = ""; location.reload(); } }, "Sign out"),
   );
@@ -70,16 +96,21 @@ async function start(): Promise<void> {
   const route = () => {
     app.onEvent = null;
     app.onPresence = null;
+    app.onNotification = null;
     const m = location.hash.match(/^#\/episodes\/([0-9a-f-]{36})$/);
     if (m) {
       void episodePage(app, m[1]);
     } else {
       app.live.stop();
-      void episodesPage(app);
+      if (location.hash.startsWith("#/notifications")) void notificationsPage(app);
+      else if (location.hash.startsWith("#/activity") && current.role === "admin") void auditPage(app);
+      else void episodesPage(app);
     }
     main.focus();
   };
   window.addEventListener("hashchange", route);
+  app.live.start();
+  void refreshBell();
   route();
 }
 

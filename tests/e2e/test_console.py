@@ -230,3 +230,91 @@ def test_a_dropped_connection_reconnects_and_resumes_without_losing_an_event(bro
         expect(feed.nth(1)).to_contain_text("Alice changed title")
     finally:
         context.close()
+
+
+def test_an_upload_shows_progress_the_file_appears_and_a_checksum_job_moves_to_done(browser, console_url, api, tokens):
+    ep = api.create(tokens["alice"], title="With files")
+    context = person(browser)
+    try:
+        page = sign_in(context, console_url, f"alice-{tokens['run']}", "Alice", where=f"#/episodes/{ep['id']}")
+        body = os.urandom(24 * 1024 * 1024)
+        page.set_input_files("#file-input", files=[{"name": "take-1.txt", "mimeType": "text/plain", "buffer": body}])
+        # Every value the progress bar takes, as the user would see it move.
+        page.evaluate("""() => { window.seen = []; const bar = document.getElementById('upload-progress');
+            new MutationObserver(() => window.seen.push(Number(bar.getAttribute('value'))))
+              .observe(bar, {attributes: true, attributeFilter: ['value']}); }""")
+        page.get_by_role("button", name="Upload", exact=True).click()
+        expect(page.get_by_text("take-1.txt uploaded.")).to_be_visible(timeout=LIVE_S)
+        expect(page.locator("#upload-progress")).to_have_attribute("value", "100")
+        seen = page.evaluate("window.seen")
+        assert any(0 < v < 100 for v in seen), f"the bar never showed a part done: {seen}"
+        row = page.locator("tr", has_text="take-1.txt").first
+        expect(row).to_contain_text("available")
+        with page.expect_download() as got:
+            page.click("text=Download take-1.txt")
+        path = got.value.path()
+        assert got.value.suggested_filename == "take-1.txt" and Path(path).read_bytes() == body
+
+        page.click("text=Checksum take-1.txt")
+        job = page.locator("tr[data-job]").first
+        expect(job).to_contain_text("checksum of take-1.txt")
+        # Moved live by the job's events (no reload): to succeeded, its bar full.
+        expect(job.locator(".job-state")).to_have_text("succeeded", timeout=LIVE_S)
+        expect(job.locator("progress")).to_have_attribute("value", "100")
+        accessible(page, "files-and-jobs")
+        jobs = api.request("GET", f"/episodes/{ep['id']}/jobs", tokens["alice"]).json()["items"]
+        import hashlib
+        assert jobs[0]["result"]["sha256"] == hashlib.sha256(body).hexdigest()
+    finally:
+        context.close()
+
+
+def test_the_bell_count_rises_and_falls_and_the_audit_log_filters(browser, console_url, api, tokens):
+    sys_path = str(ROOT / "infra" / "local")
+    import sys
+    if sys_path not in sys.path:
+        sys.path.insert(0, sys_path)
+    import oidc
+
+    carol_id = unique("carol")
+    carol = oidc.mint(carol_id, "editor", "Carol")
+    first = api.create(carol, title="Carol's first")  # the creator watches it
+    second = api.create(carol, title="Carol's second")
+    context = person(browser)
+    try:
+        page = sign_in(context, console_url, carol_id, "Carol")
+        bell = page.locator("#bell")
+        expect(bell).to_have_text("Notifications (0 unread)")
+        for ep in (first, second):
+            r = api.request("PATCH", f"/episodes/{ep['id']}", tokens["bob"], json={"status": "in_production"},
+                            headers={"If-Match": '"1"'})
+            assert r.status_code == 204, r.text
+        expect(bell).to_have_text("Notifications (2 unread)", timeout=LIVE_S)
+        bell.click()
+        expect(page.locator("h1")).to_have_text("Notifications")
+        expect(page.locator(".feed li")).to_have_count(2)
+        accessible(page, "notifications")
+        page.locator(".feed li", has_text="Carol's first").get_by_role("button", name="Mark read").click()
+        expect(bell).to_have_text("Notifications (1 unread)")
+        page.click("text=Mark all read")
+        expect(bell).to_have_text("Notifications (0 unread)")
+        # A preference: mute deletions; the API holds it.
+        page.uncheck("#pref-episode-deleted")
+        expect(page.get_by_text("Preferences saved.")).to_be_visible()
+        prefs = api.request("GET", "/me/notification-preferences", carol).json()
+        assert prefs["muted_event_types"] == ["episode.deleted"]
+    finally:
+        context.close()
+
+    admin = person(browser)
+    try:
+        page = sign_in(admin, console_url, unique("ada"), "Ada", role="admin", where="#/activity")
+        expect(page.locator("h1")).to_have_text("Audit log")
+        page.fill("#a-actor", carol_id)
+        page.click("text=Apply")
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(2, timeout=LIVE_S)
+        expect(page.locator("tbody")).to_contain_text("episode.created")
+        accessible(page, "audit-log")
+    finally:
+        admin.close()

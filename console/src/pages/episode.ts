@@ -4,6 +4,7 @@ import { MOVES, Problem, type Episode } from "../api";
 import { h, initials, label, replace, when } from "../dom";
 import type { DomainEvent, Viewer } from "../live";
 import type { App } from "../main";
+import { filesAndJobs } from "./files";
 
 interface Entry {
   id: string;
@@ -131,6 +132,13 @@ export async function episodePage(app: App, id: string): Promise<void> {
     replace(danger, h("button", { class: "plain", onclick: () => replace(danger, h("p", {}, "Delete this episode? Its files and jobs go with it."), confirm) }, "Delete episode"));
   }
 
+  const attached = filesAndJobs(app, id);
+  const watching = h("p", { role: "status", "aria-live": "polite" });
+  const watch = h("div", { class: "row" },
+    h("button", { class: "plain", onclick: async () => { await app.api.request("PUT", `/episodes/${id}/watch`); watching.textContent = "You watch this episode: you are notified of its status changes."; } }, "Watch"),
+    h("button", { class: "plain", onclick: async () => { await app.api.request("DELETE", `/episodes/${id}/watch`); watching.textContent = "You no longer watch this episode."; } }, "Unwatch"),
+  );
+
   fill();
   replace(app.main,
     h("p", {}, h("a", { href: "#/episodes" }, "← All episodes")),
@@ -149,6 +157,8 @@ export async function episodePage(app: App, id: string): Promise<void> {
       conflict,
       moves,
     ),
+    h("section", { "aria-labelledby": "watch-title" }, h("h2", { id: "watch-title" }, "Watch"), watch, watching),
+    attached.section,
     h("section", { "aria-labelledby": "feed-title" }, h("h2", { id: "feed-title" }, "Activity"), feed),
     canEdit ? h("section", { "aria-labelledby": "danger-title" }, h("h2", { id: "danger-title" }, "Delete"), danger) : null,
   );
@@ -156,6 +166,7 @@ export async function episodePage(app: App, id: string): Promise<void> {
   app.onPresence = showHere;
   app.onEvent = (e: DomainEvent) => {
     addEntry({ id: e.id, summary: summarize(e), occurred_at: e.occurred_at });
+    attached.changed(e.type);
     if (e.type === "episode.deleted") {
       replace(conflict, h("p", { class: "notice" }, `${e.actor.name} deleted this episode.`));
       return;
@@ -191,7 +202,13 @@ function summarize(e: DomainEvent): string {
       return `${who} created it`;
     case "episode.deleted":
       return `${who} deleted it`;
+    case "file.uploaded":
+    case "file.deleted":
+    case "file.downloaded": {
+      const file = (e.data.file ?? {}) as { name?: string };
+      return `${who} ${e.type.slice(5)} ${file.name ?? "a file"}`;
+    }
     default:
-      return `${who}: ${e.type}`;
+      return e.type.startsWith("job.") ? `${label(e.type.slice(4))}: a job (${who})` : `${who}: ${e.type}`;
   }
 }
