@@ -261,12 +261,21 @@ def template_cors() -> dict:
     class Loader(yaml.SafeLoader):
         pass
 
-    Loader.add_multi_constructor("!", lambda loader, tag, node: {tag: loader.construct_scalar(node)}
-                                 if isinstance(node, yaml.ScalarNode) else None)
+    def tagged(loader, tag, node):
+        if isinstance(node, yaml.ScalarNode):
+            return {tag: loader.construct_scalar(node)}
+        if isinstance(node, yaml.SequenceNode):
+            return {tag: loader.construct_sequence(node, deep=True)}
+        return None
+
+    Loader.add_multi_constructor("!", tagged)
     doc = yaml.load(TEMPLATE.read_text(), Loader=Loader)
     cors = doc["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
     resolved = {}
     for key, value in cors.items():
+        # The console is not hosted locally (ConsoleHosting = none): the If's false branch.
+        if isinstance(value, dict) and "If" in value:
+            value = value["If"][2]
         if isinstance(value, dict) and "Ref" in value:
             default = doc["Parameters"][value["Ref"]]["Default"]
             value = [v.strip() for v in str(default).split(",")]

@@ -453,3 +453,35 @@ def test_no_http_route_takes_a_browsers_preflight(template):
     assert "OPTIONS" in cors["AllowMethods"] or set(cors["AllowMethods"]) >= {"GET", "POST", "PUT", "PATCH", "DELETE"}
     assert {"authorization", "content-type", "if-match", "idempotency-key"} <= set(cors["AllowHeaders"])
     assert {"etag", "location", "retry-after"} <= set(cors["ExposeHeaders"])
+
+
+# ---------------------------------------------------------------- the console's hosting (issue 16)
+
+def test_the_console_is_hosted_only_when_asked_private_and_read_only_by_its_distribution(source):
+    res = source["Resources"]
+    hosted = {k for k, r in res.items() if r.get("Condition") == "HostConsole"}
+    assert hosted == {"ConsoleBucket", "ConsoleBucketPolicy", "ConsoleOriginAccessControl", "ConsoleDistribution"}
+    assert source["Parameters"]["ConsoleHosting"]["Default"] == "none"
+    block = res["ConsoleBucket"]["Properties"]["PublicAccessBlockConfiguration"]
+    assert all(block[k] is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    allows = [s for s in res["ConsoleBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    allow = allows[0]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"} and allow["Action"] == "s3:GetObject"
+    assert "${ConsoleDistribution}" in allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    config = res["ConsoleDistribution"]["Properties"]["DistributionConfig"]
+    origin = config["Origins"][0]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["ConsoleOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}, "OAC, not the legacy identity"
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert config["DefaultCacheBehavior"]["AllowedMethods"] == ["GET", "HEAD"]
+
+
+def test_a_hosted_console_is_an_allowed_origin_of_the_api_and_the_uploads(source):
+    res = source["Resources"]
+    for where in (res["HttpApi"]["Properties"]["CorsConfiguration"]["AllowOrigins"],
+                  res["FilesBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]["AllowedOrigins"]):
+        cond, hosted, other = where["Fn::If"]
+        assert cond == "HostConsole" and other == {"Ref": "CorsAllowedOrigins"}
+        text = repr(hosted)
+        assert "https://${ConsoleDistribution.DomainName}" in text and "CorsAllowedOrigins" in text
