@@ -183,8 +183,14 @@ def test_an_edit_conflict_is_shown_and_resolved_and_only_legal_moves_are_offered
         expect(moves).to_have_text(["Move to in review"])
         moves.first.click()
         expect(moves).to_have_text(["Move to published", "Move to in production"])
+        # Delete, confirmed on the page: back to the list, and the episode is gone.
+        alice.click("text=Delete episode")
+        alice.click("text=Delete for good")
+        expect(alice.locator("h1")).to_have_text("Episodes")
+        assert api.request("GET", f"/episodes/{ep['id']}", tokens["alice"]).status_code == 404
         # A viewer is offered no move and cannot edit.
-        vic = sign_in(context, console_url, f"vic-{tokens['run']}", "Vic", role="viewer", where=f"#/episodes/{ep['id']}")
+        other = api.create(tokens["alice"], title="For the viewer")
+        vic = sign_in(context, console_url, f"vic-{tokens['run']}", "Vic", role="viewer", where=f"#/episodes/{other['id']}")
         expect(vic.locator("#f-title")).to_be_disabled()
         expect(vic.locator("[aria-label='Move the status'] button")).to_have_count(0)
     finally:
@@ -265,6 +271,20 @@ def test_an_upload_shows_progress_the_file_appears_and_a_checksum_job_moves_to_d
         jobs = api.request("GET", f"/episodes/{ep['id']}/jobs", tokens["alice"]).json()["items"]
         import hashlib
         assert jobs[0]["result"]["sha256"] == hashlib.sha256(body).hexdigest()
+
+        # A slow job (the local stack's test hook) is cancelled from the page, then retried.
+        file_id = jobs[0]["file_id"]
+        r = api.request("POST", f"/episodes/{ep['id']}/jobs", tokens["alice"],
+                        json={"type": "checksum", "file_id": file_id, "params": {"inject_pause_seconds": 8}})
+        assert r.status_code == 202, r.text
+        slow = page.locator(f"tr[data-job='{r.json()['id']}']")
+        expect(slow).to_be_visible(timeout=LIVE_S)
+        slow.get_by_role("button", name="Cancel").click()
+        # Queued: cancelled at once; running: asked, and stopped at the worker's next checkpoint.
+        expect(slow.locator(".job-state")).to_have_text(re.compile(r"^(cancelled|running \(cancel requested\))$"))
+        expect(slow.locator(".job-state")).to_have_text("cancelled", timeout=LIVE_S)
+        slow.get_by_role("button", name="Retry").click()
+        expect(slow.locator(".job-state")).not_to_have_text("cancelled", timeout=LIVE_S)
     finally:
         context.close()
 
@@ -318,3 +338,45 @@ def test_the_bell_count_rises_and_falls_and_the_audit_log_filters(browser, conso
         accessible(page, "audit-log")
     finally:
         admin.close()
+
+
+def test_the_local_issuer_gives_a_token_only_for_the_right_verifier_once_and_to_the_console(stack, api):
+    import base64
+    import hashlib
+
+    import requests
+
+    issuer = stack["issuer"]
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    redirect = stack["console_url"] + "/"
+    ask = {"response_type": "code", "client_id": stack["audience"], "redirect_uri": redirect, "state": "s1",
+           "code_challenge": challenge, "code_challenge_method": "S256"}
+    assert requests.get(f"{issuer}/authorize", params=ask, timeout=10).status_code == 200
+    for bad in ({"redirect_uri": "https://evil.example/"}, {"code_challenge_method": "plain"},
+                {"client_id": "someone-else"}, {"response_type": "token"}):
+        assert requests.get(f"{issuer}/authorize", params=ask | bad, timeout=10).status_code == 400, bad
+    r = requests.post(f"{issuer}/authorize", data=ask | {"user": "pkce-" + uuid.uuid4().hex[:6], "name": "Pat",
+                                                         "role": "viewer"}, allow_redirects=False, timeout=10)
+    assert r.status_code == 302
+    back = r.headers["Location"]
+    assert back.startswith(redirect + "?") and "state=s1" in back
+    code = re.search(r"code=([^&]+)", back).group(1)
+    exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
+                "client_id": stack["audience"]}
+    wrong = requests.post(f"{issuer}/token", data=exchange | {"code_verifier": verifier[::-1]}, timeout=10)
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+    # A refused exchange spends the code: it is one-time whatever happens.
+    again = requests.post(f"{issuer}/token", data=exchange | {"code_verifier": verifier}, timeout=10)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+    r = requests.post(f"{issuer}/authorize", data=ask | {"user": "pkce-pat", "name": "Pat", "role": "viewer"},
+                      allow_redirects=False, timeout=10)
+    code = re.search(r"code=([^&]+)", r.headers["Location"]).group(1)
+    ok = requests.post(f"{issuer}/token", data=exchange | {"code": code, "code_verifier": verifier},
+                       headers={"Origin": stack["console_url"]}, timeout=10)
+    assert ok.status_code == 200 and ok.headers["Access-Control-Allow-Origin"] == stack["console_url"]
+    token = ok.json()["id_token"]
+    assert api.request("GET", "/episodes?limit=1", token).status_code == 200
+    assert requests.post(f"{issuer}/token", data=exchange | {"code": code, "code_verifier": verifier},
+                         timeout=10).status_code == 400, "a code is used once"

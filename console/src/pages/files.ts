@@ -26,6 +26,7 @@ interface Job {
   state: string;
   progress: number;
   attempts: number;
+  cancel_requested: boolean;
   error: { message?: string } | string | null;
   created_at: string;
 }
@@ -93,7 +94,7 @@ export function filesAndJobs(app: App, episode: string): { section: HTMLElement;
   function jobRow(j: Job): HTMLTableRowElement {
     const file = known.find((f) => f.id === j.file_id)?.name ?? j.file_id;
     const actions = h("td", {});
-    if (canEdit && ["queued", "retrying", "running"].includes(j.state)) {
+    if (canEdit && ["queued", "retrying", "running"].includes(j.state) && !j.cancel_requested) {
       actions.append(h("button", { class: "plain", onclick: () => void act(j, "cancel") }, "Cancel"));
     }
     if (canEdit && ["failed", "cancelled"].includes(j.state)) {
@@ -103,7 +104,7 @@ export function filesAndJobs(app: App, episode: string): { section: HTMLElement;
     return h("tr", { "data-job": j.id },
       h("td", {}, `${j.type} of ${file}`),
       h("td", {}, h("progress", { max: "100", value: String(j.progress), "aria-label": `${j.type} progress` }), ` ${j.progress} %`),
-      h("td", { class: "job-state" }, label(j.state), error ? ` (${error})` : ""),
+      h("td", { class: "job-state" }, label(j.state), j.cancel_requested && j.state === "running" ? " (cancel requested)" : "", error ? ` (${error})` : ""),
       actions,
     );
   }
