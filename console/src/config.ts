@@ -10,6 +10,9 @@ export interface Config {
   ws_token: "subprotocol" | "query";
   /** OAuth scopes asked for (Cognito's hosted UI wants "openid"; the local issuer takes any). */
   scope?: string;
+  /** Where "Sign out" goes: Cognito's `/logout?client_id=…&logout_uri=…` (it keeps a session of
+   * its own). None: the page forgets the token and signs in again. */
+  logout_url?: string;
 }
 
 export async function loadConfig(): Promise<Config> {

@@ -1,9 +1,11 @@
 /** Live updates: one WebSocket for the page, subscribed to the episode on screen.
  *
- * Events carry UUIDv7 ids that grow with each change; the connection keeps the last one applied
- * per episode, drops any frame at or below it, and after a reconnect sends `resume` with it, so
- * a network drop loses no event. Presence frames carry a round number; one not above the last
- * applied is dropped. */
+ * The realtime queue is a standard queue with several broadcasters, so events may arrive out of
+ * order or twice. The connection keeps the ids it has applied (a bounded set) and drops only
+ * those. After a (re)subscription is confirmed, it sends `resume` from a watermark a few seconds
+ * before the newest event applied, so an event that was still on its way, or posted while the
+ * socket was down, comes back; the ids seen already are dropped again. Presence frames carry a
+ * round number; one not above the last applied is dropped. */
 import type { Config } from "./config";
 import type { Session } from "./auth";
 
@@ -32,14 +34,30 @@ export interface Handlers {
 }
 
 const PING_MS = 30_000;
+/** How far before the newest event a resume starts: more than delivery can reorder. */
+const REPLAY_MS = 5_000;
+const SEEN_MAX = 2_000;
+
+/** The smallest UUIDv7 of a millisecond (a resume's `after` is exclusive). */
+export function firstIdAt(ms: number): string {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, "0");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
+}
+
+function msOf(id: string): number {
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
 
 export class Live {
   private ws: WebSocket | null = null;
   private episode: string | null = null;
-  private lastEvent: string | null = null;
+  /** Resume from after this id: events up to it are reflected on screen. */
+  private from: string | null = null;
+  private seen = new Set<string>();
   private lastRound = -1;
   private retry = 0;
   private pinger: number | undefined;
+  private reconnect: number | undefined;
   private closed = false;
 
   constructor(
@@ -48,19 +66,21 @@ export class Live {
     private readonly on: Handlers,
   ) {}
 
-  /** Follows one episode (the one on screen); `after` is the last event already shown. */
-  follow(episode: string, after: string | null): void {
+  /** Follows one episode (the one on screen). `from`: events up to this id are on screen;
+   * `seen`: the ids of those the page showed already (its activity feed). */
+  follow(episode: string, from: string, seen: string[]): void {
     if (this.episode && this.episode !== episode) this.send({ action: "unsubscribe", episode_id: this.episode });
     this.episode = episode;
-    this.lastEvent = after;
+    this.from = from;
+    this.seen = new Set(seen);
     this.lastRound = -1;
-    if (!this.ws) this.connect();
-    else if (this.ws.readyState === WebSocket.OPEN) this.subscribe();
+    if (this.ws?.readyState === WebSocket.OPEN) this.subscribe();
+    else this.start();
   }
 
   /** Connects without following an episode: notifications still arrive. */
   start(): void {
-    if (!this.ws) this.connect();
+    if (!this.ws && this.reconnect === undefined) this.connect();
   }
 
   stop(): void {
@@ -74,6 +94,8 @@ export class Live {
   }
 
   private connect(): void {
+    window.clearTimeout(this.reconnect);
+    this.reconnect = undefined;
     const token = this.session().token;
     this.on.state(this.retry ? "reconnecting" : "connecting");
     const ws =
@@ -82,28 +104,36 @@ export class Live {
         : new WebSocket(this.config.ws_url, ["episodes.v1", `bearer.${token}`]);
     this.ws = ws;
     ws.onopen = () => {
+      if (this.ws !== ws) return;
       this.retry = 0;
       this.on.state("live");
       this.subscribe();
-      clearInterval(this.pinger);
+      window.clearInterval(this.pinger);
       this.pinger = window.setInterval(() => this.send({ action: "ping" }), PING_MS);
     };
-    ws.onmessage = (m) => this.frame(JSON.parse(String(m.data)));
+    ws.onmessage = (m) => {
+      if (this.ws === ws) this.frame(JSON.parse(String(m.data)));
+    };
     ws.onclose = () => {
-      clearInterval(this.pinger);
+      if (this.ws !== ws) return; // an older socket's late close
+      window.clearInterval(this.pinger);
       this.ws = null;
       if (this.closed) return;
       this.retry += 1;
       this.on.state("reconnecting");
       const wait = Math.min(10_000, 250 * 2 ** Math.min(this.retry, 6)) * (0.5 + Math.random() / 2);
-      window.setTimeout(() => this.connect(), wait);
+      this.reconnect = window.setTimeout(() => this.connect(), wait);
     };
   }
 
   private subscribe(): void {
-    if (!this.episode) return;
-    this.send({ action: "subscribe", episode_id: this.episode });
-    if (this.lastEvent) this.send({ action: "resume", episode_id: this.episode, after: this.lastEvent });
+    // The resume goes once the subscription is confirmed: an event committed between the two
+    // is then either posted to this connection or in the history the resume reads.
+    if (this.episode) this.send({ action: "subscribe", episode_id: this.episode });
+  }
+
+  private resume(after: string): void {
+    if (this.episode) this.send({ action: "resume", episode_id: this.episode, after });
   }
 
   private send(message: object): void {
@@ -111,19 +141,22 @@ export class Live {
   }
 
   private apply(e: DomainEvent): void {
-    if (e.episode_id !== this.episode) return;
-    if (this.lastEvent && e.id <= this.lastEvent) return;
-    this.lastEvent = e.id;
+    if (e.episode_id !== this.episode || this.seen.has(e.id)) return;
+    this.seen.add(e.id);
+    if (this.seen.size > SEEN_MAX) this.seen.delete(this.seen.values().next().value as string);
+    if (!this.from || e.id > this.from) this.from = e.id;
     this.on.event(e);
   }
 
   private frame(f: Record<string, any>): void {
     switch (f.type) {
       case "subscribed":
-        if (f.episode_id === this.episode && f.round >= this.lastRound) {
+        if (f.episode_id !== this.episode) break;
+        if (f.round >= this.lastRound) {
           this.lastRound = f.round;
           this.on.presence(f.viewers.length || !f.count ? f.viewers : null, f.count);
         }
+        if (this.from) this.resume(firstIdAt(msOf(this.from) - REPLAY_MS));
         break;
       case "presence":
       case "presence.occupancy":
@@ -135,17 +168,16 @@ export class Live {
       case "event":
         this.apply(f.event as DomainEvent);
         break;
-      case "resumed":
-        for (const e of f.events as DomainEvent[]) this.apply(e);
-        if (f.more && this.episode === f.episode_id && this.lastEvent) {
-          this.send({ action: "resume", episode_id: this.episode, after: this.lastEvent });
-        }
+      case "resumed": {
+        const events = f.events as DomainEvent[];
+        for (const e of events) this.apply(e);
+        // The next page starts after this one's last event, not after the newest seen.
+        if (f.more && f.episode_id === this.episode && events.length) this.resume(events[events.length - 1].id);
         break;
+      }
       case "event.ref":
-        // Too large for a frame: ask for it (and anything after the last applied) by resume.
-        if (this.episode === f.episode_id && this.lastEvent) {
-          this.send({ action: "resume", episode_id: this.episode, after: this.lastEvent });
-        }
+        // Too large for a frame: fetched by a resume from just before it.
+        if (f.episode_id === this.episode) this.resume(firstIdAt(msOf(f.event_id) - 1));
         break;
       case "notification":
         this.on.notification(f.notification as Record<string, unknown>);

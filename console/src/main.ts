@@ -20,6 +20,8 @@ export interface App {
   onEvent: ((e: DomainEvent) => void) | null;
   onPresence: ((viewers: Viewer[] | null, count: number) => void) | null;
   onNotification: (() => void) | null;
+  /** Grows with each navigation: a page that awaited checks it is still the one on screen. */
+  routeSeq: number;
   /** Reads the exact unread count again (after a notification, a read, read all). */
   refreshBell: () => Promise<void>;
 }
@@ -47,8 +49,13 @@ async function start(): Promise<void> {
   }
   const current = session;
   const expired = () => void signIn(config);
-  // At expiry, back to the issuer (a token is never renewed silently from storage: there is none).
+  // At expiry, back to the issuer (a token is never renewed silently from storage: there is
+  // none); two minutes before, a warning, so that nobody loses a form they are filling in.
   window.setTimeout(expired, Math.max(0, current.expires - Date.now() - 5_000));
+  window.setTimeout(() => {
+    status.textContent = "Your sign-in ends in 2 minutes: save your changes.";
+    status.className = "conn down";
+  }, Math.max(0, current.expires - Date.now() - 120_000));
   const app: App = {
     config,
     session: current,
@@ -58,6 +65,7 @@ async function start(): Promise<void> {
     onEvent: null,
     onPresence: null,
     onNotification: null,
+    routeSeq: 0,
     refreshBell: async () => {},
   };
   const bell = h("a", { href: "#/notifications", class: "bell", id: "bell" }, "Notifications");
@@ -90,10 +98,13 @@ async function start(): Promise<void> {
     current.role === "admin" ? h("a", { href: "#/activity" }, "Audit log") : null,
     " ",
     `${current.name} (${current.role}) `,
-    h("button", { class: "plain", onclick: () => { location.hash = ""; location.reload(); } }, "Sign out"),
+    // Cognito keeps a session of its own: its logout endpoint (config `logout_url`) ends it.
+    h("button", { class: "plain", onclick: () => { if (config.logout_url) location.assign(config.logout_url); else { location.hash = ""; location.reload(); } } }, "Sign out"),
   );
 
   const route = () => {
+    app.routeSeq += 1;
+    document.title = "Episodes console";
     app.onEvent = null;
     app.onPresence = null;
     app.onNotification = null;

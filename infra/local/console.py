@@ -19,6 +19,7 @@ import sys
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"
@@ -53,6 +54,14 @@ def config(stack: dict) -> dict:
     }
 
 
+def csp(stack: dict) -> str:
+    c = config(stack)
+    origin = lambda url: "{0}://{1}".format(*urlsplit(url)[:2])  # noqa: E731
+    connect = " ".join(dict.fromkeys(["'self'"] + [origin(u) for u in (c["api_url"], c["ws_url"], c["issuer"], stack["aws_endpoint"])]))
+    return (f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {connect}; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
+
+
 class Handler(SimpleHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         if self.path.split("?")[0] == "/config.json":
@@ -67,9 +76,13 @@ class Handler(SimpleHTTPRequestHandler):
         super().do_GET()
 
     def end_headers(self) -> None:
-        # What the CloudFront distribution sends on AWS (the template's response headers policy).
+        # The security headers the template's ConsoleHeaders policy makes CloudFront send on AWS,
+        # the CSP naming this stack's endpoints (no inline script; the token lives in memory, so
+        # what may run and where it may connect is the guard).
+        self.send_header("Content-Security-Policy", csp(json.loads(STACK_JSON.read_text())))
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Referrer-Policy", "strict-origin-when-cross-origin")
         super().end_headers()
 
     def log_message(self, fmt: str, *args) -> None:

@@ -143,8 +143,12 @@ def discovery() -> dict:
 
 
 def redirect_allowed(uri: str) -> bool:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}" in CONSOLE_ORIGINS and not parts.fragment
+    """Only the console's own callback, exactly: `<origin>/` of a console origin (compared as
+    given, so no control character, path or query can ride along into a Location header)."""
+    return uri in {f"{o}/" for o in CONSOLE_ORIGINS}
+
+
+LOOPBACK_HOSTS = {f"{h}:{PORT}" for h in ("127.0.0.1", "localhost", "[::1]")}
 
 
 class Codes:
@@ -198,7 +202,17 @@ AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "state", "code
 class Handler(BaseHTTPRequestHandler):
     server_version = "local-oidc/1"
 
+    def _from_loopback_name(self) -> bool:
+        """A request naming another host (DNS rebinding: a page of some site whose name now
+        points at 127.0.0.1) gets nothing: this issuer mints any user's tokens."""
+        if self.headers.get("Host") in LOOPBACK_HOSTS:
+            return True
+        self._json(421, {"error": "misdirected", "error_description": "call this issuer by its loopback address"})
+        return False
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if not self._from_loopback_name():
+            return
         path, _, query = self.path.partition("?")
         if path == "/.well-known/openid-configuration":
             self._json(200, discovery())
@@ -212,6 +226,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "not found"})
 
     def do_POST(self) -> None:  # noqa: N802
+        if not self._from_loopback_name():
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length > 16_384:
             return self._json(413, {"error": "invalid_request", "error_description": "too large"})
@@ -302,7 +318,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
-        self.send_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' " + " ".join(CONSOLE_ORIGINS))
+        self.send_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+                                                    "form-action 'self' " + " ".join(CONSOLE_ORIGINS))
+        self.send_header("X-Frame-Options", "DENY")
         self.end_headers()
         self.wfile.write(data)
 

@@ -197,7 +197,7 @@ def test_a_browser_on_another_origin_is_not_allowed(stack):
 
 # ------------------------------------------------------------------------------- schemathesis
 
-def run_schemathesis(stack, token: str, report: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_schemathesis(stack, token: str, report: Path, *extra: str, workers: int = 2) -> subprocess.CompletedProcess:
     argv = [
         str(VENV_BIN / "schemathesis"), "run", stack["http_url"] + "/openapi.json",
         "--url", stack["http_url"],
@@ -206,7 +206,7 @@ def run_schemathesis(stack, token: str, report: Path, *extra: str) -> subprocess
         "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"),
         "--seed", "1",
         "--generation-database", "none",
-        "--workers", "2",
+        "--workers", str(workers),
         "--request-timeout", "30",
         "-H", f"Authorization: Bearer {token}",
         "--report", "junit", "--report-junit-path", str(report),
@@ -238,11 +238,30 @@ def summary(result: subprocess.CompletedProcess, report: Path) -> str:
             f"forgiven: {json.dumps(forgiven)}\n{tail}\n{result.stderr[-2000:]}")
 
 
+# CPython 3.11's "AST constructor recursion depth mismatch" (python/cpython#106905, threads
+# parsing at once; Hypothesis parses lambdas' sources): an error of the interpreter running the
+# fuzzer, not a finding about the API. Seen once in CI, in the coverage phase of one run.
+INTERPRETER_BUG = "AST constructor recursion depth mismatch"
+
+
+def only_the_interpreter_bug(report: Path) -> bool:
+    if not report.exists():
+        return False
+    root = ET.parse(report).getroot()
+    failures = list(root.iter("failure"))
+    errors = list(root.iter("error"))
+    return not failures and bool(errors) and all(INTERPRETER_BUG in (e.text or "") for e in errors)
+
+
 @pytest.mark.fuzz
 @pytest.mark.parametrize("role", ["editor", "viewer", "admin"])
 def test_schemathesis_finds_nothing(stack, role, tmp_path):
     token = oidc.mint(f"fuzz-{role}", role, f"Fuzz {role}")
     report = tmp_path / "junit.xml"
     result = run_schemathesis(stack, token, report)
+    if result.returncode and only_the_interpreter_bug(report):
+        # The same run again, in one worker thread: a finding would show there as before.
+        print(f"the fuzzer's interpreter failed ({INTERPRETER_BUG}); running again in one worker")
+        result = run_schemathesis(stack, token, report, workers=1)
     print(summary(result, report))
     assert result.returncode == 0, summary(result, report)

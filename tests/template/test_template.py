@@ -460,7 +460,8 @@ def test_no_http_route_takes_a_browsers_preflight(template):
 def test_the_console_is_hosted_only_when_asked_private_and_read_only_by_its_distribution(source):
     res = source["Resources"]
     hosted = {k for k, r in res.items() if r.get("Condition") == "HostConsole"}
-    assert hosted == {"ConsoleBucket", "ConsoleBucketPolicy", "ConsoleOriginAccessControl", "ConsoleDistribution"}
+    assert hosted == {"ConsoleBucket", "ConsoleBucketPolicy", "ConsoleOriginAccessControl", "ConsoleDistribution",
+                      "ConsoleHeaders"}
     assert source["Parameters"]["ConsoleHosting"]["Default"] == "none"
     block = res["ConsoleBucket"]["Properties"]["PublicAccessBlockConfiguration"]
     assert all(block[k] is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
@@ -475,6 +476,12 @@ def test_the_console_is_hosted_only_when_asked_private_and_read_only_by_its_dist
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}, "OAC, not the legacy identity"
     assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
     assert config["DefaultCacheBehavior"]["AllowedMethods"] == ["GET", "HEAD"]
+    assert config["DefaultCacheBehavior"]["ResponseHeadersPolicyId"] == {"Ref": "ConsoleHeaders"}
+    headers = res["ConsoleHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    assert "script-src 'self';" in csp and "unsafe" not in csp and "frame-ancestors 'none'" in csp
+    assert "https://*.execute-api.${AWS::Region}" in csp and "wss://*.execute-api.${AWS::Region}" in csp
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
 
 
 def test_a_hosted_console_is_an_allowed_origin_of_the_api_and_the_uploads(source):

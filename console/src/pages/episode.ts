@@ -2,7 +2,7 @@
  * its status (only the legal moves), delete it; who is here now; its live activity. */
 import { MOVES, Problem, type Episode } from "../api";
 import { h, initials, label, replace, when } from "../dom";
-import type { DomainEvent, Viewer } from "../live";
+import { firstIdAt, type DomainEvent, type Viewer } from "../live";
 import type { App } from "../main";
 import { filesAndJobs } from "./files";
 
@@ -15,17 +15,13 @@ interface Entry {
 type Editable = Pick<Episode, "title" | "description" | "series">;
 const FIELDS: (keyof Editable)[] = ["title", "description", "series"];
 
-/** The largest UUIDv7 of the millisecond `iso` falls in: events up to then are reflected. */
-function lastIdAt(iso: string): string {
-  const hex = Math.max(0, new Date(iso).getTime()).toString(16).padStart(12, "0");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7fff-bfff-ffffffffffff`;
-}
-
 export async function episodePage(app: App, id: string): Promise<void> {
+  const route = app.routeSeq;
   let episode: Episode;
   try {
     episode = (await app.api.get(id)).body;
   } catch (e) {
+    if (route !== app.routeSeq) return;
     replace(app.main, h("h1", {}, "Episode"), h("p", { class: "error" }, e instanceof Problem && e.status === 404 ? "This episode does not exist (or was deleted)." : (e as Error).message), h("a", { href: "#/episodes" }, "Back to the episodes"));
     return;
   }
@@ -38,7 +34,7 @@ export async function episodePage(app: App, id: string): Promise<void> {
     series: h("input", { id: "f-series", maxlength: "200", disabled: !canEdit }),
   };
   const conflict = h("div", { role: "alert" });
-  const saved = h("p", { role: "status", "aria-live": "polite" });
+  const saved = h("p", { role: "status", "aria-live": "polite", tabindex: "-1" });
   const moves = h("div", { class: "row", role: "group", "aria-label": "Move the status" });
   const here = h("ul", { class: "avatars", "aria-label": "Here now" });
   const hereCount = h("span", { class: "muted" });
@@ -54,15 +50,31 @@ export async function episodePage(app: App, id: string): Promise<void> {
     for (const f of FIELDS) if (value(f) !== (episode[f] ?? null)) (changes as Record<string, unknown>)[f] = value(f);
     return changes;
   };
-  const fill = () => {
-    for (const f of FIELDS) inputs[f].value = episode[f] ?? "";
+  /** Shows `next` (the stored episode): a field the user has not touched takes its value, one
+   * they are editing keeps what they typed. */
+  const fill = (next: Episode = episode) => {
+    // A field someone else changed while the user was editing it: say so (their typing is kept,
+    // and saving it would replace the other change).
+    const typed = (f: keyof Editable) => inputs[f].value;
+    const clashes = FIELDS.filter((f) => next !== episode && typed(f) !== (episode[f] ?? "")
+      && (next[f] ?? "") !== (episode[f] ?? "") && typed(f) !== (next[f] ?? ""));
+    if (clashes.length) {
+      replace(conflict, h("div", { class: "notice" }, h("h2", {}, "Changed meanwhile"),
+        h("p", {}, `${next.updated_by.name} changed ${clashes.join(", ")} while you were editing: `,
+          clashes.map((f) => `${f} “${next[f] ?? ""}”`).join(", "), ". Saving keeps your text instead.")));
+    }
+    for (const f of FIELDS) {
+      if (inputs[f].value === (episode[f] ?? "") || next === episode) inputs[f].value = next[f] ?? "";
+    }
+    episode = next;
     heading.textContent = episode.title;
+    document.title = `${episode.title} · Episodes`;
     replace(meta, h("span", { class: "status" }, label(episode.status)), ` · version ${episode.version} · last changed ${when(episode.updated_at)} by ${episode.updated_by.name}`);
     replace(moves, ...(canEdit ? MOVES[episode.status].map((to) => h("button", { class: "plain", onclick: () => void move(to) }, `Move to ${label(to)}`)) : []));
   };
 
   async function reload(): Promise<void> {
-    episode = (await app.api.get(id)).body;
+    fill((await app.api.get(id)).body);
   }
 
   async function save(changes: Partial<Editable>, version: number): Promise<void> {
@@ -70,7 +82,7 @@ export async function episodePage(app: App, id: string): Promise<void> {
     saved.textContent = "";
     try {
       await app.api.patch(id, version, changes);
-      await reload();
+      episode = (await app.api.get(id)).body;
       fill();
       saved.textContent = "Saved.";
     } catch (e) {
@@ -91,8 +103,8 @@ export async function episodePage(app: App, id: string): Promise<void> {
       h("ul", {}, ...changed.map((f) => h("li", {}, `${f}: “${theirs[f] ?? ""}” (was “${episode[f] ?? ""}”)`)), changed.length ? null : h("li", {}, "the status or other fields")),
       h("p", {}, "Your changes: ", Object.entries(changes).map(([k, v]) => `${k} “${v ?? ""}”`).join(", ")),
       h("div", { class: "row" },
-        h("button", { onclick: () => { episode = theirs; void save(changes, theirs.version); } }, "Re-apply my changes"),
-        h("button", { class: "plain", onclick: () => { episode = theirs; fill(); replace(conflict); } }, "Discard mine"),
+        h("button", { onclick: () => { episode = theirs; void save(changes, theirs.version).then(() => saved.focus()); } }, "Re-apply my changes"),
+        h("button", { class: "plain", onclick: () => { episode = theirs; fill(); replace(conflict); saved.textContent = "Their version is shown."; saved.focus(); } }, "Discard mine"),
       ),
     ));
   }
@@ -100,19 +112,19 @@ export async function episodePage(app: App, id: string): Promise<void> {
   async function move(to: Episode["status"]): Promise<void> {
     try {
       await app.api.patch(id, episode.version, { status: to } as Partial<Episode>);
-      await reload();
-      fill();
+      saved.textContent = `Moved to ${label(to)}.`;
     } catch (e) {
       saved.textContent = e instanceof Problem && e.status === 412 ? "Someone changed it meanwhile: shown as it is now." : (e as Error).message;
-      await reload();
-      fill();
     }
+    await reload();
+    (moves.querySelector("button") as HTMLButtonElement | null ?? saved).focus();
   }
 
-  const addEntry = (e: Entry, top = true) => {
-    const li = h("li", {}, e.summary, " ", h("span", { class: "muted" }, when(e.occurred_at)));
-    if (top) feed.prepend(li);
-    else feed.append(li);
+  /** The feed, newest first by event id, whatever order entries come in. */
+  const addEntry = (e: Entry) => {
+    const li = h("li", { "data-id": e.id }, e.summary, " ", h("span", { class: "muted" }, when(e.occurred_at)));
+    const older = Array.from(feed.children).find((c) => ((c as HTMLElement).dataset.id ?? "") < e.id);
+    feed.insertBefore(li, older ?? null);
   };
 
   const showHere = (viewers: Viewer[] | null, count: number) => {
@@ -121,24 +133,49 @@ export async function episodePage(app: App, id: string): Promise<void> {
   };
 
   if (canEdit) {
-    const confirm = h("button", { class: "danger", onclick: async () => {
-      try {
-        await app.api.remove(id, episode.version);
-        location.hash = "#/episodes";
-      } catch (e) {
-        saved.textContent = (e as Error).message;
-      }
-    } }, "Delete for good");
-    replace(danger, h("button", { class: "plain", onclick: () => replace(danger, h("p", {}, "Delete this episode? Its files and jobs go with it."), confirm) }, "Delete episode"));
+    const ask = (): void => {
+      const start = h("button", { class: "plain", onclick: () => {
+        const confirm = h("button", { class: "danger", onclick: async () => {
+          try {
+            await app.api.remove(id, episode.version);
+            location.hash = "#/episodes";
+          } catch (e) {
+            saved.textContent = (e as Error).message;
+          }
+        } }, "Delete for good");
+        replace(danger, h("p", {}, "Delete this episode? Its files and jobs go with it."), h("div", { class: "row" }, confirm, h("button", { class: "plain", onclick: ask }, "Keep it")));
+        confirm.focus();
+      } }, "Delete episode");
+      replace(danger, start);
+    };
+    ask();
   }
 
   const attached = filesAndJobs(app, id);
   const watching = h("p", { role: "status", "aria-live": "polite" });
+  const watchAs = (method: "PUT" | "DELETE", told: string) => async () => {
+    try {
+      await app.api.request(method, `/episodes/${id}/watch`);
+      watching.textContent = told;
+    } catch (e) {
+      watching.textContent = (e as Error).message;
+    }
+  };
   const watch = h("div", { class: "row" },
-    h("button", { class: "plain", onclick: async () => { await app.api.request("PUT", `/episodes/${id}/watch`); watching.textContent = "You watch this episode: you are notified of its status changes."; } }, "Watch"),
-    h("button", { class: "plain", onclick: async () => { await app.api.request("DELETE", `/episodes/${id}/watch`); watching.textContent = "You no longer watch this episode."; } }, "Unwatch"),
+    h("button", { class: "plain", onclick: watchAs("PUT", "You watch this episode: you are notified of its status changes.") }, "Watch"),
+    h("button", { class: "plain", onclick: watchAs("DELETE", "You no longer watch this episode.") }, "Unwatch"),
   );
 
+  // The newest entries of the activity log first: the feed starts with them, and live events
+  // follow from the newest (the log is written a moment after each event, so the resume
+  // replays what it does not have yet).
+  let entries: Entry[] = [];
+  try {
+    entries = (await app.api.request<{ items: Entry[] }>("GET", `/episodes/${id}/activity?limit=10`)).body.items;
+  } catch {
+    // The feed is a convenience; the page works without it.
+  }
+  if (route !== app.routeSeq) return;
   fill();
   replace(app.main,
     h("p", {}, h("a", { href: "#/episodes" }, "← All episodes")),
@@ -163,6 +200,7 @@ export async function episodePage(app: App, id: string): Promise<void> {
     canEdit ? h("section", { "aria-labelledby": "danger-title" }, h("h2", { id: "danger-title" }, "Delete"), danger) : null,
   );
 
+  for (const e of entries) addEntry(e);
   app.onPresence = showHere;
   app.onEvent = (e: DomainEvent) => {
     addEntry({ id: e.id, summary: summarize(e), occurred_at: e.occurred_at });
@@ -177,17 +215,11 @@ export async function episodePage(app: App, id: string): Promise<void> {
       if (Object.keys(mine()).length > 0) {
         saved.textContent = `${e.actor.name} changed this episode meanwhile; saving will show you what changed.`;
       } else {
-        void reload().then(fill);
+        void reload();
       }
     }
   };
-  app.live.follow(id, lastIdAt(episode.updated_at));
-  try {
-    const { body } = await app.api.request<{ items: Entry[] }>("GET", `/episodes/${id}/activity?limit=10`);
-    for (const e of body.items) addEntry(e, false);
-  } catch {
-    // The feed is a convenience; the page works without it.
-  }
+  app.live.follow(id, entries[0]?.id ?? firstIdAt(new Date(episode.created_at).getTime() - 1), entries.map((e) => e.id));
 }
 
 function summarize(e: DomainEvent): string {

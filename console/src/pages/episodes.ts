@@ -21,9 +21,12 @@ export async function episodesPage(app: App): Promise<void> {
   async function load(): Promise<void> {
     message.textContent = "Loading…";
     try {
+      const route = app.routeSeq;
       const { body } = await app.api.list(status, cursors[at]);
+      if (route !== app.routeSeq) return;
       cursors[at + 1] = body.next_cursor;
       replace(rows, ...body.items.map(row));
+      rows.dataset.loaded = `${status || "every"}:${at}`;
       message.textContent = body.items.length ? "" : "No episodes yet.";
       prev.disabled = at === 0;
       next.disabled = !body.next_cursor;

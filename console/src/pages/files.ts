@@ -71,22 +71,23 @@ export function filesAndJobs(app: App, episode: string): { section: HTMLElement;
   function fileRow(f: EpisodeFile): HTMLTableRowElement {
     const actions = h("td", {});
     if (f.status === "available") {
-      actions.append(h("button", { class: "plain", onclick: async () => {
+      actions.append(h("button", { class: "plain", onclick: () => void attempt(async () => {
         const { body } = await app.api.request<{ url: string }>("GET", `/files/${f.id}/download`);
         const a = h("a", { href: body.url, download: f.name });
         document.body.append(a);
         a.click();
         a.remove();
-      } }, `Download ${f.name}`));
+      }) }, `Download ${f.name}`));
       if (canEdit) {
         actions.append(" ", h("button", { class: "plain", onclick: () => void start(f, "checksum") }, `Checksum ${f.name}`));
       }
     }
     if (canEdit) {
-      actions.append(" ", h("button", { class: "plain", onclick: async () => {
+      actions.append(" ", h("button", { class: "plain", onclick: () => void attempt(async () => {
         await app.api.request("DELETE", `/files/${f.id}`);
         await loadFiles();
-      } }, `Delete ${f.name}`));
+        message.textContent = `${f.name} deleted.`;
+      }) }, `Delete ${f.name}`));
     }
     return h("tr", {}, h("td", {}, f.name), h("td", {}, `${(f.size / 1024).toFixed(1)} KB`), h("td", {}, label(f.status)), actions);
   }
@@ -103,10 +104,18 @@ export function filesAndJobs(app: App, episode: string): { section: HTMLElement;
     const error = j.error ? (typeof j.error === "string" ? j.error : j.error.message ?? "") : "";
     return h("tr", { "data-job": j.id },
       h("td", {}, `${j.type} of ${file}`),
-      h("td", {}, h("progress", { max: "100", value: String(j.progress), "aria-label": `${j.type} progress` }), ` ${j.progress} %`),
+      h("td", {}, h("progress", { max: "100", value: String(j.progress), "aria-label": `${j.type} of ${file}: progress` }), ` ${j.progress} %`),
       h("td", { class: "job-state" }, label(j.state), j.cancel_requested && j.state === "running" ? " (cancel requested)" : "", error ? ` (${error})` : ""),
       actions,
     );
+  }
+
+  async function attempt(what: () => Promise<void>): Promise<void> {
+    try {
+      await what();
+    } catch (e) {
+      message.textContent = e instanceof Problem ? `${e.title}: ${e.detail}` : (e as Error).message;
+    }
   }
 
   async function start(f: EpisodeFile, type: string): Promise<void> {

@@ -29,7 +29,9 @@ export async function notificationsPage(app: App): Promise<void> {
     const q = new URLSearchParams({ limit: "20" });
     if (unreadOnly.checked) q.set("unread", "true");
     if (append && cursor) q.set("cursor", cursor);
+    const route = app.routeSeq;
     const { body } = await app.api.request<{ items: Notification[]; next_cursor: string | null }>("GET", `/me/notifications?${q}`);
+    if (route !== app.routeSeq) return;
     cursor = body.next_cursor;
     const items = body.items.map(item);
     if (append) list.append(...items);
@@ -42,12 +44,15 @@ export async function notificationsPage(app: App): Promise<void> {
     const read = h("button", { class: "plain", onclick: async () => {
       await app.api.request("POST", `/me/notifications/${n.id}/read`);
       li.classList.add("read");
+      li.querySelector("strong")?.remove();
+      link.focus();
       read.remove();
       await app.refreshBell();
     } }, "Mark read");
+    const link = h("a", { href: `#/episodes/${n.episode_id}` }, n.summary);
     const li = h("li", { class: n.read ? "read" : "unread" },
       n.read ? null : h("strong", {}, "New: "),
-      h("a", { href: `#/episodes/${n.episode_id}` }, n.summary), " ",
+      link, " ",
       h("span", { class: "muted" }, when(n.created_at)), " ",
       n.read ? null : read,
     );
@@ -66,7 +71,9 @@ export async function notificationsPage(app: App): Promise<void> {
 
   const prefs = h("fieldset", {}, h("legend", {}, "Notify me of"));
   const saved = h("p", { role: "status", "aria-live": "polite" });
+  const route = app.routeSeq;
   const { body: current } = await app.api.request<{ muted_event_types: string[] }>("GET", "/me/notification-preferences");
+  if (route !== app.routeSeq) return;
   for (const [type, text] of TYPES) {
     const id = `pref-${type.replace(".", "-")}`;
     const box = h("input", { type: "checkbox", id, checked: !current.muted_event_types.includes(type), onchange: async () => {

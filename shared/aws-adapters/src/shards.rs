@@ -185,20 +185,25 @@ mod tests {
             })
         }
 
+        /// One merge over all the partitions: the items and the queries it took.
+        async fn merge(&self, after: Option<u32>, wanted: usize) -> (Vec<u32>, usize) {
+            merge_newest_first(
+                self.parts.len(),
+                after,
+                wanted,
+                |n| *n,
+                |i, b, l| self.fetch(i, b, l),
+            )
+            .await
+            .unwrap()
+        }
+
         /// Pages of `size` until the end, as a client walks them with the cursor.
         async fn walk(&self, size: usize) -> Vec<Vec<u32>> {
             let mut pages = Vec::new();
             let mut after = None;
             loop {
-                let (mut items, _) = merge_newest_first(
-                    self.parts.len(),
-                    after,
-                    size + 1,
-                    |n| *n,
-                    |i, b, l| self.fetch(i, b, l),
-                )
-                .await
-                .unwrap();
+                let (mut items, _) = self.merge(after, size + 1).await;
                 let more = items.len() > size;
                 items.truncate(size);
                 after = items.last().copied();
@@ -266,14 +271,7 @@ mod tests {
                 .collect(),
             1_000,
         );
-        let (items, queries) = block(merge_newest_first(
-            9,
-            None,
-            21,
-            |n| *n,
-            |i, b, l| fake.fetch(i, b, l),
-        ))
-        .unwrap();
+        let (items, queries) = block(fake.merge(None, 21));
         assert_eq!(items, (979..1_000).rev().collect::<Vec<_>>());
         assert_eq!(queries, 9);
         assert!(
@@ -285,14 +283,7 @@ mod tests {
     #[test]
     fn a_partition_that_runs_out_is_asked_again_before_the_merge_passes_it() {
         let fake = Fake::skewed(vec![(0..50u32).rev().collect(), vec![]], 1_000);
-        let (items, queries) = block(merge_newest_first(
-            2,
-            Some(40),
-            21,
-            |n| *n,
-            |i, b, l| fake.fetch(i, b, l),
-        ))
-        .unwrap();
+        let (items, queries) = block(fake.merge(Some(40), 21));
         assert_eq!(items, (19..40).rev().collect::<Vec<_>>());
         // 2 first (2 × 11 + 2 = 24, at most the 21 wanted), then nothing more is needed.
         assert_eq!(queries, 2);
@@ -300,14 +291,7 @@ mod tests {
             vec![(0..50u32).rev().collect(), vec![], vec![], vec![]],
             1_000,
         );
-        let (items, queries) = block(merge_newest_first(
-            4,
-            Some(40),
-            21,
-            |n| *n,
-            |i, b, l| fake.fetch(i, b, l),
-        ))
-        .unwrap();
+        let (items, queries) = block(fake.merge(Some(40), 21));
         assert_eq!(items, (19..40).rev().collect::<Vec<_>>());
         // 4 first (2 × 6 + 2 = 14 each), then partition 0 once more for the 7 still missing.
         assert_eq!(queries, 5);
