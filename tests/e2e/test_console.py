@@ -425,3 +425,38 @@ def test_the_local_issuer_gives_a_token_only_for_the_right_verifier_once_and_to_
     assert api.request("GET", "/episodes?limit=1", token).status_code == 200
     assert requests.post(f"{issuer}/token", data=exchange | {"code": code, "code_verifier": verifier},
                          timeout=10).status_code == 400, "a code is used once"
+
+
+def test_a_file_over_100_mib_goes_up_in_parts_and_is_whole(browser, console_url, api, tokens, tmp_path):
+    import hashlib
+
+    ep = api.create(tokens["alice"], title="A long take")
+    big = tmp_path / "long-take.txt"
+    size = 100 * 1024 * 1024 + 5 * 1024 * 1024 + 123  # just over the threshold: 16 MiB parts, 7 of them
+    digest = hashlib.sha256()
+    with big.open("wb") as f:
+        for _ in range(size // (1 << 20)):
+            chunk = os.urandom(1 << 20)
+            digest.update(chunk)
+            f.write(chunk)
+        tail = os.urandom(size % (1 << 20))
+        digest.update(tail)
+        f.write(tail)
+    context = person(browser)
+    parts: list[str] = []
+    context.on("request", lambda r: parts.append(r.url) if r.method == "PUT" and "partNumber=" in r.url else None)
+    try:
+        page = sign_in(context, console_url, f"alice-{tokens['run']}", "Alice", where=f"#/episodes/{ep['id']}")
+        page.set_input_files("#file-input", str(big))
+        page.get_by_role("button", name="Upload", exact=True).click()
+        expect(page.get_by_text("long-take.txt uploaded.")).to_be_visible(timeout=180_000)
+        assert len(parts) == 7, f"{len(parts)} part PUTs"
+        row = page.locator("tr", has_text="long-take.txt").first
+        expect(row).to_contain_text("available")
+        page.click("text=Checksum long-take.txt")
+        job = page.locator("tr[data-job]").first
+        expect(job.locator(".job-state")).to_have_text("succeeded", timeout=120_000)
+    finally:
+        context.close()
+    done = api.request("GET", f"/episodes/{ep['id']}/jobs", tokens["alice"]).json()["items"][0]
+    assert done["result"]["size"] == size and done["result"]["sha256"] == digest.hexdigest()
