@@ -258,10 +258,13 @@ class Handler(BaseHTTPRequestHandler):
             return "PKCE with S256 is required"
         return None
 
+    def _refuse(self, why: str) -> None:
+        self._html(400, f"<!doctype html><html lang=en><title>Refused</title><main><h1>Sign-in refused</h1><p>{html.escape(why)}</p></main></html>")
+
     def _authorize_page(self, p: dict) -> None:
         why = self._check(p)
         if why:
-            return self._html(400, f"<!doctype html><html lang=en><title>Refused</title><main><h1>Sign-in refused</h1><p>{html.escape(why)}</p></main></html>")
+            return self._refuse(why)
         hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(p[k], quote=True)}">'
                          for k in AUTHORIZE_PARAMS if k in p)
         roles = "".join(f'<option value="{r}"{" selected" if r == "editor" else ""}>{r}</option>' for r in ROLES)
@@ -273,7 +276,7 @@ class Handler(BaseHTTPRequestHandler):
         if not why and (not USER_ID.fullmatch(user) or role not in ROLES or not name or len(name) > 80):
             why = "a user id (letters, digits, . _ @ -), a display name and a role are needed"
         if why:
-            return self._html(400, f"<!doctype html><html lang=en><title>Refused</title><main><h1>Sign-in refused</h1><p>{html.escape(why)}</p></main></html>")
+            return self._refuse(why)
         code = self.server.codes.issue({  # type: ignore[attr-defined]
             "user": user, "name": name, "role": role, "client_id": form["client_id"],
             "redirect_uri": form["redirect_uri"], "challenge": form["code_challenge"], "nonce": form.get("nonce"),
