@@ -47,6 +47,11 @@ WS_STAGE = "live"  # the template's WebSocketStage
 # Short locally so the tests see presence.left quickly; 10 s by default on AWS.
 PRESENCE_GRACE_SECONDS = os.environ.get("PRESENCE_GRACE_SECONDS", "2")
 BUILD_PROFILE = os.environ.get("BUILD_PROFILE", "local")
+# The fault-injecting proxy (microburst) in front of the emulator. Nothing goes through it until a
+# test points one function's calls of one service at it (AWS_ENDPOINT_URL_<SERVICE>); with no
+# rules it forwards every request as it is.
+FAULT_PROXY_PORT = int(os.environ.get("FAULT_PROXY_PORT", "4567"))
+FAULT_PROXY = f"http://127.0.0.1:{FAULT_PROXY_PORT}"
 
 sys.path.insert(0, str(Path(__file__).parent))
 import console  # noqa: E402
@@ -113,6 +118,14 @@ def start_services() -> None:
             },
         )
         wait_for(f"{ENDPOINT}/_ministack/health", "ministack")
+    if answers(f"{FAULT_PROXY}/_microburst/health"):
+        log(f"the fault proxy already answers on {FAULT_PROXY}")
+    else:
+        # It re-signs what it forwards (the signature names its host), with the emulator's root
+        # credentials: IAM is not enforced on calls sent through it, only on the direct ones.
+        start("microburst", [str(BIN / "microburst"), "--upstream", ENDPOINT, "--host", "127.0.0.1",
+                             "--port", str(FAULT_PROXY_PORT), "--resign"], {})
+        wait_for(f"{FAULT_PROXY}/_microburst/health", "the fault proxy")
     if answers(f"{oidc.ISSUER}/health"):
         # Another checkout's issuer signs with another key: its tokens would all be 401 here.
         with urllib.request.urlopen(f"{oidc.ISSUER}/.well-known/jwks.json", timeout=2) as r:
@@ -299,6 +312,7 @@ def write_stack_json(outputs: dict) -> dict:
         "http_url": f"{ENDPOINT}/_aws/execute-api/{api_id}",
         "ws_url": f"{ENDPOINT.replace('http://', 'ws://')}/_aws/execute-api/{outputs['WebSocketApiId']}/{WS_STAGE}",
         "aws_endpoint": ENDPOINT,
+        "fault_proxy": FAULT_PROXY,
         "issuer": oidc.ISSUER,
         "audience": oidc.AUDIENCE,
         "cors_allowed_origins": template_cors()["AllowOrigins"],

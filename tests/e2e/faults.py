@@ -1,0 +1,72 @@
+"""The fault proxy the local stack runs in front of the emulator (microburst, `fault_proxy` in
+.local/stack.json), and how a test sends one function's calls through it.
+
+A function's calls of one service go through the proxy while its `AWS_ENDPOINT_URL_<SERVICE>` names
+the proxy (the SDK's per-service endpoint variable, read at init; updating a function's
+configuration starts new processes); `route` sets that and puts back the configuration it found,
+whatever the test did. Rules are microburst's (its README: service, operation, probability,
+sequence, times, error, latency, timeout_ms, reset, response); `rules` replaces them all."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import requests
+
+# The SDK's per-service endpoint variables (aws-config), by the service's SigV4 name.
+ENDPOINT_VARIABLE = {"dynamodb": "AWS_ENDPOINT_URL_DYNAMODB", "sqs": "AWS_ENDPOINT_URL_SQS", "s3": "AWS_ENDPOINT_URL_S3"}
+
+
+class FaultProxy:
+    def __init__(self, stack: dict, lambda_client):
+        self.url = stack["fault_proxy"]
+        self.endpoint = stack["aws_endpoint"]
+        self.prefix = f"{stack['stack_name']}-"
+        self.lam = lambda_client
+        self.http = requests.Session()
+
+    def _control(self, method: str, path: str, **kw):
+        r = self.http.request(method, f"{self.url}/_microburst/{path}", timeout=10, **kw)
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def rules(self, rules: list[dict]) -> None:
+        """Replaces every rule (an empty list: the proxy forwards everything as it is)."""
+        self._control("POST", "rules", json=rules)
+
+    def fired(self, **filters) -> list[dict]:
+        """What the proxy injected since the block began (filters: service, operation, rule_id)."""
+        return self._control("GET", "fired", params={"limit": 100000, **filters})
+
+    def forget(self) -> None:
+        self._control("DELETE", "fired")
+
+    def proxied(self, url: str) -> str:
+        """`url` of the emulator, through the proxy."""
+        assert url.startswith(self.endpoint), url
+        return self.url + url[len(self.endpoint):]
+
+    @contextlib.contextmanager
+    def route(self, function: str, services: tuple[str, ...] = (), **variables: str):
+        """`function`'s calls of `services` (and whatever `variables` point at the proxy) go
+        through the proxy inside the block; afterwards no rule is left and the function's
+        configuration is what it was."""
+        name = self.prefix + function
+        before = self.lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        env = dict(before) | {ENDPOINT_VARIABLE[s]: self.url for s in services} | variables
+        self.rules([])
+        self.forget()
+        self._set(name, env)
+        try:
+            yield
+        finally:
+            self.rules([])
+            self._set(name, before)
+
+    def _set(self, name: str, env: dict) -> None:
+        self.lam.update_function_configuration(FunctionName=name, Environment={"Variables": env})
+        deadline = time.monotonic() + 30
+        while self.lam.get_function_configuration(FunctionName=name).get("LastUpdateStatus") == "InProgress":
+            assert time.monotonic() < deadline, f"{name}: configuration update still in progress"
+            time.sleep(0.2)
