@@ -12,6 +12,7 @@ import uuid
 
 import oidc
 import pytest
+import requests
 from conftest import eventually
 from faults import FaultProxy
 from test_realtime import Client
@@ -188,3 +189,100 @@ def test_events_written_while_sqs_fails_arrive_once_everywhere_after_it_recovers
     assert api.request("GET", "/me/notifications/unread-count", bob).json()["unread"] == 6, "each notification once"
     assert len({f["event"]["id"] for f in frames}) == 6, "every event reached the live subscriber"
     print(f"recovered in {recovery:.1f} s; {len(frames)} frames for 6 events")
+
+
+def objects_of(stack, aws, eid) -> set[str]:
+    s3 = aws("s3")
+    out = s3.list_objects_v2(Bucket=stack["outputs"]["FilesBucketName"], Prefix=f"episodes/{eid}/")
+    return {o["Key"].rsplit("/", 1)[-1] for o in out.get("Contents", [])}
+
+
+def test_s3_slowing_down_delays_uploads_and_jobs_but_they_finish_and_leave_no_orphans(api, stack, aws, proxy):
+    """S3 answers SlowDown (503) to every try the SDK makes once in a while, and is slow: completing
+    an upload answers 503 and changes nothing (the client completes again), a job's attempt fails
+    and is retried,
+    a derived file's answer is lost once. Everything ends done, and the bucket holds exactly the
+    episode's files."""
+    from test_jobs import ends, png_bytes, start
+
+    (_, alice), = people(("alice", "editor")).values()
+    eid = api.create(alice, title="Slow S3")["id"]
+    slow = {"service": "s3", "latency": {"min": 100, "max": 300}}
+    slow_down = {"code": "SlowDown", "status": 503}
+    # The upload URL is presigned for the host the function calls S3 at: ask for it before the
+    # files API goes through the proxy, which cannot forward a presigned request.
+    data = png_bytes(300, 150)
+    r = api.request("POST", f"/episodes/{eid}/files", alice, json={"name": "cover.png", "content_type": "image/png", "size": len(data)})
+    assert r.status_code == 201, r.text
+    up, fid = r.json()["upload"], r.json()["file"]["id"]
+    assert requests.put(up["url"], data=data, headers=up["headers"], timeout=60).status_code == 200
+    with proxy.route("files-api", ("s3",)):
+        # (Only the failures: microburst drops a forwarded HEAD's Content-Length.)
+        proxy.rules([{"service": "s3", "operation": "HeadObject", "error": slow_down}])
+        assert_unavailable(api.request("POST", f"/files/{fid}/complete", alice))
+    assert api.request("GET", f"/files/{fid}", alice).json()["status"] == "pending", "a 503 changes nothing"
+    again = api.request("POST", f"/files/{fid}/complete", alice)
+    assert again.status_code == 200, again.text
+    with proxy.route("job-worker", ("s3",)):
+        proxy.rules([
+            {"service": "s3", "operation": "GetObject", "sequence": {"fail": 3, "pass": 1}, "error": slow_down},
+            {"service": "s3", "operation": "PutObject", "times": 1, "response": {"abort_frac": 0.0}},
+            slow,
+        ])
+        checksum = ends(api, alice, start(api, alice, eid, {"type": "checksum", "file_id": fid})["id"], "succeeded", timeout=90)
+        thumb = ends(api, alice, start(api, alice, eid, {"type": "thumbnail", "file_id": fid,
+                                                         "params": {"max_size": 100}})["id"], "succeeded", timeout=90)
+        fired = {f["action"] for f in proxy.fired()}
+    assert checksum["attempts"] == 2 and thumb["attempts"] == 2, (checksum["attempts"], thumb["attempts"])
+    assert "response:abort" in fired and "error:SlowDown" in fired, fired
+    files = api.request("GET", f"/episodes/{eid}/files", alice).json()["items"]
+    assert sorted(f["id"] for f in files) == sorted([fid, thumb["id"]])
+    assert all(f["status"] == "available" for f in files)
+    assert objects_of(stack, aws, eid) == {fid, thumb["id"]}, "no orphan objects"
+
+
+def test_throttled_and_gone_connections_live_ones_get_every_frame_and_exactly_the_gone_are_forgotten(api, stack, dynamodb, proxy, live):
+    """Posts to connections are throttled (429) on a share of tries, and a third of the episode's
+    subscribers are gone (their sockets closed without a $disconnect: API Gateway answers 410)."""
+    (alice_id, alice), = people(("alice", "editor")).values()
+    eid = api.create(alice, title="Crowded")["id"]
+    clients = [live(alice) for _ in range(4)]
+    for c in clients:
+        c.subscribe(eid)
+    out = stack["outputs"]
+    expires = str(int(time.time()) + 3600)
+    ghosts = ["ghost" + uuid.uuid4().hex[:11] for _ in range(2)]
+    for ghost in ghosts:
+        dynamodb.put_item(TableName=out["ConnectionsTableName"], Item={
+            "connection_id": {"S": ghost}, "user_id": {"S": alice_id}, "user_name": {"S": "Alice"},
+            "connected_at": {"S": "2026-11-25T00:00:00.000Z"}, "last_seen": {"S": "2026-11-25T00:00:00.000Z"},
+            "subscriptions": {"SS": [eid]}, "expires_at": {"N": expires}})
+        dynamodb.put_item(TableName=out["SubscriptionsTableName"], Item={
+            "episode_id": {"S": eid}, "connection_id": {"S": ghost}, "user_id": {"S": alice_id}, "expires_at": {"N": expires}})
+    endpoint = proxy.lam.get_function_configuration(FunctionName=f"{stack['stack_name']}-broadcast-worker")["Environment"]["Variables"]["CONNECTIONS_ENDPOINT"]
+    with proxy.route("broadcast-worker", CONNECTIONS_ENDPOINT=proxy.proxied(endpoint)):
+        # (No operation named: microburst finds none under the emulator's /_aws/execute-api/ path;
+        # the worker only posts here.)
+        proxy.rules([{"service": "apigatewaymanagementapi", "sequence": {"fail": 1, "pass": 2},
+                      "error": {"code": "LimitExceededException", "status": 429}}])
+        for version in range(1, 6):
+            r = api.request("PATCH", f"/episodes/{eid}", alice, json={"title": f"Crowded {version}", "version": version})
+            assert r.status_code == 204, r.text
+        got = [set() for _ in clients]
+        deadline = time.monotonic() + 60
+        while any(len(g) < 5 for g in got) and time.monotonic() < deadline:
+            for c, g in zip(clients, got):
+                g |= {f["event"]["id"] for f in c.drain(0.2) if f["type"] == "event" and f["event"]["type"] == "episode.updated"}
+        throttled = [f for f in proxy.fired() if "LimitExceeded" in f["action"]]
+    assert throttled, "posts were throttled"
+    assert [len(g) for g in got] == [5] * len(clients), "every live connection got every frame"
+
+    def forgotten(ghost):
+        conn = dynamodb.get_item(TableName=out["ConnectionsTableName"], Key={"connection_id": {"S": ghost}})
+        sub = dynamodb.get_item(TableName=out["SubscriptionsTableName"], Key={"episode_id": {"S": eid}, "connection_id": {"S": ghost}})
+        return "Item" not in conn and "Item" not in sub
+
+    eventually(lambda: all(forgotten(g) for g in ghosts))
+    subs = dynamodb.query(TableName=out["SubscriptionsTableName"], KeyConditionExpression="episode_id = :e",
+                          ExpressionAttributeValues={":e": {"S": eid}})["Items"]
+    assert len(subs) == len(clients), "exactly the gone connections were forgotten"
