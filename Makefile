@@ -17,7 +17,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformat
 USER    ?= alice
 ROLE    ?= editor
 
-.PHONY: help dev up deploy down token test template unit e2e contracts contract lint checkov fmt venv bench bench-quick bench-slices
+.PHONY: help dev up deploy down token test template unit e2e contracts contract lint checkov fmt venv bench bench-quick bench-slices redrive
 
 help:
 	@echo "make dev                         start the whole local stack (Ctrl-C stops it)"
@@ -28,6 +28,7 @@ help:
 	@echo "make lint                        rustfmt, clippy, cfn-lint and checkov"
 	@echo "make contract                    write the OpenAPI and AsyncAPI documents, the typed TypeScript client and the reference to .local/contract/"
 	@echo "make bench                       the figures beside their targets (needs make up)"
+	@echo "make redrive QUEUE=activity      move a dead-letter queue's messages back to their queue (local stack)"
 
 $(VENV)/.installed: infra/local/requirements.txt
 	python3 -m venv $(VENV)
@@ -66,6 +67,12 @@ token: venv
 
 unit:
 	cargo test $(CARGO_FLAGS)
+
+# A dead-letter queue's messages back to their queue, once their cause is fixed (infra/redrive.py;
+# on AWS: python infra/redrive.py QUEUE --stack NAME).
+redrive: venv
+	@test -n "$(QUEUE)" || { echo "QUEUE= one of activity, notifications, realtime, files, jobs"; exit 2; }
+	@$(PY) infra/redrive.py $(QUEUE) --local
 
 # The published contracts, written from the code (the same documents the stack serves at
 # /openapi.json and /asyncapi.json) to .local/contract/, with what is made from them: the typed
