@@ -17,7 +17,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformat
 USER    ?= alice
 ROLE    ?= editor
 
-.PHONY: help dev up deploy down token test template unit e2e contracts contract lint checkov fmt venv bench bench-quick bench-slices redrive
+.PHONY: help dev up deploy down token test template unit e2e contracts contract lint checkov fmt venv bench bench-quick bench-slices redrive chaos fuzz
 
 help:
 	@echo "make dev                         start the whole local stack (Ctrl-C stops it)"
@@ -28,6 +28,8 @@ help:
 	@echo "make lint                        rustfmt, clippy, cfn-lint and checkov"
 	@echo "make contract                    write the OpenAPI and AsyncAPI documents, the typed TypeScript client and the reference to .local/contract/"
 	@echo "make bench                       the figures beside their targets (needs make up)"
+	@echo "make chaos                       the fault, crash and redrive scenarios, 5 times larger, and their table (needs make up)"
+	@echo "make fuzz                        each cargo-fuzz target for FUZZ_SECONDS (60) on the nightly toolchain"
 	@echo "make redrive QUEUE=activity      move a dead-letter queue's messages back to their queue (local stack)"
 
 $(VENV)/.installed: infra/local/requirements.txt
@@ -129,6 +131,18 @@ bench: venv
 # The same with a tenth of the requests and events, for a quick look while working (about 6 minutes).
 bench-quick: venv
 	BENCH_REQUESTS=200 BENCH_COLD_STARTS=10 BENCH_EVENTS=1000 BENCH_FRAME_WRITES=50 $(PY) tests/bench/run.py
+
+# Faults, crashes and redrives (tests/e2e/test_{faults,crashes,redrive}.py) CHAOS_SCALE times
+# larger than make test runs them, then the README's Reliability table. Needs make up.
+chaos: venv
+	$(PY) tests/chaos.py
+
+# Every parser of untrusted input under libFuzzer (tests/fuzz; nightly, AddressSanitizer), each
+# target for FUZZ_SECONDS; prints executions and crashes per target. Not part of make test.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # The earlier per-slice figures (episodes, pipeline, realtime, files, jobs), through API Gateway.
 bench-slices: venv

@@ -142,3 +142,12 @@ def pytest_collection_modifyitems(config, items):
     """The fuzzer last: what it leaves behind (episodes, pending uploads the files worker later
     cleans up) should not share the queues with the tests that time the workers."""
     items.sort(key=lambda item: item.get_closest_marker("fuzz") is not None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The fault scenarios' figures (tests/e2e/faults.py), for `make chaos` and the README."""
+    faults = sys.modules.get("faults")
+    if faults is not None and faults.ROWS:
+        out = ROOT / "results" / "reliability.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps({"scale": faults.SCALE, "rows": faults.ROWS}, indent=2) + "\n")

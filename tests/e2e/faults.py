@@ -10,9 +10,43 @@ sequence, times, error, latency, timeout_ms, reset, response); `rules` replaces 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import requests
+
+# `make chaos` runs the scenarios this many times larger than `make test` does.
+SCALE = max(1, int(os.environ.get("CHAOS_SCALE", "1")))
+
+# One row per scenario run, written to results/reliability.json at the end of the session
+# (tests/e2e/conftest.py) and printed by `make chaos` (tests/chaos.py).
+ROWS: list[dict] = []
+
+
+def record(scenario: str, load: str, faults: str, ok: int, unavailable: int, lost: int, doubled: int,
+           dead_letters: int, recovery_s: float | None) -> None:
+    ROWS.append({"scenario": scenario, "load": load, "faults": faults, "ok": ok, "unavailable": unavailable,
+                 "lost": lost, "doubled": doubled, "dead_letters": dead_letters,
+                 "recovery_s": None if recovery_s is None else round(recovery_s, 1)})
+
+
+def dead_letters(aws, stack: dict) -> int:
+    """Messages in every dead-letter queue of the stack (visible or in flight)."""
+    sqs = aws("sqs")
+    total = 0
+    for name, url in stack["outputs"].items():
+        if name.endswith("DeadLetterQueueUrl"):
+            a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            total += int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+    return total
+
+
+def miscount(expected: dict, actual: dict) -> tuple[int, int]:
+    """(lost, doubled) between what should have happened and what did, per key."""
+    lost = sum(max(0, len(expected[k]) - len(actual.get(k, []))) for k in expected)
+    doubled = sum(max(0, len(actual.get(k, [])) - len(expected[k])) for k in expected)
+    return lost, doubled
 
 # The SDK's per-service endpoint variables (aws-config), by the service's SigV4 name.
 ENDPOINT_VARIABLE = {"dynamodb": "AWS_ENDPOINT_URL_DYNAMODB", "sqs": "AWS_ENDPOINT_URL_SQS", "s3": "AWS_ENDPOINT_URL_S3"}

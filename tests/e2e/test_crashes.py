@@ -18,7 +18,7 @@ from pathlib import Path
 import oidc
 import pytest
 from conftest import eventually
-from faults import FaultProxy
+from faults import FaultProxy, dead_letters, miscount, record
 
 
 def people(*specs):
@@ -77,6 +77,7 @@ def test_an_activity_worker_killed_mid_batch_has_its_batch_redelivered_and_writt
     function = f"{stack['stack_name']}-activity-worker"
     eid = api.create(alice, title="Crash")["id"]
     eventually(lambda: activity(api, alice, eid) == ["episode.created"], timeout=60)
+    dlq_before = dead_letters(aws, stack)
     with visibility(aws("sqs"), stack["outputs"]["ActivityQueueUrl"], 6), proxy.route("activity-worker", ("dynamodb",)):
         # Its writes take 3 s each: the batch is surely in flight when the worker dies.
         proxy.rules([{"service": "dynamodb", "operation": "BatchWriteItem", "latency": 3000}])
@@ -92,6 +93,9 @@ def test_an_activity_worker_killed_mid_batch_has_its_batch_redelivered_and_writt
         eventually(lambda: activity(api, alice, eid) == want, timeout=60)
         recovered = time.monotonic() - killed_at
     time.sleep(2)
+    lost, doubled = miscount({eid: want}, {eid: activity(api, alice, eid)})
+    record("activity worker killed mid-batch", "3 edits in one batch", "kill -9 during its write", 3, 0,
+           lost, doubled, dead_letters(aws, stack) - dlq_before, recovered)
     assert activity(api, alice, eid) == want, "the redelivered batch wrote each entry once"
     dlq = aws("sqs").get_queue_attributes(QueueUrl=stack["outputs"]["ActivityDeadLetterQueueUrl"],
                                           AttributeNames=["ApproximateNumberOfMessages"])
@@ -136,6 +140,8 @@ def test_a_job_whose_worker_dies_is_claimed_again_after_its_lease_or_failed_on_i
     function = f"{stack['stack_name']}-job-worker"
     eid = api.create(alice, title="Dead workers")["id"]
     fid = upload(api, alice, eid, b"some bytes", "a.mp3", "audio/mpeg")
+    dlq_before = dead_letters(aws, stack)
+    started = time.monotonic()
     # Function timeout 5 s < lease 6 s < visibility 8 s; each attempt pauses 3 s before working.
     with visibility(aws("sqs"), stack["outputs"]["JobsQueueUrl"], 8), short_job_lease(aws, stack, lease=6, timeout=5):
         body = {"type": "checksum", "file_id": fid, "params": {"inject_pause_seconds": 3}}
@@ -154,4 +160,10 @@ def test_a_job_whose_worker_dies_is_claimed_again_after_its_lease_or_failed_on_i
         failed = eventually(lambda: (j := job(api, alice, doomed))["state"] == "failed" and j, timeout=90)
     assert failed["attempts"] == 3 and failed["error"], failed
     seen = eventually(lambda: (a := job_actions(api, alice, eid)) and a.count("job.failed") == 1 and a, timeout=60)
+    # Each job's outcome once: one success, one failure; 2 + 3 starts, none overlapping a lease.
+    ends = seen.count("job.succeeded") + seen.count("job.failed")
+    record("job worker killed during attempts", "2 checksum jobs (3 s each), lease 6 s",
+           "4 kills: once for the first job, on every attempt of the second", 1, 0, max(0, 2 - ends),
+           max(0, ends - 2) + max(0, seen.count("job.started") - 5), dead_letters(aws, stack) - dlq_before,
+           time.monotonic() - started)
     assert seen.count("job.succeeded") == 1 and seen.count("job.started") == 2 + 3, seen

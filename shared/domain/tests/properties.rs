@@ -10,7 +10,7 @@ use std::path::Path;
 use domain::episode::{AirDate, Description, SeriesName, Title};
 use domain::file::{ContentType, FileName, FilesMessage, Sha256};
 use domain::job::{
-    AfterFailure, Claim, Injection, JobFailure, MAX_ATTEMPTS, JobGuard, JobMove, claim,
+    AfterFailure, Claim, Injection, JobFailure, JobGuard, JobMove, MAX_ATTEMPTS, claim,
 };
 use domain::realtime::ClientMessage;
 use domain::store::PageSize;
@@ -271,7 +271,10 @@ enum JobOp {
     Claim,
     Progress(u8),
     Succeed,
-    Fail { permanent: bool, random: u64 },
+    Fail {
+        permanent: bool,
+        random: u64,
+    },
     Checkpoint,
     Cancel,
     Retry,
@@ -285,7 +288,8 @@ fn job_op() -> impl Strategy<Value = JobOp> {
         Just(JobOp::Claim),
         (0u8..=100).prop_map(JobOp::Progress),
         Just(JobOp::Succeed),
-        (any::<bool>(), any::<u64>()).prop_map(|(permanent, random)| JobOp::Fail { permanent, random }),
+        (any::<bool>(), any::<u64>())
+            .prop_map(|(permanent, random)| JobOp::Fail { permanent, random }),
         Just(JobOp::Checkpoint),
         Just(JobOp::Cancel),
         Just(JobOp::Retry),
@@ -327,7 +331,12 @@ impl JobWorld {
             cancel_requested: false,
             inject: Injection::default(),
         };
-        Self { stale: job.clone(), stored: job, lease_until: None, now }
+        Self {
+            stale: job.clone(),
+            stored: job,
+            lease_until: None,
+            now,
+        }
     }
 
     fn write(&mut self, change: JobMove) -> Result<bool, TestCaseError> {
@@ -341,16 +350,30 @@ impl JobWorld {
             }
         }
         let (from, to) = (self.stored.state, change.next.state);
-        prop_assert!(from == to || from.can_move_to(to), "{from} → {to} is not in the table");
-        if from == JobState::Running && to == JobState::Running && change.event != domain::EventType::JobProgress {
-            prop_assert!(self.lease_until.is_none_or(|l| l <= self.now), "claimed while another worker held it");
+        prop_assert!(
+            from == to || from.can_move_to(to),
+            "{from} → {to} is not in the table"
+        );
+        if from == JobState::Running
+            && to == JobState::Running
+            && change.event != domain::EventType::JobProgress
+        {
+            prop_assert!(
+                self.lease_until.is_none_or(|l| l <= self.now),
+                "claimed while another worker held it"
+            );
         }
         self.stored = change.next;
-        self.lease_until = change.lease_until.filter(|_| self.stored.state == JobState::Running);
+        self.lease_until = change
+            .lease_until
+            .filter(|_| self.stored.state == JobState::Running);
         let j = &self.stored;
         prop_assert!(j.attempts <= MAX_ATTEMPTS, "{} attempts", j.attempts);
         prop_assert!(j.progress <= 100);
-        prop_assert_eq!(j.state == JobState::Succeeded, j.result.is_some() && j.progress == 100 && j.state == JobState::Succeeded);
+        prop_assert_eq!(
+            j.state == JobState::Succeeded,
+            j.result.is_some() && j.progress == 100 && j.state == JobState::Succeeded
+        );
         if j.state == JobState::Queued {
             prop_assert!(j.attempts == 0 && j.error.is_none() && !j.cancel_requested);
         }
@@ -423,7 +446,10 @@ impl JobWorld {
                 Ok(change) => {
                     self.write(change)?;
                 }
-                Err(_) => prop_assert!(!matches!(read.state, JobState::Failed | JobState::Cancelled)),
+                Err(_) => prop_assert!(!matches!(
+                    read.state,
+                    JobState::Failed | JobState::Cancelled
+                )),
             },
             JobOp::LeaseEnds => {
                 self.now = self.lease_until.map_or(now, |l| l.plus_seconds(1));
