@@ -337,3 +337,39 @@ def test_throttled_and_gone_connections_live_ones_get_every_frame_and_exactly_th
     subs = dynamodb.query(TableName=out["SubscriptionsTableName"], KeyConditionExpression="episode_id = :e",
                           ExpressionAttributeValues={":e": {"S": eid}})["Items"]
     assert len(subs) == len(clients), "exactly the gone connections were forgotten"
+
+
+def test_a_throttling_storm_longer_than_a_posts_patience_is_ridden_out_by_reposts(api, stack, aws, proxy, live):
+    """Every post to `@connections` is throttled for 5 s: longer than one post's ten tries (about
+    3 s at most). The broadcaster queues the frame again for exactly the connections that did not
+    get it (a `repost` notice, 2 s later, then 4, then 6), and every live connection gets it once."""
+    (_, alice), = people(("alice", "editor")).values()
+    eid = api.create(alice, title="Storm")["id"]
+    dlq_before = dead_letters(aws, stack)
+    clients = [live(alice) for _ in range(min(3 * SCALE, 20))]
+    for c in clients:
+        c.subscribe(eid)
+    endpoint = proxy.lam.get_function_configuration(FunctionName=f"{stack['stack_name']}-broadcast-worker")["Environment"]["Variables"]["CONNECTIONS_ENDPOINT"]
+    with proxy.route("broadcast-worker", CONNECTIONS_ENDPOINT=proxy.proxied(endpoint)):
+        proxy.rules([{"service": "apigatewaymanagementapi", "ttl_s": 5,
+                      "error": {"code": "LimitExceededException", "status": 429}}])
+        started = time.monotonic()
+        r = api.request("PATCH", f"/episodes/{eid}", alice, json={"title": "Storm 2", "version": 1})
+        assert r.status_code == 204, r.text
+        got: list[list[str]] = [[] for _ in clients]
+        deadline = time.monotonic() + 60
+        while any(not g for g in got) and time.monotonic() < deadline:
+            for c, g in zip(clients, got):
+                g += [f["event"]["id"] for f in c.drain(0.2) if f["type"] == "event" and f["event"]["type"] == "episode.updated"]
+        recovery = time.monotonic() - started
+        time.sleep(1)
+        for c, g in zip(clients, got):
+            g += [f["event"]["id"] for f in c.drain(0.2) if f["type"] == "event" and f["event"]["type"] == "episode.updated"]
+        throttled = [f for f in proxy.fired() if "LimitExceeded" in f["action"]]
+    assert len(throttled) >= 10 * len(clients), "every post ran out of patience at least once"
+    lost = sum(1 for g in got if not g)
+    doubled = sum(len(g) - len(set(g)) for g in got)
+    record("@connections throttled for 5 s (every post)", f"1 edit to {len(clients)} live connections",
+           f"{len(throttled)} posts throttled (429)", len(clients), 0, lost, doubled,
+           dead_letters(aws, stack) - dlq_before, recovery)
+    assert (lost, doubled) == (0, 0), got

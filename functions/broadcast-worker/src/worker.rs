@@ -1,11 +1,16 @@
 //! One batch of the realtime queue. A message fails (and comes again) only when the store
-//! cannot say who to post to; posts themselves fail open: a closed connection (410) is
-//! forgotten, a throttled one retried with backoff, any other failure logged and counted.
+//! cannot say who to post to, or a repost cannot be queued; posts themselves fail open: a
+//! closed connection (410) is forgotten, a throttled one retried with backoff and, if still
+//! throttled, posted again later (a `repost` notice for just those connections), any other
+//! failure logged and counted.
 
 use std::convert::Infallible;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::realtime::{Addressed, Listener, presence_round, split_expired, viewers};
+use domain::realtime::{
+    Addressed, Listener, REPOST_ATTEMPTS, REPOST_DELAY_SECONDS, presence_round, split_expired,
+    viewers,
+};
 use domain::store::realtime::{
     ConnectionPosts, Connections, PresenceReader, PresenceRounds, Subscriptions, ask_for_round,
 };
@@ -99,6 +104,11 @@ async fn deliver<
             close(app, connection_id).await;
             Ok(())
         }
+        RealtimeMessage::Notice(Notice::Repost {
+            connections,
+            frame,
+            attempt,
+        }) => send_frame(app, connections, frame, "repost", *attempt).await,
     }
 }
 
@@ -152,7 +162,11 @@ async fn round<
         Frame::Presence { .. } => "presence",
         _ => "presence.occupancy",
     };
-    post(app, listeners, &news.json, what).await;
+    // The round is recorded: a failure to queue a repost is logged, not retried (its retry
+    // would find no news); the next round tells the throttled connections.
+    if let Err(e) = post(app, listeners, &news.json, what).await {
+        tracing::warn!(%episode, error = %e, "presence frame not reposted");
+    }
     Ok(())
 }
 
@@ -181,8 +195,7 @@ async fn to_episode<
     what: &str,
 ) -> Result<(), StoreError> {
     let listeners = app.store.subscribers(episode).await?;
-    post(app, listeners, frame, what).await;
-    Ok(())
+    post(app, listeners, frame, what).await
 }
 
 async fn notify<
@@ -199,14 +212,15 @@ async fn notify<
         let frame = Frame::Notification {
             notification: item.notification.clone(),
         };
-        post(app, listeners, &frame.to_json(), "notification").await;
+        post(app, listeners, &frame.to_json(), "notification").await?;
     }
     Ok(())
 }
 
-/// Posts one frame to many connections, then forgets those that are gone. Posting failures
-/// are logged and counted, never retried through the queue (the client resumes on reconnect).
-/// A connection whose token has expired gets nothing: it is closed and forgotten instead.
+/// Posts one frame to many connections, then forgets those that are gone and queues a repost
+/// for those still throttled. Other posting failures are logged and counted, never retried
+/// through the queue (the client resumes on reconnect). A connection whose token has expired
+/// gets nothing: it is closed and forgotten instead. Fails only if a repost cannot be queued.
 async fn post<
     S: Store,
     P: ConnectionPosts + Sync,
@@ -217,31 +231,77 @@ async fn post<
     listeners: Vec<Listener>,
     frame: &str,
     what: &str,
-) {
+) -> Result<(), StoreError> {
     let (connections, expired) = split_expired(listeners, Timestamp::now());
     for connection in &expired {
         close(app, connection).await;
         forget(app, connection).await;
     }
     if connections.is_empty() {
-        return;
+        return Ok(());
     }
+    send_frame(app, &connections, frame, what, 0).await
+}
+
+/// The fan-out itself: forgets the gone, queues the still throttled for repost `attempt + 1`
+/// (up to `REPOST_ATTEMPTS`; past that their frame is dropped, logged).
+async fn send_frame<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    connections: &[ConnectionId],
+    frame: &str,
+    what: &str,
+    attempt: u32,
+) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    let report = app.poster.fan_out(&connections, frame.as_bytes()).await;
+    let report = app.poster.fan_out(connections, frame.as_bytes()).await;
     tracing::info!(
         what,
+        attempt,
         fan_out_ms = started.elapsed().as_secs_f64() * 1000.0,
         connections = connections.len(),
-        expired = expired.len(),
         sent = report.sent,
         gone = report.gone.len(),
+        throttled = report.throttled.len(),
         failed = report.failed,
         "broadcast"
     );
     for connection in report.gone {
         forget(app, &connection).await;
     }
+    if report.throttled.is_empty() {
+        return Ok(());
+    }
+    if attempt >= REPOST_ATTEMPTS {
+        tracing::warn!(
+            what,
+            connections = report.throttled.len(),
+            "still throttled after every repost; frame dropped for them"
+        );
+        return Ok(());
+    }
+    let next = attempt + 1;
+    // A thousand connection ids and a frame (at most 32 KB) keep a notice far under SQS's
+    // 256 KiB.
+    for chunk in report.throttled.chunks(REPOST_CHUNK) {
+        let repost = Notice::Repost {
+            connections: chunk.to_vec(),
+            frame: frame.to_owned(),
+            attempt: next,
+        };
+        app.notices
+            .send(repost.to_body(), REPOST_DELAY_SECONDS * next)
+            .await?;
+    }
+    Ok(())
 }
+
+/// Connections per repost notice.
+const REPOST_CHUNK: usize = 1000;
 
 /// Closes a connection whose token expired (the client reconnects with a fresh token).
 async fn close<
@@ -388,6 +448,79 @@ mod tests {
                 v["type"].as_str().unwrap_or_default().to_owned()
             })
             .collect()
+    }
+
+    /// The repost notices queued so far, with their delays.
+    fn reposts(app: &TestApp) -> Vec<(Vec<ConnectionId>, u32, u32, String)> {
+        app.notices
+            .sent()
+            .into_iter()
+            .filter_map(|(body, delay)| match RealtimeMessage::parse(&body) {
+                Ok(RealtimeMessage::Notice(Notice::Repost {
+                    connections,
+                    attempt,
+                    ..
+                })) => Some((connections, attempt, delay, body)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_throttled_gets_its_frame_again_later_and_only_it() {
+        let app = app();
+        let alice = connect(&app, "alice-1=", "alice", 3600, &[episode()]).await;
+        let bob = connect(&app, "bob-1=", "bob", 3600, &[episode()]).await;
+        app.poster.mark_throttled(&bob);
+        assert!(deliver(&app, &[&updated()]).await.is_empty());
+        assert_eq!(frame_types(&app, &alice), ["event"]);
+        assert!(frame_types(&app, &bob).is_empty());
+        let [(to, attempt, delay, body)] = reposts(&app).try_into().unwrap();
+        assert_eq!(
+            (to, attempt, delay),
+            (vec![bob.clone()], 1, REPOST_DELAY_SECONDS)
+        );
+
+        // The throttling is over by the time the repost comes: bob gets the frame, alice
+        // nothing more, and nothing is queued again.
+        app.poster.unthrottle(&bob);
+        assert!(deliver(&app, &[&body]).await.is_empty());
+        assert_eq!(frame_types(&app, &bob), ["event"]);
+        assert_eq!(app.poster.frames(&bob), app.poster.frames(&alice));
+        assert_eq!(frame_types(&app, &alice), ["event"]);
+        assert_eq!(reposts(&app).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reposts_back_off_and_stop_after_their_attempts() {
+        let app = app();
+        let bob = connect(&app, "bob-1=", "bob", 3600, &[episode()]).await;
+        app.poster.mark_throttled(&bob);
+        assert!(deliver(&app, &[&updated()]).await.is_empty());
+        for attempt in 1..=REPOST_ATTEMPTS {
+            let (_, got, delay, body) = reposts(&app).pop().unwrap();
+            assert_eq!((got, delay), (attempt, REPOST_DELAY_SECONDS * attempt));
+            assert!(deliver(&app, &[&body]).await.is_empty());
+        }
+        assert_eq!(
+            reposts(&app).len() as u32,
+            REPOST_ATTEMPTS,
+            "none after the last"
+        );
+        assert!(frame_types(&app, &bob).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_repost_cannot_be_queued_comes_again() {
+        let app = app();
+        let bob = connect(&app, "bob-1=", "bob", 3600, &[episode()]).await;
+        app.poster.mark_throttled(&bob);
+        app.notices.set_down(true);
+        assert_eq!(
+            deliver(&app, &[&updated()]).await.len(),
+            1,
+            "the message is retried"
+        );
     }
 
     #[tokio::test]

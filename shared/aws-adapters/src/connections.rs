@@ -16,8 +16,9 @@ use futures_util::StreamExt;
 pub const FAN_OUT_CONCURRENCY: usize = 64;
 /// Attempts for a throttled post (the first included). Four were too few: with a third of the
 /// posts throttled (tests/e2e/test_faults.py at `make chaos` size), about one post in a hundred
-/// was throttled four times running and its frame dropped. Ten, with waits capped at
-/// `BACKOFF_CAP`, give a post about 3 s of patience at most.
+/// was throttled four times running. Ten, with waits capped at `BACKOFF_CAP`, give a post about
+/// 3 s of patience at most; one still throttled then is `PostOutcome::Throttled`, and the
+/// broadcaster posts its frame again later (a `repost` notice).
 const THROTTLE_ATTEMPTS: u32 = 10;
 const BACKOFF_BASE: Duration = Duration::from_millis(25);
 const BACKOFF_CAP: Duration = Duration::from_millis(400);
@@ -85,9 +86,8 @@ impl ConnectionPosts for ConnectionPoster {
             match classify(status, err.code()) {
                 Failure::Gone => return PostOutcome::Gone,
                 Failure::Throttled if attempt < THROTTLE_ATTEMPTS => {}
-                Failure::Throttled | Failure::Other => {
-                    return PostOutcome::Failed(describe(&err));
-                }
+                Failure::Throttled => return PostOutcome::Throttled,
+                Failure::Other => return PostOutcome::Failed(describe(&err)),
             }
             tokio::time::sleep(backoff(attempt)).await;
         }
@@ -130,6 +130,7 @@ impl ConnectionPosts for ConnectionPoster {
             match outcome {
                 PostOutcome::Sent => report.sent += 1,
                 PostOutcome::Gone => report.gone.push(connection),
+                PostOutcome::Throttled => report.throttled.push(connection),
                 PostOutcome::Failed(reason) => {
                     tracing::warn!(%connection, %reason, "post to connection failed");
                     report.failed += 1;

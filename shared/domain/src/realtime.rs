@@ -556,7 +556,19 @@ pub enum Notice {
     /// The connection's token has expired and it has been forgotten: close the socket (the
     /// client reconnects with a fresh token and resumes).
     Close { connection_id: ConnectionId },
+    /// A frame that these connections did not get (still throttled after the retries): post
+    /// it again, to them only. `attempt` counts the reposts, at most [`REPOST_ATTEMPTS`].
+    Repost {
+        connections: Vec<ConnectionId>,
+        frame: String,
+        attempt: u32,
+    },
 }
+
+/// How often a frame is posted again to connections that stayed throttled.
+pub const REPOST_ATTEMPTS: u32 = 3;
+/// Seconds before a repost (SQS `DelaySeconds`), times the attempt.
+pub const REPOST_DELAY_SECONDS: u32 = 2;
 
 /// A connection to post to, and when the token it was opened with expires (None for one
 /// recorded before expiries were kept: it lives until its TTL or a 410).

@@ -250,16 +250,19 @@ pub enum PostOutcome {
     Sent,
     /// The connection is closed (410): forget it.
     Gone,
-    /// Failed for another reason, or still throttled after the retries.
+    /// Still throttled after the retries: worth posting again a little later.
+    Throttled,
+    /// Failed for another reason.
     Failed(String),
 }
 
-/// Totals of one fan-out, and the connections found gone.
+/// Totals of one fan-out, the connections found gone and those still throttled.
 #[derive(Debug, Default)]
 pub struct FanOut {
     pub sent: usize,
     pub failed: usize,
     pub gone: Vec<ConnectionId>,
+    pub throttled: Vec<ConnectionId>,
 }
 
 /// Frames to open connections.

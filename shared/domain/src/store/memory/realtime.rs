@@ -462,6 +462,7 @@ struct Posts {
     sent: Vec<(ConnectionId, Vec<u8>)>,
     gone: BTreeSet<ConnectionId>,
     failing: BTreeSet<ConnectionId>,
+    throttled: BTreeSet<ConnectionId>,
     closed: Vec<ConnectionId>,
 }
 
@@ -470,6 +471,19 @@ impl InMemoryPoster {
     pub fn mark_gone(&self, connection: &ConnectionId) {
         if let Ok(mut p) = self.0.lock() {
             p.gone.insert(connection.clone());
+        }
+    }
+
+    /// Posts to the connection are throttled every time (until `unthrottle`).
+    pub fn mark_throttled(&self, connection: &ConnectionId) {
+        if let Ok(mut p) = self.0.lock() {
+            p.throttled.insert(connection.clone());
+        }
+    }
+
+    pub fn unthrottle(&self, connection: &ConnectionId) {
+        if let Ok(mut p) = self.0.lock() {
+            p.throttled.remove(connection);
         }
     }
 
@@ -511,6 +525,9 @@ impl ConnectionPosts for InMemoryPoster {
         if p.failing.contains(connection) {
             return PostOutcome::Failed("InternalServerError".into());
         }
+        if p.throttled.contains(connection) {
+            return PostOutcome::Throttled;
+        }
         p.sent.push((connection.clone(), data.to_vec()));
         PostOutcome::Sent
     }
@@ -528,6 +545,7 @@ impl ConnectionPosts for InMemoryPoster {
             match self.post(c, data).await {
                 PostOutcome::Sent => report.sent += 1,
                 PostOutcome::Gone => report.gone.push(c.clone()),
+                PostOutcome::Throttled => report.throttled.push(c.clone()),
                 PostOutcome::Failed(_) => report.failed += 1,
             }
         }
