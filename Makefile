@@ -28,7 +28,7 @@ help:
 	@echo "make lint                        rustfmt, clippy, cfn-lint and checkov"
 	@echo "make contract                    write the OpenAPI and AsyncAPI documents, the typed TypeScript client and the reference to .local/contract/"
 	@echo "make bench                       the figures beside their targets (needs make up)"
-	@echo "make chaos                       the fault, crash and redrive scenarios, 5 times larger, and their table (needs make up)"
+	@echo "make chaos                       the fault, crash, redrive and load scenarios, 5 times larger, and their table (needs make up)"
 	@echo "make fuzz                        each cargo-fuzz target for FUZZ_SECONDS (60) on the nightly toolchain"
 	@echo "make redrive QUEUE=activity      move a dead-letter queue's messages back to their queue (local stack)"
 
@@ -132,7 +132,7 @@ bench: venv
 bench-quick: venv
 	BENCH_REQUESTS=200 BENCH_COLD_STARTS=10 BENCH_EVENTS=1000 BENCH_FRAME_WRITES=50 $(PY) tests/bench/run.py
 
-# Faults, crashes and redrives (tests/e2e/test_{faults,crashes,redrive}.py) CHAOS_SCALE times
+# Faults, crashes, redrives and load (tests/e2e/test_{faults,crashes,redrive,load}.py) CHAOS_SCALE times
 # larger than make test runs them, then the README's Reliability table. Needs make up.
 chaos: venv
 	$(PY) tests/chaos.py

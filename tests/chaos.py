@@ -1,5 +1,5 @@
-"""`make chaos`: the fault, crash and redrive scenarios of tests/e2e (test_faults.py,
-test_crashes.py, test_redrive.py), CHAOS_SCALE times larger than `make test` runs them, then the
+"""`make chaos`: the fault, crash, redrive and load scenarios of tests/e2e (test_faults.py,
+test_crashes.py, test_redrive.py, test_load.py), CHAOS_SCALE times larger than `make test` runs them, then the
 table of what they measured (results/reliability.json), as the README shows it.
 
 Needs the local stack (`make up`). Every scenario also asserts its invariants, so a lost or
@@ -33,7 +33,7 @@ def main() -> int:
     OUT.unlink(missing_ok=True)
     code = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/e2e/test_faults.py",
-         "tests/e2e/test_crashes.py", "tests/e2e/test_redrive.py"],
+         "tests/e2e/test_crashes.py", "tests/e2e/test_redrive.py", "tests/e2e/test_load.py"],
         cwd=ROOT, env={**os.environ, "CHAOS_SCALE": scale}).returncode
     if not OUT.exists():
         print("no figures were written (did the stack answer?)", file=sys.stderr)
