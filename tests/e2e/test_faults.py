@@ -168,6 +168,41 @@ def test_a_write_whose_answer_is_lost_is_retried_to_one_write_and_one_event(api,
     assert (lost, doubled) == (0, 0)
 
 
+def test_a_create_whose_every_answer_is_lost_is_repeated_safely_with_its_idempotency_key(api, stack, aws, dynamodb, events_of, proxy):
+    """Every try the SDK makes commits and loses its answer: the client gets a 503 for a create
+    that happened. Repeated with the same `Idempotency-Key`, the create answers 200 with the
+    episode the first one made; there is one episode and one event."""
+    (_, alice), = people(("alice", "editor")).values()
+    tag = uuid.uuid4().hex[:8]
+    dlq_before = dead_letters(aws, stack)
+    body = {"title": f"Lost thrice {tag}"}
+    answers = []
+    with proxy.route("episodes-api", ("dynamodb",)):
+        for i in range(SCALE):
+            key = f"create-{tag}-{i}"
+            proxy.rules([{"service": "dynamodb", "operation": "TransactWriteItems", "times": 3,
+                          "response": {"abort_frac": 0.2}}])
+            first = api.request("POST", "/episodes", alice, json=body | {"description": key}, headers={"Idempotency-Key": key})
+            assert_unavailable(first)
+            again = api.request("POST", "/episodes", alice, json=body | {"description": key}, headers={"Idempotency-Key": key})
+            assert again.status_code == 200, again.text
+            assert again.headers["Location"] == f"/episodes/{again.json()['id']}"
+            answers.append(again.json()["id"])
+            other = api.request("POST", "/episodes", alice, json={"title": "Something else"}, headers={"Idempotency-Key": key})
+            assert other.status_code == 409, other.text
+        cut = len([f for f in proxy.fired() if f["action"] == "response:abort"])
+    stored = stored_episodes(stack, dynamodb, tag)
+    assert set(stored) == set(answers), "one episode per key, the one the repeat answered"
+    for eid in answers:
+        assert [e["type"] for e in events_of(eid)] == ["episode.created"]
+    eventually(lambda: all(activity_actions(api, alice, e) == ["episode.created"] for e in answers), timeout=60)
+    lost, doubled = miscount({e: ["episode.created"] for e in answers}, {e: activity_actions(api, alice, e) for e in answers})
+    record("DynamoDB answer lost on every try, the create repeated with its key", f"{SCALE} creates, each sent twice with one Idempotency-Key",
+           f"{cut} connections cut mid-answer", 2 * SCALE, SCALE, lost, doubled + len(stored) - len(answers),
+           dead_letters(aws, stack) - dlq_before, None)
+    assert (lost, doubled) == (0, 0)
+
+
 def test_events_written_while_sqs_fails_arrive_once_everywhere_after_it_recovers(api, stack, aws, proxy, live):
     """The relay's SendMessageBatch fails for a while (500s, resets, held connections), then
     recovers. The writes succeed meanwhile; afterwards every event is in the activity log once,

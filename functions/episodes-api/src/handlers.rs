@@ -3,7 +3,9 @@
 //! it calls the domain and maps the result. The store call is the request's only DynamoDB call.
 
 use axum::extract::State;
-use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, StoreError};
+use domain::store::{
+    EpisodeLister, EpisodeReader, EpisodeWriter, Idempotency, ListQuery, StoreError,
+};
 use domain::{
     DomainEvent, EpisodeDeletion, EpisodeId, EpisodeStatus, EpisodeUpdate, FieldError, Rejection,
     Role, Stamp, Timestamp, Version,
@@ -11,7 +13,9 @@ use domain::{
 use lambda_http::http::{HeaderMap, StatusCode, header};
 use lambda_http::{Body, Response};
 use lambda_kit::http::{Handled, empty, json, set_header};
-use lambda_kit::router::{Caller, Id, JsonObject, NoQuery, Query, QueryRules, Refusal, Writer};
+use lambda_kit::router::{
+    BodyRules, Caller, Id, IdempotencyKey, JsonObject, NoQuery, Query, QueryRules, Refusal, Writer,
+};
 use lambda_kit::{Problem, RequestMeta};
 use serde_json::json;
 
@@ -42,6 +46,7 @@ fn store_problem(e: StoreError, stale: StaleProblem) -> Problem {
             }
             Rejection::NotOwner => Problem::forbidden(r.to_string()),
             Rejection::Concurrent => Problem::conflict(r.to_string()),
+            Rejection::Replayed { .. } => Problem::conflict(format!("{r} for a different request")),
         },
         StoreError::Unavailable(source) => Problem::unavailable("episode store", &source),
     }
@@ -52,19 +57,36 @@ fn with_etag(mut response: Response<Body>, version: Version) -> Response<Body> {
     response
 }
 
-pub async fn create<S: EpisodeWriter>(
+/// `POST /episodes`: a draft (201). With an `Idempotency-Key` its user used in the last 24
+/// hours for the same fields, the episode that request created (200, as it is now); for other
+/// fields, 409.
+pub async fn create<S: EpisodeWriter + EpisodeReader>(
     State(api): State<Shared<S>>,
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
+    IdempotencyKey(key): IdempotencyKey,
     body: JsonObject<input::Create>,
 ) -> Handled {
     let new = input::new_episode(body)?;
     let episode = new.into_episode(EpisodeId::new(), &actor, Timestamp::now());
     let event = DomainEvent::episode_created(&meta.event_context(&actor), &episode);
-    api.store
-        .create(&episode, &event)
-        .await
-        .map_err(|e| store_problem(e, Problem::conflict))?;
+    let mut fields = episode.to_json();
+    if let Some(all) = fields.as_object_mut() {
+        all.retain(|k, _| input::Create::FIELDS.contains(&k.as_str()));
+    }
+    let fingerprint = fields.to_string();
+    let idempotency = key.as_deref().map(|key| Idempotency {
+        key,
+        fingerprint: &fingerprint,
+    });
+    match api.store.create(&episode, &event, idempotency).await {
+        Ok(()) => {}
+        Err(StoreError::Rejected(Rejection::Replayed {
+            episode: previous,
+            same_request: true,
+        })) => return replayed(&api.store, previous).await,
+        Err(e) => return Err(store_problem(e, Problem::conflict)),
+    }
     tracing::info!(episode_id = %episode.id, event_id = %event.id, "episode created");
     let mut response = with_etag(
         json(StatusCode::CREATED, &episode.to_json())?,
@@ -75,6 +97,22 @@ pub async fn create<S: EpisodeWriter>(
         header::LOCATION,
         &format!("/episodes/{}", episode.id),
     );
+    Ok(response)
+}
+
+/// The answer to a create repeated with its key: the episode the first one created, now.
+async fn replayed<S: EpisodeReader>(store: &S, id: EpisodeId) -> Handled {
+    let episode = store
+        .get(id)
+        .await
+        .map_err(|e| store_problem(e, Problem::conflict))?
+        .filter(|e| e.deleted.is_none())
+        .ok_or_else(|| {
+            Problem::not_found("the episode this Idempotency-Key created was deleted")
+        })?;
+    tracing::info!(episode_id = %id, "create repeated with its Idempotency-Key");
+    let mut response = with_etag(json(StatusCode::OK, &episode.to_json())?, episode.version);
+    set_header(&mut response, header::LOCATION, &format!("/episodes/{id}"));
     Ok(response)
 }
 

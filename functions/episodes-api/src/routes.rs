@@ -129,6 +129,49 @@ mod tests {
         assert_eq!(events[0].correlation_id.as_str(), "Pio4rdBDy6w08WE=");
     }
 
+    /// The create fixture with an `Idempotency-Key` and, when given, another body.
+    fn keyed(key: &str, body: Option<&str>) -> Value {
+        let mut event = fixture("create");
+        event["headers"]["idempotency-key"] = json!(key);
+        if let Some(b) = body {
+            event["body"] = json!(b);
+        }
+        event
+    }
+
+    #[tokio::test]
+    async fn a_create_repeated_with_its_idempotency_key_names_the_same_episode() {
+        let api = api();
+        let (status, first, _) =
+            send(&api, request(keyed("k-1", None), None, "alice", "editor")).await;
+        assert_eq!(status, StatusCode::CREATED, "{first}");
+        let (status, again, resp) =
+            send(&api, request(keyed("k-1", None), None, "alice", "editor")).await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again, first, "the episode the first request created");
+        assert_eq!(
+            resp.headers()["location"],
+            format!("/episodes/{}", first["id"].as_str().unwrap())
+        );
+        assert_eq!(resp.headers()["etag"], "\"1\"");
+        let other = keyed("k-1", Some(r#"{"title":"Another"}"#));
+        let (status, body, _) = send(&api, request(other, None, "alice", "editor")).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(api.store.events().len(), 1, "one episode, one event");
+        // The key is the user's own; without a key each create is new.
+        let (status, _, _) = send(&api, request(keyed("k-1", None), None, "bob", "editor")).await;
+        assert_eq!(status, StatusCode::CREATED);
+        create(&api, "alice").await;
+        assert_eq!(api.store.events().len(), 3);
+        let (status, body, _) = send(
+            &api,
+            request(keyed("a key with spaces", None), None, "alice", "editor"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["errors"][0]["field"], "Idempotency-Key");
+    }
+
     #[tokio::test]
     async fn get_list_update_delete_cost_one_store_call_each() {
         let api = api();

@@ -1,8 +1,7 @@
 //! What each route of the jobs API does: `POST` and `GET /episodes/{id}/jobs` (start a job,
 //! list), `GET /jobs/{id}`, `POST /jobs/{id}/cancel`, `POST /jobs/{id}/retry`.
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use domain::job::{Cancel, Injection, JobMove};
 use domain::store::file::FileReader;
 use domain::store::job::{Idempotency, JobCreateError, JobMoveError, JobQuery};
@@ -10,17 +9,15 @@ use domain::{
     Actor, DomainEvent, EpisodeId, EventType, FieldError, FileId, FileStatus, Job, JobId,
     JobParams, JobState, JobType, Stamp, Timestamp,
 };
-use lambda_http::http::{HeaderMap, StatusCode, header};
+use lambda_http::http::{StatusCode, header};
 use lambda_kit::http::{Handled, json, set_header};
 use lambda_kit::router::{
-    BodyRules, Caller, Id, JsonObject, NoQuery, Query, QueryRules, Refusal, Writer,
+    BodyRules, Caller, Id, IdempotencyKey, JsonObject, NoQuery, Query, QueryRules, Refusal, Writer,
 };
 use lambda_kit::{Problem, RequestMeta, cursor};
 use serde_json::{Value, json};
 
 use crate::routes::{Api, Jobs, Shared};
-
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// The body of `POST /episodes/{id}/jobs`.
 #[derive(Debug)]
@@ -45,36 +42,6 @@ pub struct Editors;
 
 impl Refusal for Editors {
     const VIEWERS: &'static str = "viewers cannot start or change jobs";
-}
-
-/// The `Idempotency-Key` header, when sent; 400 when it is not 1–255 visible ASCII
-/// characters. An extractor, so that it is checked before the body, as the header comes first.
-#[derive(Debug)]
-pub struct IdempotencyKey(Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        idempotency_key(&parts.headers).map(Self)
-    }
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = v.to_str().unwrap_or_default();
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(Problem::bad_request(vec![FieldError::new(
-            "Idempotency-Key",
-            "must be 1–255 visible ASCII characters",
-        )]));
-    }
-    Ok(Some(key.to_owned()))
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Problem {

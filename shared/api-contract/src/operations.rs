@@ -261,26 +261,36 @@ fn episodes(r: &mut Registry) -> Vec<Operation> {
             access: Access::Editors,
             tag: "episodes",
             summary: "Create an episode",
-            description: "A new episode is a draft at version 1.",
-            params: vec![],
+            description: "A new episode is a draft at version 1. With an `Idempotency-Key`, the same request within 24 hours answers the episode it created (200) instead of creating another: a client may repeat a create whose answer it did not get (a timeout, a 503).",
+            params: vec![idempotency_key("Makes the request safe to repeat: the same key with the same request within 24 hours answers the same episode; with another request, 409.")],
             body: Some(bodies::new_episode(r)),
             replies: [
-                vec![with_example(
+                vec![
+                    with_example(
+                        with_links(
+                            with_headers(
+                                reply(201, "Created.", Some(episode.clone())),
+                                &["ETag", "Location"],
+                            ),
+                            to_episode.clone(),
+                        ),
+                        episode_example.clone(),
+                    ),
                     with_links(
                         with_headers(
-                            reply(201, "Created.", Some(episode.clone())),
+                            reply(200, "This `Idempotency-Key` created this episode already: here it is, as it is now.", Some(episode.clone())),
                             &["ETag", "Location"],
                         ),
                         to_episode,
                     ),
-                    episode_example.clone(),
-                )],
+                ],
                 problems(
                     r,
                     &[
-                        (400, "The body is not JSON."),
+                        (400, "The body is not JSON, or the `Idempotency-Key` is not 1–255 visible ASCII characters."),
                         VIEWER,
-                        (409, "Another write to the same episode happened at the same moment: retry."),
+                        (404, "The episode this `Idempotency-Key` created has been deleted since."),
+                        (409, "Another write to the same episode happened at the same moment (retry), or this `Idempotency-Key` was used in the last 24 hours for a different request."),
                         TOO_LARGE,
                         MEDIA_TYPE,
                         INVALID,
@@ -857,13 +867,7 @@ fn jobs(r: &mut Registry) -> Vec<Operation> {
             description: "Queued, then run by the job worker with retries. With an `Idempotency-Key`, the same request within 24 hours answers the job it started (200) instead of starting another.",
             params: vec![
                 path_id::<EpisodeId>(r, "The episode."),
-                param(
-                    "Idempotency-Key",
-                    In::Header,
-                    false,
-                    "Makes the request safe to repeat: the same key with the same request within 24 hours answers the same job; with another request, 409.",
-                    json!({ "type": "string", "pattern": "^[!-~]{1,255}$" }),
-                ),
+                idempotency_key("Makes the request safe to repeat: the same key with the same request within 24 hours answers the same job; with another request, 409."),
             ],
             body: Some(bodies::new_job(r)),
             replies: [
@@ -997,4 +1001,15 @@ fn jobs(r: &mut Registry) -> Vec<Operation> {
             .concat(),
         },
     ]
+}
+
+/// The optional `Idempotency-Key` header of a create, described for what it creates.
+fn idempotency_key(description: &'static str) -> Param {
+    param(
+        "Idempotency-Key",
+        In::Header,
+        false,
+        description,
+        json!({ "type": "string", "pattern": "^[!-~]{1,255}$" }),
+    )
 }

@@ -22,7 +22,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, Page, StoreError};
+use domain::store::{
+    EpisodeLister, EpisodeReader, EpisodeWriter, IDEMPOTENCY_HOURS, Idempotency, ListQuery, Page,
+    StoreError,
+};
 use domain::{
     AirDate, Description, DisplayName, DomainEvent, Episode, EpisodeDeletion, EpisodeId,
     EpisodeStatus, EpisodeUpdate, PositiveNumber, SeriesName, Stamp, Timestamp, Title, UserId,
@@ -32,6 +35,7 @@ use domain::{
 use crate::item::{self, Item, n, s};
 use crate::notification_store::watch_item;
 use crate::shards::{self, Chunk, shard_key};
+use crate::transact::cancellation_reasons;
 
 /// How long events stay in the outbox table (the relay has long delivered them by then).
 pub const EVENT_RETENTION_DAYS: i64 = 30;
@@ -212,8 +216,21 @@ impl DynamoEpisodeStore {
     }
 }
 
+/// The item that records a user's idempotency key in the episodes table.
+fn idempotency_id(user: &UserId, key: &str) -> String {
+    format!("idem#{user}#{key}")
+}
+
 impl EpisodeWriter for DynamoEpisodeStore {
-    async fn create(&self, episode: &Episode, event: &DomainEvent) -> Result<(), StoreError> {
+    /// One transaction: the episode, its creator's watch, its event, and (with an idempotency
+    /// key) the key's item in the episodes table (`idem#<user>#<key>`, no list keys, so in no
+    /// index; the table's TTL removes it a day later), new or expired.
+    async fn create(
+        &self,
+        episode: &Episode,
+        event: &DomainEvent,
+        idempotency: Option<Idempotency<'_>>,
+    ) -> Result<(), StoreError> {
         let put = Put::builder()
             .table_name(&self.tables.episodes)
             .set_item(Some(episode_to_item(episode)))
@@ -230,13 +247,61 @@ impl EpisodeWriter for DynamoEpisodeStore {
             )))
             .build()
             .map_err(StoreError::unavailable)?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().put(watch).build(),
             self.event_put(event)?,
         ];
-        self.transact(items, episode.id, |_| domain::Rejection::Concurrent)
+        let Some(Idempotency { key, fingerprint }) = idempotency else {
+            return self
+                .transact(items, episode.id, |_| domain::Rejection::Concurrent)
+                .await;
+        };
+        let now = episode.created.at;
+        items.push(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.tables.episodes)
+                        .item("id", s(idempotency_id(&episode.created.by, key)))
+                        .item("episode_id", s(episode.id.to_string()))
+                        .item("fingerprint", s(fingerprint))
+                        .item(
+                            "expires_at",
+                            n(now.plus_seconds(IDEMPOTENCY_HOURS * 3600).unix_seconds()),
+                        )
+                        .condition_expression("attribute_not_exists(id) OR expires_at < :now")
+                        .expression_attribute_values(":now", n(now.unix_seconds()))
+                        .return_values_on_condition_check_failure(
+                            ReturnValuesOnConditionCheckFailure::AllOld,
+                        )
+                        .build()
+                        .map_err(StoreError::unavailable)?,
+                )
+                .build(),
+        );
+        let Err(e) = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
             .await
+        else {
+            return Ok(());
+        };
+        match cancellation_reasons(&e).as_deref() {
+            Some([_, _, _, (true, Some(old))]) => {
+                let previous = item::parse(old, "episode_id", EpisodeId::parse)
+                    .map_err(StoreError::unavailable)?;
+                let same = item::opt_str(old, "fingerprint").ok().flatten() == Some(fingerprint);
+                Err(StoreError::Rejected(domain::Rejection::Replayed {
+                    episode: previous,
+                    same_request: same,
+                }))
+            }
+            Some([(true, _), ..]) => Err(StoreError::Rejected(domain::Rejection::Concurrent)),
+            _ => Err(StoreError::unavailable(e)),
+        }
     }
 
     async fn update(&self, update: &EpisodeUpdate, event: &DomainEvent) -> Result<(), StoreError> {

@@ -503,6 +503,13 @@ pub enum Rejection {
     /// The write's condition failed, yet the item as read satisfies it: it changed in between.
     #[error("the episode changed concurrently")]
     Concurrent,
+    /// The create's `Idempotency-Key` was used in the last 24 hours, for `episode`; by the same
+    /// request (the same fields) or not.
+    #[error("this Idempotency-Key was used in the last 24 hours")]
+    Replayed {
+        episode: EpisodeId,
+        same_request: bool,
+    },
 }
 
 impl EpisodeUpdate {

@@ -20,7 +20,7 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const RETRY_BASE_SECONDS: u32 = 2;
 pub const RETRY_DELAY_CAP_SECONDS: u32 = 300;
 /// How long an `Idempotency-Key` names the same job.
-pub const IDEMPOTENCY_HOURS: i64 = 24;
+pub use crate::store::IDEMPOTENCY_HOURS;
 
 /// What a job does. Each has one implementation in the job worker's registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

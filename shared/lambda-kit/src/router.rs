@@ -353,6 +353,39 @@ fn media_type_is(headers: &HeaderMap, accepted: &[&str]) -> bool {
     accepted.iter().any(|a| *a == essence)
 }
 
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The `Idempotency-Key` header, when sent; 400 when it is not 1–255 visible ASCII
+/// characters. An extractor, so that it is checked before the body, as the header comes first.
+#[derive(Debug)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        idempotency_key(&parts.headers).map(Self)
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v.to_str().unwrap_or_default();
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Problem::bad_request(vec![FieldError::new(
+            "Idempotency-Key",
+            "must be 1–255 visible ASCII characters",
+        )]));
+    }
+    Ok(Some(key.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     //! The extractors and the router's own refusals, through a router of two routes.

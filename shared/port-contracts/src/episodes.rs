@@ -18,7 +18,7 @@ async fn create(w: &impl World) -> Episode {
     let episode = sample::episode();
     let event = DomainEvent::episode_created(&context(CREATOR), &episode);
     w.episodes()
-        .create(&episode, &event)
+        .create(&episode, &event, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     episode
@@ -78,6 +78,54 @@ fn refused(result: Result<(), StoreError>) -> Rejection {
     }
 }
 
+pub async fn an_idempotency_key_creates_one_episode_and_names_it_again(w: &impl World) {
+    use domain::store::Idempotency;
+    // A fresh key per run: on the emulator the table outlives the test.
+    let key = format!("key-{}", EpisodeId::new());
+    let idem = |fingerprint| {
+        Some(Idempotency {
+            key: &key,
+            fingerprint,
+        })
+    };
+    let first = sample::episode();
+    let event = DomainEvent::episode_created(&context(CREATOR), &first);
+    w.episodes()
+        .create(&first, &event, idem("same"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The request again (a new id, as the handler makes one each time): nothing written, the
+    // first episode named.
+    let second = sample::episode();
+    let again = DomainEvent::episode_created(&context(CREATOR), &second);
+    assert_eq!(
+        refused(w.episodes().create(&second, &again, idem("same")).await),
+        Rejection::Replayed {
+            episode: first.id,
+            same_request: true
+        }
+    );
+    assert_eq!(
+        refused(w.episodes().create(&second, &again, idem("other")).await),
+        Rejection::Replayed {
+            episode: first.id,
+            same_request: false
+        }
+    );
+    assert!(read(w, second.id).await.is_none(), "nothing written");
+    assert!(event_types(w, second.id).await.is_empty());
+    // The key is its user's: another user's same key creates.
+    let mut theirs = sample::episode();
+    theirs.created.by = UserId::parse("someone-else").unwrap_or_else(|e| panic!("{e}"));
+    let event = DomainEvent::episode_created(&context(CREATOR), &theirs);
+    w.episodes()
+        .create(&theirs, &event, idem("same"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Without a key, creates are independent.
+    create(w).await;
+}
+
 pub async fn an_episode_is_created_once_with_its_event_and_read_back(w: &impl World) {
     let episode = create(w).await;
     let stored = read(w, episode.id)
@@ -91,7 +139,7 @@ pub async fn an_episode_is_created_once_with_its_event_and_read_back(w: &impl Wo
     // The same episode again: refused, and nothing written.
     let again = DomainEvent::episode_created(&context(CREATOR), &episode);
     assert!(matches!(
-        w.episodes().create(&episode, &again).await,
+        w.episodes().create(&episode, &again, None).await,
         Err(StoreError::Rejected(_))
     ));
     assert_eq!(

@@ -142,6 +142,7 @@ macro_rules! contract_tests {
     ($world:expr) => {
         $crate::contract_tests!(@each $world;
             episodes::an_episode_is_created_once_with_its_event_and_read_back,
+            episodes::an_idempotency_key_creates_one_episode_and_names_it_again,
             episodes::an_update_is_written_only_from_the_version_read,
             episodes::a_deletion_is_the_creators_or_an_admins_and_leaves_a_tombstone,
             episodes::the_list_comes_newest_first_in_pages_by_status,

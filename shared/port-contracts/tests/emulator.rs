@@ -212,7 +212,7 @@ impl World for Emulator {
     async fn episode(&self) -> EpisodeId {
         let episode = port_contracts::sample::episode();
         let event = DomainEvent::episode_created(&context(), &episode);
-        self.episodes.create(&episode, &event).await.unwrap();
+        self.episodes.create(&episode, &event, None).await.unwrap();
         episode.id
     }
 
@@ -451,6 +451,7 @@ async fn an_episode_written_before_the_sharding_is_listed_and_moved_by_its_next_
         .create(
             &episode,
             &DomainEvent::episode_created(&context(), &episode),
+            None,
         )
         .await
         .unwrap();

@@ -9,7 +9,9 @@ use domain::store::memory::{
     InMemoryQueue, InMemoryRealtime,
 };
 use domain::store::notification::Inbox;
-use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, Page, StoreError};
+use domain::store::{
+    EpisodeLister, EpisodeReader, EpisodeWriter, Idempotency, ListQuery, Page, StoreError,
+};
 use domain::{
     DomainEvent, Episode, EpisodeDeletion, EpisodeId, EpisodeUpdate, EventType, Timestamp, UserId,
 };
@@ -49,8 +51,13 @@ impl EpisodeLister for Episodes {
 }
 
 impl EpisodeWriter for Episodes {
-    async fn create(&self, episode: &Episode, event: &DomainEvent) -> Result<(), StoreError> {
-        let result = self.store.create(episode, event).await;
+    async fn create(
+        &self,
+        episode: &Episode,
+        event: &DomainEvent,
+        idempotency: Option<Idempotency<'_>>,
+    ) -> Result<(), StoreError> {
+        let result = self.store.create(episode, event, idempotency).await;
         self.written(result, event)
     }
 

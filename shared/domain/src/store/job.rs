@@ -13,12 +13,7 @@ use crate::time::Timestamp;
 /// A page of an episode's jobs.
 pub type JobPage = Page<Job, JobId>;
 
-/// An `Idempotency-Key` and what identifies the request it came with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Idempotency<'a> {
-    pub key: &'a str,
-    pub fingerprint: &'a str,
-}
+pub use super::Idempotency;
 
 /// Why a job was not created.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,18 @@ use crate::event::DomainEvent;
 use crate::ids::EpisodeId;
 use crate::validation::FieldError;
 
+/// An `Idempotency-Key` and what identifies the request it came with: a create that names a
+/// key its user used in the last [`IDEMPOTENCY_HOURS`] writes nothing and names what the first
+/// one created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+}
+
+/// How long an `Idempotency-Key` names what it created.
+pub const IDEMPOTENCY_HOURS: i64 = 24;
+
 pub mod activity;
 pub mod file;
 pub mod job;
@@ -134,10 +146,14 @@ pub trait EpisodeLister {
 
 /// Writes an episode change and its event atomically, in one call.
 pub trait EpisodeWriter {
+    /// Creates the episode with its event (and its creator's watch). With an idempotency key
+    /// its user used in the last 24 hours it writes nothing and is refused with
+    /// [`Rejection::Replayed`], naming the episode that key created.
     fn create(
         &self,
         episode: &Episode,
         event: &DomainEvent,
+        idempotency: Option<Idempotency<'_>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Applies the update only if the stored episode is at `update.expected`, not deleted, and

@@ -23,15 +23,24 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{EpisodeLister, EpisodeReader, EpisodeWriter, ListQuery, Page, StoreError};
+use super::{
+    EpisodeLister, EpisodeReader, EpisodeWriter, IDEMPOTENCY_HOURS, Idempotency, ListQuery, Page,
+    StoreError,
+};
+use crate::actor::UserId;
 use crate::episode::{Episode, EpisodeDeletion, EpisodeUpdate, Rejection};
 use crate::event::DomainEvent;
 use crate::ids::EpisodeId;
+use crate::time::Timestamp;
+
+/// An idempotency key is its user's: (user, key) → (episode, request fingerprint, until when).
+type KeyUses = BTreeMap<(UserId, String), (EpisodeId, String, Timestamp)>;
 
 #[derive(Debug, Default)]
 pub struct InMemoryEpisodeStore {
     episodes: Mutex<BTreeMap<EpisodeId, Episode>>,
     events: Mutex<Vec<DomainEvent>>,
+    keys: Mutex<KeyUses>,
     calls: AtomicUsize,
 }
 
@@ -108,11 +117,34 @@ impl EpisodeLister for InMemoryEpisodeStore {
 }
 
 impl EpisodeWriter for InMemoryEpisodeStore {
-    async fn create(&self, episode: &Episode, event: &DomainEvent) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        episode: &Episode,
+        event: &DomainEvent,
+        idempotency: Option<Idempotency<'_>>,
+    ) -> Result<(), StoreError> {
+        let mut keys = self.keys.lock().map_err(|_| poisoned())?;
+        let now = episode.created.at;
+        let slot = idempotency.map(|i| (episode.created.by.clone(), i.key.to_owned()));
+        if let (Some(slot), Some(idem)) = (&slot, idempotency)
+            && let Some((previous, fingerprint, until)) = keys.get(slot)
+            && *until >= now
+        {
+            self.call();
+            return Err(StoreError::Rejected(Rejection::Replayed {
+                episode: *previous,
+                same_request: fingerprint == idem.fingerprint,
+            }));
+        }
         self.write(episode.id, event, |cur| match cur {
             Some(_) => Err(Rejection::Concurrent),
             None => Ok(episode.clone()),
-        })
+        })?;
+        if let (Some(slot), Some(idem)) = (slot, idempotency) {
+            let until = now.plus_seconds(IDEMPOTENCY_HOURS * 3600);
+            keys.insert(slot, (episode.id, idem.fingerprint.to_owned(), until));
+        }
+        Ok(())
     }
 
     async fn update(&self, update: &EpisodeUpdate, event: &DomainEvent) -> Result<(), StoreError> {
