@@ -105,10 +105,10 @@ async fn deliver<
             Ok(())
         }
         RealtimeMessage::Notice(Notice::Repost {
-            connections,
+            listeners,
             frame,
             attempt,
-        }) => send_frame(app, connections, frame, "repost", *attempt).await,
+        }) => send_frame(app, listeners.clone(), frame, "repost", *attempt).await,
     }
 }
 
@@ -220,7 +220,8 @@ async fn notify<
 /// Posts one frame to many connections, then forgets those that are gone and queues a repost
 /// for those still throttled. Other posting failures are logged and counted, never retried
 /// through the queue (the client resumes on reconnect). A connection whose token has expired
-/// gets nothing: it is closed and forgotten instead. Fails only if a repost cannot be queued.
+/// gets nothing: it is closed and forgotten instead. Fails only if a repost cannot be queued
+/// (the message comes again: the connections that got the frame get it twice, and drop it).
 async fn post<
     S: Store,
     P: ConnectionPosts + Sync,
@@ -232,6 +233,28 @@ async fn post<
     frame: &str,
     what: &str,
 ) -> Result<(), StoreError> {
+    send_frame(app, listeners, frame, what, 0).await
+}
+
+/// The fan-out itself, for the first post (`attempt` 0) and each repost: closes and forgets
+/// the expired, forgets the gone, queues the still throttled for repost `attempt + 1` (up to
+/// `REPOST_ATTEMPTS`; past that their frame is dropped, logged).
+async fn send_frame<
+    S: Store,
+    P: ConnectionPosts + Sync,
+    Q: MessageSender + Sync,
+    D: DeadLetters + Sync,
+>(
+    app: &App<S, P, Q, D>,
+    listeners: Vec<Listener>,
+    frame: &str,
+    what: &str,
+    attempt: u32,
+) -> Result<(), StoreError> {
+    let expiries: std::collections::HashMap<ConnectionId, Option<Timestamp>> = listeners
+        .iter()
+        .map(|l| (l.connection.clone(), l.token_expires_at))
+        .collect();
     let (connections, expired) = split_expired(listeners, Timestamp::now());
     for connection in &expired {
         close(app, connection).await;
@@ -240,30 +263,14 @@ async fn post<
     if connections.is_empty() {
         return Ok(());
     }
-    send_frame(app, &connections, frame, what, 0).await
-}
-
-/// The fan-out itself: forgets the gone, queues the still throttled for repost `attempt + 1`
-/// (up to `REPOST_ATTEMPTS`; past that their frame is dropped, logged).
-async fn send_frame<
-    S: Store,
-    P: ConnectionPosts + Sync,
-    Q: MessageSender + Sync,
-    D: DeadLetters + Sync,
->(
-    app: &App<S, P, Q, D>,
-    connections: &[ConnectionId],
-    frame: &str,
-    what: &str,
-    attempt: u32,
-) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    let report = app.poster.fan_out(connections, frame.as_bytes()).await;
+    let report = app.poster.fan_out(&connections, frame.as_bytes()).await;
     tracing::info!(
         what,
         attempt,
         fan_out_ms = started.elapsed().as_secs_f64() * 1000.0,
         connections = connections.len(),
+        expired = expired.len(),
         sent = report.sent,
         gone = report.gone.len(),
         throttled = report.throttled.len(),
@@ -285,11 +292,18 @@ async fn send_frame<
         return Ok(());
     }
     let next = attempt + 1;
-    // A thousand connection ids and a frame (at most 32 KB) keep a notice far under SQS's
-    // 256 KiB.
-    for chunk in report.throttled.chunks(REPOST_CHUNK) {
+    let throttled: Vec<Listener> = report
+        .throttled
+        .into_iter()
+        .map(|connection| Listener {
+            token_expires_at: expiries.get(&connection).copied().flatten(),
+            connection,
+        })
+        .collect();
+    // A thousand listeners and a frame (at most 32 KB) keep a notice far under SQS's 256 KiB.
+    for chunk in throttled.chunks(REPOST_CHUNK) {
         let repost = Notice::Repost {
-            connections: chunk.to_vec(),
+            listeners: chunk.to_vec(),
             frame: frame.to_owned(),
             attempt: next,
         };
@@ -457,10 +471,13 @@ mod tests {
             .into_iter()
             .filter_map(|(body, delay)| match RealtimeMessage::parse(&body) {
                 Ok(RealtimeMessage::Notice(Notice::Repost {
-                    connections,
+                    listeners, attempt, ..
+                })) => Some((
+                    listeners.into_iter().map(|l| l.connection).collect(),
                     attempt,
-                    ..
-                })) => Some((connections, attempt, delay, body)),
+                    delay,
+                    body,
+                )),
                 _ => None,
             })
             .collect()
@@ -508,6 +525,26 @@ mod tests {
             "none after the last"
         );
         assert!(frame_types(&app, &bob).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_repost_skips_a_connection_whose_token_expired_meanwhile() {
+        let app = app();
+        let bob = connect(&app, "bob-1=", "bob", 3600, &[episode()]).await;
+        app.poster.mark_throttled(&bob);
+        assert!(deliver(&app, &[&updated()]).await.is_empty());
+        let (_, _, _, body) = reposts(&app).pop().unwrap();
+        // The repost as it would be had bob's token expired during the delay.
+        let mut notice: serde_json::Value = serde_json::from_str(&body).unwrap();
+        notice["listeners"][0]["token_expires_at"] =
+            serde_json::json!(Timestamp::now().plus_seconds(-1));
+        app.poster.unthrottle(&bob);
+        assert!(deliver(&app, &[&notice.to_string()]).await.is_empty());
+        assert!(
+            frame_types(&app, &bob).is_empty(),
+            "nothing after its token expired"
+        );
+        assert_eq!(app.poster.closed(), [bob]);
     }
 
     #[tokio::test]

@@ -557,9 +557,10 @@ pub enum Notice {
     /// client reconnects with a fresh token and resumes).
     Close { connection_id: ConnectionId },
     /// A frame that these connections did not get (still throttled after the retries): post
-    /// it again, to them only. `attempt` counts the reposts, at most [`REPOST_ATTEMPTS`].
+    /// it again, to them only (and not to one whose token has expired meanwhile). `attempt`
+    /// counts the reposts, at most [`REPOST_ATTEMPTS`].
     Repost {
-        connections: Vec<ConnectionId>,
+        listeners: Vec<Listener>,
         frame: String,
         attempt: u32,
     },
@@ -572,7 +573,8 @@ pub const REPOST_DELAY_SECONDS: u32 = 2;
 
 /// A connection to post to, and when the token it was opened with expires (None for one
 /// recorded before expiries were kept: it lives until its TTL or a 410).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Listener {
     pub connection: ConnectionId,
     pub token_expires_at: Option<Timestamp>,
