@@ -3,10 +3,14 @@
 A worker parks a message it cannot handle (or SQS moves one that failed five times) in its
 queue's dead-letter queue, kept 14 days and alarmed on depth. After the fix (a grant, a bug, a
 downstream outage), this sends them back: SQS's own redrive (`StartMessageMoveTask`, then polled
-to its end) where the service has it, else the same done here (the local emulator lacks it):
-receive up to 10, send them to the source queue with their bodies and message attributes, delete
-what was sent, until the dead-letter queue is empty. The workers are idempotent, so a message sent
-back twice (the copy interrupted between send and delete) has its effects once.
+to its end; each message goes back to the queue it came from, which matters for the realtime
+dead-letter queue, shared by the realtime and presence queues) where the service has it, else the
+same done here (the local emulator lacks it): receive up to 10, send them to the work queue with
+their bodies and message attributes, delete what was sent. The copy moves at most the number of
+messages the dead-letter queue held when it began: a message that fails again at once (a worker
+parks a message it cannot parse straight back) is not moved round in a loop. The workers are
+idempotent, so a message sent back twice (the copy interrupted between send and delete) has its
+effects once; the broadcaster takes presence notices from either queue.
 
     python infra/redrive.py activity --stack episodes [--region eu-west-1]
     python infra/redrive.py activity --local           # the local stack (.local/stack.json)
@@ -16,7 +20,8 @@ QUEUE is one of: activity, notifications, realtime, files, jobs. The relay's dea
 holds the positions of stream batches the relay gave up on, not events: their events are still in
 the events table, to be sent again from there, which this does not do.
 
-Prints one JSON line: the queue, how the messages were moved, and how many.
+Prints one JSON line: the queue, how the messages were moved, and how many; exits 1 if any
+message could not be moved (it stays in the dead-letter queue, for the next run).
 """
 
 from __future__ import annotations
@@ -49,10 +54,15 @@ def arn(sqs, url: str) -> str:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
-def move_task(sqs, dlq_arn: str, source_arn: str) -> int | None:
-    """SQS's redrive, polled until it ends: how many it moved, or None where there is none."""
+# SendMessageBatch refuses more than 256 KiB in all (a realtime message may be near 200 KB).
+BATCH_BYTES = 256 * 1024 - 4096
+
+
+def move_task(sqs, dlq_arn: str) -> int | None:
+    """SQS's redrive (each message back to its source queue), polled until it ends: how many it
+    moved, or None where there is none."""
     try:
-        sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=source_arn)
+        sqs.start_message_move_task(SourceArn=dlq_arn)
     except ClientError as e:
         if e.response["Error"]["Code"] in ("InvalidAction", "UnsupportedOperation", "UnknownOperationException"):
             return None
@@ -66,37 +76,61 @@ def move_task(sqs, dlq_arn: str, source_arn: str) -> int | None:
         time.sleep(2)
 
 
-def copy_back(sqs, dlq_url: str, source_url: str) -> int:
-    """Receive, send to the source, delete what was sent; until a receive finds nothing."""
-    moved = 0
-    while True:
-        got = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                  VisibilityTimeout=60, MessageAttributeNames=["All"])
+def batches(messages: list[dict]) -> list[list[tuple[int, dict]]]:
+    """The messages (with their index) in send batches under SQS's request size."""
+    out: list[list[tuple[int, dict]]] = []
+    size = 0
+    for i, m in enumerate(messages):
+        n = len(m["Body"].encode()) + sum(len(k) + len(str(v)) for k, v in m.get("MessageAttributes", {}).items())
+        if not out or size + n > BATCH_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append((i, m))
+        size += n
+    return out
+
+
+def copy_back(sqs, dlq_url: str, source_url: str) -> tuple[int, int]:
+    """Receive, send to the source, delete what was sent; at most what the dead-letter queue held
+    at the start. Returns (moved, not moved)."""
+    held = int(sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+               ["Attributes"]["ApproximateNumberOfMessages"])
+    moved = failed = 0
+    while moved + failed < held:
+        got = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=min(10, held - moved - failed),
+                                  WaitTimeSeconds=1, VisibilityTimeout=60, MessageAttributeNames=["All"])
         messages = got.get("Messages", [])
         if not messages:
-            return moved
-        entries = [{"Id": str(i), "MessageBody": m["Body"],
-                    **({"MessageAttributes": m["MessageAttributes"]} if m.get("MessageAttributes") else {})}
-                   for i, m in enumerate(messages)]
-        sent = sqs.send_message_batch(QueueUrl=source_url, Entries=entries)
-        if sent.get("Failed"):
-            # Left in the dead-letter queue (visible again in 60 s); the next run takes them.
-            print(json.dumps({"not_sent": sent["Failed"]}), file=sys.stderr)
-        done = [{"Id": e["Id"], "ReceiptHandle": messages[int(e["Id"])]["ReceiptHandle"]} for e in sent.get("Successful", [])]
-        if done:
-            sqs.delete_message_batch(QueueUrl=dlq_url, Entries=done)
-        moved += len(done)
-        if not done:
-            return moved
+            break
+        for batch in batches(messages):
+            entries = [{"Id": str(i), "MessageBody": m["Body"],
+                        **({"MessageAttributes": m["MessageAttributes"]} if m.get("MessageAttributes") else {})}
+                       for i, m in batch]
+            sent = sqs.send_message_batch(QueueUrl=source_url, Entries=entries)
+            if sent.get("Failed"):
+                # Left in the dead-letter queue (visible again in 60 s) for the next run.
+                print(json.dumps({"not_sent": sent["Failed"]}), file=sys.stderr)
+                failed += len(sent["Failed"])
+            done = [{"Id": e["Id"], "ReceiptHandle": messages[int(e["Id"])]["ReceiptHandle"]}
+                    for e in sent.get("Successful", [])]
+            if done:
+                deleted = sqs.delete_message_batch(QueueUrl=dlq_url, Entries=done)
+                if deleted.get("Failed"):
+                    # Sent and still parked: the next run sends them again (the workers are idempotent).
+                    print(json.dumps({"not_deleted": deleted["Failed"]}), file=sys.stderr)
+                    failed += len(deleted["Failed"])
+                moved += len(done) - len(deleted.get("Failed", []))
+    return moved, failed
 
 
 def redrive(cfn, sqs, stack: str, queue: str) -> dict:
     source_id, dlq_id = QUEUES[queue]
     source_url, dlq_url = queue_url(cfn, stack, source_id), queue_url(cfn, stack, dlq_id)
-    moved = move_task(sqs, arn(sqs, dlq_url), arn(sqs, source_url))
+    moved = move_task(sqs, arn(sqs, dlq_url))
     if moved is not None:
-        return {"queue": queue, "by": "StartMessageMoveTask", "moved": moved}
-    return {"queue": queue, "by": "copy", "moved": copy_back(sqs, dlq_url, source_url)}
+        return {"queue": queue, "by": "StartMessageMoveTask", "moved": moved, "not_moved": 0}
+    moved, failed = copy_back(sqs, dlq_url, source_url)
+    return {"queue": queue, "by": "copy", "moved": moved, "not_moved": failed}
 
 
 def main(argv: list[str]) -> int:
@@ -116,7 +150,7 @@ def main(argv: list[str]) -> int:
         kw, stack = {"region_name": args.region}, args.stack
     report = redrive(boto3.client("cloudformation", **kw), boto3.client("sqs", **kw), stack, args.queue)
     print(json.dumps(report))
-    return 0
+    return 1 if report["not_moved"] else 0
 
 
 if __name__ == "__main__":

@@ -46,6 +46,18 @@ class Api:
         return r.json()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_function_goes_through_the_fault_proxy(stack, aws):
+    """A function left routed through the fault proxy (by a run killed inside a fault test)
+    would run every test unsigned by its own role: refuse to start, and check at the end."""
+    from faults import FaultProxy
+
+    proxy = FaultProxy(stack, aws("lambda"))
+    assert not proxy.routed_functions(), f"functions still routed through the fault proxy: {proxy.routed_functions()}; make down && make up"
+    yield
+    assert not proxy.routed_functions(), f"a test left functions routed through the fault proxy: {proxy.routed_functions()}"
+
+
 @pytest.fixture(scope="session")
 def api(stack) -> Api:
     return Api(stack["http_url"])

@@ -88,19 +88,42 @@ class FaultProxy:
         configuration is what it was."""
         name = self.prefix + function
         before = self.lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        # Put back the function's own values: none that names the proxy (a run killed inside a
+        # block would otherwise be restored as it left things).
+        assert not self.routed(before), f"{name} already goes through the fault proxy: {before}"
         env = dict(before) | {ENDPOINT_VARIABLE[s]: self.url for s in services} | variables
         self.rules([])
         self.forget()
-        self._set(name, env)
         try:
+            self._set(name, env)
             yield
         finally:
             self.rules([])
             self._set(name, before)
 
+    def routed(self, variables: dict) -> list[str]:
+        """The variables that send calls through the proxy."""
+        return [k for k, v in variables.items() if isinstance(v, str) and v.startswith(self.url)]
+
+    def routed_functions(self) -> dict[str, list[str]]:
+        """The stack's functions that send calls through the proxy, and by which variables."""
+        out = {}
+        for page in self.lam.get_paginator("list_functions").paginate():
+            for fn in page["Functions"]:
+                if fn["FunctionName"].startswith(self.prefix):
+                    names = self.routed(fn.get("Environment", {}).get("Variables", {}))
+                    if names:
+                        out[fn["FunctionName"]] = names
+        return out
+
     def _set(self, name: str, env: dict) -> None:
-        self.lam.update_function_configuration(FunctionName=name, Environment={"Variables": env})
-        deadline = time.monotonic() + 30
-        while self.lam.get_function_configuration(FunctionName=name).get("LastUpdateStatus") == "InProgress":
-            assert time.monotonic() < deadline, f"{name}: configuration update still in progress"
-            time.sleep(0.2)
+        configure(self.lam, name, Environment={"Variables": env})
+
+
+def configure(lam, name: str, **changes) -> None:
+    """Updates a function's configuration and waits until the update is done."""
+    lam.update_function_configuration(FunctionName=name, **changes)
+    deadline = time.monotonic() + 30
+    while lam.get_function_configuration(FunctionName=name).get("LastUpdateStatus") == "InProgress":
+        assert time.monotonic() < deadline, f"{name}: configuration update still in progress"
+        time.sleep(0.2)

@@ -4,6 +4,7 @@ is gone; its effect then happens once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -30,11 +31,10 @@ def test_a_parked_message_is_redriven_after_the_fix_and_processed_once(api, stac
     alice = oidc.mint(f"alice-{uuid.uuid4().hex[:6]}", "editor", "Alice")
     out, sqs, iam = stack["outputs"], aws("sqs"), aws("iam")
     queue, dlq = out["ActivityQueueUrl"], out["ActivityDeadLetterQueueUrl"]
-    # The test owns the activity dead-letter queue meanwhile: what another test left there goes.
-    while messages := sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
-        sqs.delete_message_batch(QueueUrl=dlq, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                                                        for i, m in enumerate(messages)])
-    assert depth(sqs, dlq) == 0, "the activity dead-letter queue starts empty"
+    # The test owns the activity dead-letter queue meanwhile: what other tests left there (they
+    # check and delete their own poison messages as they park) goes, in flight or not.
+    sqs.purge_queue(QueueUrl=dlq)
+    eventually(lambda: depth(sqs, dlq) == 0, timeout=30)
     eid = api.create(alice, title="Parked")["id"]
     eventually(lambda: activity(api, alice, eid) == ["episode.created"], timeout=60)
 
@@ -42,23 +42,24 @@ def test_a_parked_message_is_redriven_after_the_fix_and_processed_once(api, stac
     # The cause: the worker may not write its table (a grant removed by mistake).
     deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "dynamodb:BatchWriteItem", "Resource": "*"}]}
     before = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"]
-    iam.put_role_policy(RoleName=role, PolicyName="test-broken-grant", PolicyDocument=json.dumps(deny))
-    # Five receives a second apart instead of three minutes apart.
-    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})
-    try:
+    with contextlib.ExitStack() as undo:
+        # Each change is undone, whichever step fails.
+        iam.put_role_policy(RoleName=role, PolicyName="test-broken-grant", PolicyDocument=json.dumps(deny))
+        undo.callback(iam.delete_role_policy, RoleName=role, PolicyName="test-broken-grant")
+        # Five receives a second apart instead of three minutes apart.
+        sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})
+        undo.callback(sqs.set_queue_attributes, QueueUrl=queue, Attributes=before)
         time.sleep(1)
         r = api.request("PATCH", f"/episodes/{eid}", alice, json={"title": "Parked 2", "version": 1})
         assert r.status_code == 204, r.text
-        eventually(lambda: depth(sqs, dlq) == 1, timeout=90)
+        eventually(lambda: depth(sqs, dlq) >= 1, timeout=90)
         assert activity(api, alice, eid) == ["episode.created"]
-    finally:
-        sqs.set_queue_attributes(QueueUrl=queue, Attributes=before)
-        iam.delete_role_policy(RoleName=role, PolicyName="test-broken-grant")
     time.sleep(1)
     done = subprocess.run(["make", "-s", "redrive", "QUEUE=activity"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["moved"] == 1 and report["by"] in ("copy", "StartMessageMoveTask"), report
+    # Ours, and any other event the broken grant parked meanwhile (they are all written once).
+    assert report["moved"] >= 1 and report["not_moved"] == 0 and report["by"] in ("copy", "StartMessageMoveTask"), report
     redriven = time.monotonic()
     want = ["episode.created", "episode.updated"]
     eventually(lambda: activity(api, alice, eid) == want, timeout=60)
