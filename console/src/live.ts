@@ -34,8 +34,9 @@ export interface Handlers {
 }
 
 const PING_MS = 30_000;
-/** How far before the newest event a resume starts: more than delivery can reorder. */
-const REPLAY_MS = 5_000;
+/** How far before the newest event a resume starts: more than delivery can reorder (a frame
+ * reposted to a throttled connection comes up to about 15 s late: 2 + 4 + 6 s of delays). */
+const REPLAY_MS = 30_000;
 const SEEN_MAX = 2_000;
 
 /** The smallest UUIDv7 of a millisecond (a resume's `after` is exclusive). */
