@@ -44,8 +44,12 @@ proptest! {
     fn a_body_is_an_object_or_a_clear_400_or_422(bytes in prop_oneof![
         any::<Vec<u8>>(),
         hostile().prop_map(String::into_bytes),
-        prop::collection::btree_map("[a-z]{0,8}", "[a-z0-9]{0,8}", 0..6)
-            .prop_map(|m| serde_json::to_vec(&m).unwrap()),
+        prop::collection::btree_map(
+            prop_oneof![prop::sample::select(vec!["title", "season", "status"]).prop_map(str::to_owned), "[a-z]{0,8}"],
+            "[a-z0-9]{0,8}",
+            0..6,
+        )
+        .prop_map(|m| serde_json::to_vec(&m).unwrap()),
     ]) {
         match JsonObject::<Rules>::parse(&bytes) {
             Ok(body) => {
@@ -83,11 +87,22 @@ proptest! {
     }
 
     #[test]
-    fn paging_takes_any_query(limit in prop::option::of(hostile()), cursor_text in prop::option::of(hostile()), scope in hostile()) {
+    fn paging_takes_any_query(
+        limit in prop::option::of(prop_oneof![hostile(), (0u32..200).prop_map(|n| n.to_string())]),
+        position in prop::option::of(prop::collection::vec("[a-z0-9-]{1,36}", 1..3)),
+        forged in prop::option::of(hostile()),
+        scope in hostile(),
+        theirs in any::<bool>(),
+    ) {
         let mut params = BTreeMap::new();
         if let Some(l) = &limit {
             params.insert("limit".to_owned(), l.clone());
         }
+        // A cursor this list returned (for this scope or, `theirs`, another), or a forged one.
+        let cursor_text = match (&position, &forged) {
+            (Some(p), _) => Some(cursor::encode(p, if theirs { "another scope" } else { &scope })),
+            (None, f) => f.clone(),
+        };
         if let Some(c) = &cursor_text {
             params.insert("cursor".to_owned(), c.clone());
         }
@@ -99,6 +114,10 @@ proptest! {
                     prop_assert_eq!(l.parse::<u16>().ok(), Some(n));
                 }
                 prop_assert_eq!(p.after.is_some(), cursor_text.is_some());
+                if position.is_some() {
+                    prop_assert!(!theirs || scope == "another scope", "another query's cursor is refused");
+                    prop_assert_eq!(p.after, position);
+                }
             }
             Err(problem) => prop_assert_eq!(problem.status, 400),
         }
