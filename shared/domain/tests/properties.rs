@@ -105,11 +105,17 @@ fn mutated_event() -> impl Strategy<Value = Value> {
 /// more or less): so the round-trip branch runs, not only the refusal.
 fn near_valid() -> impl Strategy<Value = String> {
     let valid = prop_oneof![
-        prop::sample::select(EpisodeStatus::ALL.map(|x| x.as_str()).to_vec()).prop_map(str::to_owned),
+        prop::sample::select(EpisodeStatus::ALL.map(|x| x.as_str()).to_vec())
+            .prop_map(str::to_owned),
         prop::sample::select(JobType::ALL.map(|x| x.as_str()).to_vec()).prop_map(str::to_owned),
         prop::sample::select(JobState::ALL.map(|x| x.as_str()).to_vec()).prop_map(str::to_owned),
         prop::sample::select(vec![
-            "audio/mpeg", "audio/wav", "audio/flac", "video/mp4", "image/png", "image/jpeg",
+            "audio/mpeg",
+            "audio/wav",
+            "audio/flac",
+            "video/mp4",
+            "image/png",
+            "image/jpeg",
         ])
         .prop_map(str::to_owned),
         (1900u32..2200, 1u32..13, 1u32..32).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
@@ -305,7 +311,12 @@ fn job_params_json() -> impl Strategy<Value = Value> {
         json_value(),
     ];
     prop::collection::btree_map(
-        prop::sample::select(vec!["max_size", "inject_failures", "inject_pause_seconds", "other"]),
+        prop::sample::select(vec![
+            "max_size",
+            "inject_failures",
+            "inject_pause_seconds",
+            "other",
+        ]),
         value,
         0..4,
     )
@@ -333,17 +344,32 @@ fn notice() -> impl Strategy<Value = domain::Notice> {
     use domain::realtime::{Addressed, Listener};
     let episode = || v7().prop_map(|s| EpisodeId::parse(&s).unwrap());
     prop_oneof![
-        prop::collection::vec(("[a-z]{1,8}", json_value()), 0..3).prop_map(|items| Notice::Notifications {
-            items: items
-                .into_iter()
-                .map(|(u, n)| Addressed { recipient: UserId::parse(&u).unwrap(), notification: n })
-                .collect(),
+        prop::collection::vec(("[a-z]{1,8}", json_value()), 0..3).prop_map(|items| {
+            Notice::Notifications {
+                items: items
+                    .into_iter()
+                    .map(|(u, n)| Addressed {
+                        recipient: UserId::parse(&u).unwrap(),
+                        notification: n,
+                    })
+                    .collect(),
+            }
         }),
-        (episode(), user_ref(), timestamp())
-            .prop_map(|(episode_id, user, at)| Notice::PresenceJoined { episode_id, user, at }),
+        (episode(), user_ref(), timestamp()).prop_map(|(episode_id, user, at)| {
+            Notice::PresenceJoined {
+                episode_id,
+                user,
+                at,
+            }
+        }),
         episode().prop_map(|episode_id| Notice::PresenceRound { episode_id }),
-        (episode(), user_ref(), timestamp())
-            .prop_map(|(episode_id, user, left_at)| Notice::PresenceCheck { episode_id, user, left_at }),
+        (episode(), user_ref(), timestamp()).prop_map(|(episode_id, user, left_at)| {
+            Notice::PresenceCheck {
+                episode_id,
+                user,
+                left_at,
+            }
+        }),
         connection().prop_map(|connection_id| Notice::Close { connection_id }),
         (
             prop::collection::vec((connection(), prop::option::of(timestamp())), 0..4),
@@ -353,7 +379,10 @@ fn notice() -> impl Strategy<Value = domain::Notice> {
             .prop_map(|(ls, frame, attempt)| Notice::Repost {
                 listeners: ls
                     .into_iter()
-                    .map(|(connection, token_expires_at)| Listener { connection, token_expires_at })
+                    .map(|(connection, token_expires_at)| Listener {
+                        connection,
+                        token_expires_at
+                    })
                     .collect(),
                 frame,
                 attempt,
