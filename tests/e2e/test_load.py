@@ -159,16 +159,19 @@ def test_a_sustained_mixed_load_loses_and_doubles_nothing(api, stack, aws, event
     doubled += max(0, unread() - load.status_changes)
     statuses = [s for _, s, _ in load.requests]
     errors = sum(1 for s in statuses if s >= 500)
-    conflicts = sum(1 for s in statuses if s == 412)
+    # A stale version in the body is 409 (two writers raced for one episode): expected, not an error.
+    conflicts = sum(1 for s in statuses if s == 409)
+    refused = sorted({s for s in statuses if 400 <= s < 500 and s != 409})
     latencies = [ms for _, _, ms in load.requests]
     ok = sum(1 for s in statuses if s < 400)
-    summary = (f"{len(statuses)} requests in {elapsed:.0f} s ({len(statuses) / elapsed:.0f}/s), {errors} 5xx, {conflicts} 412, "
+    summary = (f"{len(statuses)} requests in {elapsed:.0f} s ({len(statuses) / elapsed:.0f}/s), {errors} 5xx, {conflicts} 409 (edit races), "
                f"p50 {percentile(latencies, 0.5):.0f} ms, p99 {percentile(latencies, 0.99):.0f} ms; "
                f"{sum(len(v) for v in written.values())} events, {load.status_changes} notifications, "
                f"{len(live_events) * len(clients)} frames expected ({dup} more came twice, dropped by the id rule)")
     print(summary)
     record("sustained mixed load", f"{len(threads)} clients for {seconds} s, {len(clients)} WebSocket subscribers: {summary}",
-           "none (the load itself; 412s are lost edit races, retried by nobody)", ok, errors, lost, doubled,
+           "none (the load itself)", ok, errors, lost, doubled,
            dead_letters(aws, stack) - dlq_before, drained)
     assert errors == 0, "no request failed"
+    assert not refused, f"no other refusal: {refused}"
     assert (lost, doubled) == (0, 0)
