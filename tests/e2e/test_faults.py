@@ -379,7 +379,7 @@ def test_throttled_and_gone_connections_live_ones_get_every_frame_and_exactly_th
 
 def test_a_throttling_storm_longer_than_a_posts_patience_is_ridden_out_by_reposts(api, stack, aws, proxy, live):
     """Every post to `@connections` is throttled until every connection's post has run out of
-    patience (its 4 tries). The broadcaster queues the frame again for exactly the connections
+    patience (its 3 tries). The broadcaster queues the frame again for exactly the connections
     that did not get it (a `repost` notice, 2 s later, then 4, then 6); the storm ends; every live
     connection gets the frame, once."""
     (_, alice), = people(("alice", "editor")).values()
@@ -405,7 +405,7 @@ def test_a_throttling_storm_longer_than_a_posts_patience_is_ridden_out_by_repost
             return int(a["Attributes"]["ApproximateNumberOfMessagesDelayed"])
 
         # The posts have run out of patience and a repost waits in the presence queue.
-        eventually(lambda: len(proxy.fired()) >= 4 * len(clients) and reposts_queued(), timeout=60)
+        eventually(lambda: len(proxy.fired()) >= 3 * len(clients) and reposts_queued(), timeout=60)
         time.sleep(1)
         during = [updates(c) for c in clients]
         throttled = [f for f in proxy.fired() if "LimitExceeded" in f["action"]]

@@ -23,8 +23,7 @@ use aws_sdk_dynamodb::types::{
     Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use domain::store::{
-    EpisodeLister, EpisodeReader, EpisodeWriter, IDEMPOTENCY_HOURS, Idempotency, ListQuery, Page,
-    StoreError,
+    EpisodeLister, EpisodeReader, EpisodeWriter, Idempotency, ListQuery, Page, StoreError,
 };
 use domain::{
     AirDate, Description, DisplayName, DomainEvent, Episode, EpisodeDeletion, EpisodeId,
@@ -35,7 +34,7 @@ use domain::{
 use crate::item::{self, Item, n, s};
 use crate::notification_store::watch_item;
 use crate::shards::{self, Chunk, shard_key};
-use crate::transact::cancellation_reasons;
+use crate::transact::{cancellation_reasons, idempotency_put, replay_of};
 
 /// How long events stay in the outbox table (the relay has long delivered them by then).
 pub const EVENT_RETENTION_DAYS: i64 = 30;
@@ -216,11 +215,6 @@ impl DynamoEpisodeStore {
     }
 }
 
-/// The item that records a user's idempotency key in the episodes table.
-fn idempotency_id(user: &UserId, key: &str) -> String {
-    format!("idem#{user}#{key}")
-}
-
 impl EpisodeWriter for DynamoEpisodeStore {
     /// One transaction: the episode, its creator's watch, its event, and (with an idempotency
     /// key) the key's item in the episodes table (`idem#<user>#<key>`, no list keys, so in no
@@ -257,29 +251,13 @@ impl EpisodeWriter for DynamoEpisodeStore {
                 .transact(items, episode.id, |_| domain::Rejection::Concurrent)
                 .await;
         };
-        let now = episode.created.at;
-        items.push(
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.tables.episodes)
-                        .item("id", s(idempotency_id(&episode.created.by, key)))
-                        .item("episode_id", s(episode.id.to_string()))
-                        .item("fingerprint", s(fingerprint))
-                        .item(
-                            "expires_at",
-                            n(now.plus_seconds(IDEMPOTENCY_HOURS * 3600).unix_seconds()),
-                        )
-                        .condition_expression("attribute_not_exists(id) OR expires_at < :now")
-                        .expression_attribute_values(":now", n(now.unix_seconds()))
-                        .return_values_on_condition_check_failure(
-                            ReturnValuesOnConditionCheckFailure::AllOld,
-                        )
-                        .build()
-                        .map_err(StoreError::unavailable)?,
-                )
-                .build(),
-        );
+        items.push(idempotency_put(
+            &self.tables.episodes,
+            &episode.created.by,
+            Idempotency { key, fingerprint },
+            ("episode_id", episode.id.to_string()),
+            episode.created.at,
+        )?);
         let Err(e) = self
             .client
             .transact_write_items()
@@ -291,9 +269,7 @@ impl EpisodeWriter for DynamoEpisodeStore {
         };
         match cancellation_reasons(&e).as_deref() {
             Some([_, _, _, (true, Some(old))]) => {
-                let previous = item::parse(old, "episode_id", EpisodeId::parse)
-                    .map_err(StoreError::unavailable)?;
-                let same = item::opt_str(old, "fingerprint").ok().flatten() == Some(fingerprint);
+                let (previous, same) = replay_of(old, "episode_id", EpisodeId::parse, fingerprint)?;
                 Err(StoreError::Rejected(domain::Rejection::Replayed {
                     episode: previous,
                     same_request: same,

@@ -8,10 +8,8 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
-use domain::job::{IDEMPOTENCY_HOURS, JobMove};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+use domain::job::JobMove;
 use domain::store::job::{
     Idempotency, JobCreateError, JobMoveError, JobPage, JobQuery, JobReader, JobWriter, StoredJob,
 };
@@ -23,7 +21,7 @@ use domain::{
 
 use crate::episode_store::event_put;
 use crate::item::{self, Item, n, s};
-use crate::transact::{cancellation_reasons, episode_exists};
+use crate::transact::{cancellation_reasons, episode_exists, idempotency_put, replay_of};
 
 const INDEX_BY_EPISODE: &str = "by-episode";
 
@@ -139,10 +137,6 @@ pub fn lease_of(it: &Item) -> Option<Timestamp> {
         .flatten()
 }
 
-fn idempotency_id(user: &UserId, key: &str) -> String {
-    format!("idem#{user}#{key}")
-}
-
 impl DynamoJobStore {
     pub fn new(client: Client, tables: JobTables) -> Self {
         Self { client, tables }
@@ -198,30 +192,14 @@ impl JobWriter for DynamoJobStore {
             );
         }
         let idem_at = items.len();
-        if let Some(Idempotency { key, fingerprint }) = idempotency {
-            let now = job.created.at;
-            items.push(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.tables.jobs)
-                            .item("id", s(idempotency_id(&job.created.by, key)))
-                            .item("job_id", s(job.id.to_string()))
-                            .item("fingerprint", s(fingerprint))
-                            .item(
-                                "expires_at",
-                                n(now.plus_seconds(IDEMPOTENCY_HOURS * 3600).unix_seconds()),
-                            )
-                            .condition_expression("attribute_not_exists(id) OR expires_at < :now")
-                            .expression_attribute_values(":now", n(now.unix_seconds()))
-                            .return_values_on_condition_check_failure(
-                                ReturnValuesOnConditionCheckFailure::AllOld,
-                            )
-                            .build()
-                            .map_err(StoreError::unavailable)?,
-                    )
-                    .build(),
-            );
+        if let Some(idem) = idempotency {
+            items.push(idempotency_put(
+                &self.tables.jobs,
+                &job.created.by,
+                idem,
+                ("job_id", job.id.to_string()),
+                job.created.at,
+            )?);
         }
         items.push(
             TransactWriteItem::builder()
@@ -257,9 +235,7 @@ impl JobWriter for DynamoJobStore {
         if let (Some(Idempotency { fingerprint, .. }), Some((true, Some(old)))) =
             (idempotency, reasons.get(idem_at))
         {
-            let previous =
-                item::parse(old, "job_id", JobId::parse).map_err(StoreError::unavailable)?;
-            let same = item::opt_str(old, "fingerprint").ok().flatten() == Some(fingerprint);
+            let (previous, same) = replay_of(old, "job_id", JobId::parse, fingerprint)?;
             return Err(JobCreateError::Replay {
                 job: previous,
                 same_request: same,
