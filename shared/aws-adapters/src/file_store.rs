@@ -102,7 +102,7 @@ pub(crate) fn from_item(it: &Item) -> Result<EpisodeFile, StoreError> {
 /// What jobs recorded on the file, one attribute per job type, served as one object.
 fn metadata_of(it: &Item) -> Result<Option<serde_json::Value>, item::CorruptItem> {
     let mut m = serde_json::Map::new();
-    for what in [FileMetadata::Checksum, FileMetadata::Probe] {
+    for what in FileMetadata::ALL {
         if let Some(v) = item::parse_opt(it, what.attribute(), |v| {
             serde_json::from_str::<serde_json::Value>(v)
         })? {

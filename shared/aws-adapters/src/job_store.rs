@@ -4,7 +4,9 @@
 //! the domain → write the whole job back on the condition that it is still as read (its state,
 //! its attempt count, and no cancel asked for meanwhile): optimistic, so two workers, a
 //! duplicate delivery or a cancel racing a completion cannot both win. Idempotency keys are
-//! items of the same table (`id = "idem#<user>#<key>"`, TTL 24 h) written with the job.
+//! items of the same table (`id = "idem#<user>#<key>"`, TTL 24 h) written with the job, and so
+//! are an episode's rules for jobs on upload (`id = "rules#<episode>"`; no `episode_id`
+//! attribute, so the by-episode index holds jobs only).
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -14,6 +16,7 @@ use domain::store::job::{
     Idempotency, JobCreateError, JobMoveError, JobPage, JobQuery, JobReader, JobWriter, StoredJob,
 };
 use domain::store::{EpisodeExistence, Page, StoreError};
+use domain::upload_rules::{EpisodeRules, UploadRules};
 use domain::{
     DisplayName, DomainEvent, EpisodeId, FileId, FileStatus, Job, JobId, JobParams, JobState,
     JobType, Stamp, Timestamp, UserId,
@@ -137,6 +140,44 @@ pub fn lease_of(it: &Item) -> Option<Timestamp> {
         .flatten()
 }
 
+/// The key of an episode's rules for jobs on upload.
+fn rules_key(episode: EpisodeId) -> Item {
+    Item::from([("id".to_owned(), s(format!("rules#{episode}")))])
+}
+
+fn rules_from_item(episode: EpisodeId, it: &Item) -> Result<EpisodeRules, StoreError> {
+    let parse = || -> Result<EpisodeRules, item::CorruptItem> {
+        Ok(EpisodeRules {
+            episode_id: episode,
+            rules: item::parse(it, "rules", |v| {
+                serde_json::from_str::<serde_json::Value>(v)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| UploadRules::parse(&v).map_err(|e| e.to_string()))
+            })?,
+            updated: Stamp {
+                at: item::parse(it, "updated_at", Timestamp::parse)?,
+                by: item::parse(it, "updated_by", UserId::parse)?,
+                by_name: DisplayName::new(item::req_str(it, "updated_by_name")?),
+            },
+        })
+    };
+    parse().map_err(StoreError::unavailable)
+}
+
+/// A transaction's check that the episode exists and is not deleted.
+fn live_episode_check(table: &str, episode: EpisodeId) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .condition_check(
+            ConditionCheck::builder()
+                .table_name(table)
+                .key("id", s(episode.to_string()))
+                .condition_expression("attribute_exists(id) AND attribute_not_exists(deleted_at)")
+                .build()
+                .map_err(StoreError::unavailable)?,
+        )
+        .build())
+}
+
 impl DynamoJobStore {
     pub fn new(client: Client, tables: JobTables) -> Self {
         Self { client, tables }
@@ -157,20 +198,7 @@ impl JobWriter for DynamoJobStore {
         event: &DomainEvent,
         idempotency: Option<Idempotency<'_>>,
     ) -> Result<(), JobCreateError> {
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .condition_check(
-                    ConditionCheck::builder()
-                        .table_name(&self.tables.episodes)
-                        .key("id", s(job.episode_id.to_string()))
-                        .condition_expression(
-                            "attribute_exists(id) AND attribute_not_exists(deleted_at)",
-                        )
-                        .build()
-                        .map_err(StoreError::unavailable)?,
-                )
-                .build(),
-        ];
+        let mut items = vec![live_episode_check(&self.tables.episodes, job.episode_id)?];
         if let Some(file) = job.file_id {
             items.push(
                 TransactWriteItem::builder()
@@ -192,6 +220,7 @@ impl JobWriter for DynamoJobStore {
             );
         }
         let idem_at = items.len();
+        let job_at = idem_at + usize::from(idempotency.is_some());
         if let Some(idem) = idempotency {
             items.push(idempotency_put(
                 &self.tables.jobs,
@@ -241,7 +270,61 @@ impl JobWriter for DynamoJobStore {
                 same_request: same,
             });
         }
+        if reasons.get(job_at).is_some_and(|r| r.0) {
+            return Err(JobCreateError::Exists);
+        }
         Err(JobCreateError::Store(StoreError::unavailable(e)))
+    }
+
+    async fn set_upload_rules(
+        &self,
+        episode: EpisodeId,
+        rules: Option<&EpisodeRules>,
+    ) -> Result<(), JobCreateError> {
+        let key = rules_key(episode);
+        let write = match rules {
+            Some(r) => {
+                let rules =
+                    serde_json::to_string(&r.rules.to_json()).map_err(StoreError::unavailable)?;
+                let mut it = key;
+                it.insert("rules".into(), s(rules));
+                it.insert("updated_at".into(), s(r.updated.at.to_string()));
+                it.insert("updated_by".into(), s(r.updated.by.as_str()));
+                it.insert("updated_by_name".into(), s(r.updated.by_name.as_str()));
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.tables.jobs)
+                            .set_item(Some(it))
+                            .build()
+                            .map_err(StoreError::unavailable)?,
+                    )
+                    .build()
+            }
+            None => TransactWriteItem::builder()
+                .delete(
+                    aws_sdk_dynamodb::types::Delete::builder()
+                        .table_name(&self.tables.jobs)
+                        .set_key(Some(key))
+                        .build()
+                        .map_err(StoreError::unavailable)?,
+                )
+                .build(),
+        };
+        let items = vec![live_episode_check(&self.tables.episodes, episode)?, write];
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(e) = result else {
+            return Ok(());
+        };
+        match cancellation_reasons(&e) {
+            Some(reasons) if reasons.first().is_some_and(|r| r.0) => Err(JobCreateError::NoEpisode),
+            _ => Err(JobCreateError::Store(StoreError::unavailable(e))),
+        }
     }
 
     /// Puts the whole job on the condition of the move's guard (and, for taking over a job
@@ -338,6 +421,21 @@ impl JobReader for DynamoJobStore {
                     lease_until: lease_of(it),
                 })
             })
+            .transpose()
+    }
+
+    async fn upload_rules(&self, episode: EpisodeId) -> Result<Option<EpisodeRules>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(rules_key(episode)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.item()
+            .map(|it| rules_from_item(episode, it))
             .transpose()
     }
 

@@ -30,6 +30,11 @@ impl UserId {
     pub fn system(name: &str) -> Self {
         Self(format!("system:{name}"))
     }
+
+    /// Whether this is one of the system's own actors (a worker), not a person.
+    pub fn is_system(&self) -> bool {
+        self.0.starts_with("system:")
+    }
 }
 
 impl fmt::Display for UserId {

@@ -32,6 +32,20 @@ pub enum MediaKind {
     Video,
     Image,
     Script,
+    /// Data made of other files (a waveform's peaks).
+    Data,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Audio => "audio",
+            Self::Video => "video",
+            Self::Image => "image",
+            Self::Script => "script",
+            Self::Data => "data",
+        }
+    }
 }
 
 /// The content types files may have: the one place they are listed.
@@ -52,6 +66,7 @@ const ALLOWED: &[(&str, MediaKind)] = &[
     ("text/plain", MediaKind::Script),
     ("text/markdown", MediaKind::Script),
     ("application/pdf", MediaKind::Script),
+    ("application/json", MediaKind::Data),
 ];
 
 /// The content types files may have, as the contract lists them.

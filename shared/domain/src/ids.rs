@@ -102,6 +102,16 @@ impl FileId {
     }
 }
 
+impl JobId {
+    /// The id of a job started for a file by a rule: the file's id with its last byte changed
+    /// by `salt` (1 to 15; a job type's), so still a UUIDv7 of the file's instant.
+    pub fn for_file(file: FileId, salt: u8) -> Self {
+        let mut bytes = *file.0.as_bytes();
+        bytes[15] ^= (salt & 0x0f).max(1);
+        Self(uuid::Uuid::from_bytes(bytes))
+    }
+}
+
 uuid_v7_id!(
     /// The id of a domain event; consumers deduplicate on it.
     EventId

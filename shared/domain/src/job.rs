@@ -34,16 +34,30 @@ pub enum JobType {
     /// Writes a resized copy of an image as a new file of the episode.
     #[serde(rename = "thumbnail")]
     Thumbnail,
+    /// Measures loudness (ITU-R BS.1770-4 / EBU R128) against a delivery target.
+    #[serde(rename = "loudness")]
+    Loudness,
+    /// Writes min/max peaks for a player (audiowaveform JSON) as a new file of the episode.
+    #[serde(rename = "waveform")]
+    Waveform,
 }
 
 impl JobType {
-    pub const ALL: [Self; 3] = [Self::Checksum, Self::MediaProbe, Self::Thumbnail];
+    pub const ALL: [Self; 5] = [
+        Self::Checksum,
+        Self::MediaProbe,
+        Self::Thumbnail,
+        Self::Loudness,
+        Self::Waveform,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Checksum => "checksum",
             Self::MediaProbe => "media-probe",
             Self::Thumbnail => "thumbnail",
+            Self::Loudness => "loudness",
+            Self::Waveform => "waveform",
         }
     }
 
@@ -54,17 +68,32 @@ impl JobType {
             .ok_or_else(|| {
                 FieldError::new(
                     "type",
-                    "is not a job type; expected checksum, media-probe or thumbnail",
+                    "is not a job type; expected checksum, media-probe, thumbnail, loudness or waveform",
                 )
             })
     }
 
+    /// Its place in [`Self::ALL`], from 1.
+    pub fn index(self) -> u8 {
+        Self::ALL
+            .iter()
+            .position(|t| *t == self)
+            .map_or(0, |i| u8::try_from(i + 1).unwrap_or(0))
+    }
+
     /// Whether a file of this content type can be processed by this job.
     pub fn accepts(self, content_type: ContentType) -> bool {
+        self.reads(content_type.kind())
+    }
+
+    /// Whether this job can read files of this kind.
+    pub fn reads(self, kind: MediaKind) -> bool {
         match self {
             Self::Checksum => true,
-            Self::MediaProbe => matches!(content_type.kind(), MediaKind::Audio | MediaKind::Video),
-            Self::Thumbnail => content_type.kind() == MediaKind::Image,
+            Self::MediaProbe => matches!(kind, MediaKind::Audio | MediaKind::Video),
+            Self::Thumbnail => kind == MediaKind::Image,
+            // The audio types only: a video's soundtrack would mean spooling the whole video.
+            Self::Loudness | Self::Waveform => kind == MediaKind::Audio,
         }
     }
 }
@@ -80,16 +109,106 @@ pub const THUMBNAIL_MIN: u32 = 16;
 pub const THUMBNAIL_MAX: u32 = 2048;
 
 /// Validated job parameters, per type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum JobParams {
     None,
     /// The longest side of the thumbnail, in pixels.
     Thumbnail {
         max_size: u32,
     },
+    /// The delivery target loudness is judged against.
+    Loudness(LoudnessTarget),
+    /// The waveform's resolution and sample size.
+    Waveform(WaveformSpec),
 }
 
+/// A named loudness target: the defaults a loudness job's parameters start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum LoudnessPreset {
+    /// The common podcast delivery spec (Apple, Spotify, Amazon): −16 LUFS ± 1 LU, true peak
+    /// at most −1 dBTP.
+    #[serde(rename = "podcast")]
+    Podcast,
+    /// EBU R128 broadcast: −23 LUFS ± 0.5 LU, true peak at most −1 dBTP.
+    #[serde(rename = "ebu-r128")]
+    EbuR128,
+}
+
+impl LoudnessPreset {
+    pub const ALL: [Self; 2] = [Self::Podcast, Self::EbuR128];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Podcast => "podcast",
+            Self::EbuR128 => "ebu-r128",
+        }
+    }
+
+    /// (integrated LUFS, tolerance LU, maximum true peak dBTP).
+    pub fn values(self) -> (f64, f64, f64) {
+        match self {
+            Self::Podcast => (-16.0, 1.0, -1.0),
+            Self::EbuR128 => (-23.0, 0.5, -1.0),
+        }
+    }
+}
+
+/// What a loudness job judges the file against: a preset, with any value overridden.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoudnessTarget {
+    pub preset: LoudnessPreset,
+    pub integrated_lufs: f64,
+    pub tolerance_lu: f64,
+    pub max_true_peak_dbtp: f64,
+}
+
+/// Bounds of the loudness parameters.
+pub const TARGET_LUFS: (f64, f64) = (-70.0, 0.0);
+pub const TOLERANCE_LU: (f64, f64) = (0.1, 10.0);
+pub const TRUE_PEAK_DBTP: (f64, f64) = (-30.0, 0.0);
+
+/// How many samples one waveform point covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaveformResolution {
+    SamplesPerPixel(u32),
+    PixelsPerSecond(u32),
+}
+
+/// A waveform job's output: resolution, 8 or 16 bit values, one mixed channel or each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaveformSpec {
+    pub resolution: WaveformResolution,
+    pub bits: u8,
+    pub split_channels: bool,
+}
+
+/// Bounds and defaults of the waveform parameters. The default, 20 points a second, is a
+/// whole-episode overview: an hour is 72,000 points (about 0.6 MB of JSON at 8 bits).
+pub const SAMPLES_PER_PIXEL: (u32, u32) = (16, 65_536);
+pub const PIXELS_PER_SECOND: (u32, u32) = (1, 1_000);
+pub const DEFAULT_PIXELS_PER_SECOND: u32 = 20;
+
 impl JobParams {
+    /// The parameter names a job type takes.
+    fn names(job_type: JobType) -> &'static [&'static str] {
+        match job_type {
+            JobType::Thumbnail => &["max_size"],
+            JobType::Loudness => &[
+                "preset",
+                "integrated_lufs",
+                "tolerance_lu",
+                "max_true_peak_dbtp",
+            ],
+            JobType::Waveform => &[
+                "samples_per_pixel",
+                "pixels_per_second",
+                "bits",
+                "split_channels",
+            ],
+            JobType::Checksum | JobType::MediaProbe => &[],
+        }
+    }
+
     /// Parses `params` for `job_type`; unknown keys and out-of-range values are refused.
     /// The test hooks (`inject_failures`, `inject_pause_seconds`) are accepted only when
     /// `allow_fault_injection`.
@@ -104,10 +223,7 @@ impl JobParams {
             Value::Object(m) => m,
             _ => return Err(FieldError::new("params", "must be an object")),
         };
-        let mut allowed: Vec<&str> = match job_type {
-            JobType::Thumbnail => vec!["max_size"],
-            _ => vec![],
-        };
+        let mut allowed: Vec<&str> = Self::names(job_type).to_vec();
         if allow_fault_injection {
             allowed.extend(["inject_failures", "inject_pause_seconds"]);
         }
@@ -130,33 +246,128 @@ impl JobParams {
                     }),
             }
         };
+        let decimal = |key: &str, (min, max): (f64, f64), default: f64| match map.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| {
+                    FieldError::new(
+                        format!("params.{key}"),
+                        format!("must be a number from {min} to {max}"),
+                    )
+                }),
+        };
+        let small = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         let injection = Injection {
-            failures: u32::try_from(number("inject_failures", 0, 10, 0)?).unwrap_or(0),
-            pause_seconds: u32::try_from(number("inject_pause_seconds", 0, 60, 0)?).unwrap_or(0),
+            failures: small(number("inject_failures", 0, 10, 0)?),
+            pause_seconds: small(number("inject_pause_seconds", 0, 60, 0)?),
         };
         let parsed = match job_type {
             JobType::Thumbnail => Self::Thumbnail {
-                max_size: u32::try_from(number(
+                max_size: small(number(
                     "max_size",
                     u64::from(THUMBNAIL_MIN),
                     u64::from(THUMBNAIL_MAX),
                     256,
-                )?)
-                .unwrap_or(256),
+                )?),
             },
-            _ => Self::None,
+            JobType::Loudness => {
+                let preset = match map.get("preset") {
+                    None => LoudnessPreset::Podcast,
+                    Some(v) => LoudnessPreset::ALL
+                        .into_iter()
+                        .find(|p| v.as_str() == Some(p.as_str()))
+                        .ok_or_else(|| {
+                            FieldError::new("params.preset", "must be podcast or ebu-r128")
+                        })?,
+                };
+                let (lufs, tolerance, peak) = preset.values();
+                Self::Loudness(LoudnessTarget {
+                    preset,
+                    integrated_lufs: decimal("integrated_lufs", TARGET_LUFS, lufs)?,
+                    tolerance_lu: decimal("tolerance_lu", TOLERANCE_LU, tolerance)?,
+                    max_true_peak_dbtp: decimal("max_true_peak_dbtp", TRUE_PEAK_DBTP, peak)?,
+                })
+            }
+            JobType::Waveform => {
+                let resolution = match (map.get("samples_per_pixel"), map.get("pixels_per_second"))
+                {
+                    (Some(_), Some(_)) => {
+                        return Err(FieldError::new(
+                            "params.samples_per_pixel",
+                            "cannot be given with pixels_per_second; choose one",
+                        ));
+                    }
+                    (Some(_), None) => {
+                        let (min, max) = SAMPLES_PER_PIXEL;
+                        WaveformResolution::SamplesPerPixel(small(number(
+                            "samples_per_pixel",
+                            u64::from(min),
+                            u64::from(max),
+                            0,
+                        )?))
+                    }
+                    (None, _) => {
+                        let (min, max) = PIXELS_PER_SECOND;
+                        WaveformResolution::PixelsPerSecond(small(number(
+                            "pixels_per_second",
+                            u64::from(min),
+                            u64::from(max),
+                            u64::from(DEFAULT_PIXELS_PER_SECOND),
+                        )?))
+                    }
+                };
+                let bits = match map.get("bits") {
+                    None => 8,
+                    Some(v) => match crate::validation::whole_number(v) {
+                        Some(8) => 8,
+                        Some(16) => 16,
+                        _ => return Err(FieldError::new("params.bits", "must be 8 or 16")),
+                    },
+                };
+                let split_channels = match map.get("split_channels") {
+                    None => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        return Err(FieldError::new(
+                            "params.split_channels",
+                            "must be true or false",
+                        ));
+                    }
+                };
+                Self::Waveform(WaveformSpec {
+                    resolution,
+                    bits,
+                    split_channels,
+                })
+            }
+            JobType::Checksum | JobType::MediaProbe => Self::None,
         };
         Ok((parsed, injection))
     }
 
-    /// As served ([`JobParamsBody`]): `{}`, or `{"max_size": 256}` for a thumbnail.
+    /// As served ([`JobParamsBody`]): `{}`, or every parameter of the type with its value.
     pub fn to_json(&self) -> Value {
-        let body = JobParamsBody {
-            max_size: match self {
-                Self::None => None,
-                Self::Thumbnail { max_size } => Some(*max_size),
-            },
-        };
+        let mut body = JobParamsBody::default();
+        match self {
+            Self::None => {}
+            Self::Thumbnail { max_size } => body.max_size = Some(*max_size),
+            Self::Loudness(t) => {
+                body.preset = Some(t.preset);
+                body.integrated_lufs = Some(t.integrated_lufs);
+                body.tolerance_lu = Some(t.tolerance_lu);
+                body.max_true_peak_dbtp = Some(t.max_true_peak_dbtp);
+            }
+            Self::Waveform(w) => {
+                match w.resolution {
+                    WaveformResolution::SamplesPerPixel(n) => body.samples_per_pixel = Some(n),
+                    WaveformResolution::PixelsPerSecond(n) => body.pixels_per_second = Some(n),
+                }
+                body.bits = Some(w.bits);
+                body.split_channels = Some(w.split_channels);
+            }
+        }
         serde_json::to_value(body).unwrap_or_default()
     }
 }
@@ -245,14 +456,44 @@ impl fmt::Display for JobState {
     }
 }
 
-/// A job's parameters as served: `max_size` for a thumbnail, nothing for the others.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+/// A job's parameters as served: those of its type, each with its value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct JobParamsBody {
     /// The longest side of the thumbnail, in pixels (thumbnail only; default 256).
     #[schemars(range(min = THUMBNAIL_MIN, max = THUMBNAIL_MAX))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u32>,
+    /// The target the loudness values start from (loudness only; default `podcast`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<LoudnessPreset>,
+    /// Target integrated loudness, LUFS (loudness only; the preset's by default).
+    #[schemars(range(min = -70.0, max = 0.0))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrated_lufs: Option<f64>,
+    /// How far from the target still passes, LU (loudness only).
+    #[schemars(range(min = 0.1, max = 10.0))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerance_lu: Option<f64>,
+    /// Highest true peak that passes, dBTP (loudness only).
+    #[schemars(range(min = -30.0, max = 0.0))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_true_peak_dbtp: Option<f64>,
+    /// Samples per waveform point (waveform only; not with `pixels_per_second`).
+    #[schemars(range(min = 16, max = 65536))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples_per_pixel: Option<u32>,
+    /// Waveform points per second of audio (waveform only; default 20).
+    #[schemars(range(min = 1, max = 1000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pixels_per_second: Option<u32>,
+    /// 8 or 16 bit values (waveform only; default 8).
+    #[schemars(extend("enum" = [8, 16]))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits: Option<u8>,
+    /// One min/max pair per channel instead of the mono mix (waveform only; default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_channels: Option<bool>,
 }
 
 /// A job as the API serves it (and as events carry it).
@@ -653,6 +894,39 @@ impl JobMessage {
             ) => JobId::parse(&event.resource.id)
                 .map(|job_id| Self { job_id })
                 .map_err(|e| e.to_string()),
+            (t, _) => Err(format!("{t} is not an event for the job worker")),
+        }
+    }
+}
+
+/// What a jobs-queue message asks of the job worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobWork {
+    /// Run (or retry) a job.
+    Run(JobMessage),
+    /// A file became available: start the jobs its episode's rules name (tied to the upload
+    /// by its correlation id).
+    FileUploaded {
+        file_id: FileId,
+        correlation_id: crate::ids::CorrelationId,
+    },
+}
+
+impl JobWork {
+    pub fn parse(body: &str) -> Result<Self, String> {
+        if let Ok(m) = JobMessage::parse(body) {
+            return Ok(Self::Run(m));
+        }
+        let event = crate::event::DomainEvent::from_message(body)?;
+        match (event.event_type, event.resource.kind) {
+            (crate::event::EventType::FileUploaded, crate::event::ResourceKind::File) => {
+                FileId::parse(&event.resource.id)
+                    .map(|file_id| Self::FileUploaded {
+                        file_id,
+                        correlation_id: event.correlation_id,
+                    })
+                    .map_err(|e| e.to_string())
+            }
             (t, _) => Err(format!("{t} is not an event for the job worker")),
         }
     }

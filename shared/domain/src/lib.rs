@@ -15,6 +15,7 @@ pub mod routing;
 pub mod schema;
 pub mod store;
 pub mod time;
+pub mod upload_rules;
 pub mod validation;
 
 pub use activity::{ActivityBody, ActivityEntry};
@@ -30,7 +31,7 @@ pub use file::{
     NewFile, Sha256, UploadPlan,
 };
 pub use ids::{CorrelationId, EpisodeId, EventId, FileId, InvalidId, JobId, uuid_v7_bounds};
-pub use job::{Job, JobBody, JobMessage, JobParams, JobState, JobType};
+pub use job::{Job, JobBody, JobMessage, JobParams, JobState, JobType, JobWork};
 pub use notification::{Audience, Notification, NotificationBody, Preferences};
 pub use realtime::{ConnectionId, Frame, Notice, Presence, RealtimeMessage, UserRef, Viewer};
 pub use routing::{Queue, queues_for};

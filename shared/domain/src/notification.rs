@@ -48,6 +48,11 @@ pub fn audience(event: &DomainEvent) -> Audience {
         EventType::FileUploaded | EventType::FileDownloaded | EventType::FileDeleted => {
             Audience::Nobody
         }
+        // A job started by a rule (jobs on upload) was asked for by nobody: the episode's
+        // watchers hear of it instead.
+        EventType::JobFailed if requester(event).is_some_and(|u| u.is_system()) => {
+            Audience::Watchers
+        }
         EventType::JobFailed => Audience::Requester,
         EventType::JobCreated
         | EventType::JobStarted

@@ -50,7 +50,9 @@ pub fn queues_for(event_type: EventType) -> &'static [Queue] {
             Queue::Realtime,
             Queue::Files,
         ],
-        FileUploaded | FileDeleted => &[Queue::Activity, Queue::Realtime],
+        // A new file may start jobs (the episode's rules for jobs on upload).
+        FileUploaded => &[Queue::Activity, Queue::Realtime, Queue::Jobs],
+        FileDeleted => &[Queue::Activity, Queue::Realtime],
         FileDownloaded => &[Queue::Activity],
         // A new job, or a new attempt asked for, is work for the job worker.
         JobCreated | JobRetried => &[Queue::Activity, Queue::Realtime, Queue::Jobs],

@@ -13,6 +13,8 @@ pub mod sqs;
 pub mod telemetry;
 
 pub use call_counter::{AwsCallCounter, AwsCalls};
-pub use config::{ConfigError, required_env};
+pub use config::{
+    ConfigError, RulesError, parse_upload_rules, required_env, upload_rules_from_env,
+};
 pub use identity::{RequestMeta, RoleSource, actor_from_claims};
 pub use problem::Problem;

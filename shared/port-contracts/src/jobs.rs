@@ -357,3 +357,78 @@ pub async fn an_item_over_400_kb_is_refused_and_nothing_changes(w: &impl World) 
             .contains(&EventType::JobFailed)
     );
 }
+
+pub async fn a_job_id_is_created_once(w: &impl World) {
+    let job = queued(w).await;
+    let again = Job {
+        job_type: domain::JobType::Checksum,
+        ..job.clone()
+    };
+    let r = w
+        .jobs()
+        .create(&again, &sample::created(&again), None)
+        .await;
+    assert!(matches!(r, Err(JobCreateError::Exists)), "{r:?}");
+    let (kept, _) = stored(w, &job).await.unwrap_or_else(|| panic!("gone"));
+    assert_eq!(kept.job_type, job.job_type);
+    let created = w
+        .events(job.episode_id)
+        .await
+        .into_iter()
+        .filter(|t| *t == EventType::JobCreated)
+        .count();
+    assert_eq!(created, 1, "the refused create wrote no event");
+}
+
+pub async fn upload_rules_are_set_read_and_cleared_for_live_episodes_only(w: &impl World) {
+    use domain::upload_rules::{EpisodeRules, UploadRules};
+    let episode = w.episode().await;
+    let read = || async {
+        w.jobs()
+            .upload_rules(episode)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(read().await, None);
+    let rules = EpisodeRules {
+        episode_id: episode,
+        rules: UploadRules::parse(&json!({
+            "audio": ["checksum", {"type": "loudness", "params": {"preset": "ebu-r128", "tolerance_lu": 0.7}}],
+            "image": [],
+        }))
+        .unwrap_or_else(|e| panic!("{e}")),
+        updated: domain::Stamp::new(&sample::actor("alice"), Timestamp::now()),
+    };
+    w.jobs()
+        .set_upload_rules(episode, Some(&rules))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read().await.as_ref(), Some(&rules));
+    // The rules are not one of the episode's jobs.
+    let page = w
+        .jobs()
+        .list(&JobQuery {
+            episode,
+            state: None,
+            limit: PageSize::DEFAULT,
+            after: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(page.items.is_empty(), "{:?}", page.items);
+    w.jobs()
+        .set_upload_rules(episode, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read().await, None);
+    let nowhere = EpisodeId::new();
+    let r = w.jobs().set_upload_rules(nowhere, Some(&rules)).await;
+    assert!(matches!(r, Err(JobCreateError::NoEpisode)), "{r:?}");
+    assert_eq!(
+        w.jobs()
+            .upload_rules(nowhere)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        None
+    );
+}

@@ -163,6 +163,8 @@ macro_rules! contract_tests {
             jobs::a_dead_workers_job_is_taken_over_only_after_its_lease,
             jobs::an_episodes_jobs_come_in_pages_and_filter_by_state,
             jobs::an_item_over_400_kb_is_refused_and_nothing_changes,
+            jobs::a_job_id_is_created_once,
+            jobs::upload_rules_are_set_read_and_cleared_for_live_episodes_only,
             objects::a_missing_object_is_none_and_deleting_it_is_fine,
             objects::an_object_put_is_read_back_whole,
             objects::a_multipart_upload_completes_from_its_parts_once,

@@ -33,14 +33,21 @@ pub enum FileWriteError {
 pub enum FileMetadata {
     Checksum,
     Probe,
+    Loudness,
+    /// The waveform file made of it.
+    Waveform,
 }
 
 impl FileMetadata {
+    pub const ALL: [Self; 4] = [Self::Checksum, Self::Probe, Self::Loudness, Self::Waveform];
+
     /// The attribute it is stored under.
     pub fn attribute(self) -> &'static str {
         match self {
             Self::Checksum => "meta_checksum",
             Self::Probe => "meta_probe",
+            Self::Loudness => "meta_loudness",
+            Self::Waveform => "meta_waveform",
         }
     }
 
@@ -49,6 +56,8 @@ impl FileMetadata {
         match self {
             Self::Checksum => "checksum",
             Self::Probe => "media",
+            Self::Loudness => "loudness",
+            Self::Waveform => "waveform",
         }
     }
 }

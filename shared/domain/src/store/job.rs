@@ -9,6 +9,7 @@ use crate::event::DomainEvent;
 use crate::ids::{EpisodeId, JobId};
 use crate::job::{Job, JobMove, JobState};
 use crate::time::Timestamp;
+use crate::upload_rules::EpisodeRules;
 
 /// A page of an episode's jobs.
 pub type JobPage = Page<Job, JobId>;
@@ -22,6 +23,9 @@ pub enum JobCreateError {
     NoEpisode,
     #[error("the file does not exist, is not available, or belongs to another episode")]
     BadFile,
+    /// A job with this id exists already (a rule's job for a file it started before).
+    #[error("the job exists already")]
+    Exists,
     /// The idempotency key was used before: the job it named, and whether the request matched.
     #[error("idempotency key already used")]
     Replay { job: JobId, same_request: bool },
@@ -61,6 +65,12 @@ pub trait JobReader {
     /// A page of the episode's jobs. With a state filter a page may hold fewer jobs than
     /// asked for and still have a cursor (the store examined its budget of jobs first).
     fn list(&self, query: &JobQuery) -> impl Future<Output = Result<JobPage, StoreError>> + Send;
+
+    /// The episode's own rules for jobs on upload, if it set any.
+    fn upload_rules(
+        &self,
+        episode: EpisodeId,
+    ) -> impl Future<Output = Result<Option<EpisodeRules>, StoreError>> + Send;
 }
 
 /// Writes a job change and its event atomically, in one call.
@@ -81,6 +91,14 @@ pub trait JobWriter {
         change: &JobMove,
         event: &DomainEvent,
     ) -> impl Future<Output = Result<(), JobMoveError>> + Send;
+
+    /// Sets the episode's rules for jobs on upload (all of them; `None` clears them), checking
+    /// in the same write that the episode exists. Err(NoEpisode) otherwise.
+    fn set_upload_rules(
+        &self,
+        episode: EpisodeId,
+        rules: Option<&EpisodeRules>,
+    ) -> impl Future<Output = Result<(), JobCreateError>> + Send;
 
     /// Asks a running job to stop at its next checkpoint. False when it is not running.
     fn request_cancel(

@@ -16,6 +16,7 @@ use crate::store::job::{
 };
 use crate::store::{EpisodeExistence, Page, StoreError};
 use crate::time::Timestamp;
+use crate::upload_rules::EpisodeRules;
 
 /// Jobs, over the files (and episodes) of an [`InMemoryFileStore`]. Clones share the state.
 #[derive(Debug, Clone)]
@@ -31,6 +32,7 @@ struct State {
     files: InMemoryFileStore,
     jobs: Mutex<BTreeMap<JobId, StoredJob>>,
     keys: Mutex<BTreeMap<KeySlot, KeyUse>>,
+    rules: Mutex<BTreeMap<EpisodeId, EpisodeRules>>,
     events: Mutex<Vec<DomainEvent>>,
     calls: AtomicUsize,
 }
@@ -41,6 +43,7 @@ impl InMemoryJobStore {
             files: files.clone(),
             jobs: Mutex::default(),
             keys: Mutex::default(),
+            rules: Mutex::default(),
             events: Mutex::default(),
             calls: AtomicUsize::default(),
         }))
@@ -121,6 +124,17 @@ impl JobReader for InMemoryJobStore {
             .collect();
         Ok(Page::from_query(items, wanted, false, |j| j.id))
     }
+
+    async fn upload_rules(&self, episode: EpisodeId) -> Result<Option<EpisodeRules>, StoreError> {
+        self.call();
+        Ok(self
+            .0
+            .rules
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&episode)
+            .cloned())
+    }
 }
 
 impl JobWriter for InMemoryJobStore {
@@ -145,6 +159,9 @@ impl JobWriter for InMemoryJobStore {
         }
         let mut keys = self.0.keys.lock().map_err(|_| poisoned())?;
         let mut jobs = self.0.jobs.lock().map_err(|_| poisoned())?;
+        if jobs.contains_key(&job.id) {
+            return Err(JobCreateError::Exists);
+        }
         let now = job.created.at;
         if let Some(idem) = idempotency {
             let slot = (job.created.by.clone(), idem.key.to_owned());
@@ -165,11 +182,6 @@ impl JobWriter for InMemoryJobStore {
                 ),
             );
         }
-        if jobs.contains_key(&job.id) {
-            return Err(JobCreateError::Store(StoreError::unavailable(
-                std::io::Error::other("a job with this id exists"),
-            )));
-        }
         jobs.insert(
             job.id,
             StoredJob {
@@ -178,6 +190,23 @@ impl JobWriter for InMemoryJobStore {
             },
         );
         self.push(event)?;
+        Ok(())
+    }
+
+    async fn set_upload_rules(
+        &self,
+        episode: EpisodeId,
+        rules: Option<&EpisodeRules>,
+    ) -> Result<(), JobCreateError> {
+        self.call();
+        if !self.0.files.live_episode(episode)? {
+            return Err(JobCreateError::NoEpisode);
+        }
+        let mut stored = self.0.rules.lock().map_err(|_| poisoned())?;
+        match rules {
+            Some(r) => stored.insert(episode, r.clone()),
+            None => stored.remove(&episode),
+        };
         Ok(())
     }
 
