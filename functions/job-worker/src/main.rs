@@ -33,6 +33,7 @@ async fn main() -> Result<(), Error> {
     let lease = required_env("JOB_LEASE_SECONDS")?
         .parse::<u64>()
         .map_err(|e| format!("JOB_LEASE_SECONDS: {e}"))?;
+    let upload_rules = lambda_kit::upload_rules_from_env()?;
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
@@ -44,6 +45,7 @@ async fn main() -> Result<(), Error> {
         queue: MessageQueue::new(sqs.clone(), required_env("JOBS_QUEUE_URL")?),
         dead_letters: DeadLetterQueue::new(sqs, required_env("JOBS_DLQ_URL")?),
         lease: Duration::from_secs(lease),
+        upload_rules,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let messages = event.payload.records.len();

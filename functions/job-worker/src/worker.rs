@@ -12,14 +12,16 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lc_rs::digest;
-use domain::job::{AfterFailure, Claim, JobFailure, JobMove, claim};
+use domain::job::{AfterFailure, Claim, Injection, JobFailure, JobMove, JobWork, claim};
 use domain::store::file::{FileReader, FileWriteError, FileWriter};
+use domain::store::job::JobCreateError;
 use domain::store::job::{JobMoveError, JobReader, JobWriter};
 use domain::store::object::{ObjectReader, ObjectWriter};
 use domain::store::{DeadLetters, MessageSender, StoreError};
+use domain::upload_rules::{self, UploadRules};
 use domain::{
-    Actor, CorrelationId, DisplayName, DomainEvent, EpisodeFile, EventContext, FileId, FileName,
-    FileSize, FileStatus, Job, JobId, JobMessage, Role, Sha256, Stamp, Timestamp, UserId,
+    Actor, CorrelationId, DisplayName, DomainEvent, EpisodeFile, EventContext, EventType, FileId,
+    FileName, FileSize, FileStatus, Job, JobId, JobMessage, Role, Sha256, Stamp, Timestamp, UserId,
 };
 use lambda_kit::sqs::{batch_response, read_messages};
 use lambda_runtime::LambdaEvent;
@@ -38,6 +40,8 @@ pub struct App<J, F, O, Q, D> {
     pub dead_letters: D,
     /// How long a claim holds a job: longer than the function's timeout.
     pub lease: Duration,
+    /// The stack's rules for jobs on upload (`UPLOAD_JOBS`).
+    pub upload_rules: UploadRules,
 }
 
 /// The ports the worker uses, in one bound.
@@ -48,6 +52,7 @@ pub trait Ports {
     fn queue(&self) -> &(impl MessageSender + Sync);
     fn dead_letters(&self) -> &(impl DeadLetters + Sync);
     fn lease(&self) -> Duration;
+    fn upload_rules(&self) -> &UploadRules;
 }
 
 impl<J, F, O, Q, D> Ports for App<J, F, O, Q, D>
@@ -76,6 +81,9 @@ where
     fn lease(&self) -> Duration {
         self.lease
     }
+    fn upload_rules(&self) -> &UploadRules {
+        &self.upload_rules
+    }
 }
 
 /// The actor of the events the worker causes.
@@ -100,19 +108,94 @@ pub async fn handle<P: Ports + Sync>(
     ports: &P,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
-    let (messages, mut failed) = read_messages(
-        &event.payload.records,
-        JobMessage::parse,
-        ports.dead_letters(),
-    )
-    .await;
-    for (message_id, message) in messages {
-        if let Err(e) = run(ports, &message).await {
-            tracing::warn!(%message_id, job_id = %message.job_id, error = %e, "not recorded; the message comes again");
+    let (messages, mut failed) =
+        read_messages(&event.payload.records, JobWork::parse, ports.dead_letters()).await;
+    for (message_id, work) in messages {
+        let done = match &work {
+            JobWork::Run(message) => run(ports, message).await,
+            JobWork::FileUploaded {
+                file_id,
+                correlation_id,
+            } => start_upload_jobs(ports, *file_id, correlation_id).await,
+        };
+        if let Err(e) = done {
+            tracing::warn!(%message_id, ?work, error = %e, "not recorded; the message comes again");
             failed.push(message_id);
         }
     }
     Ok(batch_response(failed))
+}
+
+/// The actor of the jobs rules start.
+fn rules_actor() -> Actor {
+    Actor {
+        id: UserId::system("upload-rules"),
+        name: DisplayName::new("Jobs on upload"),
+        role: Role::Editor,
+    }
+}
+
+/// A file became available: creates the jobs the episode's rules (or the stack's) name for
+/// its kind, as the system. Each job's id is made from the file and the type, so a second
+/// delivery of the upload finds them created and starts nothing. Files made by jobs (a
+/// thumbnail, a waveform) start nothing, or a thumbnail rule would thumbnail its thumbnails.
+async fn start_upload_jobs<P: Ports + Sync>(
+    ports: &P,
+    file_id: FileId,
+    correlation_id: &CorrelationId,
+) -> Result<(), StoreError> {
+    let Some(file) = ports.files().get(file_id).await? else {
+        tracing::info!(%file_id, "the file is gone; no jobs on upload");
+        return Ok(());
+    };
+    if file.status != FileStatus::Available || file.created.by.is_system() {
+        return Ok(());
+    }
+    let own = ports.jobs().upload_rules(file.episode_id).await?;
+    let rules = UploadRules::effective(
+        own.as_ref().map(|o| &o.rules),
+        ports.upload_rules(),
+        file.content_type.kind(),
+    );
+    let actor = rules_actor();
+    let ctx = EventContext {
+        actor: actor.clone(),
+        correlation_id: correlation_id.clone(),
+        request_id: None,
+    };
+    for rule in rules {
+        let now = Timestamp::now();
+        let job = Job {
+            id: upload_rules::job_id(file.id, rule.job_type),
+            episode_id: file.episode_id,
+            file_id: Some(file.id),
+            job_type: rule.job_type,
+            params: rule.params.clone(),
+            state: domain::JobState::Queued,
+            attempts: 0,
+            progress: 0,
+            error: None,
+            result: None,
+            created: Stamp::new(&actor, now),
+            updated_at: now,
+            cancel_requested: false,
+            inject: Injection::default(),
+        };
+        let event = DomainEvent::about_job(&ctx, EventType::JobCreated, &job, now, json!({}));
+        match ports.jobs().create(&job, &event, None).await {
+            Ok(()) => {
+                tracing::info!(%file_id, job_id = %job.id, job_type = %job.job_type, "job on upload created");
+            }
+            Err(JobCreateError::Exists) => {
+                tracing::info!(%file_id, job_id = %job.id, "job on upload exists (a second delivery)");
+            }
+            // The episode or the file went meanwhile.
+            Err(JobCreateError::NoEpisode | JobCreateError::BadFile) => return Ok(()),
+            Err(JobCreateError::Replay { .. }) => {}
+            Err(JobCreateError::Store(e)) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Writes the move with its event; false when the job changed meanwhile.
@@ -286,29 +369,39 @@ async fn execute<P: Ports + Sync>(
     if checkpoint.cancelled {
         return Err(JobFailure::Permanent("cancelled".into()));
     }
-    if let Some((attribute, value, sha)) = &outcome.file_metadata {
+    let mut result = outcome.result;
+    let mut metadata = outcome.file_metadata;
+    if let Some(made) = outcome.derived {
+        let derived = derive(ports, job, &file, made).await?;
+        result["file_id"] = json!(derived);
+        if let Some((_, value, _)) = &mut metadata {
+            value["file_id"] = json!(derived);
+        }
+    }
+    if let Some((attribute, value, sha)) = &metadata {
         ports
             .files()
             .record_metadata(file.id, *attribute, value, sha.as_ref())
             .await
             .map_err(retryable)?;
     }
-    let mut result = outcome.result;
-    if let Some((bytes, content_type)) = outcome.derived {
-        let derived = derive(ports, job, &file, bytes, content_type).await?;
-        result["file_id"] = json!(derived);
-    }
     Ok(result)
 }
 
-/// Stores a file made by a job (a thumbnail) as a new available file of the episode.
+/// Stores a file made by a job (a thumbnail, a waveform) as a new available file of the
+/// episode.
 async fn derive<P: Ports + Sync>(
     ports: &P,
     job: &Job,
     source: &EpisodeFile,
-    bytes: Vec<u8>,
-    content_type: domain::ContentType,
+    made: processors::Derived,
 ) -> Result<FileId, JobFailure> {
+    let processors::Derived {
+        bytes,
+        content_type,
+        what,
+        extension,
+    } = made;
     let permanent = |e: domain::FieldError| JobFailure::Permanent(e.to_string());
     let retryable = |e: StoreError| JobFailure::Retryable(e.to_string());
     let sha = Sha256::from_bytes(digest::digest(&digest::SHA256, &bytes).as_ref())
@@ -318,7 +411,7 @@ async fn derive<P: Ports + Sync>(
         .as_str()
         .rsplit_once('.')
         .map_or(source.name.as_str(), |(s, _)| s);
-    let name: String = format!("{stem} (thumbnail).png")
+    let name: String = format!("{stem} ({what}).{extension}")
         .chars()
         .rev()
         .take(FileName::MAX_CHARS)
@@ -411,7 +504,90 @@ mod tests {
             queue: InMemoryQueue::default(),
             dead_letters: InMemoryDeadLetters::default(),
             lease: Duration::from_secs(960),
+            upload_rules: lambda_kit::parse_upload_rules(
+                r#"{"audio": ["checksum", "media-probe", {"type": "loudness", "params": {"preset": "ebu-r128"}}, "waveform"], "image": ["thumbnail"]}"#,
+            )
+            .unwrap(),
         }
+    }
+
+    /// A 16-bit PCM WAV of a sine of `freq` Hz at `amplitude` (of full scale), on every channel.
+    fn sine_wav(seconds: f64, rate: u32, channels: u16, freq: f64, amplitude: f64) -> Vec<u8> {
+        let frames = (seconds * f64::from(rate)) as u32;
+        let data_len = frames * u32::from(channels) * 2;
+        let mut v = Vec::with_capacity(44 + data_len as usize);
+        v.extend_from_slice(b"RIFF");
+        v.extend_from_slice(&(36 + data_len).to_le_bytes());
+        v.extend_from_slice(b"WAVEfmt ");
+        v.extend_from_slice(&16u32.to_le_bytes());
+        v.extend_from_slice(&1u16.to_le_bytes());
+        v.extend_from_slice(&channels.to_le_bytes());
+        v.extend_from_slice(&rate.to_le_bytes());
+        v.extend_from_slice(&(rate * u32::from(channels) * 2).to_le_bytes());
+        v.extend_from_slice(&(channels * 2).to_le_bytes());
+        v.extend_from_slice(&16u16.to_le_bytes());
+        v.extend_from_slice(b"data");
+        v.extend_from_slice(&data_len.to_le_bytes());
+        for i in 0..frames {
+            let t = f64::from(i) / f64::from(rate);
+            let x = (amplitude * (2.0 * std::f64::consts::PI * freq * t).sin() * 32767.0).round()
+                as i16;
+            for _ in 0..channels {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        v
+    }
+
+    /// An available file of the fixture's episode, uploaded by `by`, with its bytes.
+    fn add_media(
+        app: &TestApp,
+        name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+        by: &Actor,
+    ) -> FileId {
+        let mut f = NewFile {
+            name: FileName::parse(name).unwrap(),
+            content_type: ContentType::parse(content_type).unwrap(),
+            size: FileSize::new(bytes.len() as u64).unwrap(),
+            sha256: None,
+        }
+        .into_file(
+            FileId::new(),
+            EpisodeId::parse(EPISODE).unwrap(),
+            Stamp::new(by, Timestamp::now()),
+        );
+        f.status = FileStatus::Available;
+        app.objects.upload(&f.key, bytes, None);
+        let id = f.id;
+        app.files.put_file(f);
+        id
+    }
+
+    /// The `file.uploaded` event of `file`, as the relay sends it.
+    fn uploaded(app: &TestApp, file: FileId) -> String {
+        let f = app.files.file(file).unwrap();
+        let ctx = EventContext {
+            actor: alice(),
+            correlation_id: CorrelationId::parse("upload-1").unwrap(),
+            request_id: None,
+        };
+        serde_json::to_string(&DomainEvent::file_uploaded(&ctx, &f, Timestamp::now())).unwrap()
+    }
+
+    fn created_jobs(app: &TestApp) -> Vec<Job> {
+        app.jobs
+            .events()
+            .iter()
+            .filter(|e| e.event_type == EventType::JobCreated)
+            .map(|e| {
+                app.jobs
+                    .job(JobId::parse(&e.resource.id).unwrap())
+                    .unwrap()
+                    .job
+            })
+            .collect()
     }
 
     fn add_file(files: &InMemoryFileStore, objects: &InMemoryObjects, id: &str, bytes: Vec<u8>) {
@@ -634,5 +810,132 @@ mod tests {
                 "no lease once over"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_upload_starts_the_rules_jobs_once_as_the_system() {
+        let app = app();
+        let wav = add_media(
+            &app,
+            "take 1.wav",
+            "audio/wav",
+            sine_wav(1.0, 8000, 2, 440.0, 0.5),
+            &alice(),
+        );
+        let body = uploaded(&app, wav);
+        // The upload's event comes twice (a redelivery), and again later: one set of jobs.
+        assert!(deliver(&app, &[&body, &body]).await.is_empty());
+        assert!(deliver(&app, &[&body]).await.is_empty());
+        let jobs = created_jobs(&app);
+        let types: Vec<JobType> = jobs.iter().map(|j| j.job_type).collect();
+        assert_eq!(
+            types,
+            [
+                JobType::Checksum,
+                JobType::MediaProbe,
+                JobType::Loudness,
+                JobType::Waveform
+            ]
+        );
+        for job in &jobs {
+            assert_eq!(job.id, upload_rules::job_id(wav, job.job_type));
+            assert_eq!(job.file_id, Some(wav));
+            assert_eq!(job.state, JobState::Queued);
+            assert_eq!(job.created.by.as_str(), "system:upload-rules");
+        }
+        assert_eq!(jobs[2].params.to_json()["preset"], "ebu-r128");
+        let event = &app.jobs.events()[0];
+        assert_eq!(event.actor.id.as_str(), "system:upload-rules");
+        assert_eq!(event.correlation_id.as_str(), "upload-1");
+        // The relay sends each job.created back to this worker, which runs it.
+        for job in &jobs {
+            let created = app
+                .jobs
+                .events()
+                .into_iter()
+                .find(|e| {
+                    e.event_type == EventType::JobCreated && e.resource.id == job.id.to_string()
+                })
+                .unwrap();
+            let text = serde_json::to_string(&created).unwrap();
+            assert!(deliver(&app, &[&text]).await.is_empty());
+            let done = stored(&app, job.id);
+            assert_eq!(
+                done.state,
+                JobState::Succeeded,
+                "{}: {:?}",
+                job.job_type,
+                done.error
+            );
+        }
+        let file = app.files.file(wav).unwrap();
+        let meta = file.metadata.unwrap();
+        assert_eq!(meta["media"]["sample_rate"], 8000);
+        assert!(meta["loudness"]["integrated_lufs"].is_number(), "{meta}");
+        assert_eq!(meta["loudness"]["verdict"]["passed"], false);
+        // The waveform is a file of the episode, named for its source, made by the job.
+        let made = FileId::made_by(upload_rules::job_id(wav, JobType::Waveform));
+        assert_eq!(meta["waveform"]["file_id"], made.to_string());
+        let waveform = app.files.file(made).unwrap();
+        assert_eq!(waveform.name.as_str(), "take 1 (waveform).json");
+        assert_eq!(waveform.content_type.as_str(), "application/json");
+        let json: serde_json::Value =
+            serde_json::from_slice(&app.objects.bytes(&waveform.key).unwrap()).unwrap();
+        assert_eq!(json["version"], 2);
+        assert_eq!(json["sample_rate"], 8000);
+        assert_eq!(json["samples_per_pixel"], 400);
+        assert_eq!(json["length"], 20);
+        // The waveform's own upload event starts nothing: files made by jobs have no rules.
+        let before = created_jobs(&app).len();
+        assert!(deliver(&app, &[&uploaded(&app, made)]).await.is_empty());
+        assert_eq!(created_jobs(&app).len(), before);
+    }
+
+    #[tokio::test]
+    async fn an_episodes_own_rules_replace_the_stacks_for_their_kinds() {
+        let app = app();
+        let episode = EpisodeId::parse(EPISODE).unwrap();
+        let own = upload_rules::EpisodeRules {
+            episode_id: episode,
+            rules: UploadRules::parse(&json!({"audio": [], "video": ["media-probe"]})).unwrap(),
+            updated: Stamp::new(&alice(), Timestamp::now()),
+        };
+        app.jobs
+            .set_upload_rules(episode, Some(&own))
+            .await
+            .unwrap();
+        let wav = add_media(
+            &app,
+            "a.wav",
+            "audio/wav",
+            sine_wav(0.1, 8000, 1, 440.0, 0.5),
+            &alice(),
+        );
+        let png = add_media(&app, "b.png", "image/png", png(10, 10), &alice());
+        let mp4 = add_media(&app, "c.mp4", "video/mp4", vec![0; 64], &alice());
+        for f in [wav, png, mp4] {
+            assert!(deliver(&app, &[&uploaded(&app, f)]).await.is_empty());
+        }
+        let started: Vec<(Option<FileId>, JobType)> = created_jobs(&app)
+            .iter()
+            .map(|j| (j.file_id, j.job_type))
+            .collect();
+        assert_eq!(
+            started,
+            [
+                (Some(png), JobType::Thumbnail),
+                (Some(mp4), JobType::MediaProbe)
+            ]
+        );
+        // A file deleted before its event arrives starts nothing, and the message is done.
+        assert!(
+            deliver(
+                &app,
+                &[&uploaded(&app, wav).replace(&wav.to_string(), &FileId::new().to_string())]
+            )
+            .await
+            .is_empty()
+        );
+        assert_eq!(created_jobs(&app).len(), 2);
     }
 }
