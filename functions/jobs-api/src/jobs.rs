@@ -72,7 +72,7 @@ fn parse_body(
         _ => {
             errors.push(FieldError::new(
                 "type",
-                "is required: checksum, media-probe or thumbnail",
+                "is required: checksum, media-probe, thumbnail, loudness or waveform",
             ));
             None
         }
@@ -222,7 +222,10 @@ pub async fn create<J: Jobs, F: FileReader>(
                 "this Idempotency-Key was used in the last 24 hours for a different request",
             ));
         }
-        Err(JobCreateError::Store(e)) => return Err(unavailable(e)),
+        // A new id each time: only a rule's job can exist already.
+        Err(e @ (JobCreateError::Store(_) | JobCreateError::Exists)) => {
+            return Err(unavailable(e));
+        }
     }
     tracing::info!(job_id = %job.id, job_type = %job_type, "job created");
     let mut response = json(StatusCode::ACCEPTED, &job.to_json())?;

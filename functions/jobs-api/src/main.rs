@@ -3,6 +3,7 @@
 
 mod jobs;
 mod routes;
+mod rules;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ async fn main() -> Result<(), Error> {
         files: DynamoFileStore::new(dynamodb, files),
         // A test hook (`params.inject_failures`), enabled by configuration on local stacks only.
         fault_injection: std::env::var("JOB_FAULT_INJECTION").is_ok_and(|v| v == "enabled"),
+        upload_rules: lambda_kit::upload_rules_from_env()?,
         calls,
     };
     lambda_http::run(routes::app(Arc::new(api))).await

@@ -9,7 +9,7 @@ use domain::store::file::FileReader;
 use domain::store::job::{JobReader, JobWriter};
 use lambda_kit::AwsCallCounter;
 
-use crate::jobs;
+use crate::{jobs, rules};
 
 /// What the routes need: the jobs (`J`) and, to check a new job's file, the files (`F`).
 /// Built once at init.
@@ -18,6 +18,8 @@ pub struct Api<J, F> {
     pub jobs: J,
     pub files: F,
     pub fault_injection: bool,
+    /// The stack's rules for jobs on upload (`UPLOAD_JOBS`), served beside an episode's own.
+    pub upload_rules: domain::upload_rules::UploadRules,
     /// Counts the AWS calls each request makes, for the access log.
     pub calls: AwsCallCounter,
 }
@@ -35,6 +37,12 @@ pub fn app<J: Jobs, F: FileReader + Send + Sync + 'static>(api: Arc<Api<J, F>>) 
         .route(
             "/episodes/{id}/jobs",
             post(jobs::create::<J, F>).get(jobs::list::<J, F>),
+        )
+        .route(
+            "/episodes/{id}/upload-rules",
+            get(rules::get::<J, F>)
+                .put(rules::put::<J, F>)
+                .delete(rules::delete::<J, F>),
         )
         .route("/jobs/{id}", get(jobs::get::<J, F>))
         .route("/jobs/{id}/cancel", post(jobs::cancel::<J, F>))
@@ -75,6 +83,10 @@ mod tests {
             jobs: InMemoryJobStore::new(&files),
             files,
             fault_injection: false,
+            upload_rules: lambda_kit::parse_upload_rules(
+                r#"{"audio": ["checksum", "media-probe"], "image": ["thumbnail"]}"#,
+            )
+            .unwrap(),
             calls: AwsCallCounter::default(),
         })
     }
@@ -107,6 +119,7 @@ mod tests {
             "get" => include_str!("../../../events/jobs-api/get-job.json"),
             "cancel" => include_str!("../../../events/jobs-api/cancel-job.json"),
             "retry" => include_str!("../../../events/jobs-api/retry-job.json"),
+            "rules" => include_str!("../../../events/jobs-api/put-upload-rules.json"),
             other => panic!("no fixture {other}"),
         };
         HttpFixture::parse(text).unwrap()
@@ -135,6 +148,88 @@ mod tests {
         stored.job.state = state;
         stored.job.attempts = 1;
         api.jobs.put_job(stored.job, None);
+    }
+
+    #[tokio::test]
+    async fn upload_rules_are_set_read_and_cleared_per_episode_over_the_stack_defaults() {
+        let api = api();
+        let (status, body, _) = send(&api, fixture("rules").method("GET").body("")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["episode"], json!({}));
+        assert_eq!(body["effective"]["audio"]["from"], "stack");
+        assert_eq!(body["effective"]["audio"]["jobs"][1]["type"], "media-probe");
+        assert_eq!(body["updated_by"], Value::Null);
+
+        let (status, body, _) = send(&api, fixture("rules")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let audio = &body["effective"]["audio"];
+        assert_eq!(audio["from"], "episode");
+        let types: Vec<&str> = audio["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["checksum", "loudness", "waveform"]);
+        assert_eq!(audio["jobs"][1]["params"]["integrated_lufs"], -23.0);
+        assert_eq!(audio["jobs"][2]["params"]["pixels_per_second"], 20);
+        // `[]`: images start nothing here; video follows the stack (which sets nothing).
+        assert_eq!(
+            body["effective"]["image"],
+            json!({"from": "episode", "jobs": []})
+        );
+        assert_eq!(
+            body["effective"]["video"],
+            json!({"from": "stack", "jobs": []})
+        );
+        assert_eq!(body["updated_by"]["id"], "alice");
+        let (_, again, _) = send(&api, fixture("rules").method("GET").body("")).await;
+        assert_eq!(again, body);
+
+        let (status, body, _) = send(&api, fixture("rules").method("DELETE").body("")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["effective"]["image"]["jobs"][0]["type"], "thumbnail");
+        assert_eq!(body["episode"], json!({}));
+    }
+
+    #[tokio::test]
+    async fn upload_rules_refuse_bad_rules_viewers_and_unknown_episodes_and_change_nothing() {
+        let api = api();
+        for (body, status, field) in [
+            (r#"{"audio": ["thumbnail"]}"#, 422, "audio.0.type"),
+            (
+                r#"{"audio": ["loudness", "loudness"]}"#,
+                422,
+                "audio.1.type",
+            ),
+            (
+                r#"{"audio": [{"type": "loudness", "params": {"integrated_lufs": 3}}]}"#,
+                422,
+                "audio.0.params.integrated_lufs",
+            ),
+            (r#"{"sound": []}"#, 422, "sound"),
+            (r#"{"audio": "checksum"}"#, 422, "audio"),
+            (r#"[]"#, 422, "body"),
+            (r#"{"audio": ["#, 400, "body"),
+        ] {
+            let (got, problem, _) = send(&api, fixture("rules").body(body)).await;
+            assert_eq!(got.as_u16(), status, "{body}: {problem}");
+            assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+        }
+        let (status, _, _) = send(&api, fixture("rules").caller("vic", "viewer")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _, _) = send(&api, fixture("rules").anonymous()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let nowhere = EpisodeId::new().to_string();
+        for method in ["GET", "PUT", "DELETE"] {
+            let req = fixture("rules")
+                .path_segment(EPISODE, &nowhere)
+                .method(method);
+            let (status, _, _) = send(&api, req).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
+        }
+        let (_, body, _) = send(&api, fixture("rules").method("GET").body("")).await;
+        assert_eq!(body["episode"], json!({}));
     }
 
     #[tokio::test]
@@ -508,5 +603,6 @@ mod tests {
         assert_routed(app(api()), api_contract::Function::Jobs, fixture).await;
         assert_query::<crate::jobs::Listing>("listJobs");
         assert_body::<crate::jobs::NewJobBody>("createJob");
+        assert_body::<crate::rules::RulesBody>("setUploadRules");
     }
 }

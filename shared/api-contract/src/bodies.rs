@@ -141,18 +141,58 @@ pub fn new_file(r: &mut Registry) -> Body {
     )
 }
 
+/// The parameters one job type takes (null or `{}` for none: every parameter has a default).
+pub fn job_params(job_type: JobType) -> Value {
+    use domain::job as j;
+    let properties = match job_type {
+        JobType::Thumbnail => json!({
+            "max_size": { "type": "integer", "minimum": j::THUMBNAIL_MIN, "maximum": j::THUMBNAIL_MAX },
+        }),
+        JobType::Loudness => json!({
+            "preset": { "enum": j::LoudnessPreset::ALL.map(j::LoudnessPreset::as_str) },
+            "integrated_lufs": { "type": "number", "minimum": j::TARGET_LUFS.0, "maximum": j::TARGET_LUFS.1 },
+            "tolerance_lu": { "type": "number", "minimum": j::TOLERANCE_LU.0, "maximum": j::TOLERANCE_LU.1 },
+            "max_true_peak_dbtp": { "type": "number", "minimum": j::TRUE_PEAK_DBTP.0, "maximum": j::TRUE_PEAK_DBTP.1 },
+        }),
+        JobType::Waveform => json!({
+            "samples_per_pixel": { "type": "integer", "minimum": j::SAMPLES_PER_PIXEL.0, "maximum": j::SAMPLES_PER_PIXEL.1 },
+            "pixels_per_second": { "type": "integer", "minimum": j::PIXELS_PER_SECOND.0, "maximum": j::PIXELS_PER_SECOND.1 },
+            "bits": { "enum": [8, 16] },
+            "split_channels": { "type": "boolean" },
+        }),
+        JobType::Checksum | JobType::MediaProbe => json!({}),
+    };
+    let mut object = json!({
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false,
+    });
+    if job_type == JobType::Waveform {
+        // One resolution or the other.
+        object["not"] = json!({ "required": ["samples_per_pixel", "pixels_per_second"] });
+    }
+    json!({ "anyOf": [{ "type": "null" }, object] })
+}
+
+/// `params` by `type`: one `if`/`then` per job type.
+fn params_by_type() -> Value {
+    Value::Array(
+        JobType::ALL
+            .into_iter()
+            .map(|t| {
+                json!({
+                    "if": { "properties": { "type": { "const": t.as_str() } }, "required": ["type"] },
+                    "then": { "properties": { "params": job_params(t) } },
+                })
+            })
+            .collect(),
+    )
+}
+
 pub fn new_job(r: &mut Registry) -> Body {
     let params = json!({
         "type": ["object", "null"],
-        "description": "Per type: `max_size` (16–2048 pixels, default 256) for a thumbnail; nothing for the others.",
-        "properties": {
-            "max_size": {
-                "type": "integer",
-                "minimum": domain::job::THUMBNAIL_MIN,
-                "maximum": domain::job::THUMBNAIL_MAX,
-            }
-        },
-        "additionalProperties": false,
+        "description": "Per type: `max_size` (16–2048 pixels, default 256) for a thumbnail; `preset` (`podcast`: −16 LUFS ± 1 LU, true peak ≤ −1 dBTP, the default; `ebu-r128`: −23 LUFS ± 0.5 LU) and any of `integrated_lufs`, `tolerance_lu`, `max_true_peak_dbtp` for loudness; `pixels_per_second` (default 20) or `samples_per_pixel`, `bits` (8, the default, or 16) and `split_channels` for a waveform; nothing for the others.",
     });
     let mut schema = object(
         vec![
@@ -162,11 +202,7 @@ pub fn new_job(r: &mut Registry) -> Body {
         ],
         &["type", "file_id"],
     );
-    // Only a thumbnail takes parameters.
-    schema["if"] = json!({ "properties": { "type": { "const": "thumbnail" } } });
-    schema["else"] = json!({
-        "properties": { "params": { "anyOf": [{ "type": "null" }, { "maxProperties": 0 }] } }
-    });
+    schema["allOf"] = params_by_type();
     body(
         r,
         "NewJob",
@@ -174,6 +210,52 @@ pub fn new_job(r: &mut Registry) -> Body {
         16 * 1024,
         schema,
         recorded(include_str!("../../../events/jobs-api/create-job.json")),
+    )
+}
+
+/// The body of `PUT /episodes/{id}/upload-rules`: for each kind of file it names, the jobs (a
+/// type, or a type with parameters) a new file of that kind starts.
+pub fn upload_rules(r: &mut Registry) -> Body {
+    let properties = domain::upload_rules::KINDS
+        .into_iter()
+        .map(|kind| {
+            let types: Vec<&str> = JobType::ALL
+                .into_iter()
+                .filter(|t| t.reads(kind))
+                .map(JobType::as_str)
+                .collect();
+            let with_params: Vec<Value> = JobType::ALL
+                .into_iter()
+                .filter(|t| t.reads(kind))
+                .map(|t| {
+                    json!({
+                        "type": "object",
+                        "properties": { "type": { "const": t.as_str() }, "params": job_params(t) },
+                        "required": ["type"],
+                        "additionalProperties": false,
+                    })
+                })
+                .collect();
+            let list = json!({
+                "type": "array",
+                "description": format!("The jobs a new {} file starts (each type at most once; `[]`: none).", kind.as_str()),
+                "maxItems": types.len(),
+                "uniqueItems": true,
+                "items": { "anyOf": [{ "enum": types }, { "oneOf": with_params }] },
+            });
+            (kind.as_str(), list)
+        })
+        .collect::<Vec<_>>();
+    let schema = object(properties, &[]);
+    body(
+        r,
+        "UploadRulesChange",
+        JSON,
+        16 * 1024,
+        schema,
+        recorded(include_str!(
+            "../../../events/jobs-api/put-upload-rules.json"
+        )),
     )
 }
 

@@ -842,6 +842,7 @@ fn files(r: &mut Registry) -> Vec<Operation> {
 
 fn jobs(r: &mut Registry) -> Vec<Operation> {
     let job = r.job();
+    let rules = r.of::<domain::upload_rules::UploadRulesBody>();
     let page = r.page::<domain::JobBody>("JobPage");
     let job_example: Value =
         serde_json::from_str(include_str!("../../../events/domain/job.created.json"))
@@ -921,6 +922,74 @@ fn jobs(r: &mut Registry) -> Vec<Operation> {
             replies: [
                 vec![reply(200, "A page of jobs, oldest first.", Some(page))],
                 problems(r, &[BAD_ID, (404, "No such episode.")]),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "getUploadRules",
+            method: "GET",
+            path: "/episodes/{id}/upload-rules",
+            function: Function::Jobs,
+            access: Access::Anyone,
+            tag: "jobs",
+            summary: "An episode's jobs on upload",
+            description: "The jobs that start by themselves when a file of each kind becomes available: the episode's own lists, the stack's defaults, and which applies to each kind.",
+            params: vec![path_id::<EpisodeId>(r, "The episode.")],
+            body: None,
+            replies: [
+                vec![reply(200, "The rules.", Some(rules.clone()))],
+                problems(r, &[BAD_ID, (404, "No such episode.")]),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "setUploadRules",
+            method: "PUT",
+            path: "/episodes/{id}/upload-rules",
+            function: Function::Jobs,
+            access: Access::Editors,
+            tag: "jobs",
+            summary: "Set an episode's jobs on upload",
+            description: "Replaces the episode's lists: each kind named gets exactly its list (`[]`: nothing starts); a kind left out follows the stack's default. The jobs are started by the system (`system:upload-rules`), once per file, and are in the activity log and live like any job.",
+            params: vec![path_id::<EpisodeId>(r, "The episode.")],
+            body: Some(bodies::upload_rules(r)),
+            replies: [
+                vec![reply(200, "The rules, as they are now.", Some(rules.clone()))],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not an episode id, or the body is not JSON."),
+                        (403, "Viewers cannot start or change jobs."),
+                        (404, "No such episode."),
+                        TOO_LARGE,
+                        MEDIA_TYPE,
+                        (422, "A list is invalid: an unknown kind or job type, a job that cannot read that kind, a type listed twice, or invalid params; `errors` names each."),
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "clearUploadRules",
+            method: "DELETE",
+            path: "/episodes/{id}/upload-rules",
+            function: Function::Jobs,
+            access: Access::Editors,
+            tag: "jobs",
+            summary: "Clear an episode's jobs on upload",
+            description: "The episode follows the stack's defaults again.",
+            params: vec![path_id::<EpisodeId>(r, "The episode.")],
+            body: None,
+            replies: [
+                vec![reply(200, "The rules, as they are now.", Some(rules))],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not an episode id."),
+                        (403, "Viewers cannot start or change jobs."),
+                        (404, "No such episode."),
+                    ],
+                ),
             ]
             .concat(),
         },
