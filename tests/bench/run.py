@@ -7,6 +7,7 @@ and the same table as Markdown and the raw figures as JSON under results/ (not c
     BENCH_ONLY=pipeline make bench             # only the pipeline through the running stack
     BENCH_ONLY=scale make bench                # only one busy episode: presence and fan-out (issue 15)
     BENCH_ONLY=lists make bench                # only the episode list against the catalogue's size
+    BENCH_ONLY=media make bench                # only the media jobs on an hour of WAV and of MP3 (needs ffmpeg)
 
 Needs the local stack (`make up` or `make dev`); builds the AWS release binaries first.
 """
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charts  # noqa: E402
 import cost  # noqa: E402
 import functions  # noqa: E402
+import media_jobs  # noqa: E402
 import pipeline_live  # noqa: E402
 import scale  # noqa: E402
 
@@ -188,6 +190,7 @@ def rows_for(results: dict) -> list[tuple[str, str, str, str, str]]:
             rows.append(("one busy episode", f"a status move for {w:,} watchers: DynamoDB calls, worker time",
                          f"{r['dynamodb_calls']} calls in {r['duration_ms']:.0f} ms ({r['batches']} batch(es))",
                          f"≈ ⌈W/49⌉ = {math.ceil(w / 49)} (+ reads)", ""))
+    rows += media_jobs.table_rows(results.get("media", []))
     rows += cost.rows(results)
     return rows
 
@@ -210,6 +213,8 @@ def main() -> None:
         results["pipeline"] = asyncio.run(pipeline_live.measure())
     if ONLY in ("", "scale"):
         results["scale"] = asyncio.run(scale.measure())
+    if ONLY in ("", "media"):
+        results["media"] = media_jobs.measure()
     if ONLY == "lists":
         results["scale"] = {"lists": scale.lists.measure(), "presence": [], "notifications": []}
     rows = rows_for(results)

@@ -132,6 +132,15 @@ def aws(stack):
     return client
 
 
+def people(*specs, **claims):
+    """Fresh users for one test: (name, role) → (user id, token); `claims` go in every token."""
+    run = uuid.uuid4().hex[:6]
+    return {
+        name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize(), **claims))
+        for name, role in specs
+    }
+
+
 def eventually(check, timeout: float = 30.0, interval: float = 0.25):
     """Polls `check` until it returns a truthy value (returned) or the timeout passes (fails)."""
     import time

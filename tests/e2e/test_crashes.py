@@ -17,13 +17,8 @@ from pathlib import Path
 
 import oidc
 import pytest
-from conftest import eventually
+from conftest import eventually, people
 from faults import FaultProxy, configure, dead_letters, miscount, record
-
-
-def people(*specs):
-    run = uuid.uuid4().hex[:6]
-    return {name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize())) for name, role in specs}
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,9 @@ import uuid
 import oidc
 import pytest
 import requests
-from conftest import eventually
+from conftest import eventually, people
 from faults import SCALE, FaultProxy, dead_letters, miscount, record
 from test_realtime import Client
-
-
-def people(*specs):
-    run = uuid.uuid4().hex[:6]
-    return {name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize())) for name, role in specs}
 
 
 @pytest.fixture(scope="module")

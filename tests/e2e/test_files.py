@@ -13,15 +13,10 @@ import oidc
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import eventually
+from conftest import eventually, people
 
 MIB = 1024 * 1024
 URL_SECONDS = 20  # UploadUrlSeconds of the local stack (infra/local/stack.py)
-
-
-def people(*specs):
-    run = uuid.uuid4().hex[:6]
-    return {name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize())) for name, role in specs}
 
 
 @pytest.fixture(scope="module")

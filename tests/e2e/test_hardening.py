@@ -16,19 +16,11 @@ import boto3
 import oidc
 import pytest
 import requests
-from conftest import eventually
+from conftest import eventually, people
 from test_activity import activity_items, fresh_v7, golden_event
 from test_files import put, start
 from test_jobs import ends, job, upload
 from test_realtime import Client
-
-
-def people(*specs, **claims):
-    run = uuid.uuid4().hex[:6]
-    return {
-        name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize(), **claims))
-        for name, role in specs
-    }
 
 
 @pytest.fixture(scope="module")

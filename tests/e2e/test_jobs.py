@@ -17,12 +17,7 @@ import boto3
 import oidc
 import pytest
 import requests
-from conftest import eventually
-
-
-def people(*specs):
-    run = uuid.uuid4().hex[:6]
-    return {name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize())) for name, role in specs}
+from conftest import eventually, people
 
 
 def wav_bytes(seconds=2, rate=8000, channels=2) -> bytes:

@@ -19,16 +19,11 @@ import uuid
 
 import oidc
 import requests
-from conftest import eventually
+from conftest import eventually, people
 from faults import SCALE, dead_letters, record
 from test_realtime import Client
 
 NEXT = {"draft": "in_production", "in_production": "in_review", "in_review": "published"}
-
-
-def people(*specs):
-    run = uuid.uuid4().hex[:6]
-    return {name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize())) for name, role in specs}
 
 
 def percentile(values: list[float], p: float) -> float:

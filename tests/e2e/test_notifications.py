@@ -8,13 +8,7 @@ import time
 import uuid
 
 import oidc
-from conftest import eventually
-
-
-def people(*specs):
-    """Fresh users for one test: (name, role) → (user id, token)."""
-    run = uuid.uuid4().hex[:6]
-    return {name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize())) for name, role in specs}
+from conftest import eventually, people
 
 
 def unread(api, token):

@@ -14,18 +14,13 @@ import uuid
 import oidc
 import pytest
 import requests
-from conftest import eventually
+from conftest import eventually, people
 from jsonschema import Draft7Validator
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 GRACE = 2.0  # PresenceGraceSeconds of the local stack (infra/local/stack.py)
 QUIET = GRACE + 3.0  # long enough for a presence.left that should not come
-
-
-def people(*specs):
-    run = uuid.uuid4().hex[:6]
-    return {name: (f"{name}-{run}", oidc.mint(f"{name}-{run}", role, name.capitalize())) for name, role in specs}
 
 
 class Frames:
