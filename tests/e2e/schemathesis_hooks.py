@@ -2,6 +2,8 @@
 
 One hook, and it only forgives, each time only when the answer says exactly why:
 - a schema-valid request that the API refused because of state the fuzzer cannot know;
+- a rule list for jobs on upload that names one job type twice, once by name and once as an
+  object (a rule across items that `uniqueItems` cannot state);
 - an undocumented method answered by API Gateway's own 404 rather than a 405: an HTTP API
   answers 405 only through an `ANY` route, and on AWS an `ANY` route takes browsers' CORS
   preflights to the JWT authorizer, which refuses them (tests/template pins that no route does);
@@ -63,6 +65,11 @@ def forgiven(operation: str, status: int, problem: dict) -> str | None:
             return "a PATCH naming no version (428)"
         if status == 400 and fields == {"version"}:
             return "a PATCH whose If-Match and version disagree (400)"
+    if (operation == "PUT /episodes/{id}/upload-rules" and status == 422 and problem.get("errors")
+            and all("twice" in e.get("message", "") for e in problem["errors"])):
+        # Each job type at most once a kind, whether written as a name or as {"type": ...}: a
+        # rule across a list's items that `uniqueItems` cannot state.
+        return "a rule list naming a job type twice (422)"
     if operation == "POST /episodes/{id}/jobs" and status == 422 and fields == {"file_id"}:
         # `file_id` must name an available file of the episode, of a type the job reads.
         return "a job on a file that is not an available file of the episode (422)"

@@ -49,11 +49,12 @@ def sine(level_dbfs: float, seconds: float, rate: int = 48000) -> list[str]:
     return ["-f", "lavfi", "-i", f"aevalsrc=exprs={expr}|{expr}:s={rate}:d={seconds}"]
 
 
-def programme(seconds: float = 12) -> list[str]:
-    """Stereo pink noise with a slow swell: loud enough to gate, varied enough to have a range."""
+def programme(seconds: float = 24) -> list[str]:
+    """Stereo pink noise (the same every run: seeded), its second half 10 dB down: loud enough
+    to gate, with a loudness range of about 10 LU (as EBU Tech 3342's first case)."""
     return ["-f", "lavfi", "-i",
-            f"anoisesrc=color=pink:amplitude=0.25:r=48000:d={seconds},"
-            f"volume='0.4+0.6*abs(sin(t/2))':eval=frame,aformat=channel_layouts=stereo"]
+            f"anoisesrc=color=pink:amplitude=0.25:r=48000:d={seconds}:seed=3341,"
+            f"volume='if(lt(t,{seconds / 2}),1,0.316)':eval=frame,aformat=channel_layouts=stereo"]
 
 
 def ffmpeg_loudness(path: Path) -> dict:
@@ -204,13 +205,14 @@ def test_an_episodes_own_rules_replace_the_stacks_for_their_kinds(api, tmp_path)
 
 
 FORMATS = [
-    # name, content type, ffmpeg codec arguments, tolerance against ffmpeg's meter (LU)
-    ("take.wav", "audio/wav", ["-c:a", "pcm_s24le"], 0.15),
-    ("take.flac", "audio/flac", ["-c:a", "flac"], 0.15),
-    ("take.mp3", "audio/mpeg", ["-c:a", "libmp3lame", "-b:a", "192k"], 0.15),
-    ("take.m4a", "audio/mp4", ["-c:a", "aac", "-b:a", "192k"], 0.15),
-    ("take.aac", "audio/aac", ["-c:a", "aac", "-b:a", "192k", "-f", "adts"], 0.15),
-    ("take.ogg", "audio/ogg", ["-c:a", "libvorbis", "-q:a", "6"], 0.15),
+    # name, content type, ffmpeg codec arguments, tolerance against ffmpeg's meter (LU; it
+    # prints one decimal)
+    ("take.wav", "audio/wav", ["-c:a", "pcm_s24le"], 0.1),
+    ("take.flac", "audio/flac", ["-c:a", "flac"], 0.1),
+    ("take.mp3", "audio/mpeg", ["-c:a", "libmp3lame", "-b:a", "192k"], 0.1),
+    ("take.m4a", "audio/mp4", ["-c:a", "aac", "-b:a", "192k"], 0.1),
+    ("take.aac", "audio/aac", ["-c:a", "aac", "-b:a", "192k", "-f", "adts"], 0.1),
+    ("take.ogg", "audio/ogg", ["-c:a", "libvorbis", "-q:a", "6"], 0.1),
 ]
 
 
@@ -228,9 +230,11 @@ def test_loudness_agrees_with_ffmpegs_meter_in_every_audio_format(api, tmp_path)
         print(name, {k: done[k] for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp",
                                            "sample_peak_dbfs")}, "ffmpeg:", theirs)
         assert abs(done["integrated_lufs"] - theirs["integrated"]) <= tolerance, (name, done, theirs)
-        assert abs(done["loudness_range_lu"] - theirs["range"]) <= 0.6, (name, done, theirs)
-        assert abs(done["true_peak_dbtp"] - theirs["true_peak"]) <= 0.3, (name, done, theirs)
-        assert abs(done["sample_peak_dbfs"] - theirs["sample_peak"]) <= 0.15, (name, done, theirs)
+        # The meters take short-term blocks at different rates (one a second here, as
+        # libebur128; ffmpeg ten): on a programme with a step they agree.
+        assert abs(done["loudness_range_lu"] - theirs["range"]) <= 0.2, (name, done, theirs)
+        assert abs(done["true_peak_dbtp"] - theirs["true_peak"]) <= 0.2, (name, done, theirs)
+        assert abs(done["sample_peak_dbfs"] - theirs["sample_peak"]) <= 0.1, (name, done, theirs)
         assert done["sample_rate"] == 48000 and done["channels"] == 2, (name, done)
 
 

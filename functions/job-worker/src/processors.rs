@@ -515,16 +515,14 @@ impl Processor for Thumbnail {
     }
 }
 
+/// Test media for the processors' and the worker's tests.
 #[cfg(test)]
-mod tests {
-    use domain::store::memory::InMemoryObjects;
-
-    use super::*;
-
-    fn wav(seconds: u32, rate: u32, channels: u16) -> Vec<u8> {
-        let frames = seconds * rate;
+pub(crate) mod testing {
+    /// A 16-bit PCM WAV of a sine of `freq` Hz at `amplitude` (of full scale), on every channel.
+    pub fn sine_wav(seconds: f64, rate: u32, channels: u16, freq: f64, amplitude: f64) -> Vec<u8> {
+        let frames = (seconds * f64::from(rate)) as u32;
         let data_len = frames * u32::from(channels) * 2;
-        let mut v = Vec::new();
+        let mut v = Vec::with_capacity(44 + data_len as usize);
         v.extend_from_slice(b"RIFF");
         v.extend_from_slice(&(36 + data_len).to_le_bytes());
         v.extend_from_slice(b"WAVEfmt ");
@@ -537,8 +535,27 @@ mod tests {
         v.extend_from_slice(&16u16.to_le_bytes());
         v.extend_from_slice(b"data");
         v.extend_from_slice(&data_len.to_le_bytes());
-        v.resize(v.len() + data_len as usize, 0);
+        for i in 0..frames {
+            let t = f64::from(i) / f64::from(rate);
+            let x = (amplitude * (2.0 * std::f64::consts::PI * freq * t).sin() * 32767.0).round()
+                as i16;
+            for _ in 0..channels {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+        }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::store::memory::InMemoryObjects;
+
+    use super::*;
+
+    /// Silence: a WAV of zeros.
+    fn wav(seconds: u32, rate: u32, channels: u16) -> Vec<u8> {
+        testing::sine_wav(f64::from(seconds), rate, channels, 0.0, 0.0)
     }
 
     /// A checkpoint that lets the job go on, or stops it.

@@ -165,22 +165,15 @@ async fn start_upload_jobs<P: Ports + Sync>(
     };
     for rule in rules {
         let now = Timestamp::now();
-        let job = Job {
-            id: upload_rules::job_id(file.id, rule.job_type),
-            episode_id: file.episode_id,
-            file_id: Some(file.id),
-            job_type: rule.job_type,
-            params: rule.params.clone(),
-            state: domain::JobState::Queued,
-            attempts: 0,
-            progress: 0,
-            error: None,
-            result: None,
-            created: Stamp::new(&actor, now),
-            updated_at: now,
-            cancel_requested: false,
-            inject: Injection::default(),
-        };
+        let job = Job::queued(
+            upload_rules::job_id(file.id, rule.job_type),
+            file.episode_id,
+            Some(file.id),
+            rule.job_type,
+            rule.params.clone(),
+            Stamp::new(&actor, now),
+            Injection::default(),
+        );
         let event = DomainEvent::about_job(&ctx, EventType::JobCreated, &job, now, json!({}));
         match ports.jobs().create(&job, &event, None).await {
             Ok(()) => {
@@ -460,6 +453,7 @@ mod tests {
     use lambda_kit::fixture::{failed, sqs_event, sqs_invocation};
 
     use super::*;
+    use crate::processors::testing::sine_wav;
 
     const FIXTURE: &str = include_str!("../../../events/job-worker/job-created.json");
     const EPISODE: &str = "01a23152-6cb8-7273-b29c-040ecfd73448";
@@ -509,34 +503,6 @@ mod tests {
             )
             .unwrap(),
         }
-    }
-
-    /// A 16-bit PCM WAV of a sine of `freq` Hz at `amplitude` (of full scale), on every channel.
-    fn sine_wav(seconds: f64, rate: u32, channels: u16, freq: f64, amplitude: f64) -> Vec<u8> {
-        let frames = (seconds * f64::from(rate)) as u32;
-        let data_len = frames * u32::from(channels) * 2;
-        let mut v = Vec::with_capacity(44 + data_len as usize);
-        v.extend_from_slice(b"RIFF");
-        v.extend_from_slice(&(36 + data_len).to_le_bytes());
-        v.extend_from_slice(b"WAVEfmt ");
-        v.extend_from_slice(&16u32.to_le_bytes());
-        v.extend_from_slice(&1u16.to_le_bytes());
-        v.extend_from_slice(&channels.to_le_bytes());
-        v.extend_from_slice(&rate.to_le_bytes());
-        v.extend_from_slice(&(rate * u32::from(channels) * 2).to_le_bytes());
-        v.extend_from_slice(&(channels * 2).to_le_bytes());
-        v.extend_from_slice(&16u16.to_le_bytes());
-        v.extend_from_slice(b"data");
-        v.extend_from_slice(&data_len.to_le_bytes());
-        for i in 0..frames {
-            let t = f64::from(i) / f64::from(rate);
-            let x = (amplitude * (2.0 * std::f64::consts::PI * freq * t).sin() * 32767.0).round()
-                as i16;
-            for _ in 0..channels {
-                v.extend_from_slice(&x.to_le_bytes());
-            }
-        }
-        v
     }
 
     /// An available file of the fixture's episode, uploaded by `by`, with its bytes.

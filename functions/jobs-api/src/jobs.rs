@@ -153,22 +153,15 @@ pub async fn create<J: Jobs, F: FileReader>(
         }
     }
     let now = Timestamp::now();
-    let job = Job {
-        id: JobId::new(),
-        episode_id: episode,
+    let job = Job::queued(
+        JobId::new(),
+        episode,
         file_id,
         job_type,
         params,
-        state: JobState::Queued,
-        attempts: 0,
-        progress: 0,
-        error: None,
-        result: None,
-        created: Stamp::new(&actor, now),
-        updated_at: now,
-        cancel_requested: false,
+        Stamp::new(&actor, now),
         inject,
-    };
+    );
     let fingerprint = json!({
         "episode": episode, "type": job_type, "file_id": file_id,
         "params": job.params.to_json(),

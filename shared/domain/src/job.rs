@@ -549,6 +549,34 @@ pub struct Job {
 }
 
 impl Job {
+    /// A new job, queued, nothing tried yet.
+    pub fn queued(
+        id: JobId,
+        episode_id: EpisodeId,
+        file_id: Option<FileId>,
+        job_type: JobType,
+        params: JobParams,
+        created: Stamp,
+        inject: Injection,
+    ) -> Self {
+        Self {
+            id,
+            episode_id,
+            file_id,
+            job_type,
+            params,
+            state: JobState::Queued,
+            attempts: 0,
+            progress: 0,
+            error: None,
+            result: None,
+            updated_at: created.at,
+            created,
+            cancel_requested: false,
+            inject,
+        }
+    }
+
     /// The job as the API serves it.
     pub fn body(&self) -> JobBody {
         JobBody {

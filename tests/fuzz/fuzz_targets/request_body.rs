@@ -50,4 +50,8 @@ fuzz_target!(|bytes: &[u8]| {
     for job_type in JobType::ALL {
         let _ = JobParams::parse(job_type, &params, true);
     }
+    // The body of PUT /episodes/{id}/upload-rules; what parses is stored and read back as is.
+    if let Ok(rules) = domain::upload_rules::UploadRules::parse(&params) {
+        assert_eq!(domain::upload_rules::UploadRules::parse(&rules.to_json()).ok(), Some(rules));
+    }
 });
