@@ -217,7 +217,7 @@ def deploy() -> dict:
         {"ParameterKey": "LogLevel", "ParameterValue": os.environ.get("LOG_LEVEL", "info")},
         # Jobs on upload start nothing on the local stack unless asked (UPLOAD_JOBS='<rules>'
         # make dev; the template's default with UPLOAD_JOBS=default): the tests count the jobs
-        # and files they make. tests/e2e/test_upload_jobs.py sets the template's default on
+        # and files they make. tests/e2e/test_media_jobs.py sets the template's default on
         # the functions for its own run.
         *([] if os.environ.get("UPLOAD_JOBS") == "default" else
           [{"ParameterKey": "UploadJobs", "ParameterValue": os.environ.get("UPLOAD_JOBS", "{}")}]),

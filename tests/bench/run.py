@@ -37,6 +37,9 @@ ONLY = os.environ.get("BENCH_ONLY", "")
 
 INIT_ABOVE_FLOOR_MS = 3.0
 BINARY_MIB = 8.0
+# The job worker carries the decoders of seven audio codecs (symphonia), the loudness meter and
+# the image codecs: its own bound, checked like the others'.
+BINARY_MIB_OF = {"job-worker": 10.0}
 RSS_MIB = 20.0
 OVERHEAD_MS = 1.0
 FAN_OUT_SPEED_UP = 20.0
@@ -98,8 +101,9 @@ def rows_for(results: dict) -> list[tuple[str, str, str, str, str]]:
             if name in REFERENCE:
                 rows.append(("footprint", f"binary: {label}", f"{c['binary_mib']:.2f} MiB", "—", ""))
             else:
-                rows.append(("footprint", f"binary: {name}", f"{c['binary_mib']:.2f} MiB", f"≤ {BINARY_MIB:.0f} MiB",
-                             ok(c["binary_mib"] <= BINARY_MIB)))
+                bound = BINARY_MIB_OF.get(name, BINARY_MIB)
+                rows.append(("footprint", f"binary: {name}", f"{c['binary_mib']:.2f} MiB", f"≤ {bound:.0f} MiB",
+                             ok(c["binary_mib"] <= bound)))
         for name, r in f["rss"].items():
             rows.append(("footprint", f"peak RSS: {name}", f"{r['peak_mib']:.1f} MiB after {r['invokes']:,} invokes",
                          f"≤ {RSS_MIB:.0f} MiB", ok(r["peak_mib"] <= RSS_MIB and r["invokes"] >= 1000)))

@@ -12,10 +12,8 @@ import contextlib
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
 
-import oidc
 import pytest
 from conftest import eventually, people
 from faults import FaultProxy, configure, dead_letters, miscount, record

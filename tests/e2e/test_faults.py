@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import oidc
 import pytest
 import requests
 from conftest import eventually, people

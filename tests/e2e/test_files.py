@@ -9,7 +9,6 @@ import time
 import uuid
 
 import boto3
-import oidc
 import pytest
 import requests
 from botocore.exceptions import ClientError

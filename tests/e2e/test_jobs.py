@@ -14,7 +14,6 @@ import wave
 import zlib
 
 import boto3
-import oidc
 import pytest
 import requests
 from conftest import eventually, people

@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 
-import oidc
 import requests
 from conftest import eventually, people
 from faults import SCALE, dead_letters, record

@@ -91,8 +91,9 @@ def stack_rules(stack, aws, rules: str):
             configure(lam, n, Environment={"Variables": before[n] | {"UPLOAD_JOBS": rules}})
         yield
     finally:
-        for n in names:
-            configure(lam, n, Environment={"Variables": before[n]})
+        with contextlib.ExitStack() as undo:  # each put back, even if another's fails
+            for n in names:
+                undo.callback(configure, lam, n, Environment={"Variables": before[n]})
 
 
 def jobs_of(api, token, eid) -> list[dict]:
@@ -107,7 +108,7 @@ def download(api, token, fid) -> bytes:
     return requests.get(r.json()["url"], timeout=30).content
 
 
-def test_an_upload_starts_the_stacks_default_jobs_once_as_the_system(api, stack, aws, tmp_path):
+def test_an_upload_starts_the_stacks_default_jobs_once_as_the_system(api, stack, aws, events_of, tmp_path):
     p = people(("alice", "editor"), ("vic", "viewer"))
     (_, alice), (_, vic) = p["alice"], p["vic"]
     eid = api.create(alice, title="On upload")["id"]
@@ -122,11 +123,20 @@ def test_an_upload_starts_the_stacks_default_jobs_once_as_the_system(api, stack,
                 "checksum", "media-probe", "loudness", "waveform"]
             assert served["effective"]["audio"]["from"] == "stack"
             fid = upload(api, alice, eid, data, "case 1.wav", "audio/wav")
-            # The upload is confirmed again (a client retrying): still one set of jobs.
+            # The upload is confirmed again (a client retrying): the same file, no new event.
             assert api.request("POST", f"/files/{fid}/complete", alice).status_code == 200
             jobs = eventually(lambda: (js := jobs_of(api, alice, eid)) and len(js) >= 4
                               and all(j["state"] == "succeeded" for j in js) and js, timeout=90)
-        time.sleep(3)
+            # Its event delivered twice more (as SQS may, or a redrive): no job starts again.
+            uploaded = [e for e in events_of(eid) if e["type"] == "file.uploaded" and e["resource"]["id"] == fid]
+            assert len(uploaded) == 1, uploaded
+            sqs = aws("sqs")
+            for _ in range(2):
+                sqs.send_message(QueueUrl=stack["outputs"]["JobsQueueUrl"], MessageBody=json.dumps(uploaded[0]))
+            eventually(lambda: all(v == "0" for v in sqs.get_queue_attributes(
+                QueueUrl=stack["outputs"]["JobsQueueUrl"],
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"].values()), timeout=30)
         jobs = jobs_of(api, alice, eid)
         assert sorted(j["type"] for j in jobs) == ["checksum", "loudness", "media-probe", "waveform"]
         assert {j["created_by"]["id"] for j in jobs} == {RULES_ACTOR}
@@ -170,10 +180,19 @@ def test_an_upload_starts_the_stacks_default_jobs_once_as_the_system(api, stack,
         live.close()
 
 
-def test_an_episodes_own_rules_replace_the_stacks_for_their_kinds(api, tmp_path):
+def test_an_episodes_own_rules_replace_the_stacks_for_their_kinds(api, stack, aws, tmp_path):
     p = people(("alice", "editor"), ("vic", "viewer"))
     (_, alice), (_, vic) = p["alice"], p["vic"]
     eid = api.create(alice, title="Broadcast")["id"]
+    with stack_rules(stack, aws, template_rules()):
+        own_rules_replace_the_stacks(api, eid, alice, vic, tmp_path)
+    # Cleared: the episode follows the stack again.
+    r = api.request("DELETE", f"/episodes/{eid}/upload-rules", alice)
+    assert r.status_code == 200 and r.json()["episode"] == {}, r.text
+    assert api.request("GET", f"/episodes/{eid}/upload-rules", vic).json()["effective"]["audio"]["from"] == "stack"
+
+
+def own_rules_replace_the_stacks(api, eid, alice, vic, tmp_path):
     rules = {"audio": [{"type": "loudness", "params": {"preset": "ebu-r128"}}], "image": []}
     assert api.request("PUT", f"/episodes/{eid}/upload-rules", vic, json=rules).status_code == 403
     r = api.request("PUT", f"/episodes/{eid}/upload-rules", alice, json={"audio": ["thumbnail"]})
@@ -183,25 +202,25 @@ def test_an_episodes_own_rules_replace_the_stacks_for_their_kinds(api, tmp_path)
     assert r.json()["effective"]["audio"]["from"] == "episode"
     assert r.json()["updated_by"]["id"].startswith("alice-")
 
-    # Tech 3341 case 1 meets EBU R128 (−23 LUFS ± 0.5 LU, true peak ≤ −1 dBTP).
+    # Audio: the episode's one job instead of the stack's four. Tech 3341 case 1 meets EBU R128
+    # (−23 LUFS ± 0.5 LU, true peak ≤ −1 dBTP).
     wav = upload(api, alice, eid, make(tmp_path, "a.wav", sine(-23, 20), "-c:a", "pcm_s16le"),
                  "a.wav", "audio/wav")
+    # Images: nothing, instead of the stack's thumbnail. Video: the stack's checksum and probe.
     upload(api, alice, eid, make(tmp_path, "c.png", ["-f", "lavfi", "-i", "color=c=red:s=64x64:d=1"],
                                  "-frames:v", "1"), "c.png", "image/png")
-    only = eventually(lambda: (js := jobs_of(api, alice, eid)) and js[0]["state"] == "succeeded" and js,
-                      timeout=60)
+    mp4 = upload(api, alice, eid, make(tmp_path, "v.mp4", ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1"],
+                                       "-c:v", "libx264", "-pix_fmt", "yuv420p"), "v.mp4", "video/mp4")
+    jobs = eventually(lambda: (js := jobs_of(api, alice, eid)) and len(js) >= 3
+                      and all(j["state"] == "succeeded" for j in js) and js, timeout=60)
     time.sleep(3)
     jobs = jobs_of(api, alice, eid)
-    assert [(j["type"], j["file_id"]) for j in jobs] == [("loudness", wav)], jobs
-    result = only[0]["result"]
+    assert sorted((j["type"], j["file_id"]) for j in jobs) == sorted(
+        [("loudness", wav), ("checksum", mp4), ("media-probe", mp4)]), jobs
+    result = next(j for j in jobs if j["type"] == "loudness")["result"]
     assert result["verdict"]["passed"] is True, result
     assert result["verdict"]["target"] == {"integrated_lufs": -23.0, "tolerance_lu": 0.5,
                                            "max_true_peak_dbtp": -1.0}
-
-    # Cleared: the episode follows the stack again (which starts nothing on the local stack).
-    r = api.request("DELETE", f"/episodes/{eid}/upload-rules", alice)
-    assert r.status_code == 200 and r.json()["episode"] == {}, r.text
-    assert api.request("GET", f"/episodes/{eid}/upload-rules", vic).json()["effective"]["audio"]["from"] == "stack"
 
 
 FORMATS = [

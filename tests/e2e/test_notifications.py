@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
-import oidc
 from conftest import eventually, people
 
 

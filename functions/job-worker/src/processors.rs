@@ -244,8 +244,14 @@ async fn decode<T: Send + 'static>(
     let decoded = worker
         .await
         .map_err(|e| JobFailure::Retryable(format!("the decoder stopped: {e}")))?;
-    fed?;
-    decoded.map_err(media_failure)
+    match (decoded, fed) {
+        // The decoder had what it needed before the download failed or stopped (a probe reads
+        // the headers only); a cancel is still seen by the caller through its checkpoint.
+        (Ok(found), _) => Ok(found),
+        // Otherwise the download's failure is why the decoder failed.
+        (Err(_), Err(failure)) => Err(failure),
+        (Err(e), Ok(())) => Err(media_failure(e)),
+    }
 }
 
 /// SHA-256 and size, streaming (constant memory).

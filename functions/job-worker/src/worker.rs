@@ -166,7 +166,7 @@ async fn start_upload_jobs<P: Ports + Sync>(
     for rule in rules {
         let now = Timestamp::now();
         let job = Job::queued(
-            upload_rules::job_id(file.id, rule.job_type),
+            upload_rules::job_id(&file, rule.job_type),
             file.episode_id,
             Some(file.id),
             rule.job_type,
@@ -184,8 +184,9 @@ async fn start_upload_jobs<P: Ports + Sync>(
             }
             // The episode or the file went meanwhile.
             Err(JobCreateError::NoEpisode | JobCreateError::BadFile) => return Ok(()),
-            Err(JobCreateError::Replay { .. }) => {}
             Err(JobCreateError::Store(e)) => return Err(e),
+            // No idempotency key is given: a replay cannot be.
+            Err(JobCreateError::Replay { .. }) => {}
         }
     }
     Ok(())
@@ -804,7 +805,8 @@ mod tests {
             ]
         );
         for job in &jobs {
-            assert_eq!(job.id, upload_rules::job_id(wav, job.job_type));
+            let file = app.files.file(wav).unwrap();
+            assert_eq!(job.id, upload_rules::job_id(&file, job.job_type));
             assert_eq!(job.file_id, Some(wav));
             assert_eq!(job.state, JobState::Queued);
             assert_eq!(job.created.by.as_str(), "system:upload-rules");
@@ -840,7 +842,10 @@ mod tests {
         assert!(meta["loudness"]["integrated_lufs"].is_number(), "{meta}");
         assert_eq!(meta["loudness"]["verdict"]["passed"], false);
         // The waveform is a file of the episode, named for its source, made by the job.
-        let made = FileId::made_by(upload_rules::job_id(wav, JobType::Waveform));
+        let made = FileId::made_by(upload_rules::job_id(
+            &app.files.file(wav).unwrap(),
+            JobType::Waveform,
+        ));
         assert_eq!(meta["waveform"]["file_id"], made.to_string());
         let waveform = app.files.file(made).unwrap();
         assert_eq!(waveform.name.as_str(), "take 1 (waveform).json");

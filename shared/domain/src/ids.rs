@@ -103,10 +103,14 @@ impl FileId {
 }
 
 impl JobId {
-    /// The id of a job started for a file by a rule: the file's id with its last byte changed
-    /// by `salt` (1 to 15; a job type's), so still a UUIDv7 of the file's instant.
-    pub fn for_file(file: FileId, salt: u8) -> Self {
+    /// The id of a job started for a file by a rule: a UUIDv7 of the instant the file became
+    /// available (so it sorts among the jobs created then), whose other bits are the file id's
+    /// with the last byte changed by `salt` (1 to 15; the job type's): the same file, instant
+    /// and type always give the same id.
+    pub fn for_file(file: FileId, available_at: crate::time::Timestamp, salt: u8) -> Self {
         let mut bytes = *file.0.as_bytes();
+        let ms = u64::try_from(available_at.unix_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
+        bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
         bytes[15] ^= (salt & 0x0f).max(1);
         Self(uuid::Uuid::from_bytes(bytes))
     }

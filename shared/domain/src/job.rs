@@ -73,12 +73,16 @@ impl JobType {
             })
     }
 
-    /// Its place in [`Self::ALL`], from 1.
-    pub fn index(self) -> u8 {
-        Self::ALL
-            .iter()
-            .position(|t| *t == self)
-            .map_or(0, |i| u8::try_from(i + 1).unwrap_or(0))
+    /// A number of its own (1–15), fixed forever: it tells apart the ids of the jobs rules
+    /// start on one file ([`crate::upload_rules::job_id`]). A new type takes the next one.
+    pub fn id_salt(self) -> u8 {
+        match self {
+            Self::Checksum => 1,
+            Self::MediaProbe => 2,
+            Self::Thumbnail => 3,
+            Self::Loudness => 4,
+            Self::Waveform => 5,
+        }
     }
 
     /// Whether a file of this content type can be processed by this job.

@@ -34,7 +34,7 @@ pub enum Audience {
 /// | `episode.updated`, other fields only | nobody    |
 /// | `episode.deleted`                    | watchers  |
 /// | `file.*`                             | nobody    |
-/// | `job.failed` (for good)              | requester |
+/// | `job.failed` (for good)              | requester (watchers when a rule started it) |
 /// | other `job.*`                        | nobody    |
 pub fn audience(event: &DomainEvent) -> Audience {
     match event.event_type {

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::episode::{Person, Stamp};
-use crate::file::MediaKind;
-use crate::ids::{EpisodeId, FileId, JobId};
+use crate::file::{EpisodeFile, MediaKind};
+use crate::ids::{EpisodeId, JobId};
 use crate::job::{JobParams, JobType};
 use crate::validation::FieldError;
 
@@ -255,15 +255,18 @@ impl UploadRulesBody {
     }
 }
 
-/// The id of the job a rule starts on a file: the same for every delivery of the upload, so
-/// creating it twice is refused by the store, and different for each job type.
-pub fn job_id(file: FileId, job_type: JobType) -> JobId {
-    JobId::for_file(file, job_type.index())
+/// The id of the job a rule starts on `file`, of the instant it became available: the same
+/// for every delivery of the upload, so creating it twice is refused by the store, and
+/// different for each job type.
+pub fn job_id(file: &EpisodeFile, job_type: JobType) -> JobId {
+    let at = file.available_at.unwrap_or(file.created.at);
+    JobId::for_file(file.id, at, job_type.id_salt())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::FileId;
 
     #[test]
     fn rules_parse_by_kind_with_params_and_refuse_what_cannot_run() {
@@ -322,16 +325,26 @@ mod tests {
     }
 
     #[test]
-    fn each_file_and_type_names_one_job() {
+    fn each_file_and_type_names_one_job_of_the_files_availability() {
         let (a, b) = (FileId::new(), FileId::new());
+        let at = crate::time::Timestamp::now().plus_seconds(5);
+        let job_id = |f, t: JobType| JobId::for_file(f, at, t.id_salt());
         assert_eq!(job_id(a, JobType::Loudness), job_id(a, JobType::Loudness));
         let ids: std::collections::HashSet<_> = JobType::ALL
             .into_iter()
             .flat_map(|t| [job_id(a, t), job_id(b, t)])
             .collect();
         assert_eq!(ids.len(), 2 * JobType::ALL.len());
-        let id = job_id(a, JobType::Waveform).to_string();
-        assert_eq!(JobId::parse(&id), Ok(job_id(a, JobType::Waveform)));
-        assert_ne!(id, a.to_string());
+        let salts: std::collections::HashSet<_> = JobType::ALL.map(JobType::id_salt).into();
+        assert_eq!(salts.len(), JobType::ALL.len());
+        assert!(salts.iter().all(|s| (1..=15).contains(s)));
+        // A valid job id (a UUIDv7) of the instant the file became available.
+        let id = job_id(a, JobType::Waveform);
+        assert_eq!(JobId::parse(&id.to_string()), Ok(id));
+        assert_eq!(crate::ids::uuid_v7_bounds(at).0[..13], id.to_string()[..13]);
+        assert!(
+            id.to_string() > JobId::new().to_string(),
+            "sorts after a job made now"
+        );
     }
 }

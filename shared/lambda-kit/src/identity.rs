@@ -104,13 +104,18 @@ fn group_names(value: &str) -> Vec<String> {
 }
 
 /// The actor named by the authorizer's claims. No `sub` claim (a route left without an
-/// authorizer, a forged context) is 401: every route that needs a user checks, not trusts.
+/// authorizer, a forged context) is 401: every route that needs a user checks, not trusts. So
+/// is a `sub` that names one of the system's own actors (`system:…`): what those did (files a
+/// job made, jobs a rule started) must not be what a person can do or be taken for.
 pub fn actor_from_claims(
     claims: &HashMap<String, String>,
     roles: &RoleSource,
 ) -> Result<Actor, Problem> {
     let sub = claims.get("sub").ok_or_else(Problem::unauthorized)?;
-    let id = UserId::parse(sub).map_err(|_| Problem::unauthorized())?;
+    let id = UserId::parse(sub)
+        .ok()
+        .filter(|id| !id.is_system())
+        .ok_or_else(Problem::unauthorized)?;
     let name = NAME_CLAIMS
         .iter()
         .filter_map(|c| claims.get(*c))
@@ -216,6 +221,16 @@ mod tests {
 
     fn actor(pairs: &[(&str, &str)]) -> Actor {
         actor_from_claims(&claims(pairs), &RoleSource::default()).unwrap()
+    }
+
+    #[test]
+    fn a_sub_naming_a_system_actor_is_refused() {
+        let refused = actor_from_claims(
+            &claims(&[("sub", "system:job-worker")]),
+            &RoleSource::default(),
+        );
+        assert_eq!(refused.unwrap_err().status().as_u16(), 401);
+        assert_eq!(actor(&[("sub", "systematic")]).id.as_str(), "systematic");
     }
 
     #[test]

@@ -109,6 +109,11 @@ const MODE: Mode = Mode::I
     .union(Mode::SAMPLE_PEAK)
     .union(Mode::TRUE_PEAK);
 
+/// The most channels and the highest sample rate measured (7.1 at 192 kHz: the meter's 3 s
+/// window is then 37 MB).
+pub const MAX_CHANNELS: u32 = 8;
+pub const MAX_SAMPLE_RATE: u32 = 192_000;
+
 /// Measures the loudness of the input's first audio track and judges it against `target`.
 pub fn measure<R: Read + Send + Sync + 'static>(
     input: Input<R>,
@@ -263,6 +268,14 @@ struct Meter {
 impl Sink for Meter {
     fn begin(&mut self, spec: &SignalSpec, _n_frames: Option<u64>) -> Result<(), MediaError> {
         let channels = u32::try_from(spec.channels.count()).unwrap_or(u32::MAX);
+        // The meter keeps 3 s of every channel: bounded here, whatever a header claims.
+        if channels > MAX_CHANNELS || spec.rate > MAX_SAMPLE_RATE {
+            return Err(MediaError::TooLarge(format!(
+                "{channels} channels at {} Hz is more than the loudness meter takes \
+                 (at most {MAX_CHANNELS} channels at {MAX_SAMPLE_RATE} Hz)",
+                spec.rate
+            )));
+        }
         let mut ebu = EbuR128::new(channels, spec.rate, MODE).map_err(|e| {
             MediaError::Unreadable(format!(
                 "the loudness meter cannot take {channels} channels at {} Hz: {e}",

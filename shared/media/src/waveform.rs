@@ -29,8 +29,9 @@ use symphonia::core::audio::{AudioBufferRef, SampleBuffer, SignalSpec};
 use crate::decode::{Sink, decode};
 use crate::{Input, MAX_SPOOL_BYTES, MediaError};
 
-/// The most pixels × output channels a waveform may have (20 million: 80 MB of `i16` points).
-pub const MAX_POINTS: u64 = 20_000_000;
+/// The most pixels × output channels a waveform may have (4 million: 16 MB of `i16` points and
+/// at most 28 MB of JSON; an hour of stereo at 256 samples a point, split, is 1.35 million).
+pub const MAX_POINTS: u64 = 4_000_000;
 
 /// How many audio frames a pixel covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,9 +256,7 @@ impl Sink for Generator {
             if pixels.saturating_mul(self.out_channels as u64) > MAX_POINTS {
                 return Err(self.too_large(pixels));
             }
-            // Reserve what the container announces (within the cap), not more.
-            let points = pixels.saturating_mul(self.out_channels as u64 * 2);
-            self.data.reserve(usize::try_from(points).unwrap_or(0));
+            // Not reserved from the header: a lying one would allocate without data.
         }
         Ok(())
     }

@@ -375,3 +375,24 @@ fn lossy_fixtures_read_as_ffmpeg_reads_them() {
         assert_eq!((l.sample_rate, l.channels), (48_000, 2));
     }
 }
+
+#[test]
+fn a_rate_or_channel_count_beyond_the_meters_is_refused_before_it_allocates() {
+    // 384 kHz stereo, and 16 channels at 48 kHz: the meter would keep 3 s of each.
+    for (channels, rate) in [(2u16, 384_000u32), (16, 48_000)] {
+        let file = wav(
+            channels,
+            rate,
+            Format::Int16,
+            &vec![0.1; usize::from(channels) * 64],
+        );
+        let err = measure(input(file, "audio/wav"), &Target::PODCAST).unwrap_err();
+        assert!(
+            matches!(err, MediaError::TooLarge(_)),
+            "{channels} × {rate}: {err:?}"
+        );
+    }
+    // 7.1 at 192 kHz is measured.
+    let file = wav(8, 192_000, Format::Int16, &vec![0.1; 8 * 192_000]);
+    assert!(measure(input(file, "audio/wav"), &Target::PODCAST).is_ok());
+}

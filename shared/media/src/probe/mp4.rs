@@ -79,12 +79,9 @@ fn read_payload<R: Read>(
     {
         return Err(too_big(name, len, max));
     }
+    // Grown as the bytes arrive, never reserved from the size field: a 40-byte file claiming a
+    // 64 MiB `moov` allocates 40 bytes.
     let mut data = Vec::new();
-    if let Some(len) = len {
-        // Within the cap: one allocation of the announced size rather than doublings.
-        data.try_reserve_exact(usize::try_from(len).unwrap_or(0))
-            .map_err(|_| too_big(name, len, max))?;
-    }
     let limit = len.unwrap_or(max.saturating_add(1));
     r.take(limit)
         .read_to_end(&mut data)
