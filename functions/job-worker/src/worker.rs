@@ -581,22 +581,15 @@ mod tests {
             JobType::Thumbnail => JobParams::Thumbnail { max_size: 100 },
             _ => JobParams::None,
         };
-        let job = Job {
-            id: JobId::parse(id).unwrap(),
-            episode_id: EpisodeId::parse(EPISODE).unwrap(),
-            file_id: Some(FileId::parse(file).unwrap()),
+        let job = Job::queued(
+            JobId::parse(id).unwrap(),
+            EpisodeId::parse(EPISODE).unwrap(),
+            Some(FileId::parse(file).unwrap()),
             job_type,
             params,
-            state: JobState::Queued,
-            attempts: 0,
-            progress: 0,
-            error: None,
-            result: None,
-            created: Stamp::new(&alice(), now),
-            updated_at: now,
-            cancel_requested: false,
-            inject: Injection::default(),
-        };
+            Stamp::new(&alice(), now),
+            Injection::default(),
+        );
         let id = job.id;
         app.jobs.put_job(job, None);
         id

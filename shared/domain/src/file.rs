@@ -26,7 +26,7 @@ pub const MIN_PART_SIZE: u64 = 16 * MIB;
 pub const MAX_PARTS: u64 = 10_000;
 
 /// What kind of media a content type is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum MediaKind {
     Audio,
     Video,

@@ -39,23 +39,9 @@ impl RuleJob {
     }
 }
 
-/// For some kinds of file, the jobs that start when one becomes available.
+/// For some kinds of file (of [`KINDS`]), the jobs that start when one becomes available.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct UploadRules(BTreeMap<KindKey, Vec<RuleJob>>);
-
-/// `MediaKind` in the order [`KINDS`] lists them (a map key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct KindKey(usize);
-
-impl KindKey {
-    fn of(kind: MediaKind) -> Option<Self> {
-        KINDS.iter().position(|k| *k == kind).map(Self)
-    }
-
-    fn kind(self) -> MediaKind {
-        KINDS[self.0]
-    }
-}
+pub struct UploadRules(BTreeMap<MediaKind, Vec<RuleJob>>);
 
 impl UploadRules {
     /// Parses `{"audio": ["checksum", {"type": "loudness", "params": {...}}], "video": []}`:
@@ -72,7 +58,6 @@ impl UploadRules {
             let kind = KINDS
                 .into_iter()
                 .find(|k| k.as_str() == name)
-                .and_then(KindKey::of)
                 .ok_or_else(|| {
                     FieldError::new(
                         name.clone(),
@@ -119,7 +104,7 @@ impl UploadRules {
                         JobType::parse(t)
                             .map_err(|e| FieldError::new(format!("{at}.type"), e.message))
                     })?;
-                if !job_type.reads(kind.kind()) {
+                if !job_type.reads(kind) {
                     return Err(FieldError::new(
                         format!("{at}.type"),
                         format!("is {job_type}, which cannot read {name} files"),
@@ -142,7 +127,7 @@ impl UploadRules {
 
     /// The jobs a file of `kind` starts under these rules, if the rules set that kind.
     pub fn jobs_for(&self, kind: MediaKind) -> Option<&[RuleJob]> {
-        KindKey::of(kind).and_then(|k| self.0.get(&k).map(Vec::as_slice))
+        self.0.get(&kind).map(Vec::as_slice)
     }
 
     /// The jobs a file of `kind` starts: the episode's list for that kind, else the stack's.
@@ -164,7 +149,7 @@ impl UploadRules {
                 .iter()
                 .map(|(k, jobs)| {
                     (
-                        k.kind().as_str().to_owned(),
+                        k.as_str().to_owned(),
                         Value::Array(jobs.iter().map(RuleJob::to_json).collect()),
                     )
                 })

@@ -15,7 +15,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use crate::stream::{TRUNCATED, Tracked, Tracker, ended_early, is_ftyp, sniff};
+use crate::stream::{Opened, TRUNCATED, Tracker, ended_early, is_ftyp, open};
 use crate::{Input, MediaError, essence, is_mp4_family};
 
 /// Damaged packets in a row after which the rest of the file is given up.
@@ -169,15 +169,13 @@ where
     R: Read + Send + Sync + 'static,
     S: Sink,
 {
-    let Input { reader, mime, size } = input;
-    let (tracked, tracker) = Tracked::new(reader);
-    let (head, stream) = sniff(tracked)?;
-    if head.is_empty() {
-        return Err(tracker.classify(
-            size,
-            MediaError::Unreadable(format!("{TRUNCATED}: it is empty")),
-        ));
-    }
+    let Opened {
+        head,
+        stream,
+        tracker,
+        mime,
+        size,
+    } = open(input)?;
     let hint = hint(&mime);
     if is_mp4_family(&mime) || is_ftyp(&head) {
         let file = spool(stream, size, max_spool)?;

@@ -152,3 +152,34 @@ pub(crate) fn io_error(e: io::Error, read: u64, size: Option<u64>, what: &str) -
         MediaError::Read(e)
     }
 }
+
+/// An input opened for reading: its first bytes (at most `HEAD_LEN`, never none), the stream
+/// from the start again, the tracker of what was read, and the caller's MIME type and size.
+pub(crate) struct Opened<R> {
+    pub head: Vec<u8>,
+    pub stream: Sniffed<Tracked<R>>,
+    pub tracker: std::sync::Arc<Tracker>,
+    pub mime: String,
+    pub size: Option<u64>,
+}
+
+/// Opens an input: reads its head; an empty input is unreadable (or the stream's error when
+/// it ended before its announced size).
+pub(crate) fn open<R: Read>(input: crate::Input<R>) -> Result<Opened<R>, MediaError> {
+    let crate::Input { reader, mime, size } = input;
+    let (tracked, tracker) = Tracked::new(reader);
+    let (head, stream) = sniff(tracked)?;
+    if head.is_empty() {
+        return Err(tracker.classify(
+            size,
+            MediaError::Unreadable(format!("{TRUNCATED}: it is empty")),
+        ));
+    }
+    Ok(Opened {
+        head,
+        stream,
+        tracker,
+        mime,
+        size,
+    })
+}

@@ -4,7 +4,7 @@ use domain::job::Injection;
 use domain::{
     Actor, ContentType, CorrelationId, Description, DisplayName, DomainEvent, Episode, EpisodeFile,
     EpisodeId, EventContext, EventType, FileId, FileName, FileSize, FileStatus, Job, JobId,
-    JobParams, JobState, JobType, NewEpisode, NewFile, Role, Stamp, Timestamp, Title, UserId,
+    JobParams, JobType, NewEpisode, NewFile, Role, Stamp, Timestamp, Title, UserId,
 };
 use serde_json::json;
 
@@ -73,23 +73,15 @@ pub fn uploaded(file: &EpisodeFile) -> DomainEvent {
 
 /// A queued checksum job of `user` on `file`.
 pub fn job(episode: EpisodeId, file: Option<FileId>, user: &str) -> Job {
-    let now = Timestamp::now();
-    Job {
-        id: JobId::new(),
-        episode_id: episode,
-        file_id: file,
-        job_type: JobType::Checksum,
-        params: JobParams::None,
-        state: JobState::Queued,
-        attempts: 0,
-        progress: 0,
-        error: None,
-        result: None,
-        created: Stamp::new(&actor(user), now),
-        updated_at: now,
-        cancel_requested: false,
-        inject: Injection::default(),
-    }
+    Job::queued(
+        JobId::new(),
+        episode,
+        file,
+        JobType::Checksum,
+        JobParams::None,
+        Stamp::new(&actor(user), Timestamp::now()),
+        Injection::default(),
+    )
 }
 
 pub fn created(job: &Job) -> DomainEvent {

@@ -20,7 +20,7 @@ use symphonia::core::io::{MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
 use crate::decode::{audio_track, hint, open_error};
-use crate::stream::{Sniffed, TRUNCATED, Tracked, Tracker, is_ebml, is_ftyp, sniff};
+use crate::stream::{Opened, Sniffed, Tracked, Tracker, is_ebml, is_ftyp, open};
 use crate::{Input, MediaError, essence, is_mp4_family};
 
 mod ebml;
@@ -78,15 +78,13 @@ pub enum Track {
 
 /// Probes the input.
 pub fn probe<R: Read + Send + Sync + 'static>(input: Input<R>) -> Result<Probe, MediaError> {
-    let Input { reader, mime, size } = input;
-    let (tracked, tracker) = Tracked::new(reader);
-    let (head, stream) = sniff(tracked)?;
-    if head.is_empty() {
-        return Err(tracker.classify(
-            size,
-            MediaError::Unreadable(format!("{TRUNCATED}: it is empty")),
-        ));
-    }
+    let Opened {
+        head,
+        stream,
+        tracker,
+        mime,
+        size,
+    } = open(input)?;
     let essence = essence(&mime);
     let known_audio = is_audio_magic(&head);
     let result = if is_ftyp(&head) || (!known_audio && !is_ebml(&head) && is_mp4_family(&essence)) {
