@@ -44,7 +44,7 @@ impl Refusal for Editors {
     const VIEWERS: &'static str = "viewers cannot start or change jobs";
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Problem {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> Problem {
     Problem::unavailable("job store", &e)
 }
 

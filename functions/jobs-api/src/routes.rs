@@ -160,8 +160,11 @@ mod tests {
         assert_eq!(body["effective"]["audio"]["jobs"][1]["type"], "media-probe");
         assert_eq!(body["updated_by"], Value::Null);
 
+        let before = api.jobs.calls();
         let (status, body, _) = send(&api, fixture("rules")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        // One write, checking the episode in it; nothing read back.
+        assert_eq!(api.jobs.calls() - before, 1);
         let audio = &body["effective"]["audio"];
         assert_eq!(audio["from"], "episode");
         let types: Vec<&str> = audio["jobs"]

@@ -12,7 +12,7 @@ use lambda_kit::http::{Handled, json};
 use lambda_kit::router::{BodyRules, Caller, Id, JsonObject, NoQuery, Query, Writer};
 use serde_json::Value;
 
-use crate::jobs::Editors;
+use crate::jobs::{Editors, unavailable};
 use crate::routes::{Jobs, Shared};
 
 /// The body of `PUT /episodes/{id}/upload-rules`: a list of jobs for each kind it sets.
@@ -24,23 +24,11 @@ impl BodyRules for RulesBody {
     const FIELDS: &'static [&'static str] = &["audio", "video", "image", "script"];
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Problem {
-    Problem::unavailable("job store", &e)
-}
-
-/// The rules as served, read after the episode is known to exist.
-async fn served<J: Jobs, F>(api: &Shared<J, F>, episode: EpisodeId) -> Handled {
-    let (own, exists) = tokio::join!(
-        api.jobs.upload_rules(episode),
-        api.jobs.episode_exists(episode)
-    );
-    if !exists.map_err(unavailable)? {
-        return Err(Problem::not_found("no such episode"));
-    }
-    let own = own.map_err(unavailable)?;
+/// The rules as served: the episode's own (if any) beside the stack's.
+fn served<J, F>(api: &Shared<J, F>, episode: EpisodeId, own: Option<&EpisodeRules>) -> Handled {
     json(
         StatusCode::OK,
-        &UploadRulesBody::new(episode, own.as_ref(), &api.upload_rules),
+        &UploadRulesBody::new(episode, own, &api.upload_rules),
     )
 }
 
@@ -52,7 +40,14 @@ pub async fn get<J: Jobs, F>(
     Id(episode): Id<EpisodeId>,
     _: Query<NoQuery>,
 ) -> Handled {
-    served(&api, episode).await
+    let (own, exists) = tokio::join!(
+        api.jobs.upload_rules(episode),
+        api.jobs.episode_exists(episode)
+    );
+    if !exists.map_err(unavailable)? {
+        return Err(Problem::not_found("no such episode"));
+    }
+    served(&api, episode, own.map_err(unavailable)?.as_ref())
 }
 
 /// `PUT /episodes/{id}/upload-rules`: replaces the episode's lists (a kind left out follows
@@ -83,7 +78,8 @@ pub async fn put<J: Jobs, F>(
     };
     write(&api, episode, Some(&own)).await?;
     tracing::info!(%episode, "upload rules set");
-    served(&api, episode).await
+    // What was written is what a read would find: no read back.
+    served(&api, episode, Some(&own))
 }
 
 /// `DELETE /episodes/{id}/upload-rules`: the episode follows the stack's rules again.
@@ -95,7 +91,7 @@ pub async fn delete<J: Jobs, F>(
 ) -> Handled {
     write(&api, episode, None).await?;
     tracing::info!(%episode, "upload rules cleared");
-    served(&api, episode).await
+    served(&api, episode, None)
 }
 
 async fn write<J: Jobs, F>(
