@@ -172,3 +172,28 @@ def pytest_sessionfinish(session, exitstatus):
         out = ROOT / "results" / "reliability.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps({"scale": faults.SCALE, "rows": faults.ROWS}, indent=2) + "\n")
+
+
+def notification_totals(api, token) -> dict:
+    """What a user's notifications add up to: the bell's counts (`unread`, `unseen`), the
+    notifications listed in each state, and `counted`, the events they count (the sum of
+    their `count`). Exact means: counted = the events that should reach the user, and each
+    count = the notifications listed in that state."""
+    items, cursor = [], None
+    while True:
+        params = {"state": "all", "limit": 100} | ({"cursor": cursor} if cursor else {})
+        r = api.request("GET", "/me/notifications", token, params=params)
+        assert r.status_code == 200, r.text
+        items += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            break
+    counts = api.request("GET", "/me/notifications/unread-count", token).json()
+    return {
+        "unread": counts["unread"],
+        "unseen": counts["unseen"],
+        "listed_unread": sum(1 for n in items if not n["read"]),
+        "listed_unseen": sum(1 for n in items if not n["seen"]),
+        "counted": sum(n["count"] for n in items),
+        "notifications": len(items),
+    }

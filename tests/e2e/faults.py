@@ -127,3 +127,20 @@ def configure(lam, name: str, **changes) -> None:
     while lam.get_function_configuration(FunctionName=name).get("LastUpdateStatus") == "InProgress":
         assert time.monotonic() < deadline, f"{name}: configuration update still in progress"
         time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def function_env(stack, aws, functions, values: dict):
+    """The stack's `functions` (short names: "notification-worker") run with `values` added to
+    their environment inside the block; put back as they were whatever happens."""
+    lam = aws("lambda")
+    names = [f"{stack['stack_name']}-{f}" for f in functions]
+    before = {n: lam.get_function_configuration(FunctionName=n)["Environment"]["Variables"] for n in names}
+    try:
+        for n in names:
+            configure(lam, n, Environment={"Variables": before[n] | values})
+        yield
+    finally:
+        with contextlib.ExitStack() as undo:  # each put back, even if another's fails
+            for n in names:
+                undo.callback(configure, lam, n, Environment={"Variables": before[n]})

@@ -9,7 +9,6 @@ activity log and live."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import ROOT, eventually, people
-from faults import configure
+from faults import function_env
 from test_jobs import ends, start, upload
 from test_realtime import Client
 
@@ -79,21 +78,10 @@ def template_rules() -> str:
     return default
 
 
-@contextlib.contextmanager
 def stack_rules(stack, aws, rules: str):
     """The stack's rules for jobs on upload set to `rules` on both functions that read them,
     inside the block; put back as they were whatever happens."""
-    lam = aws("lambda")
-    names = [f"{stack['stack_name']}-{f}" for f in ("job-worker", "jobs-api")]
-    before = {n: lam.get_function_configuration(FunctionName=n)["Environment"]["Variables"] for n in names}
-    try:
-        for n in names:
-            configure(lam, n, Environment={"Variables": before[n] | {"UPLOAD_JOBS": rules}})
-        yield
-    finally:
-        with contextlib.ExitStack() as undo:  # each put back, even if another's fails
-            for n in names:
-                undo.callback(configure, lam, n, Environment={"Variables": before[n]})
+    return function_env(stack, aws, ("job-worker", "jobs-api"), {"UPLOAD_JOBS": rules})
 
 
 def jobs_of(api, token, eid) -> list[dict]:

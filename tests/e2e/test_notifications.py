@@ -4,9 +4,12 @@ sees and changes only their own."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
-from conftest import eventually, people
+from conftest import eventually, notification_totals, people
+from faults import function_env
+from test_realtime import Client
 
 
 def unread(api, token):
@@ -151,3 +154,164 @@ def test_the_same_event_delivered_twice_notifies_once(api, aws, stack):
         aws("sqs").send_message(QueueUrl=stack["outputs"]["NotificationsQueueUrl"], MessageBody=json.dumps(updated))
     time.sleep(3)
     assert unread(api, bob) == 1 and len(notes(api, bob)) == 1
+    assert notes(api, bob)[0]["count"] == 1, "counted once"
+
+
+def counts(api, token) -> tuple[int, int]:
+    c = api.request("GET", "/me/notifications/unread-count", token).json()
+    return c["unread"], c["unseen"]
+
+
+def test_moves_within_the_window_are_one_notification_grown_in_place_and_live(api, stack):
+    """Issue 19: four moves of one episode by Alice within the batching window (60 s) are one
+    notification for Bob, counting 4, re-sent over the WebSocket as it grows; the bell counts
+    it once. Bob's own move of it, and Alice's deletion, are notifications of their own."""
+    p = people(("alice", "editor"), ("bob", "editor"), ("carol", "viewer"))
+    (_, alice), (_, bob), (_, carol) = p["alice"], p["bob"], p["carol"]
+    eid = api.create(alice, title="Pilot", season=2, number=4)["id"]
+    for t in (bob, carol):
+        assert api.request("PUT", f"/episodes/{eid}/watch", t).status_code == 204
+    live = Client(stack["ws_url"], bob)
+    try:
+        assert live.ask("ping")["type"] == "pong"
+        path = ["in_production", "in_review", "in_production", "in_review"]
+        for version, status in enumerate(path, start=1):
+            move(api, alice, eid, version, status)
+        eventually(lambda: notification_totals(api, bob)["counted"] == 4)
+        [n] = notes(api, bob)
+        assert n["count"] == 4 and len(n["changes"]) == 4
+        assert n["summary"] == "Alice moved S2E4 “Pilot” 4 times", n["summary"]
+        assert [c["summary"] for c in n["changes"]][-1] == "Alice moved S2E4 “Pilot” to in_review"
+        assert n["state"] == "unseen" and n["updated_at"] >= n["created_at"]
+        assert counts(api, bob) == (1, 1), "the bell counts notifications, not events"
+        frames = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+                f["notification"]["revision"] == n["revision"] for f in frames):
+            frames += [f for f in live.drain(0.5) if f["type"] == "notification"]
+        assert {f["notification"]["id"] for f in frames} == {n["id"]}, "one notification, re-sent"
+        revisions = [f["notification"]["revision"] for f in frames]
+        assert revisions == sorted(revisions) and revisions[-1] == n["revision"], revisions
+        assert frames[-1]["notification"]["count"] == 4
+    finally:
+        live.close()
+
+    # Another actor, another kind: their own notifications.
+    move(api, bob, eid, 5, "published")
+    assert api.request("DELETE", f"/episodes/{eid}", alice).status_code == 204
+    eventually(lambda: notification_totals(api, carol)["counted"] == 6)
+    kinds = sorted((n["actor"]["name"], n["type"], n["count"]) for n in notes(api, carol))
+    assert kinds == [("Alice", "episode.deleted", 1), ("Alice", "episode.updated", 4),
+                     ("Bob", "episode.updated", 1)], kinds
+    assert counts(api, carol) == (3, 3)
+
+
+def test_a_read_notification_or_a_closed_window_starts_a_new_one(api, stack, aws):
+    p = people(("alice", "editor"), ("bob", "viewer"))
+    (_, alice), (_, bob) = p["alice"], p["bob"]
+    eid = api.create(alice, title="Windows")["id"]
+    assert api.request("PUT", f"/episodes/{eid}/watch", bob).status_code == 204
+    with function_env(stack, aws, ["notification-worker"], {"NOTIFICATION_BATCH_SECONDS": "4"}):
+        move(api, alice, eid, 1, "in_production")
+        eventually(lambda: notification_totals(api, bob)["counted"] == 1)
+        [first] = notes(api, bob)
+        assert api.request("POST", f"/me/notifications/{first['id']}/read", bob).status_code == 204
+        move(api, alice, eid, 2, "in_review")  # within the window, but the first was read
+        eventually(lambda: notification_totals(api, bob)["counted"] == 2)
+        assert [n["count"] for n in notes(api, bob)] == [1, 1]
+        assert counts(api, bob) == (1, 1)
+        time.sleep(4.5)
+        move(api, alice, eid, 3, "in_production")  # the second's window has closed
+        eventually(lambda: notification_totals(api, bob)["counted"] == 3)
+        assert [n["count"] for n in notes(api, bob)] == [1, 1, 1]
+        assert counts(api, bob) == (2, 2)
+    with function_env(stack, aws, ["notification-worker"], {"NOTIFICATION_BATCH_SECONDS": "0"}):
+        move(api, alice, eid, 4, "in_review")
+        move(api, alice, eid, 5, "in_production")
+        eventually(lambda: notification_totals(api, bob)["counted"] == 5)
+        assert [n["count"] for n in notes(api, bob)] == [1] * 5, "batching off: one per event"
+
+
+def test_seen_read_and_archived_with_exact_counts_under_concurrent_changes(api):
+    """The bell marks what it showed seen; reading and archiving move both counts; while
+    Alice keeps moving episodes and Bob works through his inbox from two tabs, the counts stay
+    the notifications in each state."""
+    p = people(("alice", "editor"), ("bob", "viewer"), ("eve", "viewer"))
+    (_, alice), (_, bob), (_, eve) = p["alice"], p["bob"], p["eve"]
+    eids = [api.create(alice, title=f"Inbox {i}")["id"] for i in range(8)]
+    for eid in eids:
+        assert api.request("PUT", f"/episodes/{eid}/watch", bob).status_code == 204
+        move(api, alice, eid, 1, "in_production")
+    eventually(lambda: unread(api, bob) == 8)
+    assert counts(api, bob) == (8, 8)
+    shown = [n["id"] for n in notes(api, bob, limit=5)]
+    r = api.request("POST", "/me/notifications/seen", bob, json={"ids": shown})
+    assert r.status_code == 200 and r.json() == {"marked": 5}, r.text
+    assert api.request("POST", "/me/notifications/seen", bob, json={"ids": shown}).json() == {"marked": 0}
+    assert api.request("POST", "/me/notifications/seen", eve, json={"ids": shown}).json() == {"marked": 0}
+    assert counts(api, bob) == (8, 3)
+    assert {n["id"] for n in notes(api, bob, state="unseen")} == {n["id"] for n in notes(api, bob)} - set(shown)
+
+    # Archive: out of the inbox and both counts; unarchive: back, read.
+    victim = shown[0]
+    assert api.request("POST", f"/me/notifications/{victim}/archive", eve).status_code == 404
+    assert api.request("POST", f"/me/notifications/{victim}/archive", bob).status_code == 204
+    assert api.request("POST", f"/me/notifications/{victim}/archive", bob).status_code == 204, "idempotent"
+    assert counts(api, bob) == (7, 3)
+    assert victim not in [n["id"] for n in notes(api, bob)]
+    [archived] = notes(api, bob, state="archived")
+    assert archived["id"] == victim and archived["archived"] and archived["read"]
+    assert api.request("POST", f"/me/notifications/{victim}/unarchive", bob).status_code == 204
+    assert [n["id"] for n in notes(api, bob, state="read")] == [victim]
+    assert counts(api, bob) == (7, 3)
+
+    # Concurrently: Alice moves each episode again (growing the unread ones, opening new ones
+    # for the read one), one tab marks pages seen, another reads and archives.
+    errors: list[str] = []
+
+    def alice_moves():
+        for eid in eids:
+            r = api.request("PATCH", f"/episodes/{eid}", alice, json={"status": "in_review", "version": 2})
+            if r.status_code != 204:
+                errors.append(f"move {r.status_code}")
+
+    def tab_sees():
+        for _ in range(6):
+            ids = [n["id"] for n in notes(api, bob, limit=10)]
+            r = api.request("POST", "/me/notifications/seen", bob, json={"ids": ids})
+            if r.status_code != 200:
+                errors.append(f"seen {r.status_code}")
+
+    def tab_reads():
+        for n in notes(api, bob, limit=6)[1:6]:
+            for action in ("read", "archive") if n["id"] in shown else ("read",):
+                r = api.request("POST", f"/me/notifications/{n['id']}/{action}", bob)
+                if r.status_code != 204:
+                    errors.append(f"{action} {r.status_code}")
+
+    threads = [threading.Thread(target=f) for f in (alice_moves, tab_sees, tab_reads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    eventually(lambda: notification_totals(api, bob)["counted"] == 16, timeout=60)
+    time.sleep(2)
+    totals = notification_totals(api, bob)
+    assert totals["unread"] == totals["listed_unread"], totals
+    assert totals["unseen"] == totals["listed_unseen"], totals
+    assert totals["unseen"] <= totals["unread"]
+
+    r = api.request("POST", "/me/notifications/read-all", bob)
+    assert r.status_code == 200 and r.json()["more"] is False
+    assert counts(api, bob) == (0, 0)
+    assert all(n["read"] and n["seen"] for n in notes(api, bob, state="all"))
+
+    for body, field in [({"ids": "all"}, "ids"), ({"ids": ["nope"]}, "ids/0"), ({}, "ids"),
+                        ({"ids": [shown[0], shown[0]]}, "ids/1"), ({"ids": [], "all": True}, "all"),
+                        ({"ids": [shown[0]] * 101}, "ids")]:
+        r = api.request("POST", "/me/notifications/seen", bob, json=body)
+        assert r.status_code == 422 and field in [e["field"] for e in r.json()["errors"]], (body, r.text)
+    assert api.request("GET", "/me/notifications", bob, params={"state": "new"}).status_code == 400
+    assert api.request("POST", "/me/notifications/not-an-id/archive", bob).status_code == 400
+    assert api.request("POST", "/me/notifications/seen", json={"ids": []}).status_code == 401

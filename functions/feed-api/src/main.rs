@@ -36,7 +36,8 @@ async fn main() -> Result<(), Error> {
     let activity = DynamoActivityStore::new(dynamodb.clone(), activity_table);
     let presence =
         DynamoPresenceReader::new(dynamodb.clone(), presence_table, tables.episodes.clone());
-    let notifications = DynamoNotificationStore::new(dynamodb, tables);
+    let notifications = DynamoNotificationStore::new(dynamodb, tables)
+        .with_retention(lambda_kit::notification_retention_from_env()?);
     let api = Api {
         activity,
         notifications,

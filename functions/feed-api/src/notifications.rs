@@ -1,14 +1,16 @@
-//! The caller's own notifications (`/me/notifications`): listed, counted, read. Every route
-//! acts on the caller's own items only: the caller's id is the partition key, so another
-//! user's notification id is simply not found.
+//! The caller's own notifications (`/me/notifications`): listed by state, counted (unread,
+//! unseen), seen, read, archived and unarchived. Every route acts on the caller's own items
+//! only: the caller's id is the partition key, so another user's notification id is simply
+//! not found.
 
 use axum::extract::State;
+use domain::notification::{Moved, NoteFilter, Transition};
 use domain::store::PageSize;
-use domain::store::notification::{Inbox, MarkRead};
-use domain::{EventId, FieldError, Timestamp};
+use domain::store::notification::{Inbox, MAX_MOVED_AT_ONCE};
+use domain::{EventId, FieldError, Timestamp, ValidationErrors};
 use lambda_http::http::StatusCode;
 use lambda_kit::http::{Handled, empty, json};
-use lambda_kit::router::{Caller, Id, NoQuery, Query, QueryRules};
+use lambda_kit::router::{BodyRules, Caller, Id, JsonObject, NoQuery, Query, QueryRules};
 use lambda_kit::{Problem, cursor};
 use serde_json::{Value, json};
 
@@ -19,7 +21,16 @@ use crate::routes::{Shared, unavailable};
 pub struct Listing;
 
 impl QueryRules for Listing {
-    const ALLOWED: &'static [&'static str] = &["unread", "limit", "cursor"];
+    const ALLOWED: &'static [&'static str] = &["state", "unread", "limit", "cursor"];
+}
+
+/// The body of `POST /me/notifications/seen`: the ids the bell showed.
+#[derive(Debug)]
+pub struct SeenBody;
+
+impl BodyRules for SeenBody {
+    const MAX_BYTES: usize = 16 * 1024;
+    const FIELDS: &'static [&'static str] = &["ids"];
 }
 
 pub async fn list<A, N: Inbox, P>(
@@ -37,6 +48,25 @@ pub async fn list<A, N: Inbox, P>(
             false
         }
     };
+    // `unread=true` is the older spelling of `state=unread`.
+    let filter = match (params.get("state").map(String::as_str), unread) {
+        (None, false) => NoteFilter::Inbox,
+        (None, true) => NoteFilter::Unread,
+        (Some(name), _) => match NoteFilter::parse(name) {
+            Some(f) if !unread || f == NoteFilter::Unread => f,
+            Some(_) => {
+                errors.push(FieldError::new("unread", "contradicts state"));
+                NoteFilter::Inbox
+            }
+            None => {
+                errors.push(FieldError::new(
+                    "state",
+                    format!("must be one of {}", NoteFilter::NAMES.join(", ")),
+                ));
+                NoteFilter::Inbox
+            }
+        },
+    };
     let limit = match params.get("limit").map(|l| PageSize::parse(l)).transpose() {
         Ok(l) => l.unwrap_or(PageSize::DEFAULT),
         Err(e) => {
@@ -44,7 +74,7 @@ pub async fn list<A, N: Inbox, P>(
             PageSize::DEFAULT
         }
     };
-    let scope = format!("unread={unread}");
+    let scope = format!("state={}", filter.as_str());
     let after = match params
         .get("cursor")
         .map(|c| cursor::decode(c, &scope))
@@ -61,7 +91,7 @@ pub async fn list<A, N: Inbox, P>(
     }
     let page = api
         .notifications
-        .list(&actor.id, unread, limit.get(), after)
+        .list(&actor.id, filter, limit.get(), after)
         .await
         .map_err(unavailable)?;
     let items: Vec<Value> = page
@@ -76,17 +106,39 @@ pub async fn list<A, N: Inbox, P>(
     )
 }
 
+/// The bell's two counts: `{"unread": n, "unseen": m}`.
 pub async fn unread_count<A, N: Inbox, P>(
     State(api): State<Shared<A, N, P>>,
     Caller(actor): Caller,
     _: Query<NoQuery>,
 ) -> Handled {
-    let unread = api
+    let counts = api
         .notifications
-        .unread_count(&actor.id)
+        .counts(&actor.id)
         .await
         .map_err(unavailable)?;
-    json(StatusCode::OK, &json!({ "unread": unread }))
+    json(
+        StatusCode::OK,
+        &json!({ "unread": counts.unread, "unseen": counts.unseen }),
+    )
+}
+
+/// One move of one of the caller's notifications: 204, or 404 when it is not theirs.
+async fn move_one<A, N: Inbox, P>(
+    api: &Shared<A, N, P>,
+    user: &domain::UserId,
+    id: EventId,
+    transition: Transition,
+) -> Handled {
+    let moved = api
+        .notifications
+        .transition(user, &[id], transition, Timestamp::now())
+        .await
+        .map_err(unavailable)?;
+    match moved.first() {
+        Some(Moved::Changed | Moved::Unchanged) => Ok(empty(StatusCode::NO_CONTENT)),
+        Some(Moved::NotFound) | None => Err(Problem::not_found("no such notification")),
+    }
 }
 
 pub async fn mark_read<A, N: Inbox, P>(
@@ -95,15 +147,78 @@ pub async fn mark_read<A, N: Inbox, P>(
     Id(id): Id<EventId>,
     _: Query<NoQuery>,
 ) -> Handled {
-    match api
+    move_one(&api, &actor.id, id, Transition::Read).await
+}
+
+/// Archived: read, and out of the inbox (listed with `state=archived`).
+pub async fn archive<A, N: Inbox, P>(
+    State(api): State<Shared<A, N, P>>,
+    Caller(actor): Caller,
+    Id(id): Id<EventId>,
+    _: Query<NoQuery>,
+) -> Handled {
+    move_one(&api, &actor.id, id, Transition::Archive).await
+}
+
+/// Back to the inbox, read.
+pub async fn unarchive<A, N: Inbox, P>(
+    State(api): State<Shared<A, N, P>>,
+    Caller(actor): Caller,
+    Id(id): Id<EventId>,
+    _: Query<NoQuery>,
+) -> Handled {
+    move_one(&api, &actor.id, id, Transition::Unarchive).await
+}
+
+/// `POST /me/notifications/seen` `{"ids": [...]}` (at most 100, what the bell showed): each
+/// unseen one of them is seen. Ids that are not the caller's are skipped, not refused (the
+/// bell may show one that expired meanwhile). `{"marked": n}`.
+pub async fn mark_seen<A, N: Inbox, P>(
+    State(api): State<Shared<A, N, P>>,
+    Caller(actor): Caller,
+    _: Query<NoQuery>,
+    body: JsonObject<SeenBody>,
+) -> Handled {
+    let ids = parse_ids(body).map_err(Problem::unprocessable)?;
+    let moved = api
         .notifications
-        .mark_read(&actor.id, id, Timestamp::now())
+        .transition(&actor.id, &ids, Transition::See, Timestamp::now())
         .await
-        .map_err(unavailable)?
-    {
-        MarkRead::Marked | MarkRead::AlreadyRead => Ok(empty(StatusCode::NO_CONTENT)),
-        MarkRead::NotFound => Err(Problem::not_found("no such notification")),
+        .map_err(unavailable)?;
+    let marked = moved.iter().filter(|m| **m == Moved::Changed).count();
+    json(StatusCode::OK, &json!({ "marked": marked }))
+}
+
+fn parse_ids(body: JsonObject<SeenBody>) -> Result<Vec<EventId>, ValidationErrors> {
+    let JsonObject {
+        fields, mut errors, ..
+    } = body;
+    let mut ids = Vec::new();
+    match fields.get("ids") {
+        None => errors.push(FieldError::new("ids", "is required")),
+        Some(Value::Array(items)) if items.len() > MAX_MOVED_AT_ONCE => errors.push(
+            FieldError::new("ids", format!("must name at most {MAX_MOVED_AT_ONCE}")),
+        ),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str().map(EventId::parse) {
+                    Some(Ok(id)) if !ids.contains(&id) => ids.push(id),
+                    Some(Ok(_)) => {
+                        errors.push(FieldError::new(format!("ids/{i}"), "is listed twice"));
+                    }
+                    _ => errors.push(FieldError::new(
+                        format!("ids/{i}"),
+                        "is not a notification id",
+                    )),
+                }
+            }
+        }
+        Some(_) => errors.push(FieldError::new(
+            "ids",
+            "must be an array of notification ids",
+        )),
     }
+    errors.finish(ids)
 }
 
 pub async fn mark_all_read<A, N: Inbox, P>(

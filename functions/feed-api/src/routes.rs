@@ -60,8 +60,20 @@ where
             post(notifications::mark_all_read::<A, N, P>),
         )
         .route(
+            "/me/notifications/seen",
+            post(notifications::mark_seen::<A, N, P>),
+        )
+        .route(
             "/me/notifications/{id}/read",
             post(notifications::mark_read::<A, N, P>),
+        )
+        .route(
+            "/me/notifications/{id}/archive",
+            post(notifications::archive::<A, N, P>),
+        )
+        .route(
+            "/me/notifications/{id}/unarchive",
+            post(notifications::unarchive::<A, N, P>),
         )
         .route(
             "/me/notification-preferences",
@@ -75,12 +87,13 @@ mod tests {
     //! Every route through the router, with the fixtures from `events/feed-api` and the
     //! in-memory ports: each route's success and each of its refusals.
 
+    use domain::notification::Delivery;
     use domain::realtime::{ConnectionId, UserRef};
     use domain::store::activity::ActivityWriter;
     use domain::store::memory::{InMemoryActivityLog, InMemoryNotifications, InMemoryRealtime};
     use domain::store::notification::NotificationWriter;
     use domain::store::realtime::{Connections, OpenConnection, Subscribe};
-    use domain::{ActivityEntry, Actor, DisplayName, DomainEvent, Notification};
+    use domain::{ActivityEntry, Actor, DisplayName, DomainEvent, EventId};
     use domain::{EpisodeId, Role, Timestamp, UserId};
     use lambda_http::http::StatusCode;
     use lambda_kit::fixture::HttpFixture;
@@ -287,14 +300,14 @@ mod tests {
         let updated: DomainEvent = serde_json::from_str(GOLDEN[1]).unwrap();
         let deleted: DomainEvent = serde_json::from_str(GOLDEN[2]).unwrap();
         let bob = UserId::parse("bob").unwrap();
-        for e in [&updated, &deleted] {
-            let note = Notification::for_recipient(e, bob.clone(), "S2E4 changed".into());
-            api.notifications.deliver(&note).await.unwrap();
-        }
+        let both = [&updated, &deleted].map(|e| Delivery::single(e, &bob, "S2E4", "S2E4 changed"));
+        assert_eq!(api.notifications.apply(&both).await.unwrap(), [true, true]);
         let as_bob = |f: HttpFixture| f.caller("bob", "editor");
         let (status, body) = send(&api, as_bob(get("/me/notifications"))).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["items"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["items"][0]["state"], "unseen");
+        assert_eq!(body["items"][0]["count"], 1);
         let (_, body) = send(&api, get("/me/notifications")).await;
         assert_eq!(
             body["items"].as_array().map(Vec::len),
@@ -302,7 +315,30 @@ mod tests {
             "alice has none"
         );
         let (_, body) = send(&api, as_bob(get("/me/notifications/unread-count"))).await;
-        assert_eq!(body["unread"], 2);
+        assert_eq!((&body["unread"], &body["unseen"]), (&json!(2), &json!(2)));
+        // The bell showed both (and one that is not Bob's): two seen, still unread.
+        let seen = "/me/notifications/seen";
+        let shown = json!({"ids": [updated.id, deleted.id, EventId::new()]}).to_string();
+        let (status, body) = send(&api, as_bob(get(seen).route("POST", seen).body(&shown))).await;
+        assert_eq!(
+            (status, &body["marked"]),
+            (StatusCode::OK, &json!(2)),
+            "{body}"
+        );
+        let (_, body) = send(&api, as_bob(get("/me/notifications/unread-count"))).await;
+        assert_eq!((&body["unread"], &body["unseen"]), (&json!(2), &json!(0)));
+        for bad in [
+            r#"{"ids": "x"}"#,
+            r#"{"ids": ["x"]}"#,
+            r#"{}"#,
+            r#"{"ids": [], "all": true}"#,
+        ] {
+            let (status, body) = send(&api, as_bob(get(seen).route("POST", seen).body(bad))).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        }
+        let twice = json!({"ids": [updated.id, updated.id]}).to_string();
+        let (status, _) = send(&api, as_bob(get(seen).route("POST", seen).body(&twice))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let read = format!("/me/notifications/{}/read", updated.id);
         let (status, _) = send(&api, get(&read).route("POST", &read)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "not alice's");
@@ -315,7 +351,44 @@ mod tests {
         assert_eq!((status, &body["marked"]), (StatusCode::OK, &json!(1)));
         let (_, body) = send(&api, as_bob(get("/me/notifications/unread-count"))).await;
         assert_eq!(body["unread"], 0);
-        for bad in ["unread=maybe", "limit=0", "cursor=x"] {
+
+        // Archived: out of the inbox, in `state=archived`; unarchived: back, read.
+        let archive = format!("/me/notifications/{}/archive", deleted.id);
+        let (status, _) = send(&api, get(&archive).route("POST", &archive)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "not alice's");
+        let (status, _) = send(&api, as_bob(get(&archive).route("POST", &archive))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let ids = |body: &Value| -> Vec<String> {
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (_, body) = send(&api, as_bob(get("/me/notifications"))).await;
+        assert_eq!(ids(&body), [updated.id.to_string()]);
+        let (_, body) = send(
+            &api,
+            as_bob(get("/me/notifications").query("state=archived")),
+        )
+        .await;
+        assert_eq!(ids(&body), [deleted.id.to_string()]);
+        assert_eq!(body["items"][0]["archived"], true);
+        let (_, body) = send(&api, as_bob(get("/me/notifications").query("state=all"))).await;
+        assert_eq!(ids(&body).len(), 2);
+        let unarchive = format!("/me/notifications/{}/unarchive", deleted.id);
+        let (status, _) = send(&api, as_bob(get(&unarchive).route("POST", &unarchive))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, body) = send(&api, as_bob(get("/me/notifications").query("state=read"))).await;
+        assert_eq!(ids(&body).len(), 2);
+        for bad in [
+            "unread=maybe",
+            "limit=0",
+            "cursor=x",
+            "state=new",
+            "state=read&unread=true",
+        ] {
             let (status, _) = send(&api, as_bob(get("/me/notifications").query(bad))).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         }

@@ -1,11 +1,14 @@
 //! A batch of events to notifications: decide the audience (domain rules), look up watchers and
-//! preferences, write one notification per (event, recipient), report partial failures.
+//! preferences, fold each recipient's events into their batches (`notification::batch`),
+//! write them, pass them on to live connections, report partial failures.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::notification::{audience, recipients, requester, transaction_chunks};
+use domain::notification::batch::plan;
+use domain::notification::{Batching, GroupKey, Incoming, Observed};
+use domain::notification::{audience, recipients, requester};
 use domain::realtime::Addressed;
 use domain::store::activity::EpisodeLabels;
 use domain::store::notification::{Audiences, NotificationWriter};
@@ -17,17 +20,25 @@ use lambda_kit::sqs::{batch_response, read_events};
 use lambda_runtime::LambdaEvent;
 
 /// What the worker needs: watches, preferences and notifications (`N`), episode labels (`L`)
-/// and the realtime queue (`Q`).
+/// and the realtime queue (`Q`); and how changes are batched.
 #[derive(Debug)]
 pub struct Stores<N, L, Q> {
     pub notifications: N,
     pub labels: L,
     /// The realtime queue: written notifications go on to their recipients' open connections.
     pub live: Q,
+    pub batching: Batching,
 }
 
-/// Notifications per realtime notice (keeps each SQS message far below 256 KB).
-const NOTIFICATIONS_PER_NOTICE: usize = 50;
+/// Notifications per realtime notice (keeps each SQS message far below 256 KB: a notification
+/// of 50 changes is about 10 KB).
+const NOTIFICATIONS_PER_NOTICE: usize = 10;
+
+/// Rounds of observe, plan, write for the batches whose conditions failed (another worker or
+/// the recipient changed them meanwhile); what is still unwritten after them comes again.
+const ROUNDS: usize = 4;
+
+type Key = (UserId, GroupKey);
 
 pub async fn handle<N, L, Q>(
     stores: &Stores<N, L, Q>,
@@ -92,8 +103,9 @@ where
         }
     };
 
-    // Every (message, notification) of the batch; then one transaction for all of them.
-    let mut planned: Vec<(&String, &DomainEvent, Vec<Notification>)> = Vec::new();
+    // Each recipient's events by batch, and which messages each batch answers for.
+    let mut batches: BTreeMap<Key, Vec<Incoming>> = BTreeMap::new();
+    let mut messages_of: HashMap<Key, HashSet<String>> = HashMap::new();
     for (message_id, e) in &to_notify {
         let list = match audience(e) {
             Audience::Watchers => match watchers.get(&e.episode_id) {
@@ -106,64 +118,54 @@ where
             Audience::Requester => requester(e).into_iter().collect(),
             Audience::Nobody => Vec::new(),
         };
-        let summary =
-            ActivityEntry::from_event(e, labels.get(&e.episode_id).map(String::as_str)).summary;
-        let notes = recipients(e, &list, &prefs)
-            .into_iter()
-            .map(|user| Notification::for_recipient(e, user, summary.clone()))
-            .collect();
-        planned.push((message_id, e, notes));
+        let entry = ActivityEntry::from_event(e, labels.get(&e.episode_id).map(String::as_str));
+        let label = labels
+            .get(&e.episode_id)
+            .cloned()
+            .unwrap_or_else(|| "an episode".to_owned());
+        for user in recipients(e, &list, &prefs) {
+            let key = (user, GroupKey::of(e));
+            batches.entry(key.clone()).or_default().push(Incoming {
+                event: e.clone(),
+                summary: entry.summary.clone(),
+                label: label.clone(),
+            });
+            messages_of
+                .entry(key)
+                .or_default()
+                .insert(message_id.clone());
+        }
     }
-    let all: Vec<Notification> = planned
+
+    let (written, unwritten, complete) = deliver(stores, &batches).await;
+    for key in &unwritten {
+        failed.extend(messages_of.get(key).into_iter().flatten().cloned());
+    }
+    let failed_set: HashSet<&String> = failed.iter().collect();
+    let answered: Vec<String> = to_notify
         .iter()
-        .flat_map(|(_, _, n)| n.iter().cloned())
+        .map(|(id, _)| id.clone())
+        .filter(|id| !failed_set.contains(id))
         .collect();
-    // As few transactions as fit (50 notifications with their counters each); a chunk that
-    // was partly delivered before (a redelivery) or failed is written one by one: idempotent
-    // per (event, recipient), so only what is missing is written.
-    let mut undelivered: HashSet<(UserId, EventId)> = HashSet::new();
-    for chunk in transaction_chunks(&all) {
-        let together = match stores.notifications.deliver_all(&chunk).await {
-            Ok(done) => done,
-            Err(err) => {
-                tracing::warn!(error = %err, "batched delivery failed; delivering one by one");
-                false
-            }
-        };
-        if together {
-            continue;
-        }
-        for note in &chunk {
-            if let Err(err) = stores.notifications.deliver(note).await {
-                tracing::warn!(event_id = %note.id, error = %err, "notification not delivered; will retry");
-                undelivered.insert((note.recipient.clone(), note.id));
-            }
-        }
-    }
-    let mut live: Vec<(&String, Vec<Addressed>)> = Vec::new();
-    for (message_id, e, notes) in planned {
-        let ok = notes
-            .iter()
-            .all(|n| !undelivered.contains(&(n.recipient.clone(), n.id)));
-        if ok {
-            tracing::info!(event_id = %e.id, correlation_id = %e.correlation_id, recipients = notes.len(), "notified");
-            let addressed = notes
-                .iter()
-                .map(|n| Addressed {
-                    recipient: n.recipient.clone(),
-                    notification: n.to_json(),
-                })
-                .collect();
-            live.push((message_id, addressed));
-        } else {
-            failed.push(message_id.clone());
-        }
-    }
-    // Then on to the recipients' connections. If SQS refuses, the messages come again:
-    // delivery is idempotent, and clients drop a notification id they already have.
-    let notices: Vec<String> = live
+    tracing::info!(
+        notifications = written.len(),
+        batches = batches.len(),
+        unwritten = unwritten.len(),
+        "notified"
+    );
+
+    // Then on to the recipients' connections. If SQS refuses, the messages come again: their
+    // events are counted already, so nothing is written twice, and the notifications they are
+    // in are sent again (clients keep the copy of the highest revision).
+    let addressed: Vec<Addressed> = written
         .iter()
-        .flat_map(|(_, items)| items.chunks(NOTIFICATIONS_PER_NOTICE))
+        .map(|n| Addressed {
+            recipient: n.recipient.clone(),
+            notification: n.to_json(),
+        })
+        .collect();
+    let notices: Vec<String> = addressed
+        .chunks(NOTIFICATIONS_PER_NOTICE)
         .map(|chunk| {
             Notice::Notifications {
                 items: chunk.to_vec(),
@@ -171,11 +173,114 @@ where
             .to_body()
         })
         .collect();
-    if let Err(err) = stores.live.send_all(&notices).await {
+    if !complete {
+        failed.extend(answered);
+    } else if let Err(err) = stores.live.send_all(&notices).await {
         tracing::warn!(error = %err, "notifications not passed on to live connections; will retry");
-        failed.extend(live.into_iter().map(|(id, _)| id.clone()));
+        failed.extend(answered);
     }
     Ok(batch_response(failed))
+}
+
+/// Observes, plans and writes every batch, again for those whose conditions failed, up to
+/// [`ROUNDS`] times. Returns the notifications as written (or, for events counted before, as
+/// they are now), the batches left unwritten, and `false` when the notifications of events
+/// counted before could not be read to be sent again.
+async fn deliver<N, L, Q>(
+    stores: &Stores<N, L, Q>,
+    batches: &BTreeMap<Key, Vec<Incoming>>,
+) -> (Vec<Notification>, Vec<Key>, bool)
+where
+    N: NotificationWriter + Sync,
+{
+    let mut pending: Vec<&Key> = batches.keys().collect();
+    let mut written: BTreeMap<(UserId, EventId), Notification> = BTreeMap::new();
+    let mut resend: HashSet<(UserId, EventId)> = HashSet::new();
+    for round in 0..ROUNDS {
+        if pending.is_empty() {
+            break;
+        }
+        let groups: Vec<Key> = pending.iter().map(|k| (*k).clone()).collect();
+        let events: Vec<(UserId, EventId)> = pending
+            .iter()
+            .flat_map(|k| batches[*k].iter().map(|i| (k.0.clone(), i.event.id)))
+            .collect();
+        let observed = match stores
+            .notifications
+            .observe(&groups, &events, stores.batching.is_on())
+            .await
+        {
+            Ok(o) => o,
+            Err(err) => {
+                tracing::warn!(error = %err, "notifications unavailable; will retry");
+                break;
+            }
+        };
+        let mut planned = Vec::new();
+        let mut planned_keys = Vec::new();
+        for key in pending.drain(..) {
+            let (user, group) = key;
+            let counted = |id: EventId| observed.counted.contains_key(&(user.clone(), id));
+            resend.extend(
+                batches[key]
+                    .iter()
+                    .filter_map(|i| observed.counted.get(&(user.clone(), i.event.id)))
+                    .map(|note| (user.clone(), *note)),
+            );
+            let none = Observed::default();
+            let seen = observed.groups.get(key).unwrap_or(&none);
+            if let Some(d) = plan(stores.batching, user, group, seen, counted, &batches[key]) {
+                planned.push(d);
+                planned_keys.push(key);
+            }
+        }
+        if planned.is_empty() {
+            break;
+        }
+        match stores.notifications.apply(&planned).await {
+            Ok(done) => {
+                for ((d, key), ok) in planned.into_iter().zip(planned_keys).zip(done) {
+                    if ok {
+                        for (n, _) in d.writes {
+                            written.insert((n.recipient.clone(), n.id), n);
+                        }
+                    } else {
+                        tracing::info!(round, recipient = %key.0, "a batch changed meanwhile; planning it again");
+                        pending.push(key);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "notifications not written; will retry");
+                pending.extend(planned_keys);
+                break;
+            }
+        }
+    }
+    // Events counted before: their notifications go to live connections again.
+    let again: Vec<(UserId, EventId)> = resend
+        .into_iter()
+        .filter(|k| !written.contains_key(k))
+        .collect();
+    let mut complete = true;
+    if !again.is_empty() {
+        match stores.notifications.notes(&again).await {
+            Ok(notes) => {
+                for n in notes {
+                    written.insert((n.recipient.clone(), n.id), n);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "notifications to send again unavailable; will retry");
+                complete = false;
+            }
+        }
+    }
+    (
+        written.into_values().collect(),
+        pending.into_iter().cloned().collect(),
+        complete,
+    )
 }
 
 #[cfg(test)]
@@ -221,7 +326,20 @@ mod tests {
             notifications,
             labels,
             live: InMemoryQueue::default(),
+            batching: Batching::DEFAULT,
         }
+    }
+
+    async fn unread(stores: &TestStores, u: &str) -> u64 {
+        stores.notifications.counts(&user(u)).await.unwrap().unread
+    }
+
+    /// Another status move of the fixture's episode by Alice, `seconds` after the fixture's.
+    fn moved_again(seconds: i64) -> String {
+        let mut e: DomainEvent = serde_json::from_str(&updated()).unwrap();
+        e.id = EventId::new();
+        e.occurred_at = e.occurred_at.plus_seconds(seconds);
+        serde_json::to_string(&e).unwrap()
     }
 
     fn updated() -> String {
@@ -242,7 +360,7 @@ mod tests {
             .notifications
             .of(&user(u))
             .into_iter()
-            .map(|n| n.summary)
+            .map(|n| n.summary())
             .collect()
     }
 
@@ -260,10 +378,7 @@ mod tests {
                 summaries(&stores, u),
                 ["Alice moved S2E4 to in_production and edited its description"]
             );
-            assert_eq!(
-                stores.notifications.unread_count(&user(u)).await.unwrap(),
-                1
-            );
+            assert_eq!(unread(&stores, u).await, 1);
         }
         assert_eq!(stores.notifications.writes(), 1, "one write for the batch");
         let sent = stores.live.sent();
@@ -298,20 +413,23 @@ mod tests {
         let dlq = InMemoryDeadLetters::default();
         let body = updated();
         assert!(deliver(&stores, &dlq, &[&body, &body]).await.is_empty());
+        let writes = stores.notifications.writes();
         assert!(deliver(&stores, &dlq, &[&body]).await.is_empty());
-        assert_eq!(summaries(&stores, "bob").len(), 1);
         assert_eq!(
-            stores
-                .notifications
-                .unread_count(&user("bob"))
-                .await
-                .unwrap(),
-            1
+            stores.notifications.writes(),
+            writes,
+            "counted: nothing written"
         );
+        assert_eq!(summaries(&stores, "bob").len(), 1);
+        assert_eq!(unread(&stores, "bob").await, 1);
+        assert_eq!(stores.notifications.of(&user("bob"))[0].changes.len(), 1);
+        // ... and the notification goes to the live connections again.
+        assert_eq!(stores.live.sent().len(), 2);
     }
 
-    /// Issue 15: a status move for W watchers is written in transactions of 50 notifications
-    /// with their counters, not one per watcher; a redelivery still notifies no one twice.
+    /// Issue 15: a status move for W watchers is written in transactions of 25 deliveries (a
+    /// receipt, the notification, the batch's pointer and the counter each), not one per
+    /// watcher; a redelivery still notifies no one twice.
     #[tokio::test]
     async fn many_watchers_are_notified_in_transactions_of_fifty() {
         let stores = stores().await;
@@ -329,21 +447,18 @@ mod tests {
         let dlq = InMemoryDeadLetters::default();
         let before = stores.notifications.writes();
         assert!(deliver(&stores, &dlq, &[&updated()]).await.is_empty());
-        // Bob, Carol and the 118: 120 notifications, three transactions of at most 50.
-        assert_eq!(stores.notifications.writes() - before, 3);
+        // Bob, Carol and the 118: 120 notifications, five transactions of at most 25.
+        assert_eq!(stores.notifications.writes() - before, 5);
         for u in crowd.iter().map(String::as_str).chain(["bob", "carol"]) {
             assert_eq!(summaries(&stores, u).len(), 1, "{u}");
         }
-        // Redelivered: every chunk was delivered before, so each is written one by one, and
-        // changes nothing.
+        // Redelivered: every (watcher, event) is counted, so nothing is written.
+        let writes = stores.notifications.writes();
         assert!(deliver(&stores, &dlq, &[&updated()]).await.is_empty());
+        assert_eq!(stores.notifications.writes(), writes);
         for u in ["watcher-000", "watcher-117", "bob"] {
             assert_eq!(summaries(&stores, u).len(), 1, "{u}");
-            assert_eq!(
-                stores.notifications.unread_count(&user(u)).await.unwrap(),
-                1,
-                "{u}"
-            );
+            assert_eq!(unread(&stores, u).await, 1, "{u}");
         }
     }
 
@@ -388,14 +503,203 @@ mod tests {
         stores.live.set_down(false);
         assert!(deliver(&stores, &dlq, &[&updated()]).await.is_empty());
         assert_eq!(summaries(&stores, "bob").len(), 1);
-        assert_eq!(
-            stores
-                .notifications
-                .unread_count(&user("bob"))
-                .await
-                .unwrap(),
-            1
-        );
+        assert_eq!(unread(&stores, "bob").await, 1);
         assert_eq!(stores.live.sent().len(), 1);
+    }
+
+    /// Issue 19: four moves by Alice within the window are one notification per watcher,
+    /// counting 4, whether they come in one batch, in several, or in parallel invocations;
+    /// the bell counts it once; each growth goes live with a higher revision.
+    #[tokio::test]
+    async fn moves_within_the_window_are_one_notification_grown_in_place() {
+        let stores = stores().await;
+        let dlq = InMemoryDeadLetters::default();
+        let first = updated();
+        let more: Vec<String> = [10, 20, 59].map(moved_again).into();
+        assert!(deliver(&stores, &dlq, &[&first]).await.is_empty());
+        assert!(
+            deliver(&stores, &dlq, &[&more[0], &more[1]])
+                .await
+                .is_empty()
+        );
+        assert!(
+            deliver(&stores, &dlq, &[&more[2], &more[1]])
+                .await
+                .is_empty()
+        );
+        for u in ["bob", "carol"] {
+            let notes = stores.notifications.of(&user(u));
+            assert_eq!(notes.len(), 1, "{u}");
+            assert_eq!(notes[0].changes.len(), 4);
+            assert_eq!(notes[0].summary(), "Alice moved S2E4 4 times");
+            assert_eq!(notes[0].revision, 3, "written three times");
+            let counts = stores.notifications.counts(&user(u)).await.unwrap();
+            assert_eq!((counts.unread, counts.unseen), (1, 1));
+        }
+        let revisions: Vec<u64> = stores
+            .live
+            .sent()
+            .iter()
+            .flat_map(|(body, _)| {
+                let notice: serde_json::Value = serde_json::from_str(body).unwrap();
+                notice["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|i| i["recipient"] == "bob")
+                    .map(|i| i["notification"]["revision"].as_u64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(revisions, [1, 2, 3], "re-sent as it grows");
+
+        // After the window, or once Bob has read it, a move opens a new one.
+        let late = moved_again(61);
+        assert!(deliver(&stores, &dlq, &[&late]).await.is_empty());
+        assert_eq!(stores.notifications.of(&user("bob")).len(), 2);
+        assert_eq!(unread(&stores, "bob").await, 2);
+        let open = stores.notifications.of(&user("bob"))[1].id;
+        let read = stores
+            .notifications
+            .transition(
+                &user("bob"),
+                &[open],
+                domain::notification::Transition::Read,
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(read, [domain::notification::Moved::Changed]);
+        assert!(deliver(&stores, &dlq, &[&moved_again(62)]).await.is_empty());
+        let bob = stores.notifications.of(&user("bob"));
+        assert_eq!(
+            bob.iter().map(|n| n.changes.len()).collect::<Vec<_>>(),
+            [4, 1, 1]
+        );
+        assert_eq!(unread(&stores, "bob").await, 2);
+        assert_eq!(
+            summaries(&stores, "carol").len(),
+            2,
+            "Carol's second is still open"
+        );
+    }
+
+    #[tokio::test]
+    async fn overlapping_batches_count_every_move_once() {
+        let stores = stores().await;
+        let dlq = InMemoryDeadLetters::default();
+        let moves: Vec<String> = (0..12).map(|i| moved_again(i * 4)).collect();
+        let m: Vec<&str> = moves.iter().map(String::as_str).collect();
+        assert!(deliver(&stores, &dlq, &m[0..4]).await.is_empty());
+        assert!(
+            deliver(&stores, &dlq, &[m[4], m[5], m[6], m[7], m[0]])
+                .await
+                .is_empty()
+        );
+        assert!(
+            deliver(&stores, &dlq, &[m[8], m[9], m[10], m[11], m[4]])
+                .await
+                .is_empty()
+        );
+        let bob = stores.notifications.of(&user("bob"));
+        assert_eq!(bob.len(), 1);
+        assert_eq!(bob[0].changes.len(), 12);
+        assert_eq!(unread(&stores, "bob").await, 1);
+    }
+
+    /// The store as another party changes it between the worker's observation and its write:
+    /// on the first write, Bob reads his open notification.
+    struct BobReadsMeanwhile {
+        inner: InMemoryNotifications,
+        raced: std::sync::atomic::AtomicBool,
+    }
+
+    impl Audiences for BobReadsMeanwhile {
+        async fn watchers(&self, episode: EpisodeId) -> Result<Vec<UserId>, StoreError> {
+            self.inner.watchers(episode).await
+        }
+        async fn preferences_of(
+            &self,
+            users: &[UserId],
+        ) -> Result<HashMap<UserId, Preferences>, StoreError> {
+            self.inner.preferences_of(users).await
+        }
+    }
+
+    impl NotificationWriter for BobReadsMeanwhile {
+        async fn observe(
+            &self,
+            groups: &[(UserId, GroupKey)],
+            events: &[(UserId, EventId)],
+            batching: bool,
+        ) -> Result<domain::store::notification::Observations, StoreError> {
+            self.inner.observe(groups, events, batching).await
+        }
+        async fn apply(
+            &self,
+            deliveries: &[domain::notification::Delivery],
+        ) -> Result<Vec<bool>, StoreError> {
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let open: Vec<EventId> = self.inner.of(&user("bob")).iter().map(|n| n.id).collect();
+                self.inner
+                    .transition(
+                        &user("bob"),
+                        &open,
+                        domain::notification::Transition::Read,
+                        Timestamp::now(),
+                    )
+                    .await?;
+            }
+            self.inner.apply(deliveries).await
+        }
+        async fn notes(&self, keys: &[(UserId, EventId)]) -> Result<Vec<Notification>, StoreError> {
+            self.inner.notes(keys).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_read_meanwhile_is_planned_again_and_a_new_one_opens() {
+        let plain = stores().await;
+        let dlq = InMemoryDeadLetters::default();
+        assert!(deliver(&plain, &dlq, &[&updated()]).await.is_empty());
+        let racing = Stores {
+            notifications: BobReadsMeanwhile {
+                inner: plain.notifications.clone(),
+                raced: false.into(),
+            },
+            labels: plain.labels.clone(),
+            live: InMemoryQueue::default(),
+            batching: Batching::DEFAULT,
+        };
+        let event = sqs_invocation(FIXTURE, &[&moved_again(5)]).unwrap();
+        assert!(failed(handle(&racing, &dlq, event).await.unwrap()).is_empty());
+        let bob = plain.notifications.of(&user("bob"));
+        assert_eq!(
+            bob.len(),
+            2,
+            "his first was read before the move was written"
+        );
+        assert_eq!(
+            bob.iter().map(|n| n.changes.len()).collect::<Vec<_>>(),
+            [1, 1]
+        );
+        assert_eq!(unread(&plain, "bob").await, 1);
+        let carol = plain.notifications.of(&user("carol"));
+        assert_eq!(carol.len(), 1);
+        assert_eq!(carol[0].changes.len(), 2, "Carol's grew");
+    }
+
+    #[tokio::test]
+    async fn batching_off_is_one_notification_per_event() {
+        let mut stores = stores().await;
+        stores.batching = Batching::OFF;
+        let dlq = InMemoryDeadLetters::default();
+        assert!(
+            deliver(&stores, &dlq, &[&updated(), &moved_again(1)])
+                .await
+                .is_empty()
+        );
+        assert_eq!(summaries(&stores, "bob").len(), 2);
+        assert_eq!(unread(&stores, "bob").await, 2);
     }
 }

@@ -283,3 +283,27 @@ pub fn preferences(r: &mut Registry) -> Body {
         )),
     )
 }
+
+pub fn seen(r: &mut Registry) -> Body {
+    let schema = object(
+        vec![(
+            "ids",
+            json!({
+                "type": "array",
+                "items": { "type": "string", "format": "uuid" },
+                "maxItems": domain::store::notification::MAX_MOVED_AT_ONCE,
+                "uniqueItems": true,
+                "description": "The notifications the bell showed (each at most once).",
+            }),
+        )],
+        &["ids"],
+    );
+    body(
+        r,
+        "SeenUpdate",
+        JSON,
+        16 * 1024,
+        schema,
+        recorded(include_str!("../../../events/feed-api/mark-seen.json")),
+    )
+}

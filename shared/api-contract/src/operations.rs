@@ -400,6 +400,7 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
     let presence = r.presence();
     let unread = r.unread_count();
     let read_all = r.read_all();
+    let marked = r.marked();
     let preferences = r.preferences();
     let episode = |r: &mut Registry| path_id::<EpisodeId>(r, "The episode.");
     let anyone = |id, method, path, tag, summary, description, params, replies| Operation {
@@ -563,13 +564,20 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             "/me/notifications",
             "notifications",
             "My notifications",
-            "The caller's own, newest first.",
+            "The caller's own, newest opened first. Changes of one episode of one kind by one actor within the batching window are one notification (`count`, `changes`), grown in place while it is unread.",
             vec![
+                param(
+                    "state",
+                    In::Query,
+                    false,
+                    "Which: `inbox` (the default: all but archived), `unread`, `unseen`, `read` (read, not archived), `archived` or `all`.",
+                    json!({ "type": "string", "enum": domain::notification::NoteFilter::NAMES }),
+                ),
                 param(
                     "unread",
                     In::Query,
                     false,
-                    "Only unread ones (`true`), or all (`false`, the default).",
+                    "`true` is `state=unread` (the older spelling); `false`, the default, changes nothing.",
                     json!({ "type": "boolean" }),
                 ),
                 limit(),
@@ -597,8 +605,8 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             "GET",
             "/me/notifications/unread-count",
             "notifications",
-            "My unread count",
-            "Exact: the bell's number.",
+            "My unread and unseen counts",
+            "Exact: the bell's numbers. They count notifications, not events.",
             vec![],
             vec![reply(200, "The count.", Some(unread))],
         ),
@@ -615,6 +623,71 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             )],
             [
                 vec![reply(204, "Read.", None)],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not a notification id."),
+                        (404, "No such notification of yours."),
+                    ],
+                ),
+            ]
+            .concat(),
+        ),
+        Operation {
+            id: "markNotificationsSeen",
+            method: "POST",
+            path: "/me/notifications/seen",
+            function: Function::Feed,
+            access: Access::Anyone,
+            tag: "notifications",
+            summary: "Mark what the bell showed seen",
+            description: "Each unseen one of the ids becomes seen (still unread); ids that are not yours are skipped. A notification that grows afterwards is unseen again.",
+            params: vec![],
+            body: Some(bodies::seen(r)),
+            replies: [
+                vec![reply(200, "How many were marked.", Some(marked))],
+                problems(
+                    r,
+                    &[
+                        (400, "The body is not JSON."),
+                        TOO_LARGE,
+                        MEDIA_TYPE,
+                        INVALID,
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        anyone(
+            "archiveNotification",
+            "POST",
+            "/me/notifications/{id}/archive",
+            "notifications",
+            "Archive one notification",
+            "Read, and out of the inbox (`state=archived` lists it). Idempotent.",
+            vec![path_id::<EventId>(r, "The notification.")],
+            [
+                vec![reply(204, "Archived.", None)],
+                problems(
+                    r,
+                    &[
+                        (400, "The id is not a notification id."),
+                        (404, "No such notification of yours."),
+                    ],
+                ),
+            ]
+            .concat(),
+        ),
+        anyone(
+            "unarchiveNotification",
+            "POST",
+            "/me/notifications/{id}/unarchive",
+            "notifications",
+            "Unarchive one notification",
+            "Back in the inbox, read. Idempotent.",
+            vec![path_id::<EventId>(r, "The notification.")],
+            [
+                vec![reply(204, "In the inbox.", None)],
                 problems(
                     r,
                     &[

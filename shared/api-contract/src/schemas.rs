@@ -330,8 +330,28 @@ impl Registry {
         self.define(
             "UnreadCount",
             object(
-                vec![("unread", json!({ "type": "integer", "minimum": 0 }))],
-                &["unread"],
+                vec![
+                    ("unread", json!({ "type": "integer", "minimum": 0 })),
+                    (
+                        "unseen",
+                        json!({
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Unread ones the bell has not shown yet (never more than `unread`).",
+                        }),
+                    ),
+                ],
+                &["unread", "unseen"],
+            ),
+        )
+    }
+
+    pub fn marked(&mut self) -> Value {
+        self.define(
+            "Marked",
+            object(
+                vec![("marked", json!({ "type": "integer", "minimum": 0 }))],
+                &["marked"],
             ),
         )
     }

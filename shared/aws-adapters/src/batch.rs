@@ -34,16 +34,40 @@ impl BatchGet<'_> {
         client: &Client,
         ids: impl IntoIterator<Item = String>,
     ) -> Result<Vec<Item>, StoreError> {
-        let ids: Vec<String> = ids
-            .into_iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let keys: BTreeSet<Vec<String>> = ids.into_iter().map(|id| vec![id]).collect();
+        self.run_keys(client, &[self.key], keys).await
+    }
+
+    /// The same for a table whose key is `self.key` and the sort key `sort` (both strings):
+    /// the items of the (partition, sort) pairs that exist.
+    pub(crate) async fn run_composite(
+        &self,
+        client: &Client,
+        sort: &str,
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let keys: BTreeSet<Vec<String>> = pairs.into_iter().map(|(p, s)| vec![p, s]).collect();
+        self.run_keys(client, &[self.key, sort], keys).await
+    }
+
+    async fn run_keys(
+        &self,
+        client: &Client,
+        names: &[&str],
+        keys: BTreeSet<Vec<String>>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let keys: Vec<Vec<String>> = keys.into_iter().collect();
         let mut found = Vec::new();
-        for chunk in ids.chunks(BATCH_GET_MAX) {
+        for chunk in keys.chunks(BATCH_GET_MAX) {
             let mut wanted: Vec<Item> = chunk
                 .iter()
-                .map(|id| Item::from([(self.key.to_owned(), AttributeValue::S(id.clone()))]))
+                .map(|values| {
+                    names
+                        .iter()
+                        .zip(values)
+                        .map(|(n, v)| ((*n).to_owned(), AttributeValue::S(v.clone())))
+                        .collect()
+                })
                 .collect();
             for _ in 0..ROUNDS {
                 if wanted.is_empty() {

@@ -1,11 +1,21 @@
 //! Notifications, watches and notification preferences in DynamoDB.
 //!
-//! Notifications table: key (`user_id`, `sk`). A notification is `sk = "n#<event id>"`, so a
-//! user's are one Query, newest first, and (event, recipient) is unique by construction. Each
-//! user has a counter item (`sk = "count"`) changed in the same transaction as the
-//! notification it counts, so the unread count is exact. The sparse index `unread`
-//! (`unread_user`, `sk`) holds only unread notifications. Unread notifications never expire;
-//! read ones expire after a retention period (TTL), so expiry never skews the count.
+//! Notifications table: key (`user_id`, `sk`). Per user:
+//! - a notification: `sk = "n#<id of the event that opened it>"`, so a user's are one Query,
+//!   newest opened first. Its `revision` grows with every write, and every write is
+//!   conditional on the revision it read: the worker growing a batch and the user reading it
+//!   cannot overwrite each other.
+//! - a receipt per (recipient, event) counted: `sk = "r#<event id>"`, written with what counts
+//!   it, on condition it is new; so a redelivery, however late, counts nothing twice.
+//! - the open notification of each batch: `sk = "g#<episode>#<type>#<actor>"`.
+//! - the counter (`sk = "count"`: `unread`, `unseen`), moved in the same transaction as what it
+//!   counts, so both counts are exact.
+//!
+//! Indexes: the sparse `unread` (`unread_user`, `sk`) holds unread notifications only;
+//! `by-state` (`state_key` = `<user>#<state>`, `sk`) every notification by state. TTL
+//! (`expires_at`) applies the retention (`domain::notification::Retention`); receipts are
+//! kept [`RECEIPT_DAYS`], longer than a message can be redelivered (a queue keeps it 4 days,
+//! its dead-letter queue 14).
 //!
 //! Watches table: key (`episode_id`, `user_id`). Settings table: key `user_id`.
 
@@ -15,28 +25,38 @@ use std::future::Future;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use domain::notification::batch::packs;
+use domain::notification::{
+    Change, Counts, Delivery, GroupKey, Moved, NoteFilter, NoteState, Observed, Retention,
+    TRANSACTION_MAX_ITEMS, Transition,
 };
-use domain::notification::NOTIFICATION_RETENTION_DAYS;
 use domain::store::StoreError;
 use domain::store::notification::{
-    Audiences, Inbox, MarkRead, NotificationPage, NotificationWriter, ReadAll,
+    Audiences, BellCounts, Inbox, NotificationPage, NotificationWriter, Observations, ReadAll,
 };
 use domain::{
-    Actor, DisplayName, EpisodeId, EventId, Notification, Preferences, Role, Timestamp, UserId,
+    Actor, DisplayName, EpisodeId, EventId, EventType, Notification, Preferences, Role, Timestamp,
+    UserId,
 };
 
 use crate::batch::BatchGet;
 use crate::item::{self, Item, n, s};
-use domain::notification::TRANSACTION_MAX_ITEMS;
 
 const COUNTER_SK: &str = "count";
 const NOTIFICATION_PREFIX: &str = "n#";
+const RECEIPT_PREFIX: &str = "r#";
+const POINTER_PREFIX: &str = "g#";
+/// How long a receipt is kept.
+pub const RECEIPT_DAYS: i64 = 30;
 /// Notifications marked read per transaction in read-all (plus the counter: ≤ 100 items).
 const READ_ALL_CHUNK: i32 = 50;
 /// Pages of [`READ_ALL_CHUNK`] one read-all call goes through at most (1,000 notifications).
 pub const READ_ALL_MAX_PAGES: usize = 20;
+/// Notifications moved per transaction by one `transition` call (plus the counter).
+const MOVE_CHUNK: usize = 50;
+/// Tries of one notification's move when it changes meanwhile.
+const MOVE_TRIES: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct NotificationTables {
@@ -50,6 +70,7 @@ pub struct NotificationTables {
 pub struct DynamoNotificationStore {
     client: Client,
     tables: NotificationTables,
+    retention: Retention,
 }
 
 fn sk(id: EventId) -> String {
@@ -63,6 +84,10 @@ fn key(user: &UserId, sort: &str) -> Item {
     ])
 }
 
+fn state_key(user: &UserId, state: NoteState) -> String {
+    format!("{}#{}", user.as_str(), state.as_str())
+}
+
 /// The first item's condition failed: `Some(old item or empty)`; any other error: `None`.
 fn first_condition_failure(err: &SdkError<TransactWriteItemsError>) -> Option<Item> {
     let reasons = crate::transact::cancellation_reasons(err)?;
@@ -70,15 +95,40 @@ fn first_condition_failure(err: &SdkError<TransactWriteItemsError>) -> Option<It
     failed.then(|| item.unwrap_or_default())
 }
 
+/// The condition that the stored notification is still at `revision` (0: a notification
+/// written before revisions were kept).
+fn at_revision(revision: u64) -> (&'static str, Option<u64>) {
+    if revision == 0 {
+        (
+            "attribute_exists(sk) AND attribute_not_exists(revision)",
+            None,
+        )
+    } else {
+        ("revision = :rev", Some(revision))
+    }
+}
+
 impl DynamoNotificationStore {
     pub fn new(client: Client, tables: NotificationTables) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            retention: Retention::DEFAULT,
+        }
+    }
+
+    /// How long notifications are kept (default [`Retention::DEFAULT`]).
+    #[must_use]
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     // ---------------------------------------------------------------- worker side
 
-    fn notification_put(&self, note: &Notification) -> Result<TransactWriteItem, StoreError> {
-        let mut it = key(&note.recipient, &sk(note.id));
+    fn note_item(&self, note: &Notification) -> Result<Item, StoreError> {
+        let user = &note.recipient;
+        let mut it = key(user, &sk(note.id));
         it.insert("notification_id".into(), s(note.id.to_string()));
         it.insert("event_type".into(), s(note.event_type.as_str()));
         it.insert("episode_id".into(), s(note.episode_id.to_string()));
@@ -87,9 +137,72 @@ impl DynamoNotificationStore {
         if let Ok(serde_json::Value::String(role)) = serde_json::to_value(note.actor.role) {
             it.insert("actor_role".into(), s(role));
         }
-        it.insert("summary".into(), s(note.summary.as_str()));
+        it.insert("label".into(), s(note.label.as_str()));
+        it.insert("summary".into(), s(note.summary()));
+        let changes = serde_json::to_string(&note.changes).map_err(StoreError::unavailable)?;
+        it.insert("changes".into(), s(changes));
         it.insert("created_at".into(), s(note.created_at.to_string()));
-        it.insert("unread_user".into(), s(note.recipient.as_str()));
+        it.insert("updated_at".into(), s(note.updated_at.to_string()));
+        it.insert("revision".into(), n(note.revision));
+        self.state_attributes(note, &mut it);
+        Ok(it)
+    }
+
+    /// The attributes a move changes, as they are for `note`.
+    fn state_attributes(&self, note: &Notification, it: &mut Item) {
+        let user = &note.recipient;
+        it.insert("state".into(), s(note.state.as_str()));
+        it.insert("state_key".into(), s(state_key(user, note.state)));
+        if note.state.is_unread() {
+            it.insert("unread_user".into(), s(user.as_str()));
+        }
+        for (name, at) in [
+            ("seen_at", note.seen_at),
+            ("read_at", note.read_at),
+            ("archived_at", note.archived_at),
+        ] {
+            if let Some(at) = at {
+                it.insert(name.into(), s(at.to_string()));
+            }
+        }
+        it.insert(
+            "expires_at".into(),
+            n(self.retention.expires_at(note).unix_seconds()),
+        );
+    }
+
+    /// The notification as it will be, on condition the store holds `expected` (0: nothing).
+    fn note_put(
+        &self,
+        note: &Notification,
+        expected: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.tables.notifications)
+            .set_item(Some(self.note_item(note)?));
+        put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(sk)")
+        } else {
+            put.condition_expression("revision = :rev")
+                .expression_attribute_values(":rev", n(expected))
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(StoreError::unavailable)?)
+            .build())
+    }
+
+    fn receipt_put(
+        &self,
+        user: &UserId,
+        event: EventId,
+        note: EventId,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut it = key(user, &format!("{RECEIPT_PREFIX}{event}"));
+        it.insert("notification_id".into(), s(note.to_string()));
+        it.insert(
+            "expires_at".into(),
+            n(Timestamp::now().plus_days(RECEIPT_DAYS).unix_seconds()),
+        );
         let put = Put::builder()
             .table_name(&self.tables.notifications)
             .set_item(Some(it))
@@ -99,8 +212,92 @@ impl DynamoNotificationStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Writes the items in one transaction: true, or false when a condition cancelled it
-    /// (nothing was written).
+    fn pointer_put(
+        &self,
+        user: &UserId,
+        group: &GroupKey,
+        open: EventId,
+        expected: Option<EventId>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut it = key(user, &format!("{POINTER_PREFIX}{}", group.key()));
+        it.insert("open_id".into(), s(open.to_string()));
+        let mut put = Put::builder()
+            .table_name(&self.tables.notifications)
+            .set_item(Some(it));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(sk)"),
+            Some(old) => put
+                .condition_expression("open_id = :old")
+                .expression_attribute_values(":old", s(old.to_string())),
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(StoreError::unavailable)?)
+            .build())
+    }
+
+    fn counter_update(
+        &self,
+        user: &UserId,
+        counts: Counts,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.notifications)
+            .set_key(Some(key(user, COUNTER_SK)))
+            .update_expression("ADD unread :u, unseen :s")
+            .expression_attribute_values(":u", n(counts.unread))
+            .expression_attribute_values(":s", n(counts.unseen))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A delivery's items, its counter left to the caller (one per recipient a transaction).
+    fn delivery_items(&self, d: &Delivery) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let user = &d.recipient;
+        let mut items = Vec::with_capacity(d.items());
+        for (note, expected) in &d.writes {
+            for change in &note.changes {
+                if d.receipts.contains(&change.event_id) {
+                    items.push(self.receipt_put(user, change.event_id, note.id)?);
+                }
+            }
+            items.push(self.note_put(note, *expected)?);
+        }
+        if let Some((open, expected)) = d.pointer {
+            items.push(self.pointer_put(user, &d.group, open, expected)?);
+        }
+        Ok(items)
+    }
+
+    /// Deliveries in one transaction: `true`, or `false` when a condition cancelled it.
+    async fn apply_together(&self, deliveries: &[&Delivery]) -> Result<bool, StoreError> {
+        let mut items = Vec::new();
+        let mut counters: HashMap<&UserId, Counts> = HashMap::new();
+        for d in deliveries {
+            items.extend(self.delivery_items(d)?);
+            if !d.counts.is_zero() {
+                *counters.entry(&d.recipient).or_default() += d.counts;
+            }
+        }
+        for (user, counts) in counters {
+            if !counts.is_zero() {
+                items.push(self.counter_update(user, counts)?);
+            }
+        }
+        if items.is_empty() {
+            return Ok(true);
+        }
+        if items.len() > TRANSACTION_MAX_ITEMS {
+            return Err(StoreError::unavailable(std::io::Error::other(format!(
+                "a delivery of {} items does not fit one transaction",
+                items.len()
+            ))));
+        }
+        self.transact_unless_cancelled(items).await
+    }
+
+    /// Writes the items in one transaction: true, or false when a condition (or a concurrent
+    /// transaction on one of its items) cancelled it: nothing was written.
     async fn transact_unless_cancelled(
         &self,
         items: Vec<TransactWriteItem>,
@@ -125,62 +322,131 @@ impl DynamoNotificationStore {
         }
     }
 
-    fn counter_update(&self, user: &UserId, delta: i64) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.tables.notifications)
-            .set_key(Some(key(user, COUNTER_SK)))
-            .update_expression("ADD unread :d")
-            .expression_attribute_values(":d", n(delta))
-            .build()
-            .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+    /// The user's notifications of these ids that exist, read strongly consistent.
+    async fn read_notes(
+        &self,
+        keys: Vec<(UserId, EventId)>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let pairs: Vec<(String, String)> = keys
+            .into_iter()
+            .map(|(u, id)| (u.as_str().to_owned(), sk(id)))
+            .collect();
+        let items = BatchGet {
+            table: &self.tables.notifications,
+            key: "user_id",
+            projection: None,
+            names: &[],
+            consistent: true,
+        }
+        .run_composite(&self.client, "sk", pairs)
+        .await?;
+        items.iter().map(notification_from_item).collect()
     }
 
     // ---------------------------------------------------------------- API side
 
-    fn read_update(
+    /// A recipient's move of `note` (as it will be, from `before`'s revision).
+    fn move_update(
         &self,
-        user: &UserId,
-        sort: &str,
-        now: Timestamp,
+        note: &Notification,
+        before: u64,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
+        let mut attrs = Item::new();
+        self.state_attributes(note, &mut attrs);
+        let mut sets = Vec::new();
+        let mut update = Update::builder()
             .table_name(&self.tables.notifications)
-            .set_key(Some(key(user, sort)))
-            .update_expression("SET read_at = :now, expires_at = :exp REMOVE unread_user")
-            .condition_expression("attribute_exists(unread_user)")
-            .expression_attribute_values(":now", s(now.to_string()))
-            .expression_attribute_values(
-                ":exp",
-                n(now.plus_days(NOTIFICATION_RETENTION_DAYS).unix_seconds()),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+            .set_key(Some(key(&note.recipient, &sk(note.id))));
+        for (i, (name, value)) in attrs.into_iter().enumerate() {
+            sets.push(format!("#a{i} = :a{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        sets.push("revision = :next".into());
+        update = update.expression_attribute_values(":next", n(note.revision));
+        let mut removes = Vec::new();
+        if !note.state.is_unread() {
+            removes.push("unread_user");
+        }
+        for (name, at) in [
+            ("seen_at", note.seen_at),
+            ("read_at", note.read_at),
+            ("archived_at", note.archived_at),
+        ] {
+            if at.is_none() {
+                removes.push(name);
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let (condition, revision) = at_revision(before);
+        update = update
+            .update_expression(expression)
+            .condition_expression(condition);
+        if let Some(r) = revision {
+            update = update.expression_attribute_values(":rev", n(r));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(StoreError::unavailable)?)
+            .build())
     }
 
-    async fn mark_one(
+    /// Moves these notifications (as read) together, the counter with them: false when any
+    /// changed meanwhile (nothing was written).
+    async fn move_together(
         &self,
         user: &UserId,
-        sort: &str,
+        notes: &[Notification],
+        transition: Transition,
         now: Timestamp,
-    ) -> Result<MarkRead, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.read_update(user, sort, now)?)
-            .transact_items(self.counter_update(user, -1)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(MarkRead::Marked),
-            Err(e) => match first_condition_failure(&e) {
-                Some(old) if !old.is_empty() => Ok(MarkRead::AlreadyRead),
-                Some(_) => Ok(MarkRead::NotFound),
-                None => Err(StoreError::unavailable(e)),
-            },
+    ) -> Result<bool, StoreError> {
+        let mut items = Vec::new();
+        let mut counts = Counts::default();
+        for note in notes {
+            let mut after = note.clone();
+            if !after.apply(transition, now) {
+                continue;
+            }
+            counts += Counts::of_move(Some(note.state), Some(after.state));
+            items.push(self.move_update(&after, note.revision)?);
         }
+        if items.is_empty() {
+            return Ok(true);
+        }
+        if !counts.is_zero() {
+            items.push(self.counter_update(user, counts)?);
+        }
+        self.transact_unless_cancelled(items).await
+    }
+
+    /// One notification's move, read again and tried again while it changes meanwhile.
+    async fn move_one(
+        &self,
+        user: &UserId,
+        id: EventId,
+        transition: Transition,
+        now: Timestamp,
+    ) -> Result<Moved, StoreError> {
+        for _ in 0..MOVE_TRIES {
+            let Some(note) = self.read_notes(vec![(user.clone(), id)]).await?.pop() else {
+                return Ok(Moved::NotFound);
+            };
+            if transition.apply(note.state).is_none() {
+                return Ok(Moved::Unchanged);
+            }
+            if self
+                .move_together(user, std::slice::from_ref(&note), transition, now)
+                .await?
+            {
+                return Ok(Moved::Changed);
+            }
+        }
+        Err(StoreError::unavailable(std::io::Error::other(
+            "the notification kept changing while it was being moved",
+        )))
     }
 }
 
@@ -237,60 +503,121 @@ impl Audiences for DynamoNotificationStore {
 }
 
 impl NotificationWriter for DynamoNotificationStore {
-    /// Stores the notification and counts it unread, atomically. Delivering the same
-    /// (event, recipient) again changes nothing.
-    async fn deliver(&self, note: &Notification) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.notification_put(note)?)
-            .transact_items(self.counter_update(&note.recipient, 1)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if first_condition_failure(&e).is_some() => Ok(()), // delivered before
-            Err(e) => Err(StoreError::unavailable(e)),
+    /// Two strongly consistent BatchGetItems: the batches' pointers with the receipts, then
+    /// the open notifications they point to.
+    async fn observe(
+        &self,
+        groups: &[(UserId, GroupKey)],
+        events: &[(UserId, EventId)],
+        batching: bool,
+    ) -> Result<Observations, StoreError> {
+        let get = BatchGet {
+            table: &self.tables.notifications,
+            key: "user_id",
+            projection: None,
+            names: &[],
+            consistent: true,
+        };
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        if batching {
+            for (u, g) in groups {
+                wanted.push((
+                    u.as_str().to_owned(),
+                    format!("{POINTER_PREFIX}{}", g.key()),
+                ));
+            }
         }
+        for (u, e) in events {
+            wanted.push((u.as_str().to_owned(), format!("{RECEIPT_PREFIX}{e}")));
+        }
+        let found = get.run_composite(&self.client, "sk", wanted).await?;
+        let mut by_key: HashMap<(String, String), &Item> = HashMap::new();
+        for it in &found {
+            let user = item::req_str(it, "user_id").map_err(StoreError::unavailable)?;
+            let sort = item::req_str(it, "sk").map_err(StoreError::unavailable)?;
+            by_key.insert((user.to_owned(), sort.to_owned()), it);
+        }
+        // The notification an item names: a receipt's (`notification_id`), a pointer's
+        // (`open_id`).
+        let named = |user: &UserId,
+                     sort: String,
+                     attribute: &'static str|
+         -> Result<Option<EventId>, StoreError> {
+            by_key
+                .get(&(user.as_str().to_owned(), sort))
+                .map(|it| item::parse(it, attribute, EventId::parse))
+                .transpose()
+                .map_err(StoreError::unavailable)
+        };
+        let mut observed = Observations::default();
+        for (user, event) in events {
+            let receipt = format!("{RECEIPT_PREFIX}{event}");
+            if let Some(note) = named(user, receipt, "notification_id")? {
+                observed.counted.insert((user.clone(), *event), note);
+            }
+        }
+        let mut open = Vec::new();
+        if batching {
+            for (user, group) in groups {
+                let sort = format!("{POINTER_PREFIX}{}", group.key());
+                let pointer = named(user, sort, "open_id")?;
+                if let Some(id) = pointer {
+                    open.push((user.clone(), id));
+                }
+                observed.groups.insert(
+                    (user.clone(), group.clone()),
+                    Observed {
+                        pointer,
+                        open: None,
+                    },
+                );
+            }
+        }
+        for note in self.read_notes(open).await? {
+            let key = (note.recipient.clone(), note.group());
+            if let Some(o) = observed.groups.get_mut(&key)
+                && o.pointer == Some(note.id)
+            {
+                o.open = Some(note);
+            }
+        }
+        Ok(observed)
     }
 
-    /// Delivers many notifications in one transaction (each user's counter moved once by their
-    /// count): the usual case, one call for a whole batch. `Ok(false)` when any of them was
-    /// delivered before (the transaction then wrote nothing): deliver those one by one instead.
-    /// A notification named twice (two copies of one event) counts once: a transaction may
-    /// not name one item twice.
-    async fn deliver_all(&self, notes: &[Notification]) -> Result<bool, StoreError> {
-        let mut seen = std::collections::HashSet::new();
-        let notes: Vec<&Notification> = notes
-            .iter()
-            .filter(|n| seen.insert((&n.recipient, n.id)))
-            .collect();
-        let mut per_user: HashMap<&UserId, i64> = HashMap::new();
-        for note in &notes {
-            *per_user.entry(&note.recipient).or_default() += 1;
+    /// As few transactions as fit ([`packs`]); a pack that is cancelled is written delivery
+    /// by delivery, so one batch that changed meanwhile does not hold back the others.
+    async fn apply(&self, deliveries: &[Delivery]) -> Result<Vec<bool>, StoreError> {
+        let mut done = vec![false; deliveries.len()];
+        for pack in packs(deliveries) {
+            let together: Vec<&Delivery> = pack.iter().map(|i| &deliveries[*i]).collect();
+            if self.apply_together(&together).await? {
+                for i in pack {
+                    done[i] = true;
+                }
+                continue;
+            }
+            if pack.len() == 1 {
+                continue;
+            }
+            for i in pack {
+                done[i] = self.apply_together(&[&deliveries[i]]).await?;
+            }
         }
-        if notes.is_empty() {
-            return Ok(true);
-        }
-        if notes.len() + per_user.len() > TRANSACTION_MAX_ITEMS {
-            return Ok(false);
-        }
-        let mut items = notes
-            .iter()
-            .map(|n| self.notification_put(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (user, count) in per_user {
-            items.push(self.counter_update(user, count)?);
-        }
-        self.transact_unless_cancelled(items).await
+        Ok(done)
+    }
+
+    async fn notes(&self, keys: &[(UserId, EventId)]) -> Result<Vec<Notification>, StoreError> {
+        self.read_notes(keys.to_vec()).await
     }
 }
 
 impl Inbox for DynamoNotificationStore {
+    /// One Query: the table itself for the inbox (archived ones filtered out) and for all;
+    /// the `unread` index for unread ones; `by-state` for unseen, read and archived.
     async fn list(
         &self,
         user: &UserId,
-        unread_only: bool,
+        filter: NoteFilter,
         limit: u16,
         after: Option<String>,
     ) -> Result<NotificationPage, StoreError> {
@@ -300,18 +627,36 @@ impl Inbox for DynamoNotificationStore {
             .table_name(&self.tables.notifications)
             .scan_index_forward(false)
             .limit(i32::from(limit))
-            .expression_attribute_values(":u", s(user.as_str()))
             .expression_attribute_values(":p", s(NOTIFICATION_PREFIX));
         let mut start = after.map(|a| key(user, &a));
-        if unread_only {
-            req = req
-                .index_name("unread")
-                .key_condition_expression("unread_user = :u AND begins_with(sk, :p)");
-            if let Some(st) = start.as_mut() {
-                st.insert("unread_user".into(), s(user.as_str()));
-            }
-        } else {
-            req = req.key_condition_expression("user_id = :u AND begins_with(sk, :p)");
+        let (index, partition, value) = match filter {
+            NoteFilter::Inbox | NoteFilter::All => (None, "user_id", user.as_str().to_owned()),
+            NoteFilter::Unread => (Some("unread"), "unread_user", user.as_str().to_owned()),
+            NoteFilter::Unseen => (
+                Some("by-state"),
+                "state_key",
+                state_key(user, NoteState::Unseen),
+            ),
+            NoteFilter::Read => (
+                Some("by-state"),
+                "state_key",
+                state_key(user, NoteState::Read),
+            ),
+            NoteFilter::Archived => (
+                Some("by-state"),
+                "state_key",
+                state_key(user, NoteState::Archived),
+            ),
+        };
+        if let Some(st) = start.as_mut() {
+            st.insert(partition.to_owned(), s(value.clone()));
+        }
+        req = req
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression(format!("{partition} = :u AND begins_with(sk, :p)"))
+            .expression_attribute_values(":u", s(value));
+        if filter == NoteFilter::Inbox {
+            req = req.filter_expression("attribute_not_exists(archived_at)");
         }
         let out = req
             .set_exclusive_start_key(start)
@@ -331,7 +676,7 @@ impl Inbox for DynamoNotificationStore {
         Ok(NotificationPage { items, next })
     }
 
-    async fn unread_count(&self, user: &UserId) -> Result<u64, StoreError> {
+    async fn counts(&self, user: &UserId) -> Result<BellCounts, StoreError> {
         let out = self
             .client
             .get_item()
@@ -341,28 +686,75 @@ impl Inbox for DynamoNotificationStore {
             .send()
             .await
             .map_err(StoreError::unavailable)?;
-        let count = out
-            .item()
-            .map(|it| item::opt_u64(it, "unread"))
-            .transpose()
-            .map_err(StoreError::unavailable)?;
-        Ok(count.flatten().unwrap_or(0))
+        let read = |name: &'static str| -> Result<u64, StoreError> {
+            let Some(it) = out.item() else { return Ok(0) };
+            // A count that went below zero (a notification deleted by hand) reads as 0.
+            match it.get(name).map(|v| v.as_n()) {
+                None => Ok(0),
+                Some(Ok(text)) => Ok(text
+                    .parse::<i64>()
+                    .map(|v| v.max(0).unsigned_abs())
+                    .unwrap_or(0)),
+                Some(Err(_)) => Err(StoreError::unavailable(item::corrupt(name, "not a number"))),
+            }
+        };
+        Ok(BellCounts {
+            unread: read("unread")?,
+            unseen: read("unseen")?,
+        })
     }
 
-    /// Marks one of the user's notifications read (and counts it down) in one transaction.
-    /// Another user's notification id is simply not found under this user's key.
-    async fn mark_read(
+    /// Reads the notifications named (strongly consistent), moves them in transactions of
+    /// [`MOVE_CHUNK`] with the counter; a transaction cancelled because one changed meanwhile
+    /// is done one by one, each read again.
+    async fn transition(
         &self,
         user: &UserId,
-        id: EventId,
+        ids: &[EventId],
+        transition: Transition,
         now: Timestamp,
-    ) -> Result<MarkRead, StoreError> {
-        self.mark_one(user, &sk(id), now).await
+    ) -> Result<Vec<Moved>, StoreError> {
+        let found: HashMap<EventId, Notification> = self
+            .read_notes(ids.iter().map(|id| (user.clone(), *id)).collect())
+            .await?
+            .into_iter()
+            .map(|n| (n.id, n))
+            .collect();
+        let mut outcome: HashMap<EventId, Moved> = HashMap::new();
+        let mut movable = Vec::new();
+        for id in ids {
+            match found.get(id) {
+                None => {
+                    outcome.insert(*id, Moved::NotFound);
+                }
+                Some(n) if transition.apply(n.state).is_none() => {
+                    outcome.insert(*id, Moved::Unchanged);
+                }
+                Some(n) if !outcome.contains_key(id) => {
+                    outcome.insert(*id, Moved::Changed);
+                    movable.push(n.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for chunk in movable.chunks(MOVE_CHUNK) {
+            if self.move_together(user, chunk, transition, now).await? {
+                continue;
+            }
+            for note in chunk {
+                let moved = self.move_one(user, note.id, transition, now).await?;
+                outcome.insert(note.id, moved);
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| outcome.get(id).copied().unwrap_or(Moved::NotFound))
+            .collect())
     }
 
-    /// Marks the user's unread notifications read, the counter moved by exactly as many as
-    /// were marked: at most [`READ_ALL_MAX_PAGES`] pages of 50 per call (`more` says the
-    /// client should call again). See [`read_all`] for why it cannot loop.
+    /// Marks the user's unread notifications read, the counts moved by exactly what was
+    /// marked: at most [`READ_ALL_MAX_PAGES`] pages of 50 per call (`more` says the client
+    /// should call again). See [`read_all`] for why it cannot loop.
     async fn mark_all_read(&self, user: &UserId, now: Timestamp) -> Result<ReadAll, StoreError> {
         read_all(
             &UnreadOf {
@@ -466,14 +858,40 @@ fn preferences_from_item(it: &Item) -> Result<Preferences, StoreError> {
     }
 }
 
+/// A notification as stored. One written before batching (no `revision`) reads as one change,
+/// seen when unread (the counter it was counted in had no `unseen`), at revision 0.
 fn notification_from_item(it: &Item) -> Result<Notification, StoreError> {
     let parse = || -> Result<Notification, item::CorruptItem> {
-        let event_type = item::req_str(it, "event_type")?;
+        let id = item::parse(it, "notification_id", EventId::parse)?;
+        let event_type: EventType = serde_json::from_value(serde_json::Value::String(
+            item::req_str(it, "event_type")?.to_owned(),
+        ))
+        .map_err(|e| item::corrupt("event_type", e.to_string()))?;
+        let created_at = item::parse(it, "created_at", Timestamp::parse)?;
+        let summary = item::req_str(it, "summary")?.to_owned();
+        let read_at = item::parse_opt(it, "read_at", Timestamp::parse)?;
+        let changes: Vec<Change> = match item::opt_str(it, "changes")? {
+            Some(json) => {
+                serde_json::from_str(json).map_err(|e| item::corrupt("changes", e.to_string()))?
+            }
+            None => vec![Change {
+                event_id: id,
+                at: created_at,
+                summary: summary.clone(),
+            }],
+        };
+        if changes.is_empty() {
+            return Err(item::corrupt("changes", "empty"));
+        }
+        let state = match item::opt_str(it, "state")? {
+            Some(text) => NoteState::parse(text).ok_or_else(|| item::corrupt("state", text))?,
+            None if read_at.is_some() => NoteState::Read,
+            None => NoteState::Seen,
+        };
         Ok(Notification {
-            id: item::parse(it, "notification_id", EventId::parse)?,
+            id,
             recipient: item::parse(it, "user_id", UserId::parse)?,
-            event_type: serde_json::from_value(serde_json::Value::String(event_type.to_owned()))
-                .map_err(|e| item::corrupt("event_type", e.to_string()))?,
+            event_type,
             episode_id: item::parse(it, "episode_id", EpisodeId::parse)?,
             actor: Actor {
                 id: item::parse(it, "actor_id", UserId::parse)?,
@@ -483,9 +901,17 @@ fn notification_from_item(it: &Item) -> Result<Notification, StoreError> {
                     .and_then(|r| serde_json::from_value(serde_json::Value::String(r.into())).ok())
                     .unwrap_or(Role::Viewer),
             },
-            summary: item::req_str(it, "summary")?.to_owned(),
-            created_at: item::parse(it, "created_at", Timestamp::parse)?,
-            read_at: item::parse_opt(it, "read_at", Timestamp::parse)?,
+            label: item::opt_str(it, "label")?
+                .unwrap_or("an episode")
+                .to_owned(),
+            changes,
+            created_at,
+            updated_at: item::parse_opt(it, "updated_at", Timestamp::parse)?.unwrap_or(created_at),
+            state,
+            seen_at: item::parse_opt(it, "seen_at", Timestamp::parse)?,
+            read_at,
+            archived_at: item::parse_opt(it, "archived_at", Timestamp::parse)?,
+            revision: item::opt_u64(it, "revision")?.unwrap_or(0),
         })
     };
     parse().map_err(StoreError::unavailable)
@@ -493,15 +919,23 @@ fn notification_from_item(it: &Item) -> Result<Notification, StoreError> {
 
 /// The steps of read-all, so the walk can be tested without DynamoDB.
 pub(crate) trait UnreadIndex {
-    /// A page of the unread index (sort keys), from after `start`; and where the next starts.
+    /// What a page lists of each notification.
+    type Entry: Sync;
+    /// A page of the unread index, from after `start`; and where the next starts.
     fn page(
         &self,
         start: Option<String>,
-    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(Vec<Self::Entry>, Option<String>), StoreError>> + Send;
     /// Marks all of them read in one transaction; false when it was cancelled (one of them
     /// was read meanwhile, or the index still listed one already read).
-    fn mark_page(&self, sorts: &[String]) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn mark_one(&self, sort: &str) -> impl Future<Output = Result<MarkRead, StoreError>> + Send;
+    fn mark_page(
+        &self,
+        entries: &[Self::Entry],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn mark_one(
+        &self,
+        entry: &Self::Entry,
+    ) -> impl Future<Output = Result<Moved, StoreError>> + Send;
 }
 
 /// Read-all as one forward walk over the unread index: each page is read from where the last
@@ -509,20 +943,20 @@ pub(crate) trait UnreadIndex {
 /// eventually consistent, and still lists what was just marked) cannot make it go round. A
 /// page whose transaction is cancelled is marked one by one, counting only what this call
 /// marked. Bounded by a number of pages, not by the clock.
-pub(crate) async fn read_all(
-    index: &impl UnreadIndex,
+pub(crate) async fn read_all<I: UnreadIndex>(
+    index: &I,
     max_pages: usize,
 ) -> Result<ReadAll, StoreError> {
     let mut marked = 0u64;
     let mut start = None;
     for _ in 0..max_pages {
-        let (sorts, next) = index.page(start).await?;
-        if !sorts.is_empty() {
-            if index.mark_page(&sorts).await? {
-                marked += sorts.len() as u64;
+        let (entries, next) = index.page(start).await?;
+        if !entries.is_empty() {
+            if index.mark_page(&entries).await? {
+                marked += entries.len() as u64;
             } else {
-                for sort in &sorts {
-                    if index.mark_one(sort).await? == MarkRead::Marked {
+                for entry in &entries {
+                    if index.mark_one(entry).await? == Moved::Changed {
                         marked += 1;
                     }
                 }
@@ -548,10 +982,14 @@ struct UnreadOf<'a> {
 }
 
 impl UnreadIndex for UnreadOf<'_> {
+    /// The index holds whole notifications (projection ALL): each move is conditional on the
+    /// revision it lists, so a lagging index cannot make it overwrite a newer one.
+    type Entry = Notification;
+
     async fn page(
         &self,
         start: Option<String>,
-    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+    ) -> Result<(Vec<Notification>, Option<String>), StoreError> {
         let user = self.user.as_str();
         let start_key = start.map(|sort| {
             Item::from([
@@ -568,39 +1006,34 @@ impl UnreadIndex for UnreadOf<'_> {
             .index_name("unread")
             .key_condition_expression("unread_user = :u")
             .expression_attribute_values(":u", s(user))
-            .projection_expression("sk")
             .limit(READ_ALL_CHUNK)
             .set_exclusive_start_key(start_key)
             .send()
             .await
             .map_err(StoreError::unavailable)?;
-        let sorts = out
+        let notes = out
             .items()
             .iter()
-            .filter_map(|it| it.get("sk").and_then(|v| v.as_s().ok()).cloned())
-            .collect();
+            .map(notification_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = out
             .last_evaluated_key()
             .and_then(|k| k.get("sk"))
             .and_then(|v| v.as_s().ok())
             .cloned();
-        Ok((sorts, next))
+        Ok((notes, next))
     }
 
-    async fn mark_page(&self, sorts: &[String]) -> Result<bool, StoreError> {
-        let mut items = sorts
-            .iter()
-            .map(|k| self.store.read_update(self.user, k, self.now))
-            .collect::<Result<Vec<_>, _>>()?;
-        items.push(
-            self.store
-                .counter_update(self.user, -i64::try_from(sorts.len()).unwrap_or(0))?,
-        );
-        self.store.transact_unless_cancelled(items).await
+    async fn mark_page(&self, notes: &[Notification]) -> Result<bool, StoreError> {
+        self.store
+            .move_together(self.user, notes, Transition::Read, self.now)
+            .await
     }
 
-    async fn mark_one(&self, sort: &str) -> Result<MarkRead, StoreError> {
-        self.store.mark_one(self.user, sort, self.now).await
+    async fn mark_one(&self, note: &Notification) -> Result<Moved, StoreError> {
+        self.store
+            .move_one(self.user, note.id, Transition::Read, self.now)
+            .await
     }
 }
 
@@ -640,6 +1073,8 @@ mod read_all_tests {
     }
 
     impl UnreadIndex for Lagging {
+        type Entry = String;
+
         async fn page(
             &self,
             start: Option<String>,
@@ -676,16 +1111,16 @@ mod read_all_tests {
             Ok(true)
         }
 
-        async fn mark_one(&self, sort: &str) -> Result<MarkRead, StoreError> {
+        async fn mark_one(&self, sort: &String) -> Result<Moved, StoreError> {
             self.call();
             let mut unread = self.unread.lock().unwrap();
             match unread.get(sort) {
                 Some(true) => {
-                    unread.insert(sort.to_owned(), false);
-                    Ok(MarkRead::Marked)
+                    unread.insert(sort.clone(), false);
+                    Ok(Moved::Changed)
                 }
-                Some(false) => Ok(MarkRead::AlreadyRead),
-                None => Ok(MarkRead::NotFound),
+                Some(false) => Ok(Moved::Unchanged),
+                None => Ok(Moved::NotFound),
             }
         }
     }

@@ -12,6 +12,39 @@ pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
     }
 }
 
+/// A numeric setting is not a whole number: the function refuses to start.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name} must be a whole number, not {value:?}")]
+pub struct NumberError {
+    name: &'static str,
+    value: String,
+}
+
+/// A whole-number setting (seconds, days); unset or empty means `default`.
+pub fn whole_env(name: &'static str, default: u32) -> Result<u32, NumberError> {
+    parse_whole(name, std::env::var(name).ok().as_deref(), default)
+}
+
+fn parse_whole(name: &'static str, value: Option<&str>, default: u32) -> Result<u32, NumberError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(v) => v.parse().map_err(|_| NumberError {
+            name,
+            value: v.to_owned(),
+        }),
+    }
+}
+
+/// How long notifications are kept (`READ_NOTIFICATION_RETENTION_DAYS`,
+/// `UNREAD_NOTIFICATION_RETENTION_DAYS`: the template's parameters); unset means the default.
+pub fn notification_retention_from_env() -> Result<domain::notification::Retention, NumberError> {
+    let default = domain::notification::Retention::DEFAULT;
+    Ok(domain::notification::Retention {
+        read_days: whole_env("READ_NOTIFICATION_RETENTION_DAYS", default.read_days)?,
+        unread_days: whole_env("UNREAD_NOTIFICATION_RETENTION_DAYS", default.unread_days)?,
+    })
+}
+
 /// The stack's rules for jobs on upload are not valid rules.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable UPLOAD_JOBS is not valid rules for jobs on upload: {0}")]
@@ -32,4 +65,21 @@ pub fn parse_upload_rules(text: &str) -> Result<domain::upload_rules::UploadRule
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| RulesError(e.to_string()))?;
     domain::upload_rules::UploadRules::parse(&value).map_err(|e| RulesError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_whole;
+
+    #[test]
+    fn whole_numbers_or_the_default_and_nothing_else() {
+        assert_eq!(parse_whole("W", None, 60).unwrap(), 60);
+        assert_eq!(parse_whole("W", Some(" "), 60).unwrap(), 60);
+        assert_eq!(parse_whole("W", Some("0"), 60).unwrap(), 0);
+        assert_eq!(parse_whole("W", Some(" 90 "), 60).unwrap(), 90);
+        for bad in ["-1", "1.5", "sixty", "99999999999"] {
+            let e = parse_whole("W", Some(bad), 60).unwrap_err();
+            assert!(e.to_string().contains("W must be a whole number"), "{e}");
+        }
+    }
 }

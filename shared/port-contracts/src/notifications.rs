@@ -1,10 +1,16 @@
-//! The notifications ports: one notification per (event, recipient), an unread count that
-//! moves exactly once per change, transactions within DynamoDB's limits, watches, settings.
+//! The notifications ports: each (recipient, event) counted once, deliveries written whole
+//! or not at all under the conditions they were planned on, batches grown in place, the
+//! bell's two counts moved with what they count, moves of one's own notifications only,
+//! transactions within DynamoDB's limits, watches, settings.
 
 use std::collections::BTreeSet;
 
-use domain::notification::{Notification, Preferences};
-use domain::store::notification::{Audiences, Inbox, MarkRead, NotificationWriter, ReadAll};
+use domain::notification::batch::plan;
+use domain::notification::{
+    Batching, Delivery, GroupKey, Incoming, Moved, NoteFilter, NoteState, Notification,
+    Preferences, Transition,
+};
+use domain::store::notification::{Audiences, BellCounts, Inbox, NotificationWriter, ReadAll};
 use domain::{DomainEvent, EpisodeId, EventId, EventType, Timestamp, UserId};
 use serde_json::json;
 
@@ -16,168 +22,321 @@ fn someone() -> UserId {
     UserId::parse(&format!("user-{}", EpisodeId::new())).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A new event's notification for `user`.
-fn note(user: &UserId) -> Notification {
+/// A job of a new episode failed: one event of its own batch.
+fn failed_job() -> DomainEvent {
     let episode = EpisodeId::new();
     let job = sample::job(episode, None, "alice");
-    let event = DomainEvent::about_job(
+    DomainEvent::about_job(
         &context("system:job-worker"),
         EventType::JobFailed,
         &job,
         Timestamp::now(),
         json!({}),
-    );
-    Notification::for_recipient(&event, user.clone(), "Your checksum job failed".into())
+    )
 }
 
-async fn unread(w: &impl World, user: &UserId) -> u64 {
+/// Another failure in the same batch (same episode, type and actor), `seconds` later.
+fn again(event: &DomainEvent, seconds: i64) -> DomainEvent {
+    let mut next = event.clone();
+    next.id = EventId::new();
+    next.occurred_at = event.occurred_at.plus_seconds(seconds);
+    next
+}
+
+fn single(event: &DomainEvent, user: &UserId) -> Delivery {
+    Delivery::single(event, user, "S1E1", "Your checksum job failed")
+}
+
+fn incoming(event: &DomainEvent) -> Incoming {
+    Incoming {
+        event: event.clone(),
+        summary: format!("failed at {}", event.occurred_at),
+        label: "S1E1".into(),
+    }
+}
+
+/// Plans `events` for `user` over what the store holds now (batching on).
+async fn planned(w: &impl World, user: &UserId, events: &[DomainEvent]) -> Option<Delivery> {
+    let group = GroupKey::of(&events[0]);
+    let keys: Vec<(UserId, EventId)> = events.iter().map(|e| (user.clone(), e.id)).collect();
+    let seen = w
+        .notifications()
+        .observe(&[(user.clone(), group.clone())], &keys, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let observed = seen
+        .groups
+        .get(&(user.clone(), group.clone()))
+        .cloned()
+        .unwrap_or_default();
+    let incoming: Vec<Incoming> = events.iter().map(incoming).collect();
+    plan(
+        Batching::DEFAULT,
+        user,
+        &group,
+        &observed,
+        |id| seen.counted.contains_key(&(user.clone(), id)),
+        &incoming,
+    )
+}
+
+async fn apply(w: &impl World, deliveries: &[Delivery]) -> Vec<bool> {
     w.notifications()
-        .unread_count(user)
+        .apply(deliveries)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn inbox(w: &impl World, user: &UserId) -> Vec<EventId> {
+async fn counts(w: &impl World, user: &UserId) -> (u64, u64) {
+    let BellCounts { unread, unseen } = w
+        .notifications()
+        .counts(user)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (unread, unseen)
+}
+
+async fn listed(w: &impl World, user: &UserId, filter: NoteFilter) -> Vec<Notification> {
     w.notifications()
-        .list(user, false, 100, None)
+        .list(user, filter, 100, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .items
-        .iter()
-        .map(|n| n.id)
-        .collect()
 }
 
-pub async fn a_notification_is_delivered_and_counted_once(w: &impl World) {
+async fn ids(w: &impl World, user: &UserId, filter: NoteFilter) -> Vec<EventId> {
+    listed(w, user, filter).await.iter().map(|n| n.id).collect()
+}
+
+async fn moved(w: &impl World, user: &UserId, ids: &[EventId], t: Transition) -> Vec<Moved> {
+    w.notifications()
+        .transition(user, ids, t, Timestamp::now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub async fn a_delivery_is_written_once_and_read_back(w: &impl World) {
     let user = someone();
-    let n = note(&user);
-    for _ in 0..2 {
-        w.notifications()
-            .deliver(&n)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    assert_eq!(inbox(w, &user).await, [n.id]);
-    assert_eq!(unread(w, &user).await, 1);
-    let stored = w
+    let event = failed_job();
+    let d = single(&event, &user);
+    assert_eq!(apply(w, std::slice::from_ref(&d)).await, [true]);
+    assert_eq!(
+        apply(w, std::slice::from_ref(&d)).await,
+        [false],
+        "its receipt is taken"
+    );
+    let stored = listed(w, &user, NoteFilter::Inbox).await;
+    assert_eq!(stored, [d.writes[0].0.clone()], "read back as written");
+    assert_eq!(counts(w, &user).await, (1, 1));
+    let seen = w
         .notifications()
-        .list(&user, false, 10, None)
+        .observe(
+            &[],
+            &[(user.clone(), event.id), (user.clone(), EventId::new())],
+            false,
+        )
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .items;
-    assert_eq!(stored, [n], "read back as written");
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        seen.counted.into_iter().collect::<Vec<_>>(),
+        [((user.clone(), event.id), event.id)],
+        "counted, in that notification"
+    );
+    let again = w
+        .notifications()
+        .notes(&[(user.clone(), event.id), (someone(), event.id)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, stored);
 }
 
-pub async fn a_batch_is_delivered_whole_or_not_at_all(w: &impl World) {
-    let (ann, ben) = (someone(), someone());
-    let (a, b, c) = (note(&ann), note(&ben), note(&ann));
-    let notes = w.notifications();
-    // Two copies of one notification in a batch count once.
-    assert!(matches!(
-        notes.deliver_all(&[a.clone(), b.clone(), b.clone()]).await,
-        Ok(true)
-    ));
-    assert_eq!((unread(w, &ann).await, unread(w, &ben).await), (1, 1));
-    // One of them delivered before: nothing of the batch is written.
-    assert!(matches!(
-        notes.deliver_all(&[b.clone(), c.clone()]).await,
-        Ok(false)
-    ));
-    assert_eq!(inbox(w, &ann).await, [a.id]);
-    assert_eq!(unread(w, &ann).await, 1);
-    assert!(matches!(notes.deliver_all(&[]).await, Ok(true)));
+pub async fn a_batch_grows_in_place_and_a_stale_plan_is_refused(w: &impl World) {
+    let user = someone();
+    let first = failed_job();
+    let d = planned(w, &user, std::slice::from_ref(&first))
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    assert_eq!(apply(w, &[d]).await, [true]);
+    let second = again(&first, 5);
+    let grow = planned(w, &user, std::slice::from_ref(&second))
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    let stale = planned(w, &user, &[again(&first, 6)])
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    assert_eq!(apply(w, &[grow]).await, [true]);
+    // Planned on revision 1; the store holds 2: refused, nothing changes.
+    assert_eq!(apply(w, &[stale]).await, [false]);
+    let stored = listed(w, &user, NoteFilter::Inbox).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, first.id);
+    assert_eq!(
+        stored[0]
+            .changes
+            .iter()
+            .map(|c| c.event_id)
+            .collect::<Vec<_>>(),
+        [first.id, second.id]
+    );
+    assert_eq!(stored[0].revision, 2);
+    assert_eq!(stored[0].summary(), "2 jobs on S1E1 failed");
+    assert_eq!(
+        counts(w, &user).await,
+        (1, 1),
+        "the bell counts notifications"
+    );
+    assert!(
+        planned(w, &user, &[first, second]).await.is_none(),
+        "all counted"
+    );
 }
 
-pub async fn a_batch_beyond_one_transaction_is_left_to_single_deliveries(w: &impl World) {
-    // 60 recipients: 60 notifications and 60 counters, beyond a transaction's 100 items.
+pub async fn two_openers_of_one_batch_cannot_both_open_it(w: &impl World) {
+    let user = someone();
+    let a = failed_job();
+    let b = again(&a, 1);
+    let pa = planned(w, &user, std::slice::from_ref(&a))
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    let pb = planned(w, &user, std::slice::from_ref(&b))
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    assert_eq!(apply(w, &[pa]).await, [true]);
+    assert_eq!(apply(w, &[pb]).await, [false], "the batch is open already");
+    let pb = planned(w, &user, &[b])
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    assert_eq!(apply(w, &[pb]).await, [true]);
+    let stored = listed(w, &user, NoteFilter::Inbox).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].changes.len(), 2);
+    assert_eq!(counts(w, &user).await, (1, 1));
+}
+
+pub async fn a_growth_and_a_read_meanwhile_do_not_overwrite_each_other(w: &impl World) {
+    let user = someone();
+    let first = failed_job();
+    let d = planned(w, &user, std::slice::from_ref(&first))
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    assert_eq!(apply(w, &[d]).await, [true]);
+    let second = again(&first, 5);
+    let grow = planned(w, &user, std::slice::from_ref(&second))
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    assert_eq!(
+        moved(w, &user, &[first.id], Transition::Read).await,
+        [Moved::Changed]
+    );
+    assert_eq!(apply(w, &[grow]).await, [false], "planned before the read");
+    // Planned again: the read one is left alone, a new one opens.
+    let grow = planned(w, &user, std::slice::from_ref(&second))
+        .await
+        .unwrap_or_else(|| panic!("planned"));
+    assert_eq!(apply(w, &[grow]).await, [true]);
+    let stored = listed(w, &user, NoteFilter::All).await;
+    assert_eq!(
+        stored.iter().map(|n| (n.id, n.state)).collect::<Vec<_>>(),
+        [(second.id, NoteState::Unseen), (first.id, NoteState::Read),]
+    );
+    assert_eq!(counts(w, &user).await, (1, 1));
+}
+
+/// 60 recipients: 180 items, packed into transactions of at most 100; one delivery among
+/// them that no longer holds does not hold back the others.
+pub async fn deliveries_beyond_one_transaction_are_packed_and_written_in_full(w: &impl World) {
     let users: Vec<UserId> = (0..60).map(|_| someone()).collect();
-    let batch: Vec<Notification> = users.iter().map(note).collect();
-    assert!(matches!(
-        w.notifications().deliver_all(&batch).await,
-        Ok(false)
-    ));
-    assert!(inbox(w, &users[0]).await.is_empty(), "nothing written");
-    for n in &batch {
-        w.notifications()
-            .deliver(n)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    assert_eq!(inbox(w, &users[59]).await, [batch[59].id]);
-}
-
-/// What the worker sends (`transaction_chunks`): 60 recipients in two transactions, one of
-/// exactly the limit (50 notifications and 50 counters), each recipient counted once.
-pub async fn a_batch_in_transaction_chunks_is_delivered_in_full(w: &impl World) {
-    let users: Vec<UserId> = (0..60).map(|_| someone()).collect();
-    let batch: Vec<Notification> = users.iter().map(note).collect();
-    let chunks = domain::notification::transaction_chunks(&batch);
-    assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [50, 10]);
-    for chunk in &chunks {
-        assert!(matches!(
-            w.notifications().deliver_all(chunk).await,
-            Ok(true)
-        ));
-    }
-    for (u, n) in users.iter().zip(&batch) {
-        assert_eq!(inbox(w, u).await, [n.id]);
-        assert_eq!(
-            w.notifications().unread_count(u).await.ok(),
-            Some(1),
-            "{u:?}"
-        );
+    let event = failed_job();
+    let batch: Vec<Delivery> = users.iter().map(|u| single(&event, u)).collect();
+    assert_eq!(apply(w, &batch[..1]).await, [true]);
+    let done = apply(w, &batch).await;
+    assert_eq!(done.iter().filter(|d| !**d).count(), 1);
+    assert!(!done[0], "the one delivered before");
+    for u in &users {
+        assert_eq!(ids(w, u, NoteFilter::Inbox).await, [event.id]);
+        assert_eq!(counts(w, u).await, (1, 1), "{u:?}");
     }
 }
 
-pub async fn reading_marks_ones_own_notifications_once(w: &impl World) {
+pub async fn moves_are_ones_own_and_move_both_counts(w: &impl World) {
     let (ann, ben) = (someone(), someone());
-    let n = note(&ann);
-    let notes = w.notifications();
-    notes.deliver(&n).await.unwrap_or_else(|e| panic!("{e}"));
-    let now = Timestamp::now();
+    let events: Vec<DomainEvent> = (0..4).map(|_| failed_job()).collect();
+    let all: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    let deliveries: Vec<Delivery> = events.iter().map(|e| single(e, &ann)).collect();
+    assert_eq!(apply(w, &deliveries).await, [true; 4]);
+    assert_eq!(counts(w, &ann).await, (4, 4));
     assert_eq!(
-        notes.mark_read(&ben, n.id, now).await.ok(),
-        Some(MarkRead::NotFound)
+        moved(w, &ben, &all[..1], Transition::Read).await,
+        [Moved::NotFound]
     );
     assert_eq!(
-        notes.mark_read(&ann, EventId::new(), now).await.ok(),
-        Some(MarkRead::NotFound)
+        moved(w, &ann, &[all[0], all[1], EventId::new()], Transition::See).await,
+        [Moved::Changed, Moved::Changed, Moved::NotFound]
     );
     assert_eq!(
-        notes.mark_read(&ann, n.id, now).await.ok(),
-        Some(MarkRead::Marked)
+        moved(w, &ann, &all[..1], Transition::See).await,
+        [Moved::Unchanged]
+    );
+    assert_eq!(counts(w, &ann).await, (4, 2));
+    assert_eq!(
+        moved(w, &ann, &all[1..3], Transition::Read).await,
+        [Moved::Changed; 2]
     );
     assert_eq!(
-        notes.mark_read(&ann, n.id, now).await.ok(),
-        Some(MarkRead::AlreadyRead)
+        counts(w, &ann).await,
+        (2, 1),
+        "a seen one and an unseen one read"
     );
-    assert_eq!(unread(w, &ann).await, 0);
-    let read = notes
-        .list(&ann, false, 10, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .items;
-    assert_eq!(read[0].read_at, Some(now));
-    let unread_only = notes
-        .list(&ann, true, 10, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .items;
-    assert!(unread_only.is_empty());
+    assert_eq!(
+        moved(w, &ann, &all[3..], Transition::Archive).await,
+        [Moved::Changed]
+    );
+    assert_eq!(counts(w, &ann).await, (1, 0));
+    let newest_first = |ids: &[usize]| ids.iter().map(|i| all[*i]).collect::<Vec<_>>();
+    assert_eq!(
+        ids(w, &ann, NoteFilter::Inbox).await,
+        newest_first(&[2, 1, 0])
+    );
+    assert_eq!(ids(w, &ann, NoteFilter::Unread).await, newest_first(&[0]));
+    assert_eq!(
+        ids(w, &ann, NoteFilter::Unseen).await,
+        Vec::<EventId>::new()
+    );
+    assert_eq!(ids(w, &ann, NoteFilter::Read).await, newest_first(&[2, 1]));
+    assert_eq!(ids(w, &ann, NoteFilter::Archived).await, newest_first(&[3]));
+    assert_eq!(
+        ids(w, &ann, NoteFilter::All).await,
+        newest_first(&[3, 2, 1, 0])
+    );
+    let archived = &listed(w, &ann, NoteFilter::Archived).await[0];
+    assert!(archived.read_at.is_some() && archived.archived_at.is_some());
+    assert_eq!(
+        moved(w, &ann, &all[3..], Transition::Unarchive).await,
+        [Moved::Changed]
+    );
+    assert_eq!(
+        ids(w, &ann, NoteFilter::Read).await,
+        newest_first(&[3, 2, 1])
+    );
+    assert_eq!(counts(w, &ann).await, (1, 0));
+    assert_eq!(counts(w, &ben).await, (0, 0));
 }
 
 pub async fn read_all_marks_exactly_the_unread(w: &impl World) {
     let user = someone();
     let notes = w.notifications();
-    let all: Vec<Notification> = (0..3).map(|_| note(&user)).collect();
-    for n in &all {
-        notes.deliver(n).await.unwrap_or_else(|e| panic!("{e}"));
-    }
+    let events: Vec<DomainEvent> = (0..3).map(|_| failed_job()).collect();
+    let deliveries: Vec<Delivery> = events.iter().map(|e| single(e, &user)).collect();
+    assert_eq!(apply(w, &deliveries).await, [true; 3]);
+    assert_eq!(
+        moved(w, &user, &[events[0].id], Transition::Read).await,
+        [Moved::Changed]
+    );
+    assert_eq!(
+        moved(w, &user, &[events[1].id], Transition::See).await,
+        [Moved::Changed]
+    );
     let now = Timestamp::now();
-    notes
-        .mark_read(&user, all[0].id, now)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         notes.mark_all_read(&user, now).await.ok(),
         Some(ReadAll {
@@ -185,7 +344,7 @@ pub async fn read_all_marks_exactly_the_unread(w: &impl World) {
             more: false
         })
     );
-    assert_eq!(unread(w, &user).await, 0);
+    assert_eq!(counts(w, &user).await, (0, 0));
     assert_eq!(
         notes.mark_all_read(&user, now).await.ok(),
         Some(ReadAll {
@@ -197,44 +356,50 @@ pub async fn read_all_marks_exactly_the_unread(w: &impl World) {
 
 pub async fn an_inbox_comes_newest_first_in_pages(w: &impl World) {
     let user = someone();
-    let all: Vec<Notification> = (0..3).map(|_| note(&user)).collect();
-    for n in &all {
-        w.notifications()
-            .deliver(n)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    w.notifications()
-        .mark_read(&user, all[2].id, Timestamp::now())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let events: Vec<DomainEvent> = (0..3).map(|_| failed_job()).collect();
+    let all: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    let deliveries: Vec<Delivery> = events.iter().map(|e| single(e, &user)).collect();
+    assert_eq!(apply(w, &deliveries).await, [true; 3]);
+    assert_eq!(
+        moved(w, &user, &all[2..], Transition::Read).await,
+        [Moved::Changed]
+    );
     let first = w
         .notifications()
-        .list(&user, false, 2, None)
+        .list(&user, NoteFilter::Inbox, 2, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         first.items.iter().map(|n| n.id).collect::<Vec<_>>(),
-        [all[2].id, all[1].id]
+        [all[2], all[1]]
     );
     let rest = w
         .notifications()
-        .list(&user, false, 2, first.next)
+        .list(&user, NoteFilter::Inbox, 2, first.next)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         rest.items.iter().map(|n| n.id).collect::<Vec<_>>(),
-        [all[0].id]
+        [all[0]]
     );
     assert_eq!(rest.next, None);
-    let unread_only = w
+    let unread = w
         .notifications()
-        .list(&user, true, 10, None)
+        .list(&user, NoteFilter::Unread, 1, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        unread_only.items.iter().map(|n| n.id).collect::<Vec<_>>(),
-        [all[1].id, all[0].id]
+        unread.items.iter().map(|n| n.id).collect::<Vec<_>>(),
+        [all[1]]
+    );
+    let rest = w
+        .notifications()
+        .list(&user, NoteFilter::Unread, 1, unread.next)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rest.items.iter().map(|n| n.id).collect::<Vec<_>>(),
+        [all[0]]
     );
 }
 

@@ -1,5 +1,5 @@
 //! The notifications aggregate's ports: watches, preferences, each user's notifications and
-//! their unread count.
+//! their bell counts (unread, unseen).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -7,16 +7,10 @@ use std::future::Future;
 use super::StoreError;
 use crate::actor::UserId;
 use crate::ids::{EpisodeId, EventId};
-use crate::notification::{Notification, Preferences};
+use crate::notification::{
+    Delivery, GroupKey, Moved, NoteFilter, Notification, Observed, Preferences, Transition,
+};
 use crate::time::Timestamp;
-
-/// What marking one notification read found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarkRead {
-    Marked,
-    AlreadyRead,
-    NotFound,
-}
 
 /// What one read-all call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +28,22 @@ pub struct NotificationPage {
     pub next: Option<String>,
 }
 
+/// The bell's two counts of a user: exact, moved in the same write as what they count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BellCounts {
+    pub unread: u64,
+    pub unseen: u64,
+}
+
+/// What the store holds for the batches and events of a worker's batch.
+#[derive(Debug, Clone, Default)]
+pub struct Observations {
+    /// Per (recipient, batch): its open notification.
+    pub groups: HashMap<(UserId, GroupKey), Observed>,
+    /// The (recipient, event) pairs already counted, and the notification each is in.
+    pub counted: HashMap<(UserId, EventId), EventId>,
+}
+
 /// Who hears of an episode's events, and how they want to.
 pub trait Audiences {
     /// Everyone watching the episode (its creator, and whoever asked to).
@@ -49,38 +59,58 @@ pub trait Audiences {
     ) -> impl Future<Output = Result<HashMap<UserId, Preferences>, StoreError>> + Send;
 }
 
-/// Notifications written by the worker. Delivering the same (event, recipient) again changes
-/// nothing, the unread count included.
+/// Notifications written by the worker, batch by batch (see `notification::batch`).
 pub trait NotificationWriter {
-    fn deliver(&self, note: &Notification) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// All of them in one write (identical ones count once); `Ok(false)` when any of them was
-    /// delivered before: nothing was written, deliver them one by one.
-    fn deliver_all(
+    /// What the store holds now (strongly consistent) for these (recipient, batch) pairs —
+    /// read only when `batching` is on — and which of these (recipient, event) pairs were
+    /// counted.
+    fn observe(
         &self,
-        notes: &[Notification],
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        groups: &[(UserId, GroupKey)],
+        events: &[(UserId, EventId)],
+        batching: bool,
+    ) -> impl Future<Output = Result<Observations, StoreError>> + Send;
+
+    /// Writes each delivery whole or not at all, as few transactions as fit. Per delivery, in
+    /// order: `true` when written, `false` when a condition no longer held (the store changed
+    /// since it was observed: observe and plan again). Two deliveries may not name the same
+    /// (recipient, batch).
+    fn apply(
+        &self,
+        deliveries: &[Delivery],
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+
+    /// The notifications named (recipient, id), those that exist (strongly consistent).
+    fn notes(
+        &self,
+        keys: &[(UserId, EventId)],
+    ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
 }
+
+/// At most this many notifications named in one [`Inbox::transition`].
+pub const MAX_MOVED_AT_ONCE: usize = 100;
 
 /// A user's own notifications, watches and preferences (the feed API).
 pub trait Inbox {
     fn list(
         &self,
         user: &UserId,
-        unread_only: bool,
+        filter: NoteFilter,
         limit: u16,
         after: Option<String>,
     ) -> impl Future<Output = Result<NotificationPage, StoreError>> + Send;
 
-    fn unread_count(&self, user: &UserId) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn counts(&self, user: &UserId) -> impl Future<Output = Result<BellCounts, StoreError>> + Send;
 
-    /// Marks one of the user's notifications read; another user's is not found.
-    fn mark_read(
+    /// Applies a move to each of the user's notifications named (at most 100; another
+    /// user's is not found), the counts moved in the same write: one outcome per id, in order.
+    fn transition(
         &self,
         user: &UserId,
-        id: EventId,
+        ids: &[EventId],
+        transition: Transition,
         now: Timestamp,
-    ) -> impl Future<Output = Result<MarkRead, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Moved>, StoreError>> + Send;
 
     /// Marks the user's unread notifications read, up to a bound per call.
     fn mark_all_read(

@@ -1,5 +1,6 @@
-//! Watches, preferences and notifications, in memory, with the adapter's rules: one
-//! notification per (event, recipient), the unread count moved exactly once per change.
+//! Watches, preferences and notifications, in memory, with the adapter's rules: each
+//! (recipient, event) counted once, deliveries written whole or not at all under their
+//! conditions, the bell's counts moved with what they count.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -7,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use super::poisoned;
 use crate::actor::UserId;
 use crate::ids::{EpisodeId, EventId};
-use crate::notification::TRANSACTION_MAX_ITEMS;
-use crate::notification::{Notification, Preferences};
+use crate::notification::batch::packs;
+use crate::notification::{
+    Counts, Delivery, GroupKey, Moved, NoteFilter, Notification, Observed, Preferences, Transition,
+};
 use crate::store::StoreError;
 use crate::store::notification::{
-    Audiences, Inbox, MarkRead, NotificationPage, NotificationWriter, ReadAll,
+    Audiences, BellCounts, Inbox, NotificationPage, NotificationWriter, Observations, ReadAll,
 };
 use crate::time::Timestamp;
 
@@ -26,7 +29,11 @@ struct State {
     preferences: HashMap<UserId, Preferences>,
     /// (recipient, notification id) → notification.
     notes: BTreeMap<(UserId, EventId), Notification>,
-    unread: HashMap<UserId, u64>,
+    /// Each batch's open notification.
+    pointers: HashMap<(UserId, GroupKey), EventId>,
+    /// The (recipient, event) pairs counted → the notification each is in.
+    receipts: HashMap<(UserId, EventId), EventId>,
+    counts: HashMap<UserId, Counts>,
     /// Calls that wrote, for tests of "one write per batch".
     writes: usize,
     down: bool,
@@ -85,16 +92,49 @@ impl InMemoryNotifications {
 }
 
 impl State {
-    fn insert(&mut self, note: &Notification) -> bool {
-        let key = (note.recipient.clone(), note.id);
-        if self.notes.contains_key(&key) {
-            return false;
+    /// Whether every condition of the delivery holds.
+    fn holds(&self, d: &Delivery) -> bool {
+        let user = &d.recipient;
+        d.receipts
+            .iter()
+            .all(|e| !self.receipts.contains_key(&(user.clone(), *e)))
+            && d.writes.iter().all(|(n, expected)| {
+                let stored = self.notes.get(&(user.clone(), n.id)).map(|n| n.revision);
+                stored.unwrap_or(0) == *expected
+            })
+            && d.pointer.is_none_or(|(_, expected)| {
+                self.pointers.get(&(user.clone(), d.group.clone())).copied() == expected
+            })
+    }
+
+    fn write(&mut self, d: &Delivery) {
+        let user = &d.recipient;
+        for (n, _) in &d.writes {
+            for c in &n.changes {
+                if d.receipts.contains(&c.event_id) {
+                    self.receipts.insert((user.clone(), c.event_id), n.id);
+                }
+            }
+            self.notes.insert((user.clone(), n.id), n.clone());
         }
-        if note.read_at.is_none() {
-            *self.unread.entry(note.recipient.clone()).or_default() += 1;
+        if let Some((id, _)) = d.pointer {
+            self.pointers.insert((user.clone(), d.group.clone()), id);
         }
-        self.notes.insert(key, note.clone());
-        true
+        *self.counts.entry(user.clone()).or_default() += d.counts;
+    }
+
+    /// One of the user's notifications moved, its counts with it.
+    fn transition(&mut self, user: &UserId, id: EventId, t: Transition, now: Timestamp) -> Moved {
+        let Some(note) = self.notes.get_mut(&(user.clone(), id)) else {
+            return Moved::NotFound;
+        };
+        let before = note.state;
+        if !note.apply(t, now) {
+            return Moved::Unchanged;
+        }
+        let moved = Counts::of_move(Some(before), Some(note.state));
+        *self.counts.entry(user.clone()).or_default() += moved;
+        Moved::Changed
     }
 }
 
@@ -120,36 +160,64 @@ impl Audiences for InMemoryNotifications {
 }
 
 impl NotificationWriter for InMemoryNotifications {
-    async fn deliver(&self, note: &Notification) -> Result<(), StoreError> {
-        let mut s = self.state()?;
-        s.writes += 1;
-        s.insert(note);
-        Ok(())
+    async fn observe(
+        &self,
+        groups: &[(UserId, GroupKey)],
+        events: &[(UserId, EventId)],
+        batching: bool,
+    ) -> Result<Observations, StoreError> {
+        let s = self.state()?;
+        let mut found = Observations::default();
+        if batching {
+            for (user, group) in groups {
+                let pointer = s.pointers.get(&(user.clone(), group.clone())).copied();
+                let open = pointer.and_then(|id| s.notes.get(&(user.clone(), id)).cloned());
+                found
+                    .groups
+                    .insert((user.clone(), group.clone()), Observed { pointer, open });
+            }
+        }
+        found.counted = events
+            .iter()
+            .filter_map(|k| s.receipts.get(k).map(|note| (k.clone(), *note)))
+            .collect();
+        Ok(found)
     }
 
-    async fn deliver_all(&self, notes: &[Notification]) -> Result<bool, StoreError> {
-        let mut s = self.state()?;
-        // One transaction: a notification and a counter per recipient, at most 100 items.
-        let distinct: BTreeSet<(&UserId, EventId)> =
-            notes.iter().map(|n| (&n.recipient, n.id)).collect();
-        let users: BTreeSet<&UserId> = notes.iter().map(|n| &n.recipient).collect();
-        if distinct.is_empty() {
-            return Ok(true);
-        }
-        if distinct.len() + users.len() > TRANSACTION_MAX_ITEMS {
-            return Ok(false);
-        }
-        s.writes += 1;
-        if notes
+    async fn notes(&self, keys: &[(UserId, EventId)]) -> Result<Vec<Notification>, StoreError> {
+        let s = self.state()?;
+        Ok(keys
             .iter()
-            .any(|n| s.notes.contains_key(&(n.recipient.clone(), n.id)))
-        {
-            return Ok(false);
+            .filter_map(|k| s.notes.get(k).cloned())
+            .collect())
+    }
+
+    /// As the adapter: each pack in one transaction, whole or not at all; a pack that fails is
+    /// tried delivery by delivery.
+    async fn apply(&self, deliveries: &[Delivery]) -> Result<Vec<bool>, StoreError> {
+        let mut s = self.state()?;
+        let mut done = vec![false; deliveries.len()];
+        for pack in packs(deliveries) {
+            s.writes += 1;
+            if pack.iter().all(|i| s.holds(&deliveries[*i])) {
+                for i in pack {
+                    s.write(&deliveries[i]);
+                    done[i] = true;
+                }
+                continue;
+            }
+            if pack.len() == 1 {
+                continue;
+            }
+            for i in pack {
+                s.writes += 1;
+                if s.holds(&deliveries[i]) {
+                    s.write(&deliveries[i]);
+                    done[i] = true;
+                }
+            }
         }
-        for n in notes {
-            s.insert(n);
-        }
-        Ok(true)
+        Ok(done)
     }
 }
 
@@ -160,7 +228,7 @@ impl Inbox for InMemoryNotifications {
     async fn list(
         &self,
         user: &UserId,
-        unread_only: bool,
+        filter: NoteFilter,
         limit: u16,
         after: Option<String>,
     ) -> Result<NotificationPage, StoreError> {
@@ -169,7 +237,7 @@ impl Inbox for InMemoryNotifications {
             .notes
             .iter()
             .rev()
-            .filter(|((u, _), n)| u == user && (!unread_only || n.read_at.is_none()))
+            .filter(|((u, _), n)| u == user && filter.admits(n.state))
             .filter(|((_, id), _)| after.as_ref().is_none_or(|a| id.to_string() < *a))
             .take(usize::from(limit))
             .map(|(_, n)| n.clone())
@@ -181,50 +249,47 @@ impl Inbox for InMemoryNotifications {
         Ok(NotificationPage { items, next })
     }
 
-    async fn unread_count(&self, user: &UserId) -> Result<u64, StoreError> {
-        Ok(self.state()?.unread.get(user).copied().unwrap_or(0))
+    async fn counts(&self, user: &UserId) -> Result<BellCounts, StoreError> {
+        let c = self.state()?.counts.get(user).copied().unwrap_or_default();
+        Ok(BellCounts {
+            unread: u64::try_from(c.unread).unwrap_or(0),
+            unseen: u64::try_from(c.unseen).unwrap_or(0),
+        })
     }
 
-    async fn mark_read(
+    async fn transition(
         &self,
         user: &UserId,
-        id: EventId,
+        ids: &[EventId],
+        transition: Transition,
         now: Timestamp,
-    ) -> Result<MarkRead, StoreError> {
+    ) -> Result<Vec<Moved>, StoreError> {
         let mut s = self.state()?;
-        let Some(note) = s.notes.get_mut(&(user.clone(), id)) else {
-            return Ok(MarkRead::NotFound);
-        };
-        if note.read_at.is_some() {
-            return Ok(MarkRead::AlreadyRead);
-        }
-        note.read_at = Some(now);
-        if let Some(n) = s.unread.get_mut(user) {
-            *n = n.saturating_sub(1);
-        }
-        Ok(MarkRead::Marked)
+        s.writes += 1;
+        Ok(ids
+            .iter()
+            .map(|id| s.transition(user, *id, transition, now))
+            .collect())
     }
 
     async fn mark_all_read(&self, user: &UserId, now: Timestamp) -> Result<ReadAll, StoreError> {
         let mut s = self.state()?;
-        let mut marked = 0;
-        for ((_, _), note) in s
-            .notes
-            .iter_mut()
-            .filter(|((u, _), n)| u == user && n.read_at.is_none())
-            .take(READ_ALL_MAX)
-        {
-            note.read_at = Some(now);
-            marked += 1;
-        }
-        if let Some(n) = s.unread.get_mut(user) {
-            *n = n.saturating_sub(marked);
-        }
-        let more = s
+        let unread: Vec<EventId> = s
             .notes
             .iter()
-            .any(|((u, _), n)| u == user && n.read_at.is_none());
-        Ok(ReadAll { marked, more })
+            .filter(|((u, _), n)| u == user && n.state.is_unread())
+            .map(|((_, id), _)| *id)
+            .collect();
+        let mut marked = 0;
+        for id in unread.iter().take(READ_ALL_MAX) {
+            if s.transition(user, *id, Transition::Read, now) == Moved::Changed {
+                marked += 1;
+            }
+        }
+        Ok(ReadAll {
+            marked,
+            more: unread.len() > READ_ALL_MAX,
+        })
     }
 
     async fn watch(

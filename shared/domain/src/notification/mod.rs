@@ -1,7 +1,7 @@
 //! Who is told about what: the one table of notification rules, recipients' opt-outs, and the
 //! notification itself.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,12 @@ use crate::episode::Person;
 use crate::event::{DomainEvent, EventType};
 use crate::ids::{EpisodeId, EventId};
 use crate::time::Timestamp;
+
+pub mod batch;
+pub mod state;
+
+pub use batch::{Batching, Delivery, GroupKey, Incoming, Observed};
+pub use state::{Counts, Moved, NoteFilter, NoteState, Transition};
 
 /// Who hears about an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,81 +111,180 @@ pub fn recipients(
     set.into_iter().cloned().collect()
 }
 
-/// A notification as the API serves it.
+/// One change a notification counts: the event and its line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    pub event_id: EventId,
+    pub at: Timestamp,
+    pub summary: String,
+}
+
+/// A notification as the API (and its WebSocket frame) serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[schemars(rename = "Notification")]
 pub struct NotificationBody {
-    /// The id of the event it is about: one notification per (event, recipient).
+    /// The id of the event that opened it: one notification per (event, recipient) when
+    /// batching is off, one per batch when it is on.
     pub id: EventId,
     #[serde(rename = "type")]
     pub event_type: EventType,
     pub episode_id: EpisodeId,
     /// Who caused it.
     pub actor: Person,
+    /// The whole of it: "Alice moved S2E4 4 times", or the one change's line.
     pub summary: String,
+    /// How many changes it counts (at most [`batch::MAX_CHANGES`]).
+    pub count: usize,
+    /// The changes, oldest first.
+    pub changes: Vec<Change>,
     pub created_at: Timestamp,
+    /// When its latest change happened.
+    pub updated_at: Timestamp,
+    pub state: NoteState,
+    pub seen: bool,
     pub read: bool,
+    pub archived: bool,
+    pub seen_at: Option<Timestamp>,
     pub read_at: Option<Timestamp>,
+    pub archived_at: Option<Timestamp>,
+    /// Grows with every change of the notification (a new change, seen, read, archived): of
+    /// two copies, the one with the higher revision is the newer.
+    pub revision: u64,
 }
 
-/// One notification for one user about one event: idempotent per (event, recipient).
+/// One notification for one user: the changes of one episode of one kind by one actor
+/// within the batching window (one change when batching is off).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
+    /// The id of the event that opened it.
     pub id: EventId,
     pub recipient: UserId,
     pub event_type: EventType,
     pub episode_id: EpisodeId,
     pub actor: Actor,
-    pub summary: String,
+    /// How the episode was named when it opened ("S2E4 “Pilot”").
+    pub label: String,
+    /// Oldest first; never empty.
+    pub changes: Vec<Change>,
     pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub state: NoteState,
+    pub seen_at: Option<Timestamp>,
     pub read_at: Option<Timestamp>,
+    pub archived_at: Option<Timestamp>,
+    /// 1 when first written, one more with each change.
+    pub revision: u64,
 }
 
 /// DynamoDB's limit on the items of one transaction.
 pub const TRANSACTION_MAX_ITEMS: usize = 100;
 
-/// The notifications in groups that each fit one transaction with their recipients' unread
-/// counters (an item per notification, one per distinct recipient of the group): 50 to a
-/// transaction when every recipient is different, so W watchers cost ⌈W / 50⌉ writes, not W.
-/// The same (event, recipient) named twice is written once.
-pub fn transaction_chunks(notes: &[Notification]) -> Vec<Vec<Notification>> {
-    let mut seen = HashSet::new();
-    let mut chunks = Vec::new();
-    let mut chunk: Vec<Notification> = Vec::new();
-    let mut users: HashSet<&UserId> = HashSet::new();
-    for note in notes {
-        if !seen.insert((&note.recipient, note.id)) {
-            continue;
-        }
-        let items = 1 + usize::from(!users.contains(&note.recipient));
-        if chunk.len() + users.len() + items > TRANSACTION_MAX_ITEMS {
-            chunks.push(std::mem::take(&mut chunk));
-            users.clear();
-        }
-        users.insert(&note.recipient);
-        chunk.push(note.clone());
-    }
-    if !chunk.is_empty() {
-        chunks.push(chunk);
-    }
-    chunks
+/// How long notifications are kept (the template's `ReadNotificationRetentionDays` and
+/// `UnreadNotificationRetentionDays`), applied by the table's TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Read (and archived) ones: days after they were read.
+    pub read_days: u32,
+    /// Unread ones: days after their latest change.
+    pub unread_days: u32,
 }
 
-/// How long notifications are kept.
-pub const NOTIFICATION_RETENTION_DAYS: i64 = 90;
+impl Retention {
+    pub const DEFAULT: Self = Self {
+        read_days: 90,
+        unread_days: 365,
+    };
+
+    /// When the notification may be deleted.
+    pub fn expires_at(self, note: &Notification) -> Timestamp {
+        match (note.state.is_unread(), note.read_at) {
+            (false, Some(read)) => read.plus_days(i64::from(self.read_days)),
+            _ => note.updated_at.plus_days(i64::from(self.unread_days)),
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 impl Notification {
-    pub fn for_recipient(event: &DomainEvent, recipient: UserId, summary: String) -> Self {
+    /// A new notification for `recipient`, opened by `event` (unseen, revision 1).
+    pub fn opened(event: &DomainEvent, recipient: UserId, label: String, summary: String) -> Self {
         Self {
             id: event.id,
             recipient,
             event_type: event.event_type,
             episode_id: event.episode_id,
             actor: event.actor.clone(),
-            summary,
+            label,
+            changes: vec![Change {
+                event_id: event.id,
+                at: event.occurred_at,
+                summary,
+            }],
             created_at: event.occurred_at,
+            updated_at: event.occurred_at,
+            state: NoteState::Unseen,
+            seen_at: None,
             read_at: None,
+            archived_at: None,
+            revision: 1,
         }
+    }
+
+    /// The batch it belongs to.
+    pub fn group(&self) -> GroupKey {
+        GroupKey {
+            episode_id: self.episode_id,
+            event_type: self.event_type,
+            actor: self.actor.id.clone(),
+        }
+    }
+
+    /// The line for the whole notification: the change's own when there is one, else one
+    /// that counts them ("Alice moved S2E4 “Pilot” 4 times").
+    pub fn summary(&self) -> String {
+        let n = self.changes.len();
+        if let [only] = self.changes.as_slice() {
+            return only.summary.clone();
+        }
+        let (who, label) = (self.actor.name.as_str(), self.label.as_str());
+        match self.event_type {
+            EventType::EpisodeUpdated => format!("{who} moved {label} {n} times"),
+            EventType::JobFailed => format!("{n} jobs on {label} failed"),
+            _ => format!("{who} made {n} changes to {label}"),
+        }
+    }
+
+    /// Applies a recipient's move at `now`: the state, its timestamp and the revision.
+    /// `false` when the move changes nothing.
+    pub fn apply(&mut self, transition: Transition, now: Timestamp) -> bool {
+        let Some(next) = transition.apply(self.state) else {
+            return false;
+        };
+        match next {
+            NoteState::Unseen => {}
+            NoteState::Seen => self.seen_at = Some(now),
+            NoteState::Read => {
+                self.seen_at.get_or_insert(now);
+                self.read_at.get_or_insert(now);
+                if self.state == NoteState::Archived {
+                    self.archived_at = None;
+                }
+            }
+            NoteState::Archived => {
+                self.seen_at.get_or_insert(now);
+                self.read_at.get_or_insert(now);
+                self.archived_at = Some(now);
+            }
+        }
+        self.state = next;
+        self.revision += 1;
+        true
     }
 
     /// The notification as the API (and its WebSocket frame) serves it.
@@ -192,10 +297,19 @@ impl Notification {
                 id: self.actor.id.clone(),
                 name: self.actor.name.clone(),
             },
-            summary: self.summary.clone(),
+            summary: self.summary(),
+            count: self.changes.len(),
+            changes: self.changes.clone(),
             created_at: self.created_at,
-            read: self.read_at.is_some(),
+            updated_at: self.updated_at,
+            state: self.state,
+            seen: !self.state.is_unseen(),
+            read: !self.state.is_unread(),
+            archived: self.state == NoteState::Archived,
+            seen_at: self.seen_at,
             read_at: self.read_at,
+            archived_at: self.archived_at,
+            revision: self.revision,
         }
     }
 
@@ -211,42 +325,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn notifications_go_in_transactions_of_fifty_with_their_counters() {
-        let event = golden(include_str!("../../../events/domain/episode.updated.json"));
-        let notes: Vec<Notification> = (0..120)
-            .map(|i| {
-                Notification::for_recipient(
-                    &event,
-                    UserId::parse(&format!("u{i}")).unwrap(),
-                    "s".into(),
-                )
-            })
-            .collect();
-        let chunks = transaction_chunks(&notes);
-        assert_eq!(
-            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
-            [50, 50, 20]
-        );
-        // Ann's two and u0's one, each named again: three notifications, two counters.
-        let other = golden(include_str!("../../../events/domain/episode.created.json"));
-        let same: Vec<Notification> = [&event, &other]
-            .iter()
-            .cycle()
-            .take(2)
-            .map(|e| Notification::for_recipient(e, UserId::parse("ann").unwrap(), "s".into()))
-            .chain(std::iter::repeat_n(notes[0].clone(), 3))
-            .collect();
-        let chunks = transaction_chunks(&same);
-        assert_eq!(chunks.len(), 1);
-        assert_eq!(
-            chunks[0].len(),
-            3,
-            "the same (event, recipient) counts once"
-        );
-        assert!(transaction_chunks(&[]).is_empty());
-    }
-
     fn golden(text: &str) -> DomainEvent {
         serde_json::from_str(text).unwrap()
     }
@@ -257,9 +335,15 @@ mod tests {
 
     #[test]
     fn the_rules_table() {
-        let created = golden(include_str!("../../../events/domain/episode.created.json"));
-        let updated = golden(include_str!("../../../events/domain/episode.updated.json"));
-        let deleted = golden(include_str!("../../../events/domain/episode.deleted.json"));
+        let created = golden(include_str!(
+            "../../../../events/domain/episode.created.json"
+        ));
+        let updated = golden(include_str!(
+            "../../../../events/domain/episode.updated.json"
+        ));
+        let deleted = golden(include_str!(
+            "../../../../events/domain/episode.deleted.json"
+        ));
         assert_eq!(audience(&created), Audience::Nobody);
         assert_eq!(audience(&updated), Audience::Watchers, "a status change");
         assert_eq!(audience(&deleted), Audience::Watchers);
@@ -270,7 +354,9 @@ mod tests {
 
     #[test]
     fn nobody_hears_of_their_own_action_and_muted_types_are_skipped() {
-        let event = golden(include_str!("../../../events/domain/episode.deleted.json"));
+        let event = golden(include_str!(
+            "../../../../events/domain/episode.deleted.json"
+        ));
         let muted = Preferences {
             muted_event_types: BTreeSet::from([EventType::EpisodeDeleted]),
         };
