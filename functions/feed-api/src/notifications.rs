@@ -48,24 +48,22 @@ pub async fn list<A, N: Inbox, P>(
             false
         }
     };
-    // `unread=true` is the older spelling of `state=unread`.
-    let filter = match (params.get("state").map(String::as_str), unread) {
-        (None, false) => NoteFilter::Inbox,
-        (None, true) => NoteFilter::Unread,
-        (Some(name), _) => match NoteFilter::parse(name) {
-            Some(f) if !unread || f == NoteFilter::Unread => f,
-            Some(_) => {
-                errors.push(FieldError::new("unread", "contradicts state"));
-                NoteFilter::Inbox
-            }
-            None => {
-                errors.push(FieldError::new(
-                    "state",
-                    format!("must be one of {}", NoteFilter::NAMES.join(", ")),
-                ));
-                NoteFilter::Inbox
-            }
-        },
+    let state = match params.get("state").map(String::as_str) {
+        None => NoteFilter::Inbox,
+        Some(name) => NoteFilter::parse(name).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                "state",
+                format!("must be one of {}", NoteFilter::NAMES.join(", ")),
+            ));
+            NoteFilter::Inbox
+        }),
+    };
+    // `unread=true` keeps the unread ones of the state (alone, it is `state=unread`); of read
+    // or archived ones that leaves none.
+    let filter = if unread {
+        state.unread_only()
+    } else {
+        Some(state)
     };
     let limit = match params.get("limit").map(|l| PageSize::parse(l)).transpose() {
         Ok(l) => l.unwrap_or(PageSize::DEFAULT),
@@ -74,7 +72,7 @@ pub async fn list<A, N: Inbox, P>(
             PageSize::DEFAULT
         }
     };
-    let scope = format!("state={}", filter.as_str());
+    let scope = format!("state={}", filter.map_or("none", NoteFilter::as_str));
     let after = match params
         .get("cursor")
         .map(|c| cursor::decode(c, &scope))
@@ -89,6 +87,9 @@ pub async fn list<A, N: Inbox, P>(
     if !errors.is_empty() {
         return Err(Problem::bad_request(errors));
     }
+    let Some(filter) = filter else {
+        return json(StatusCode::OK, &json!({ "items": [], "next_cursor": null }));
+    };
     let page = api
         .notifications
         .list(&actor.id, filter, limit.get(), after)

@@ -285,12 +285,13 @@ pub fn preferences(r: &mut Registry) -> Body {
 }
 
 pub fn seen(r: &mut Registry) -> Body {
+    let id = r.of::<domain::EventId>();
     let schema = object(
         vec![(
             "ids",
             json!({
                 "type": "array",
-                "items": { "type": "string", "format": "uuid" },
+                "items": id,
                 "maxItems": domain::store::notification::MAX_MOVED_AT_ONCE,
                 "uniqueItems": true,
                 "description": "The notifications the bell showed (each at most once).",

@@ -577,7 +577,7 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
                     "unread",
                     In::Query,
                     false,
-                    "`true` is `state=unread` (the older spelling); `false`, the default, changes nothing.",
+                    "`true` keeps only the unread ones of the `state` asked for (`unread=true` alone is `state=unread`, its older spelling); `false`, the default, changes nothing.",
                     json!({ "type": "boolean" }),
                 ),
                 limit(),

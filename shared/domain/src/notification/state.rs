@@ -161,6 +161,16 @@ impl NoteFilter {
         }
     }
 
+    /// The unread ones of this filter (`unread=true` beside a `state`): `None` when there
+    /// are none by definition (read ones, archived ones).
+    pub fn unread_only(self) -> Option<Self> {
+        match self {
+            Self::Inbox | Self::All | Self::Unread => Some(Self::Unread),
+            Self::Unseen => Some(Self::Unseen),
+            Self::Read | Self::Archived => None,
+        }
+    }
+
     pub fn admits(self, state: NoteState) -> bool {
         match self {
             Self::Inbox => state != NoteState::Archived,
@@ -236,5 +246,18 @@ mod tests {
         assert_eq!(admitted(NoteFilter::Inbox), 3);
         assert_eq!(admitted(NoteFilter::Unread), 2);
         assert_eq!(admitted(NoteFilter::All), 4);
+        // Narrowed to unread ones: what is left of each filter, and nothing of read ones.
+        for name in NoteFilter::NAMES {
+            let f = NoteFilter::parse(name).unwrap();
+            let left: Vec<NoteState> = ALL
+                .into_iter()
+                .filter(|s| f.admits(*s) && s.is_unread())
+                .collect();
+            let narrowed: Vec<NoteState> = match f.unread_only() {
+                Some(g) => ALL.into_iter().filter(|s| g.admits(*s)).collect(),
+                None => Vec::new(),
+            };
+            assert_eq!(left, narrowed, "{name}");
+        }
     }
 }
