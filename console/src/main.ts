@@ -22,7 +22,7 @@ export interface App {
   onNotification: (() => void) | null;
   /** Grows with each navigation: a page that awaited checks it is still the one on screen. */
   routeSeq: number;
-  /** Reads the exact unread count again (after a notification, a read, read all). */
+  /** Reads the exact unread and unseen counts again (after a notification, a read, read all). */
   refreshBell: () => Promise<void>;
 }
 
@@ -71,9 +71,11 @@ async function start(): Promise<void> {
   const bell = h("a", { href: "#/notifications", class: "bell", id: "bell" }, "Notifications");
   const refreshBell = async () => {
     try {
-      const { body } = await app.api.request<{ unread: number }>("GET", "/me/notifications/unread-count");
-      bell.textContent = `Notifications (${body.unread} unread)`;
+      const { body } = await app.api.request<{ unread: number; unseen: number }>("GET", "/me/notifications/unread-count");
+      // Unseen: unread ones the bell's page has not shown yet (new, or grown since).
+      bell.textContent = `Notifications (${body.unread} unread${body.unseen ? ` · ${body.unseen} new` : ""})`;
       bell.dataset.unread = String(body.unread);
+      bell.dataset.unseen = String(body.unseen);
     } catch {
       // The count is read again at the next notification or action.
     }

@@ -324,13 +324,26 @@ def test_the_bell_count_rises_and_falls_and_the_audit_log_filters(browser, conso
             r = api.request("PATCH", f"/episodes/{ep['id']}", tokens["bob"], json={"status": "in_production"},
                             headers={"If-Match": '"1"'})
             assert r.status_code == 204, r.text
-        expect(bell).to_have_text("Notifications (2 unread)", timeout=LIVE_S)
+        expect(bell).to_have_text("Notifications (2 unread · 2 new)", timeout=LIVE_S)
         bell.click()
         expect(page.locator("h1")).to_have_text("Notifications")
-        expect(page.locator(".feed li")).to_have_count(2)
+        expect(page.locator(".feed > li")).to_have_count(2)
+        # What the page showed is seen: nothing new, both still unread.
+        expect(bell).to_have_text("Notifications (2 unread)")
+        assert api.request("GET", "/me/notifications/unread-count", carol).json() == {"unread": 2, "unseen": 0}
         accessible(page, "notifications")
-        page.locator(".feed li", has_text="Carol's first").get_by_role("button", name="Mark read").click()
+        page.locator(".feed > li", has_text="Carol's first").get_by_role("button", name="Mark read").click()
         expect(bell).to_have_text("Notifications (1 unread)")
+        # Archived: out of the inbox (and the count), listed under Archived, unarchived back.
+        page.locator(".feed > li", has_text="Carol's second").get_by_role("button", name="Archive").click()
+        expect(page.locator(".feed > li")).to_have_count(1)
+        expect(bell).to_have_text("Notifications (0 unread)")
+        page.select_option("#state", "archived")
+        expect(page.locator(".feed > li")).to_have_count(1)
+        page.locator(".feed > li", has_text="Carol's second").get_by_role("button", name="Unarchive").click()
+        expect(page.locator(".feed > li")).to_have_count(0)
+        page.select_option("#state", "inbox")
+        expect(page.locator(".feed > li")).to_have_count(2)
         page.click("text=Mark all read")
         expect(bell).to_have_text("Notifications (0 unread)")
         # A preference: mute deletions; the API holds it.
@@ -355,7 +368,7 @@ def test_the_bell_count_rises_and_falls_and_the_audit_log_filters(browser, conso
         r = api.request("PATCH", f"/episodes/{first['id']}", tokens["bob"], json={"status": "published"},
                         headers={"If-Match": '"3"'})
         assert r.status_code == 204, r.text
-        expect(bell).to_have_text("Notifications (1 unread)", timeout=LIVE_S)
+        expect(bell).to_have_text("Notifications (1 unread · 1 new)", timeout=LIVE_S)
         inbox = api.request("GET", "/me/notifications?unread=true", carol).json()["items"]
         assert [n["summary"] for n in inbox] == ["Bob moved “Carol's first” to published"], inbox
     finally:

@@ -1,6 +1,16 @@
-/** The bell's page: the user's notifications, newest first; read one, read all; what to mute. */
+/**
+ * The bell's page: the user's notifications, newest first, by state; what it shows is marked
+ * seen; read one, read all, archive and unarchive; what to mute. A notification may count
+ * several changes (one episode, one kind, one actor, within the batching window).
+ */
 import { h, replace, when } from "../dom";
 import type { App } from "../main";
+
+interface Change {
+  event_id: string;
+  at: string;
+  summary: string;
+}
 
 interface Notification {
   id: string;
@@ -8,7 +18,12 @@ interface Notification {
   summary: string;
   episode_id: string;
   created_at: string;
+  updated_at: string;
+  count: number;
+  changes: Change[];
+  seen: boolean;
   read: boolean;
+  archived: boolean;
 }
 
 /** The event types a person can be notified of (`domain::notification`'s rules). */
@@ -18,16 +33,26 @@ const TYPES: [string, string][] = [
   ["job.failed", "Failures of jobs I started"],
 ];
 
+/** The list's states (`GET /me/notifications?state=`). */
+const STATES: [string, string][] = [
+  ["inbox", "Inbox"],
+  ["unread", "Unread"],
+  ["unseen", "New"],
+  ["read", "Read"],
+  ["archived", "Archived"],
+  ["all", "All"],
+];
+
 export async function notificationsPage(app: App): Promise<void> {
   const list = h("ul", { class: "feed", "aria-label": "Notifications" });
   const message = h("p", { role: "status", "aria-live": "polite" });
-  const unreadOnly = h("input", { type: "checkbox", id: "unread-only", onchange: () => void load() });
+  const state = h("select", { id: "state", onchange: () => void load() },
+    ...STATES.map(([value, text]) => h("option", { value }, text)));
   const more = h("button", { class: "plain", onclick: () => void load(true) }, "More");
   let cursor: string | null = null;
 
   async function load(append = false): Promise<void> {
-    const q = new URLSearchParams({ limit: "20" });
-    if (unreadOnly.checked) q.set("unread", "true");
+    const q = new URLSearchParams({ limit: "20", state: state.value });
     if (append && cursor) q.set("cursor", cursor);
     const route = app.routeSeq;
     const { body } = await app.api.request<{ items: Notification[]; next_cursor: string | null }>("GET", `/me/notifications?${q}`);
@@ -38,23 +63,43 @@ export async function notificationsPage(app: App): Promise<void> {
     else replace(list, ...items);
     message.textContent = list.children.length ? "" : "Nothing here.";
     more.hidden = !cursor;
+    // What the page showed is seen (still unread): the bell's "new" goes down.
+    const shown = body.items.filter((n) => !n.seen).map((n) => n.id);
+    if (shown.length) {
+      await app.api.request("POST", "/me/notifications/seen", { ids: shown });
+      await app.refreshBell();
+    }
   }
 
   function item(n: Notification): HTMLLIElement {
-    const read = h("button", { class: "plain", onclick: async () => {
-      await app.api.request("POST", `/me/notifications/${n.id}/read`);
-      li.classList.add("read");
+    const act = (path: string, after: () => void) => h("button", { class: "plain", onclick: async () => {
+      await app.api.request("POST", `/me/notifications/${n.id}/${path}`);
+      after();
+      await app.refreshBell();
+    } }, path === "read" ? "Mark read" : path === "archive" ? "Archive" : "Unarchive");
+    const read = act("read", () => {
+      li.classList.replace("unread", "read");
       li.querySelector("strong")?.remove();
       link.focus();
       read.remove();
-      await app.refreshBell();
-    } }, "Mark read");
+    });
+    const archive = act(n.archived ? "unarchive" : "archive", () => {
+      if (state.value === "all") void load();
+      else li.remove();
+      link.focus();
+    });
     const link = h("a", { href: `#/episodes/${n.episode_id}` }, n.summary);
-    const li = h("li", { class: n.read ? "read" : "unread" },
+    const changes = n.count > 1
+      ? h("details", {}, h("summary", {}, `${n.count} changes`),
+        h("ol", {}, ...n.changes.map((c) => h("li", {}, c.summary, " ", h("span", { class: "muted" }, when(c.at))))))
+      : null;
+    const li = h("li", { class: n.read ? "read" : "unread", "data-id": n.id },
       n.read ? null : h("strong", {}, "New: "),
       link, " ",
-      h("span", { class: "muted" }, when(n.created_at)), " ",
-      n.read ? null : read,
+      h("span", { class: "muted" }, when(n.updated_at)), " ",
+      n.read ? null : read, " ",
+      archive,
+      changes,
     );
     return li;
   }
@@ -89,7 +134,7 @@ export async function notificationsPage(app: App): Promise<void> {
     h("h1", {}, "Notifications"),
     h("section", { "aria-labelledby": "inbox-title" },
       h("h2", { id: "inbox-title" }, "Inbox"),
-      h("div", { class: "row" }, h("div", { class: "check" }, unreadOnly, h("label", { for: "unread-only" }, "Unread only")), readAll),
+      h("div", { class: "row" }, h("div", { class: "check" }, h("label", { for: "state" }, "Show "), state), readAll),
       list, message, more),
     h("section", { "aria-labelledby": "prefs-title" }, h("h2", { id: "prefs-title" }, "Preferences"), prefs, saved),
   );
