@@ -610,28 +610,13 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             vec![],
             vec![reply(200, "The count.", Some(unread))],
         ),
-        anyone(
+        move_of_one(
+            r,
             "markNotificationRead",
-            "POST",
             "/me/notifications/{id}/read",
-            "notifications",
             "Mark one notification read",
             "Idempotent.",
-            vec![path_id::<EventId>(
-                r,
-                "The notification (the id of the event it is about).",
-            )],
-            [
-                vec![reply(204, "Read.", None)],
-                problems(
-                    r,
-                    &[
-                        (400, "The id is not a notification id."),
-                        (404, "No such notification of yours."),
-                    ],
-                ),
-            ]
-            .concat(),
+            "Read.",
         ),
         Operation {
             id: "markNotificationsSeen",
@@ -658,45 +643,21 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             ]
             .concat(),
         },
-        anyone(
+        move_of_one(
+            r,
             "archiveNotification",
-            "POST",
             "/me/notifications/{id}/archive",
-            "notifications",
             "Archive one notification",
             "Read, and out of the inbox (`state=archived` lists it). Idempotent.",
-            vec![path_id::<EventId>(r, "The notification.")],
-            [
-                vec![reply(204, "Archived.", None)],
-                problems(
-                    r,
-                    &[
-                        (400, "The id is not a notification id."),
-                        (404, "No such notification of yours."),
-                    ],
-                ),
-            ]
-            .concat(),
+            "Archived.",
         ),
-        anyone(
+        move_of_one(
+            r,
             "unarchiveNotification",
-            "POST",
             "/me/notifications/{id}/unarchive",
-            "notifications",
             "Unarchive one notification",
             "Back in the inbox, read. Idempotent.",
-            vec![path_id::<EventId>(r, "The notification.")],
-            [
-                vec![reply(204, "In the inbox.", None)],
-                problems(
-                    r,
-                    &[
-                        (400, "The id is not a notification id."),
-                        (404, "No such notification of yours."),
-                    ],
-                ),
-            ]
-            .concat(),
+            "In the inbox.",
         ),
         anyone(
             "markAllNotificationsRead",
@@ -744,6 +705,44 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             .concat(),
         },
     ]
+}
+
+/// `POST /me/notifications/{id}/<move>`: one of the caller's notifications read, archived or
+/// unarchived; 204, and the same refusals for each.
+fn move_of_one(
+    r: &mut Registry,
+    id: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    done: &'static str,
+) -> Operation {
+    Operation {
+        id,
+        method: "POST",
+        path,
+        function: Function::Feed,
+        access: Access::Anyone,
+        tag: "notifications",
+        summary,
+        description,
+        params: vec![path_id::<EventId>(
+            r,
+            "The notification (the id of the event that opened it).",
+        )],
+        body: None,
+        replies: [
+            vec![reply(204, done, None)],
+            problems(
+                r,
+                &[
+                    (400, "The id is not a notification id."),
+                    (404, "No such notification of yours."),
+                ],
+            ),
+        ]
+        .concat(),
+    }
 }
 
 fn files(r: &mut Registry) -> Vec<Operation> {

@@ -322,6 +322,18 @@ impl DynamoNotificationStore {
         }
     }
 
+    /// Whole items of the notifications table (notifications, receipts, pointers), read
+    /// strongly consistent: what the writes' conditions are then checked against.
+    fn notifications_get(&self) -> BatchGet<'_> {
+        BatchGet {
+            table: &self.tables.notifications,
+            key: "user_id",
+            projection: None,
+            names: &[],
+            consistent: true,
+        }
+    }
+
     /// The user's notifications of these ids that exist, read strongly consistent.
     async fn read_notes(
         &self,
@@ -331,15 +343,10 @@ impl DynamoNotificationStore {
             .into_iter()
             .map(|(u, id)| (u.as_str().to_owned(), sk(id)))
             .collect();
-        let items = BatchGet {
-            table: &self.tables.notifications,
-            key: "user_id",
-            projection: None,
-            names: &[],
-            consistent: true,
-        }
-        .run_composite(&self.client, "sk", pairs)
-        .await?;
+        let items = self
+            .notifications_get()
+            .run_composite(&self.client, "sk", pairs)
+            .await?;
         items.iter().map(notification_from_item).collect()
     }
 
@@ -511,13 +518,7 @@ impl NotificationWriter for DynamoNotificationStore {
         events: &[(UserId, EventId)],
         batching: bool,
     ) -> Result<Observations, StoreError> {
-        let get = BatchGet {
-            table: &self.tables.notifications,
-            key: "user_id",
-            projection: None,
-            names: &[],
-            consistent: true,
-        };
+        let get = self.notifications_get();
         let mut wanted: Vec<(String, String)> = Vec::new();
         if batching {
             for (u, g) in groups {

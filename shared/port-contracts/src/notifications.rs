@@ -55,8 +55,19 @@ fn incoming(event: &DomainEvent) -> Incoming {
     }
 }
 
-/// Plans `events` for `user` over what the store holds now (batching on).
-async fn planned(w: &impl World, user: &UserId, events: &[DomainEvent]) -> Option<Delivery> {
+/// Plans `events` for `user` over what the store holds now (batching on): something to write.
+async fn planned(w: &impl World, user: &UserId, events: &[DomainEvent]) -> Delivery {
+    plan_over_store(w, user, events)
+        .await
+        .unwrap_or_else(|| panic!("nothing to write: every event was counted"))
+}
+
+/// The same, `None` when every event was counted.
+async fn plan_over_store(
+    w: &impl World,
+    user: &UserId,
+    events: &[DomainEvent],
+) -> Option<Delivery> {
     let group = GroupKey::of(&events[0]);
     let keys: Vec<(UserId, EventId)> = events.iter().map(|e| (user.clone(), e.id)).collect();
     let seen = w
@@ -153,17 +164,11 @@ pub async fn a_delivery_is_written_once_and_read_back(w: &impl World) {
 pub async fn a_batch_grows_in_place_and_a_stale_plan_is_refused(w: &impl World) {
     let user = someone();
     let first = failed_job();
-    let d = planned(w, &user, std::slice::from_ref(&first))
-        .await
-        .unwrap_or_else(|| panic!("planned"));
+    let d = planned(w, &user, std::slice::from_ref(&first)).await;
     assert_eq!(apply(w, &[d]).await, [true]);
     let second = again(&first, 5);
-    let grow = planned(w, &user, std::slice::from_ref(&second))
-        .await
-        .unwrap_or_else(|| panic!("planned"));
-    let stale = planned(w, &user, &[again(&first, 6)])
-        .await
-        .unwrap_or_else(|| panic!("planned"));
+    let grow = planned(w, &user, std::slice::from_ref(&second)).await;
+    let stale = planned(w, &user, &[again(&first, 6)]).await;
     assert_eq!(apply(w, &[grow]).await, [true]);
     // Planned on revision 1; the store holds 2: refused, nothing changes.
     assert_eq!(apply(w, &[stale]).await, [false]);
@@ -186,7 +191,7 @@ pub async fn a_batch_grows_in_place_and_a_stale_plan_is_refused(w: &impl World) 
         "the bell counts notifications"
     );
     assert!(
-        planned(w, &user, &[first, second]).await.is_none(),
+        plan_over_store(w, &user, &[first, second]).await.is_none(),
         "all counted"
     );
 }
@@ -195,17 +200,11 @@ pub async fn two_openers_of_one_batch_cannot_both_open_it(w: &impl World) {
     let user = someone();
     let a = failed_job();
     let b = again(&a, 1);
-    let pa = planned(w, &user, std::slice::from_ref(&a))
-        .await
-        .unwrap_or_else(|| panic!("planned"));
-    let pb = planned(w, &user, std::slice::from_ref(&b))
-        .await
-        .unwrap_or_else(|| panic!("planned"));
+    let pa = planned(w, &user, std::slice::from_ref(&a)).await;
+    let pb = planned(w, &user, std::slice::from_ref(&b)).await;
     assert_eq!(apply(w, &[pa]).await, [true]);
     assert_eq!(apply(w, &[pb]).await, [false], "the batch is open already");
-    let pb = planned(w, &user, &[b])
-        .await
-        .unwrap_or_else(|| panic!("planned"));
+    let pb = planned(w, &user, &[b]).await;
     assert_eq!(apply(w, &[pb]).await, [true]);
     let stored = listed(w, &user, NoteFilter::Inbox).await;
     assert_eq!(stored.len(), 1);
@@ -216,23 +215,17 @@ pub async fn two_openers_of_one_batch_cannot_both_open_it(w: &impl World) {
 pub async fn a_growth_and_a_read_meanwhile_do_not_overwrite_each_other(w: &impl World) {
     let user = someone();
     let first = failed_job();
-    let d = planned(w, &user, std::slice::from_ref(&first))
-        .await
-        .unwrap_or_else(|| panic!("planned"));
+    let d = planned(w, &user, std::slice::from_ref(&first)).await;
     assert_eq!(apply(w, &[d]).await, [true]);
     let second = again(&first, 5);
-    let grow = planned(w, &user, std::slice::from_ref(&second))
-        .await
-        .unwrap_or_else(|| panic!("planned"));
+    let grow = planned(w, &user, std::slice::from_ref(&second)).await;
     assert_eq!(
         moved(w, &user, &[first.id], Transition::Read).await,
         [Moved::Changed]
     );
     assert_eq!(apply(w, &[grow]).await, [false], "planned before the read");
     // Planned again: the read one is left alone, a new one opens.
-    let grow = planned(w, &user, std::slice::from_ref(&second))
-        .await
-        .unwrap_or_else(|| panic!("planned"));
+    let grow = planned(w, &user, std::slice::from_ref(&second)).await;
     assert_eq!(apply(w, &[grow]).await, [true]);
     let stored = listed(w, &user, NoteFilter::All).await;
     assert_eq!(

@@ -8,7 +8,7 @@
 //! it meanwhile) the worker observes again and plans again. Each (recipient, event) is
 //! counted once for good by its receipt, so a redelivery, however late, changes nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 
 use crate::actor::UserId;
 use crate::event::{DomainEvent, EventType};
@@ -111,8 +111,7 @@ impl Delivery {
     /// The delivery of one event to one recipient as a notification of its own, assuming
     /// nothing was stored before (for tests and seeding).
     pub fn single(event: &DomainEvent, recipient: &UserId, label: &str, summary: &str) -> Self {
-        let mut note = Notification::opened(event, recipient.clone(), label.into(), summary.into());
-        note.revision = 1;
+        let note = Notification::opened(event, recipient.clone(), label.into(), summary.into());
         Self {
             recipient: recipient.clone(),
             group: GroupKey::of(event),
@@ -237,20 +236,22 @@ pub fn packs(deliveries: &[Delivery]) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
     let mut pack: Vec<usize> = Vec::new();
     let mut items = 0;
-    let mut counters: HashMap<&UserId, ()> = HashMap::new();
+    // The recipients whose counter the pack moves already.
+    let mut counters: HashSet<&UserId> = HashSet::new();
     for (i, d) in deliveries.iter().enumerate() {
-        let own = d.items() - usize::from(!d.counts.is_zero());
-        let counter = usize::from(!d.counts.is_zero() && !counters.contains_key(&d.recipient));
-        if !pack.is_empty() && items + own + counter > TRANSACTION_MAX_ITEMS {
+        let moves = !d.counts.is_zero();
+        let own = d.items() - usize::from(moves);
+        let new_counter =
+            |counters: &HashSet<&UserId>| usize::from(moves && !counters.contains(&d.recipient));
+        if !pack.is_empty() && items + own + new_counter(&counters) > TRANSACTION_MAX_ITEMS {
             out.push(std::mem::take(&mut pack));
             items = 0;
             counters.clear();
         }
-        let counter = usize::from(!d.counts.is_zero() && !counters.contains_key(&d.recipient));
-        if !d.counts.is_zero() {
-            counters.insert(&d.recipient, ());
+        items += own + new_counter(&counters);
+        if moves {
+            counters.insert(&d.recipient);
         }
-        items += own + counter;
         pack.push(i);
     }
     if !pack.is_empty() {
