@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import json
 import re
 from pathlib import Path
 
@@ -213,21 +214,31 @@ def test_each_queue_worker_consumes_only_its_own_queues(template, functions):
     assert not problems, "\n".join(problems)
 
 
-def test_only_the_relay_reads_a_stream_and_only_the_events_stream(template, functions):
+# Which function may read which table's stream: the relay the outbox, the notification worker
+# the notifications table's removals (TTL expiries, to correct the bell's counts).
+STREAM_READERS = {
+    "event-relay": ("EventsTable", "StreamArn"),
+    "notification-worker": ("NotificationsTable", "StreamArn"),
+}
+
+
+def test_each_stream_is_read_by_its_one_function_only(template, functions):
     problems = []
     for name, (_, f) in functions.items():
         for s in function_statements(template, f):
             reads = STREAM_READ & set(as_list(s["Action"]))
             if not reads:
                 continue
-            if name != "event-relay":
+            if name not in STREAM_READERS:
                 problems.append(f"{name} reads streams: {sorted(reads)}")
+                continue
             for r in as_list(s["Resource"]):
-                if r != getatt("EventsTable", "StreamArn"):
+                if r != getatt(*STREAM_READERS[name]):
                     problems.append(f"{name}: {sorted(reads)} on {r}")
     assert not problems, "\n".join(problems)
-    relay = function_statements(template, functions["event-relay"][1])
-    assert all(grants(relay, a) for a in STREAM_READ)
+    for name in STREAM_READERS:
+        statements = function_statements(template, functions[name][1])
+        assert all(grants(statements, a) for a in STREAM_READ), name
 
 
 def test_object_readers_may_list_the_files_prefix(template, functions):
@@ -358,6 +369,41 @@ def test_stream_gives_up_and_reports_per_record_failures(source, template, funct
     assert report == {"Fn::If": ["NotMinistack", "true", "false"]}, report
     assert source["Conditions"]["NotMinistack"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "Emulator"}, "ministack"]}]}
+
+
+def test_notification_expiries_reach_the_worker_bounded_and_filtered(source, template, functions):
+    """The TTL's removals of notifications correct the counts: the table streams old images,
+    only removals of notifications (`n#`) reach the worker, and a batch that keeps failing
+    ends in the notifications DLQ instead of blocking the shard forever."""
+    table = source["Resources"]["NotificationsTable"]["Properties"]
+    assert table["StreamSpecification"]["StreamViewType"] in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES")
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    mapping = next(m["Properties"] for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+                   if m["Properties"]["FunctionName"] == {"Ref": functions["notification-worker"][0]}
+                   and "EventSourceArn" in m["Properties"]
+                   and m["Properties"]["EventSourceArn"] == getatt("NotificationsTable", "StreamArn"))
+    pattern = json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"])
+    assert pattern == {"eventName": ["REMOVE"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "n#"}]}}}}
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == getatt("NotificationsDeadLetterQueue", "Arn")
+    for key in ("MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
+        assert "Ref" in mapping[key], f"{key} is not a parameter"
+
+
+def test_every_retention_is_a_parameter_that_reaches_its_writers(source, functions):
+    """How long activity entries, notifications (read, unread) and presence history are kept:
+    one parameter each, passed to every function that writes them (and so sets their TTL)."""
+    writers = {
+        "ActivityRetentionDays": ("ACTIVITY_RETENTION_DAYS", ["activity-worker"]),
+        "ReadNotificationRetentionDays": ("READ_NOTIFICATION_RETENTION_DAYS", ["notification-worker", "feed-api"]),
+        "UnreadNotificationRetentionDays": ("UNREAD_NOTIFICATION_RETENTION_DAYS", ["notification-worker", "feed-api"]),
+        "PresenceRetentionDays": ("PRESENCE_RETENTION_DAYS", ["ws-api", "broadcast-worker"]),
+    }
+    for param, (variable, names) in writers.items():
+        spec = source["Parameters"][param]
+        assert spec["Type"] == "Number" and int(spec["MinValue"]) >= 1, param
+        for name in names:
+            env = functions[name][1]["Properties"]["Environment"]["Variables"]
+            assert env.get(variable) == {"Ref": param}, f"{name} does not get {param} as {variable}"
 
 
 # ---------------------------------------------------------------- concurrency, objects, roles (5, 6, 10)

@@ -5,8 +5,8 @@ mod worker;
 use aws_adapters::{DeadLetterQueue, DynamoActivityStore, DynamoEpisodeLabels};
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_kit::AwsCallCounter;
-use lambda_kit::required_env;
 use lambda_kit::sqs::logged_batch;
+use lambda_kit::{required_env, whole_env};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -18,7 +18,13 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
-    let store = DynamoActivityStore::new(dynamodb.clone(), activity_table);
+    // The template's ActivityRetentionDays.
+    let retention = whole_env(
+        "ACTIVITY_RETENTION_DAYS",
+        domain::activity::DEFAULT_RETENTION_DAYS,
+    )?;
+    let store =
+        DynamoActivityStore::new(dynamodb.clone(), activity_table).with_retention_days(retention);
     let labels = DynamoEpisodeLabels::new(dynamodb, episodes_table);
     let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dead_letter_url);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {

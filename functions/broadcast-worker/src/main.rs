@@ -51,7 +51,8 @@ async fn main() -> Result<(), Error> {
     let calls = AwsCallCounter::default();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let app = worker::App {
-        store: DynamoRealtimeStore::new(aws_adapters::counted_dynamodb(&sdk, &calls), tables),
+        store: DynamoRealtimeStore::new(aws_adapters::counted_dynamodb(&sdk, &calls), tables)
+            .with_presence_retention_days(lambda_kit::presence_retention_from_env()?),
         poster: ConnectionPoster::new(&sdk, &endpoint, concurrency),
         notices: MessageQueue::new(sqs.clone(), required_env("PRESENCE_QUEUE_URL")?),
         dead_letters: DeadLetterQueue::new(sqs, required_env("REALTIME_DLQ_URL")?),

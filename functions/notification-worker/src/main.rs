@@ -1,16 +1,21 @@
-//! `notification-worker`: consumes the notification queue and tells the people concerned.
+//! `notification-worker`: consumes the notification queue and tells the people concerned;
+//! and reads the notifications table's stream, so that a notification its TTL removed comes
+//! off the bell's counts.
 
+mod expiry;
 mod worker;
 
 use aws_adapters::{
     DeadLetterQueue, DynamoEpisodeLabels, DynamoNotificationStore, MessageQueue, NotificationTables,
 };
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use domain::notification::Batching;
 use lambda_kit::AwsCallCounter;
 use lambda_kit::sqs::logged_batch;
 use lambda_kit::{required_env, whole_env};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -40,13 +45,49 @@ async fn main() -> Result<(), Error> {
         batching,
     };
     let dead_letters = DeadLetterQueue::new(sqs, dead_letter_url);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let messages = event.payload.records.len();
-        logged_batch(
+    // One function, two event sources: the queue's batches and the table's stream.
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
+        let (payload, context) = event.into_parts();
+        if from_stream(&payload) {
+            let stream: StreamEvent = serde_json::from_value(payload)?;
+            expiry::handle(&store.notifications, &removals(&stream)).await?;
+            return Ok::<Value, Error>(Value::Null);
+        }
+        let batch: SqsEvent = serde_json::from_value(payload)?;
+        let messages = batch.records.len();
+        let response = logged_batch(
             messages,
             &calls,
-            worker::handle(&store, &dead_letters, event),
+            worker::handle(&store, &dead_letters, LambdaEvent::new(batch, context)),
         )
+        .await?;
+        Ok(serde_json::to_value(response)?)
     }))
     .await
+}
+
+/// Whether the invocation is a DynamoDB stream batch (else an SQS one).
+fn from_stream(payload: &Value) -> bool {
+    payload
+        .pointer("/Records/0/eventSource")
+        .and_then(Value::as_str)
+        == Some("aws:dynamodb")
+}
+
+/// The notifications the stream's records removed (its other items and other changes are
+/// skipped; an image that cannot be read is logged).
+fn removals(stream: &StreamEvent) -> expiry::Removals {
+    let mut found = expiry::Removals::default();
+    for record in stream.records.iter().filter(|r| r.event_name == "REMOVE") {
+        let image = serde_json::to_value(&record.change.old_image).unwrap_or(Value::Null);
+        match aws_adapters::removed_from_image(&image) {
+            Ok(Some(removed)) => found.removed.push(removed),
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(%reason, "a removed notification could not be read; not uncounted");
+                found.unreadable += 1;
+            }
+        }
+    }
+    found
 }

@@ -652,6 +652,12 @@ mod tests {
             }
             self.inner.apply(deliveries).await
         }
+        async fn uncount(
+            &self,
+            removed: &[domain::store::notification::Removed],
+        ) -> Result<(), StoreError> {
+            self.inner.uncount(removed).await
+        }
         async fn notes(&self, keys: &[(UserId, EventId)]) -> Result<Vec<Notification>, StoreError> {
             self.inner.notes(keys).await
         }

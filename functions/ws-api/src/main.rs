@@ -44,7 +44,8 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_adapters::load_sdk_config().await;
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
-    let store = DynamoRealtimeStore::new(dynamodb.clone(), tables);
+    let store = DynamoRealtimeStore::new(dynamodb.clone(), tables)
+        .with_presence_retention_days(lambda_kit::presence_retention_from_env()?);
     let app = handler::App {
         subscriber: DynamoSubscriber::new(store.clone(), required_env("EPISODES_TABLE")?),
         history: DynamoEventHistory::new(dynamodb, required_env("EVENTS_TABLE")?),

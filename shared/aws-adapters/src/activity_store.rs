@@ -31,11 +31,23 @@ const UNPROCESSED_RETRIES: u32 = 3;
 pub struct DynamoActivityStore {
     client: Client,
     table: String,
+    retention_days: u32,
 }
 
 impl DynamoActivityStore {
     pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+        Self {
+            client,
+            table,
+            retention_days: domain::activity::DEFAULT_RETENTION_DAYS,
+        }
+    }
+
+    /// How long the entries it writes are kept (the template's `ActivityRetentionDays`).
+    #[must_use]
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days;
+        self
     }
 }
 
@@ -105,7 +117,7 @@ impl ActivityWriter for DynamoActivityStore {
                 .iter()
                 .map(|e| {
                     PutRequest::builder()
-                        .set_item(Some(entry_to_item(e)))
+                        .set_item(Some(entry_to_item(e, self.retention_days)))
                         .build()
                         .map(|p| WriteRequest::builder().put_request(p).build())
                         .map_err(StoreError::unavailable)
@@ -239,7 +251,7 @@ impl ActivityReader for DynamoActivityStore {
     }
 }
 
-fn entry_to_item(e: &ActivityEntry) -> Item {
+fn entry_to_item(e: &ActivityEntry, retention_days: u32) -> Item {
     let mut item = Item::from([
         ("episode_id".to_owned(), s(e.episode_id.to_string())),
         ("event_id".to_owned(), s(e.event_id.to_string())),
@@ -254,7 +266,10 @@ fn entry_to_item(e: &ActivityEntry) -> Item {
         ("summary".to_owned(), s(e.summary.as_str())),
         ("metadata".to_owned(), s(e.metadata.to_string())),
         ("correlation_id".to_owned(), s(e.correlation_id.as_str())),
-        ("expires_at".to_owned(), n(e.expires_at().unix_seconds())),
+        (
+            "expires_at".to_owned(),
+            n(e.expires_at(retention_days).unix_seconds()),
+        ),
     ]);
     if let Some(r) = &e.request_id {
         item.insert("request_id".to_owned(), s(r.as_str()));

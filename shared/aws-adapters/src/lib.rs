@@ -23,7 +23,7 @@ pub use connections::ConnectionPoster;
 pub use episode_store::{DynamoEpisodeStore, Tables};
 pub use file_store::{DynamoFileStore, FileTables};
 pub use job_store::{DynamoJobStore, JobTables};
-pub use notification_store::{DynamoNotificationStore, NotificationTables};
+pub use notification_store::{DynamoNotificationStore, NotificationTables, removed_from_image};
 pub use object_store::{ObjectBody, ObjectStore};
 pub use publisher::{DeadLetterQueue, MessageQueue, SqsPublisher};
 pub use realtime_store::{

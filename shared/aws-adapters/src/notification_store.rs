@@ -34,6 +34,7 @@ use domain::notification::{
 use domain::store::StoreError;
 use domain::store::notification::{
     Audiences, BellCounts, Inbox, NotificationPage, NotificationWriter, Observations, ReadAll,
+    Removed,
 };
 use domain::{
     Actor, DisplayName, EpisodeId, EventId, EventType, Notification, Preferences, Role, Timestamp,
@@ -47,6 +48,8 @@ const COUNTER_SK: &str = "count";
 const NOTIFICATION_PREFIX: &str = "n#";
 const RECEIPT_PREFIX: &str = "r#";
 const POINTER_PREFIX: &str = "g#";
+/// The mark that a removed notification was taken off the counts: `x#<id>`.
+const UNCOUNTED_PREFIX: &str = "x#";
 /// How long a receipt is kept.
 pub const RECEIPT_DAYS: i64 = 30;
 /// Notifications marked read per transaction in read-all (plus the counter: ≤ 100 items).
@@ -199,6 +202,22 @@ impl DynamoNotificationStore {
     ) -> Result<TransactWriteItem, StoreError> {
         let mut it = key(user, &format!("{RECEIPT_PREFIX}{event}"));
         it.insert("notification_id".into(), s(note.to_string()));
+        it.insert(
+            "expires_at".into(),
+            n(Timestamp::now().plus_days(RECEIPT_DAYS).unix_seconds()),
+        );
+        let put = Put::builder()
+            .table_name(&self.tables.notifications)
+            .set_item(Some(it))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The mark that `id` was taken off `user`'s counts, on condition it is new.
+    fn uncounted_put(&self, user: &UserId, id: EventId) -> Result<TransactWriteItem, StoreError> {
+        let mut it = key(user, &format!("{UNCOUNTED_PREFIX}{id}"));
         it.insert(
             "expires_at".into(),
             n(Timestamp::now().plus_days(RECEIPT_DAYS).unix_seconds()),
@@ -607,9 +626,61 @@ impl NotificationWriter for DynamoNotificationStore {
         Ok(done)
     }
 
+    /// Per removed notification that counted: one transaction of its mark `x#<id>` (on
+    /// condition it is new) and the counter; a mark already there means it was done before.
+    async fn uncount(&self, removed: &[Removed]) -> Result<(), StoreError> {
+        for r in removed {
+            let delta = Counts::of_move(Some(r.state), None);
+            if delta.is_zero() {
+                continue;
+            }
+            let sent = self
+                .client
+                .transact_write_items()
+                .transact_items(self.uncounted_put(&r.recipient, r.id)?)
+                .transact_items(self.counter_update(&r.recipient, delta)?)
+                .send()
+                .await;
+            match sent {
+                Ok(_) => {}
+                Err(e) if first_condition_failure(&e).is_some() => {}
+                Err(e) => return Err(StoreError::unavailable(e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn notes(&self, keys: &[(UserId, EventId)]) -> Result<Vec<Notification>, StoreError> {
         self.read_notes(keys.to_vec()).await
     }
+}
+
+/// The notification a stream record's old image held, when the record removed one (`None` for
+/// the table's other items: receipts, pointers, counters, marks). The image is in DynamoDB
+/// JSON (`{"sk": {"S": "n#…"}}`), as a Lambda stream event carries it.
+pub fn removed_from_image(image: &serde_json::Value) -> Result<Option<Removed>, String> {
+    let text = |name: &str| {
+        image
+            .pointer(&format!("/{name}/S"))
+            .and_then(|v| v.as_str())
+    };
+    let Some(id) = text("sk").and_then(|sk| sk.strip_prefix(NOTIFICATION_PREFIX)) else {
+        return Ok(None);
+    };
+    let id = EventId::parse(id).map_err(|e| format!("sk: {e}"))?;
+    let recipient =
+        UserId::parse(text("user_id").unwrap_or_default()).map_err(|e| format!("user_id: {e}"))?;
+    // As `notification_from_item` reads one written before states were kept.
+    let state = match text("state") {
+        Some(s) => NoteState::parse(s).ok_or_else(|| format!("state: {s} is not a state"))?,
+        None if text("read_at").is_some() => NoteState::Read,
+        None => NoteState::Seen,
+    };
+    Ok(Some(Removed {
+        recipient,
+        id,
+        state,
+    }))
 }
 
 impl Inbox for DynamoNotificationStore {

@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use domain::realtime::{
-    Announced, CONNECTION_TTL_SECONDS, Listener, MAX_SUBSCRIPTIONS, PRESENCE_RETENTION_DAYS,
+    Announced, CONNECTION_TTL_SECONDS, DEFAULT_PRESENCE_RETENTION_DAYS, Listener, MAX_SUBSCRIPTIONS,
 };
 use domain::store::realtime::{
     Closed, Connections, EventHistory, Heartbeat, OpenConnection, PresenceReader, PresenceRounds,
@@ -51,6 +51,7 @@ pub struct RealtimeTables {
 pub struct DynamoRealtimeStore {
     client: Client,
     tables: RealtimeTables,
+    presence_days: u32,
 }
 
 /// The sort key of an episode's presence-rounds item in the presence table: a control
@@ -113,15 +114,27 @@ fn presence_from(it: &Item) -> Result<Presence, StoreError> {
 
 impl DynamoRealtimeStore {
     pub fn new(client: Client, tables: RealtimeTables) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            presence_days: DEFAULT_PRESENCE_RETENTION_DAYS,
+        }
+    }
+
+    /// How long a user's last-seen time on an episode is kept (the template's
+    /// `PresenceRetentionDays`).
+    #[must_use]
+    pub fn with_presence_retention_days(mut self, days: u32) -> Self {
+        self.presence_days = days;
+        self
     }
 
     fn connection_expiry(now: Timestamp) -> AttributeValue {
         n(now.plus_seconds(CONNECTION_TTL_SECONDS).unix_seconds())
     }
 
-    fn presence_expiry(now: Timestamp) -> AttributeValue {
-        n(now.plus_days(PRESENCE_RETENTION_DAYS).unix_seconds())
+    fn presence_expiry(&self, now: Timestamp) -> AttributeValue {
+        n(now.plus_days(i64::from(self.presence_days)).unix_seconds())
     }
 
     /// Removes one connection from the user's presence on an episode; when none is left, starts
@@ -303,7 +316,7 @@ impl Connections for DynamoRealtimeStore {
                 .update_expression("SET last_seen = :now, expires_at = :exp")
                 .condition_expression("contains(connections, :c)")
                 .expression_attribute_values(":now", s(now.to_string()))
-                .expression_attribute_values(":exp", Self::presence_expiry(now))
+                .expression_attribute_values(":exp", self.presence_expiry(now))
                 .expression_attribute_values(":c", s(connection.as_str()))
                 .send()
                 .await;
@@ -465,7 +478,7 @@ impl Subscriptions for DynamoRealtimeStore {
             .update_expression("REMOVE left_at, since SET expires_at = :exp")
             .condition_expression("attribute_not_exists(connections) AND left_at = :left")
             .expression_attribute_values(":left", s(left_at.to_string()))
-            .expression_attribute_values(":exp", Self::presence_expiry(now))
+            .expression_attribute_values(":exp", self.presence_expiry(now))
             .send()
             .await;
         applied(result)
@@ -626,7 +639,7 @@ impl PresenceRounds for DynamoRealtimeStore {
             .condition_expression("attribute_not_exists(due_until) OR due_until < :now")
             .expression_attribute_values(":due", s(due_until.to_string()))
             .expression_attribute_values(":now", s(now.to_string()))
-            .expression_attribute_values(":exp", Self::presence_expiry(now))
+            .expression_attribute_values(":exp", self.presence_expiry(now))
             .send()
             .await;
         applied(result)
@@ -830,7 +843,7 @@ impl Subscribe for DynamoSubscriber {
             .expression_attribute_values(":c", str_set([connection.to_string()]))
             .expression_attribute_values(":name", s(user.name.as_str()))
             .expression_attribute_values(":now", s(now.to_string()))
-            .expression_attribute_values(":exp", DynamoRealtimeStore::presence_expiry(now))
+            .expression_attribute_values(":exp", self.store.presence_expiry(now))
             .return_values(ReturnValue::AllOld)
             .send()
             .await

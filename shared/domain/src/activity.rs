@@ -10,8 +10,9 @@ use crate::event::{DomainEvent, EventType, ResourceRef};
 use crate::ids::{CorrelationId, EpisodeId, EventId};
 use crate::time::Timestamp;
 
-/// How long activity entries are kept: the one place retention is set (a TTL on the items).
-pub const ACTIVITY_RETENTION_DAYS: i64 = 365;
+/// How long activity entries are kept unless the template says otherwise
+/// (`ActivityRetentionDays`, applied by a TTL on the items).
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 
 /// An activity entry as the API serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -95,8 +96,9 @@ impl ActivityEntry {
         serde_json::to_value(self.body()).unwrap_or_default()
     }
 
-    pub fn expires_at(&self) -> Timestamp {
-        self.occurred_at.plus_days(ACTIVITY_RETENTION_DAYS)
+    /// When the entry may be deleted, kept `retention_days` after it happened.
+    pub fn expires_at(&self, retention_days: u32) -> Timestamp {
+        self.occurred_at.plus_days(i64::from(retention_days))
     }
 }
 

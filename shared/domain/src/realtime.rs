@@ -26,8 +26,9 @@ pub const STALE_AFTER_SECONDS: i64 = 4 * HEARTBEAT_SECONDS;
 pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
 /// Episodes one connection may follow at once (bounds the work of a ping or a disconnect).
 pub const MAX_SUBSCRIPTIONS: usize = 20;
-/// How long a user's last-seen time on an episode is kept after they left.
-pub const PRESENCE_RETENTION_DAYS: i64 = 30;
+/// How long a user's last-seen time on an episode is kept after they were last there, unless
+/// the template says otherwise (`PresenceRetentionDays`, applied by a TTL on the items).
+pub const DEFAULT_PRESENCE_RETENTION_DAYS: u32 = 30;
 /// API Gateway's WebSocket frame limit: larger messages are sent as a reference.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 /// Most events one `resume` answer carries; `more` tells the client to ask again.

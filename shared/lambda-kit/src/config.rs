@@ -45,6 +45,15 @@ pub fn notification_retention_from_env() -> Result<domain::notification::Retenti
     })
 }
 
+/// How long a user's last-seen time on an episode is kept (`PRESENCE_RETENTION_DAYS`: the
+/// template's `PresenceRetentionDays`); unset means the default.
+pub fn presence_retention_from_env() -> Result<u32, NumberError> {
+    whole_env(
+        "PRESENCE_RETENTION_DAYS",
+        domain::realtime::DEFAULT_PRESENCE_RETENTION_DAYS,
+    )
+}
+
 /// The stack's rules for jobs on upload are not valid rules.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable UPLOAD_JOBS is not valid rules for jobs on upload: {0}")]

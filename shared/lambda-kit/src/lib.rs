@@ -15,7 +15,7 @@ pub mod telemetry;
 pub use call_counter::{AwsCallCounter, AwsCalls};
 pub use config::{
     ConfigError, NumberError, RulesError, notification_retention_from_env, parse_upload_rules,
-    required_env, upload_rules_from_env, whole_env,
+    presence_retention_from_env, required_env, upload_rules_from_env, whole_env,
 };
 pub use identity::{RequestMeta, RoleSource, actor_from_claims};
 pub use problem::Problem;

@@ -179,6 +179,7 @@ macro_rules! contract_tests {
             notifications::a_growth_and_a_read_meanwhile_do_not_overwrite_each_other,
             notifications::deliveries_beyond_one_transaction_are_packed_and_written_in_full,
             notifications::moves_are_ones_own_and_move_both_counts,
+            notifications::removed_notifications_come_off_the_counts_once,
             notifications::read_all_marks_exactly_the_unread,
             notifications::an_inbox_comes_newest_first_in_pages,
             notifications::watching_needs_an_episode_and_happens_once,

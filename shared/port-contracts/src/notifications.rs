@@ -10,7 +10,9 @@ use domain::notification::{
     Batching, Delivery, GroupKey, Incoming, Moved, NoteFilter, NoteState, Notification,
     Preferences, Transition,
 };
-use domain::store::notification::{Audiences, BellCounts, Inbox, NotificationWriter, ReadAll};
+use domain::store::notification::{
+    Audiences, BellCounts, Inbox, NotificationWriter, ReadAll, Removed,
+};
 use domain::{DomainEvent, EpisodeId, EventId, EventType, Timestamp, UserId};
 use serde_json::json;
 
@@ -248,6 +250,44 @@ pub async fn deliveries_beyond_one_transaction_are_packed_and_written_in_full(w:
     for u in &users {
         assert_eq!(ids(w, u, NoteFilter::Inbox).await, [event.id]);
         assert_eq!(counts(w, u).await, (1, 1), "{u:?}");
+    }
+}
+
+/// What a removal (the TTL) of each notification takes off the counts: an unseen one both, a
+/// seen one the unread, a read one nothing; each once, however often the stream tells it.
+pub async fn removed_notifications_come_off_the_counts_once(w: &impl World) {
+    let ann = someone();
+    let events: Vec<DomainEvent> = (0..3).map(|_| failed_job()).collect();
+    let all: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    let deliveries: Vec<Delivery> = events.iter().map(|e| single(e, &ann)).collect();
+    assert_eq!(apply(w, &deliveries).await, [true; 3]);
+    assert_eq!(
+        moved(w, &ann, &all[1..2], Transition::See).await,
+        [Moved::Changed]
+    );
+    assert_eq!(
+        moved(w, &ann, &all[2..], Transition::Read).await,
+        [Moved::Changed]
+    );
+    assert_eq!(counts(w, &ann).await, (2, 1));
+    let removed = |i: usize, state: NoteState| Removed {
+        recipient: ann.clone(),
+        id: all[i],
+        state,
+    };
+    let read = [removed(2, NoteState::Read)];
+    w.notifications()
+        .uncount(&read)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(counts(w, &ann).await, (2, 1), "a read one counted nothing");
+    let unread = [removed(0, NoteState::Unseen), removed(1, NoteState::Seen)];
+    for _ in 0..2 {
+        w.notifications()
+            .uncount(&unread)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(counts(w, &ann).await, (0, 0), "told twice, taken off once");
     }
 }
 

@@ -8,7 +8,8 @@ use super::StoreError;
 use crate::actor::UserId;
 use crate::ids::{EpisodeId, EventId};
 use crate::notification::{
-    Delivery, GroupKey, Moved, NoteFilter, Notification, Observed, Preferences, Transition,
+    Delivery, GroupKey, Moved, NoteFilter, NoteState, Notification, Observed, Preferences,
+    Transition,
 };
 use crate::time::Timestamp;
 
@@ -42,6 +43,15 @@ pub struct Observations {
     pub groups: HashMap<(UserId, GroupKey), Observed>,
     /// The (recipient, event) pairs already counted, and the notification each is in.
     pub counted: HashMap<(UserId, EventId), EventId>,
+}
+
+/// A notification the store deleted (its TTL applied the retention), as the table's stream
+/// tells it: who it was for and the state it was in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub recipient: UserId,
+    pub id: EventId,
+    pub state: NoteState,
 }
 
 /// Who hears of an episode's events, and how they want to.
@@ -79,6 +89,11 @@ pub trait NotificationWriter {
         &self,
         deliveries: &[Delivery],
     ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+
+    /// Takes each removed notification off its recipient's counts (an unread one counted one
+    /// unread, an unseen one one unseen too), once however often it is told: a stream record
+    /// comes at least once.
+    fn uncount(&self, removed: &[Removed]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The notifications named (recipient, id), those that exist (strongly consistent).
     fn notes(

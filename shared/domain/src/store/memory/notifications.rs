@@ -2,7 +2,7 @@
 //! (recipient, event) counted once, deliveries written whole or not at all under their
 //! conditions, the bell's counts moved with what they count.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::poisoned;
@@ -15,6 +15,7 @@ use crate::notification::{
 use crate::store::StoreError;
 use crate::store::notification::{
     Audiences, BellCounts, Inbox, NotificationPage, NotificationWriter, Observations, ReadAll,
+    Removed,
 };
 use crate::time::Timestamp;
 
@@ -33,6 +34,8 @@ struct State {
     pointers: HashMap<(UserId, GroupKey), EventId>,
     /// The (recipient, event) pairs counted → the notification each is in.
     receipts: HashMap<(UserId, EventId), EventId>,
+    /// The removed notifications already taken off the counts.
+    uncounted: HashSet<(UserId, EventId)>,
     counts: HashMap<UserId, Counts>,
     /// Calls that wrote, for tests of "one write per batch".
     writes: usize,
@@ -182,6 +185,17 @@ impl NotificationWriter for InMemoryNotifications {
             .filter_map(|k| s.receipts.get(k).map(|note| (k.clone(), *note)))
             .collect();
         Ok(found)
+    }
+
+    async fn uncount(&self, removed: &[Removed]) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        for r in removed {
+            let delta = Counts::of_move(Some(r.state), None);
+            if !delta.is_zero() && s.uncounted.insert((r.recipient.clone(), r.id)) {
+                *s.counts.entry(r.recipient.clone()).or_default() += delta;
+            }
+        }
+        Ok(())
     }
 
     async fn notes(&self, keys: &[(UserId, EventId)]) -> Result<Vec<Notification>, StoreError> {
