@@ -219,6 +219,7 @@ def test_each_queue_worker_consumes_only_its_own_queues(template, functions):
 STREAM_READERS = {
     "event-relay": ("EventsTable", "StreamArn"),
     "notification-worker": ("NotificationsTable", "StreamArn"),
+    "export-worker": ("ExportsTable", "StreamArn"),
 }
 
 
@@ -241,8 +242,28 @@ def test_each_stream_is_read_by_its_one_function_only(template, functions):
         assert all(grants(statements, a) for a in STREAM_READ), name
 
 
+def reads_prefix(template, f, prefix: str) -> bool:
+    return any(
+        {"Fn::Sub": f"${{FilesBucket.Arn}}/{prefix}/*"} in as_list(s["Resource"])
+        for s in grants(function_statements(template, f), "s3:GetObject")
+    )
+
+
+def test_export_files_are_read_only_by_their_signers(template, functions):
+    """The exports' files (`exports/*`): written by the export worker, read by nobody but the
+    two functions that sign their download links; and neither may read the episodes' files."""
+    readers = {name for name, (_, f) in functions.items() if reads_prefix(template, f, "exports")}
+    assert readers == {"export-worker", "feed-api"}
+    for name in readers:
+        assert not reads_prefix(template, functions[name][1], "episodes"), name
+    writers = {name for name, (_, f) in functions.items()
+               if any({"Fn::Sub": "${FilesBucket.Arn}/exports/*"} in as_list(s["Resource"])
+                      for s in grants(function_statements(template, f), "s3:PutObject"))}
+    assert writers == {"export-worker"}
+
+
 def test_object_readers_may_list_the_files_prefix(template, functions):
-    readers = {name for name, (_, f) in functions.items() if grants(function_statements(template, f), "s3:GetObject")}
+    readers = {name for name, (_, f) in functions.items() if reads_prefix(template, f, "episodes")}
     assert readers == {"files-api", "files-worker", "job-worker"}
     for name in sorted(readers):
         listing = grants(function_statements(template, functions[name][1]), "s3:ListBucket")
@@ -393,7 +414,8 @@ def test_every_retention_is_a_parameter_that_reaches_its_writers(source, functio
     """How long activity entries, notifications (read, unread) and presence history are kept:
     one parameter each, passed to every function that writes them (and so sets their TTL)."""
     writers = {
-        "ActivityRetentionDays": ("ACTIVITY_RETENTION_DAYS", ["activity-worker"]),
+        "ActivityRetentionDays": ("ACTIVITY_RETENTION_DAYS", ["activity-worker", "export-worker"]),
+        "ExportRetentionDays": ("EXPORT_RETENTION_DAYS", ["feed-api"]),
         "ReadNotificationRetentionDays": ("READ_NOTIFICATION_RETENTION_DAYS", ["notification-worker", "feed-api"]),
         "UnreadNotificationRetentionDays": ("UNREAD_NOTIFICATION_RETENTION_DAYS", ["notification-worker", "feed-api"]),
         "PresenceRetentionDays": ("PRESENCE_RETENTION_DAYS", ["ws-api", "broadcast-worker"]),

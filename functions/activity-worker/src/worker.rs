@@ -23,7 +23,7 @@ pub async fn handle(
     let wanted: Vec<EpisodeId> = events
         .iter()
         .filter(|(_, e)| e.event_type != EventType::EpisodeCreated)
-        .map(|(_, e)| e.episode_id)
+        .filter_map(|(_, e)| e.episode_id)
         .collect();
     let labels = match labels.labels(&wanted).await {
         Ok(labels) => labels,
@@ -40,7 +40,10 @@ pub async fn handle(
 
     let entries: Vec<ActivityEntry> = events
         .iter()
-        .map(|(_, e)| ActivityEntry::from_event(e, labels.get(&e.episode_id).map(String::as_str)))
+        .map(|(_, e)| {
+            let label = e.episode_id.and_then(|ep| labels.get(&ep));
+            ActivityEntry::from_event(e, label.map(String::as_str))
+        })
         .collect();
     match log.put_batch(&entries).await {
         Ok(left) => {
@@ -105,7 +108,7 @@ mod tests {
     fn labels() -> InMemoryEpisodeLabels {
         let labels = InMemoryEpisodeLabels::default();
         let event: DomainEvent = serde_json::from_str(GOLDEN[1]).unwrap();
-        labels.set(event.episode_id, "S2E4");
+        labels.set(event.episode_id.unwrap(), "S2E4");
         labels
     }
 

@@ -179,8 +179,11 @@ async fn broadcast_event<
     app: &App<S, P, Q, D>,
     event: &DomainEvent,
 ) -> Result<(), StoreError> {
-    let frame = Frame::for_event(event);
-    to_episode(app, event.episode_id, &frame, event.event_type.as_str()).await
+    // An event of no episode (the log's own) has no subscribers; none is routed here.
+    let (Some(episode), Some(frame)) = (event.episode_id, Frame::for_event(event)) else {
+        return Ok(());
+    };
+    to_episode(app, episode, &frame, event.event_type.as_str()).await
 }
 
 async fn to_episode<

@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use domain::export::ExportFilters;
 use domain::store::PageSize;
 use domain::store::activity::{ActivityQuery, ActivityReader};
-use domain::{
-    EpisodeId, EventType, FieldError, ResourceKind, Role, Timestamp, UserId, uuid_v7_bounds,
-};
+use domain::{EpisodeId, EventType, FieldError, ResourceKind, Role, Timestamp, UserId};
 use lambda_http::http::StatusCode;
 use lambda_kit::http::{Handled, json};
 use lambda_kit::router::{Caller, Id, Paged, Query, QueryRules};
@@ -31,12 +30,13 @@ impl QueryRules for Filters {
         "resource_id",
         "from",
         "to",
+        "episode_id",
     ];
 }
 
 /// `GET /episodes/{id}/activity`: newest first, in pages.
-pub async fn of_episode<A: ActivityReader, N, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn of_episode<A: ActivityReader, N, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     _: Caller,
     Id(episode): Id<EpisodeId>,
     query: Query<Paged>,
@@ -46,8 +46,8 @@ pub async fn of_episode<A: ActivityReader, N, P>(
 }
 
 /// `GET /activity`: the whole log, for admins only (refused before the query is looked at).
-pub async fn whole_log<A: ActivityReader, N, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn whole_log<A: ActivityReader, N, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     query: Result<Query<Filters>, Problem>,
 ) -> Handled {
@@ -77,42 +77,45 @@ fn scope(params: &BTreeMap<String, String>, episode: Option<EpisodeId>) -> Strin
     parts.join("&")
 }
 
-fn activity_query(
-    params: &BTreeMap<String, String>,
-    episode: Option<EpisodeId>,
-) -> Result<ActivityQuery, Problem> {
-    let mut errors = Vec::new();
-    let mut q = ActivityQuery {
-        episode,
-        limit: PageSize::DEFAULT.get(),
-        ..Default::default()
-    };
+/// The filters of the whole log, as `GET /activity` takes them in its query and
+/// `POST /activity/exports` in its body: each field's value as a string.
+pub fn parse_filters<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+    errors: &mut Vec<FieldError>,
+) -> ExportFilters {
+    let mut f = ExportFilters::default();
     let mut check = |r: Result<(), FieldError>| {
         if let Err(e) = r {
             errors.push(e);
         }
     };
-    for (key, value) in params {
-        match key.as_str() {
-            "limit" => check(PageSize::parse(value).map(|l| q.limit = l.get())),
+    for (key, value) in fields {
+        match key {
+            "episode_id" => check(
+                EpisodeId::parse(value)
+                    .map(|e| f.episode_id = Some(e))
+                    .map_err(|_| FieldError::new("episode_id", "is not an episode id")),
+            ),
             "actor" => check(
                 UserId::parse(value)
-                    .map(|u| q.actor = Some(u))
+                    .map(|u| f.actor = Some(u))
                     .map_err(|e| e.at("actor")),
             ),
             "action" => check(
-                serde_json::from_value::<EventType>(Value::String(value.clone()))
-                    .map(|a| q.action = Some(a))
+                serde_json::from_value::<EventType>(Value::String(value.to_owned()))
+                    .map(|a| f.action = Some(a))
                     .map_err(|_| FieldError::new("action", "is not an event type")),
             ),
             "resource_type" => check(
-                serde_json::from_value::<ResourceKind>(Value::String(value.clone()))
-                    .map(|_| q.resource_type = Some(value.clone()))
-                    .map_err(|_| FieldError::new("resource_type", "must be episode, file or job")),
+                serde_json::from_value::<ResourceKind>(Value::String(value.to_owned()))
+                    .map(|k| f.resource_type = Some(k))
+                    .map_err(|_| {
+                        FieldError::new("resource_type", "must be episode, file, job or export")
+                    }),
             ),
             "resource_id" => check(
                 if (1..=RESOURCE_ID_MAX_CHARS).contains(&value.chars().count()) {
-                    q.resource_id = Some(value.clone());
+                    f.resource_id = Some(value.to_owned());
                     Ok(())
                 } else {
                     Err(FieldError::new(
@@ -123,15 +126,38 @@ fn activity_query(
             ),
             "from" => check(
                 Timestamp::parse(value)
-                    .map(|t| q.from_id = Some(uuid_v7_bounds(t).0))
+                    .map(|t| f.from = Some(t))
                     .map_err(|_| FieldError::new("from", "must be an RFC 3339 timestamp")),
             ),
             "to" => check(
                 Timestamp::parse(value)
-                    .map(|t| q.to_id = Some(uuid_v7_bounds(t).1))
+                    .map(|t| f.to = Some(t))
                     .map_err(|_| FieldError::new("to", "must be an RFC 3339 timestamp")),
             ),
             _ => {}
+        }
+    }
+    f
+}
+
+fn activity_query(
+    params: &BTreeMap<String, String>,
+    episode: Option<EpisodeId>,
+) -> Result<ActivityQuery, Problem> {
+    let mut errors = Vec::new();
+    let mut filters = parse_filters(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &mut errors,
+    );
+    if episode.is_some() {
+        filters.episode_id = episode;
+    }
+    let mut q = filters.query(None);
+    q.limit = PageSize::DEFAULT.get();
+    if let Some(l) = params.get("limit") {
+        match PageSize::parse(l) {
+            Ok(l) => q.limit = l.get(),
+            Err(e) => errors.push(e),
         }
     }
     if let Some(c) = params.get("cursor") {

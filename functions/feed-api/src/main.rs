@@ -2,6 +2,7 @@
 //! notifications, episode watches and notification preferences.
 
 mod activity;
+mod exports;
 mod notifications;
 mod preferences;
 mod presence;
@@ -11,13 +12,14 @@ mod watches;
 use std::sync::Arc;
 
 use aws_adapters::{
-    DynamoActivityStore, DynamoNotificationStore, DynamoPresenceReader, NotificationTables,
+    DynamoActivityStore, DynamoExportStore, DynamoNotificationStore, DynamoPresenceReader,
+    NotificationTables, ObjectStore,
 };
 use lambda_http::Error;
 use lambda_kit::AwsCallCounter;
-use lambda_kit::required_env;
+use lambda_kit::{required_env, whole_env};
 
-use crate::routes::Api;
+use crate::routes::{Api, ExportDesk};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -36,12 +38,23 @@ async fn main() -> Result<(), Error> {
     let activity = DynamoActivityStore::new(dynamodb.clone(), activity_table);
     let presence =
         DynamoPresenceReader::new(dynamodb.clone(), presence_table, tables.episodes.clone());
+    let exports = ExportDesk {
+        store: DynamoExportStore::new(dynamodb.clone(), required_env("EXPORTS_TABLE")?),
+        // Presigns the exports' downloads (no call to S3).
+        objects: ObjectStore::new(&sdk, required_env("FILES_BUCKET")?, &calls),
+        // The template's ExportRetentionDays.
+        retention_days: whole_env(
+            "EXPORT_RETENTION_DAYS",
+            domain::export::DEFAULT_RETENTION_DAYS,
+        )?,
+    };
     let notifications = DynamoNotificationStore::new(dynamodb, tables)
         .with_retention(lambda_kit::notification_retention_from_env()?);
     let api = Api {
         activity,
         notifications,
         presence,
+        exports,
         calls,
     };
     lambda_http::run(routes::app(Arc::new(api))).await

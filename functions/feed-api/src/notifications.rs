@@ -33,8 +33,8 @@ impl BodyRules for SeenBody {
     const FIELDS: &'static [&'static str] = &["ids"];
 }
 
-pub async fn list<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn list<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     query: Query<Listing>,
 ) -> Handled {
@@ -108,8 +108,8 @@ pub async fn list<A, N: Inbox, P>(
 }
 
 /// The bell's two counts: `{"unread": n, "unseen": m}`.
-pub async fn unread_count<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn unread_count<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     _: Query<NoQuery>,
 ) -> Handled {
@@ -125,8 +125,8 @@ pub async fn unread_count<A, N: Inbox, P>(
 }
 
 /// One move of one of the caller's notifications: 204, or 404 when it is not theirs.
-async fn move_one<A, N: Inbox, P>(
-    api: &Shared<A, N, P>,
+async fn move_one<A, N: Inbox, P, X>(
+    api: &Shared<A, N, P, X>,
     user: &domain::UserId,
     id: EventId,
     transition: Transition,
@@ -142,8 +142,8 @@ async fn move_one<A, N: Inbox, P>(
     }
 }
 
-pub async fn mark_read<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn mark_read<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     Id(id): Id<EventId>,
     _: Query<NoQuery>,
@@ -152,8 +152,8 @@ pub async fn mark_read<A, N: Inbox, P>(
 }
 
 /// Archived: read, and out of the inbox (listed with `state=archived`).
-pub async fn archive<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn archive<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     Id(id): Id<EventId>,
     _: Query<NoQuery>,
@@ -162,8 +162,8 @@ pub async fn archive<A, N: Inbox, P>(
 }
 
 /// Back to the inbox, read.
-pub async fn unarchive<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn unarchive<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     Id(id): Id<EventId>,
     _: Query<NoQuery>,
@@ -174,8 +174,8 @@ pub async fn unarchive<A, N: Inbox, P>(
 /// `POST /me/notifications/seen` `{"ids": [...]}` (at most 100, what the bell showed): each
 /// unseen one of them is seen. Ids that are not the caller's are skipped, not refused (the
 /// bell may show one that expired meanwhile). `{"marked": n}`.
-pub async fn mark_seen<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn mark_seen<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     _: Query<NoQuery>,
     body: JsonObject<SeenBody>,
@@ -222,8 +222,8 @@ fn parse_ids(body: JsonObject<SeenBody>) -> Result<Vec<EventId>, ValidationError
     errors.finish(ids)
 }
 
-pub async fn mark_all_read<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn mark_all_read<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     _: Query<NoQuery>,
 ) -> Handled {

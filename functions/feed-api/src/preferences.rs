@@ -20,8 +20,8 @@ impl BodyRules for Body {
     const FIELDS: &'static [&'static str] = &["muted_event_types"];
 }
 
-pub async fn get<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn get<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     _: Query<NoQuery>,
 ) -> Handled {
@@ -33,8 +33,8 @@ pub async fn get<A, N: Inbox, P>(
     json(StatusCode::OK, &prefs)
 }
 
-pub async fn set<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn set<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     _: Query<NoQuery>,
     body: JsonObject<Body>,

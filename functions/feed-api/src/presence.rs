@@ -22,8 +22,8 @@ impl QueryRules for Listing {
     const ALLOWED: &'static [&'static str] = &["limit", "cursor"];
 }
 
-pub async fn get<A, N, P: PresenceReader + EpisodeExistence>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn get<A, N, P: PresenceReader + EpisodeExistence, X>(
+    State(api): State<Shared<A, N, P, X>>,
     _: Caller,
     Id(episode): Id<EpisodeId>,
     query: Query<Listing>,

@@ -6,78 +6,102 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post, put};
 use domain::store::activity::ActivityReader;
+use domain::store::export::Exports;
 use domain::store::notification::Inbox;
+use domain::store::object::ObjectTransfers;
 use domain::store::realtime::PresenceReader;
 use domain::store::{EpisodeExistence, StoreError};
 use lambda_kit::{AwsCallCounter, Problem};
 
-use crate::{activity, notifications, preferences, presence, watches};
+use crate::{activity, exports, notifications, preferences, presence, watches};
 
-/// What the routes need: the activity log (`A`), the users' notifications (`N`) and who is
-/// looking at an episode (`P`). Built once at init.
+/// What the routes need: the activity log (`A`), the users' notifications (`N`), who is
+/// looking at an episode (`P`) and the log's exports (`X`, an [`ExportDesk`]). Built once at
+/// init.
 #[derive(Debug)]
-pub struct Api<A, N, P> {
+pub struct Api<A, N, P, X> {
     pub activity: A,
     pub notifications: N,
     pub presence: P,
+    pub exports: X,
     /// Counts the AWS calls each request makes, for the access log.
     pub calls: AwsCallCounter,
 }
 
+/// The exports' records (`S`), the bucket that presigns their downloads (`O`), and how long a
+/// new export is kept (the template's `ExportRetentionDays`).
+#[derive(Debug)]
+pub struct ExportDesk<S, O> {
+    pub store: S,
+    pub objects: O,
+    pub retention_days: u32,
+}
+
 /// The state every handler takes (`State<Shared<..>>`), built once at init.
-pub type Shared<A, N, P> = Arc<Api<A, N, P>>;
+pub type Shared<A, N, P, X> = Arc<Api<A, N, P, X>>;
 
 /// The notification store failed: 503, logged.
 pub fn unavailable(e: StoreError) -> Problem {
     Problem::unavailable("notification store", &e)
 }
 
-pub fn app<A, N, P>(api: Arc<Api<A, N, P>>) -> Router
+pub fn app<A, N, P, S, O>(api: Arc<Api<A, N, P, ExportDesk<S, O>>>) -> Router
 where
     A: ActivityReader + Send + Sync + 'static,
     N: Inbox + Send + Sync + 'static,
     P: PresenceReader + EpisodeExistence + Send + Sync + 'static,
+    S: Exports + Send + Sync + 'static,
+    O: ObjectTransfers + Send + Sync + 'static,
 {
+    type X<S, O> = ExportDesk<S, O>;
     let calls = api.calls.clone();
     let routes = Router::new()
-        .route("/activity", get(activity::whole_log::<A, N, P>))
+        .route("/activity", get(activity::whole_log::<A, N, P, X<S, O>>))
+        .route("/activity/exports", post(exports::start::<A, N, P, S, O>))
+        .route("/activity/exports/{id}", get(exports::get::<A, N, P, S, O>))
         .route(
             "/episodes/{id}/activity",
-            get(activity::of_episode::<A, N, P>),
+            get(activity::of_episode::<A, N, P, X<S, O>>),
         )
-        .route("/episodes/{id}/presence", get(presence::get::<A, N, P>))
+        .route(
+            "/episodes/{id}/presence",
+            get(presence::get::<A, N, P, X<S, O>>),
+        )
         .route(
             "/episodes/{id}/watch",
-            put(watches::watch::<A, N, P>).delete(watches::unwatch::<A, N, P>),
+            put(watches::watch::<A, N, P, X<S, O>>).delete(watches::unwatch::<A, N, P, X<S, O>>),
         )
-        .route("/me/notifications", get(notifications::list::<A, N, P>))
+        .route(
+            "/me/notifications",
+            get(notifications::list::<A, N, P, X<S, O>>),
+        )
         .route(
             "/me/notifications/unread-count",
-            get(notifications::unread_count::<A, N, P>),
+            get(notifications::unread_count::<A, N, P, X<S, O>>),
         )
         .route(
             "/me/notifications/read-all",
-            post(notifications::mark_all_read::<A, N, P>),
+            post(notifications::mark_all_read::<A, N, P, X<S, O>>),
         )
         .route(
             "/me/notifications/seen",
-            post(notifications::mark_seen::<A, N, P>),
+            post(notifications::mark_seen::<A, N, P, X<S, O>>),
         )
         .route(
             "/me/notifications/{id}/read",
-            post(notifications::mark_read::<A, N, P>),
+            post(notifications::mark_read::<A, N, P, X<S, O>>),
         )
         .route(
             "/me/notifications/{id}/archive",
-            post(notifications::archive::<A, N, P>),
+            post(notifications::archive::<A, N, P, X<S, O>>),
         )
         .route(
             "/me/notifications/{id}/unarchive",
-            post(notifications::unarchive::<A, N, P>),
+            post(notifications::unarchive::<A, N, P, X<S, O>>),
         )
         .route(
             "/me/notification-preferences",
-            get(preferences::get::<A, N, P>).put(preferences::set::<A, N, P>),
+            get(preferences::get::<A, N, P, X<S, O>>).put(preferences::set::<A, N, P, X<S, O>>),
         );
     lambda_kit::router::app(routes, api, calls)
 }
@@ -90,7 +114,10 @@ mod tests {
     use domain::notification::Delivery;
     use domain::realtime::{ConnectionId, UserRef};
     use domain::store::activity::ActivityWriter;
-    use domain::store::memory::{InMemoryActivityLog, InMemoryNotifications, InMemoryRealtime};
+    use domain::store::memory::{
+        InMemoryActivityLog, InMemoryExports, InMemoryNotifications, InMemoryObjects,
+        InMemoryRealtime,
+    };
     use domain::store::notification::NotificationWriter;
     use domain::store::realtime::{Connections, OpenConnection, Subscribe};
     use domain::{ActivityEntry, Actor, DisplayName, DomainEvent, EventId};
@@ -109,7 +136,14 @@ mod tests {
     /// The golden examples' episode.
     const EPISODE: &str = "01a213ea-bcea-7231-95fb-08c52221b2de";
 
-    type TestApi = Arc<Api<InMemoryActivityLog, InMemoryNotifications, InMemoryRealtime>>;
+    type TestApi = Arc<
+        Api<
+            InMemoryActivityLog,
+            InMemoryNotifications,
+            InMemoryRealtime,
+            ExportDesk<InMemoryExports, InMemoryObjects>,
+        >,
+    >;
 
     async fn api() -> TestApi {
         let activity = InMemoryActivityLog::default();
@@ -126,6 +160,11 @@ mod tests {
             activity,
             notifications,
             presence,
+            exports: ExportDesk {
+                store: InMemoryExports::default(),
+                objects: InMemoryObjects::default(),
+                retention_days: domain::export::DEFAULT_RETENTION_DAYS,
+            },
             calls: AwsCallCounter::default(),
         })
     }
@@ -187,6 +226,109 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let (status, _) = send(&api, get(&path).anonymous()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    fn start_export() -> HttpFixture {
+        HttpFixture::parse(include_str!("../../../events/feed-api/start-export.json")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_admin_starts_an_export_and_reads_it_back_with_fresh_links_once_written() {
+        use domain::export::{ExportFile, ExportFormat, ExportState, Outcome};
+        use domain::store::export::Exports;
+
+        let api = api().await;
+        let (status, body) = send(&api, start_export()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["state"], "queued");
+        assert_eq!(body["filters"]["action"], "episode.updated");
+        assert_eq!(body["requested_by"]["id"], "root");
+        assert_eq!(body["downloads"], json!([]));
+        let id = body["id"].as_str().unwrap().to_owned();
+        let path = format!("/activity/exports/{id}");
+        let (status, read) = send(&api, get(&path).caller("root", "admin")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(read["state"], "queued");
+
+        // As the worker leaves it: links to both files.
+        let stored = api
+            .exports
+            .store
+            .get(domain::ExportId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let files = ExportFormat::ALL
+            .iter()
+            .map(|f| ExportFile {
+                format: *f,
+                bytes: 7,
+            })
+            .collect();
+        let done = stored
+            .running(Timestamp::now())
+            .finished(Outcome::Written { entries: 2, files }, Timestamp::now());
+        assert!(
+            api.exports
+                .store
+                .save(&done, ExportState::Queued)
+                .await
+                .unwrap()
+        );
+        let (_, read) = send(&api, get(&path).caller("root", "admin")).await;
+        assert_eq!(read["state"], "succeeded");
+        assert_eq!(read["entries"], 2);
+        let formats: Vec<&str> = read["downloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["format"].as_str().unwrap())
+            .collect();
+        assert_eq!(formats, ["jsonl", "csv"]);
+        assert!(
+            read["downloads"][0]["url"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("exports/{id}/activity-{id}.jsonl"))
+        );
+    }
+
+    #[tokio::test]
+    async fn exports_are_for_admins_and_bad_filters_change_nothing() {
+        let api = api().await;
+        let (status, _) = send(&api, start_export().caller("alice", "editor")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        for (body, field) in [
+            (r#"{"action": "episode.exploded"}"#, "action"),
+            (r#"{"from": "yesterday"}"#, "from"),
+            (r#"{"actor": 7}"#, "actor"),
+            (r#"{"colour": "red"}"#, "colour"),
+            (r#"{"resource_type": "planet"}"#, "resource_type"),
+            (r#"{"episode_id": "not-an-id"}"#, "episode_id"),
+            (
+                r#"{"from": "2026-12-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"}"#,
+                "to",
+            ),
+        ] {
+            let (status, problem) = send(&api, start_export().body(body)).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{body}: {problem}"
+            );
+            assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        }
+        let (status, _) = send(&api, start_export().body("{nope")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = send(&api, start_export().header("content-type", "text/plain")).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let missing = format!("/activity/exports/{}", domain::ExportId::new());
+        let (status, _) = send(&api, get(&missing).caller("root", "admin")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = send(&api, get(&missing)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "an editor");
+        let (status, _) = send(&api, get("/activity/exports/nope").caller("root", "admin")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

@@ -11,8 +11,8 @@ use lambda_kit::router::{Caller, Id, NoQuery, Query};
 
 use crate::routes::{Shared, unavailable};
 
-pub async fn watch<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn watch<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     Id(episode): Id<EpisodeId>,
     _: Query<NoQuery>,
@@ -29,8 +29,8 @@ pub async fn watch<A, N: Inbox, P>(
     }
 }
 
-pub async fn unwatch<A, N: Inbox, P>(
-    State(api): State<Shared<A, N, P>>,
+pub async fn unwatch<A, N: Inbox, P, X>(
+    State(api): State<Shared<A, N, P, X>>,
     Caller(actor): Caller,
     Id(episode): Id<EpisodeId>,
     _: Query<NoQuery>,

@@ -85,7 +85,11 @@ async fn delete_episode_files<
         correlation_id: deleted.correlation_id.clone(),
         request_id: deleted.request_id.clone(),
     };
-    let files = app.files.all_of(deleted.episode_id).await?;
+    // episode.deleted is always of an episode.
+    let Some(episode_id) = deleted.episode_id else {
+        return Ok(());
+    };
+    let files = app.files.all_of(episode_id).await?;
     for file in &files {
         remove_bytes(app, file).await?;
         if file.status == FileStatus::Pending {
@@ -98,7 +102,7 @@ async fn delete_episode_files<
             Err(e) => return Err(store(e)),
         }
     }
-    tracing::info!(episode_id = %deleted.episode_id, files = files.len(), "episode's files deleted");
+    tracing::info!(%episode_id, files = files.len(), "episode's files deleted");
     Ok(())
 }
 

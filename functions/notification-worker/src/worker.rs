@@ -63,7 +63,7 @@ where
     let episodes: HashSet<EpisodeId> = to_notify
         .iter()
         .filter(|(_, e)| audience(e) == Audience::Watchers)
-        .map(|(_, e)| e.episode_id)
+        .filter_map(|(_, e)| e.episode_id)
         .collect();
     let mut watchers: HashMap<EpisodeId, Vec<UserId>> = HashMap::new();
     for episode in episodes {
@@ -87,7 +87,7 @@ where
         let prefs = stores.notifications.preferences_of(&candidates).await?;
         let ids: Vec<EpisodeId> = to_notify
             .iter()
-            .map(|(_, e)| e.episode_id)
+            .filter_map(|(_, e)| e.episode_id)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -108,7 +108,7 @@ where
     let mut messages_of: HashMap<Key, HashSet<String>> = HashMap::new();
     for (message_id, e) in &to_notify {
         let list = match audience(e) {
-            Audience::Watchers => match watchers.get(&e.episode_id) {
+            Audience::Watchers => match e.episode_id.and_then(|ep| watchers.get(&ep)) {
                 Some(list) => list.clone(),
                 None => {
                     failed.push(message_id.clone());
@@ -118,11 +118,12 @@ where
             Audience::Requester => requester(e).into_iter().collect(),
             Audience::Nobody => Vec::new(),
         };
-        let entry = ActivityEntry::from_event(e, labels.get(&e.episode_id).map(String::as_str));
-        let label = labels
-            .get(&e.episode_id)
-            .cloned()
-            .unwrap_or_else(|| "an episode".to_owned());
+        let known = e
+            .episode_id
+            .and_then(|ep| labels.get(&ep))
+            .map(String::as_str);
+        let entry = ActivityEntry::from_event(e, known);
+        let label = domain::activity::label_of(e, known);
         for user in recipients(e, &list, &prefs) {
             let key = (user, GroupKey::of(e));
             batches.entry(key.clone()).or_default().push(Incoming {

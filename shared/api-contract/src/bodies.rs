@@ -308,3 +308,46 @@ pub fn seen(r: &mut Registry) -> Body {
         recorded(include_str!("../../../events/feed-api/mark-seen.json")),
     )
 }
+
+pub fn export_filters(r: &mut Registry) -> Body {
+    let user = r.of::<domain::UserId>();
+    let action = r.of::<EventType>();
+    let kind = r.of::<domain::ResourceKind>();
+    let episode = r.of::<domain::EpisodeId>();
+    let instant = |what: &str| json!({ "type": "string", "format": "date-time", "description": format!("Only entries {what} this instant (RFC 3339).") });
+    let schema = object(
+        vec![
+            (
+                "episode_id",
+                json!({ "allOf": [episode], "description": "Only entries about this episode." }),
+            ),
+            (
+                "actor",
+                json!({ "allOf": [user], "description": "Only what this user did." }),
+            ),
+            (
+                "action",
+                json!({ "allOf": [action], "description": "Only this event type." }),
+            ),
+            (
+                "resource_type",
+                json!({ "allOf": [kind], "description": "Only entries about this kind of resource." }),
+            ),
+            (
+                "resource_id",
+                json!({ "type": "string", "minLength": 1, "maxLength": 128, "description": "Only entries about this resource." }),
+            ),
+            ("from", instant("at or after")),
+            ("to", instant("at or before (not before `from`)")),
+        ],
+        &[],
+    );
+    body(
+        r,
+        "ActivityExportRequest",
+        JSON,
+        4 * 1024,
+        schema,
+        recorded(include_str!("../../../events/feed-api/start-export.json")),
+    )
+}

@@ -402,6 +402,7 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
     let read_all = r.read_all();
     let marked = r.marked();
     let preferences = r.preferences();
+    let export = r.of::<domain::export::ExportBody>();
     let episode = |r: &mut Registry| path_id::<EpisodeId>(r, "The episode.");
     let anyone = |id, method, path, tag, summary, description, params, replies| Operation {
         id,
@@ -447,6 +448,13 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
             summary: "The audit log",
             description: "Every entry, newest first, filtered. A filtered page may hold fewer than `limit` entries and still have a `next_cursor`.",
             params: vec![
+                param(
+                    "episode_id",
+                    In::Query,
+                    false,
+                    "Only entries about this episode.",
+                    r.of::<EpisodeId>(),
+                ),
                 param(
                     "actor",
                     In::Query,
@@ -502,6 +510,59 @@ fn feed(r: &mut Registry) -> Vec<Operation> {
                 problems(
                     r,
                     &[BAD_QUERY, (403, "Only admins read the whole activity log.")],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "startActivityExport",
+            method: "POST",
+            path: "/activity/exports",
+            function: Function::Feed,
+            access: Access::Admins,
+            tag: "activity",
+            summary: "Export the audit log",
+            description: "Starts an export of every entry matching the filters of `GET /activity` (all optional) as JSON Lines and CSV, newest first. It is queued (202); `GET /activity/exports/{id}` follows it. When it ends, the requester gets a notification with a download link and the log gets an `activity.exported` entry. Exports are kept `ExportRetentionDays` (730), longer than the entries.",
+            params: vec![],
+            body: Some(bodies::export_filters(r)),
+            replies: [
+                vec![with_headers(
+                    reply(202, "Queued.", Some(export.clone())),
+                    &["Location"],
+                )],
+                problems(
+                    r,
+                    &[
+                        (400, "The body is not JSON, or a query parameter was given."),
+                        (403, "Only admins export the activity log."),
+                        TOO_LARGE,
+                        MEDIA_TYPE,
+                        INVALID,
+                    ],
+                ),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "getActivityExport",
+            method: "GET",
+            path: "/activity/exports/{id}",
+            function: Function::Feed,
+            access: Access::Admins,
+            tag: "activity",
+            summary: "An export of the audit log",
+            description: "Where it is; once it succeeded, a link to each file, signed now and valid for an hour.",
+            params: vec![path_id::<domain::ExportId>(r, "The export.")],
+            body: None,
+            replies: [
+                vec![reply(200, "The export.", Some(export))],
+                problems(
+                    r,
+                    &[
+                        BAD_ID,
+                        (403, "Only admins read exports."),
+                        (404, "No such export (or it expired)."),
+                    ],
                 ),
             ]
             .concat(),

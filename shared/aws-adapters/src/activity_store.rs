@@ -24,6 +24,9 @@ use crate::batch::BatchGet;
 use crate::item::{self, Item, n, s};
 
 const FEED_PK: &str = "activity";
+/// The key (`episode_id`) of the log's own entries, about no episode (exports): no episode
+/// id looks like it.
+const LOG_PARTITION: &str = "log";
 const BATCH_WRITE_MAX: usize = 25;
 const UNPROCESSED_RETRIES: u32 = 3;
 
@@ -207,6 +210,13 @@ impl ActivityReader for DynamoActivityStore {
             (None, None) => {}
         }
         let mut filters = Vec::new();
+        // The episode's key came first: the actor is a filter on it.
+        if q.episode.is_some()
+            && let Some(actor) = &q.actor
+        {
+            filters.push("actor_id = :actor");
+            values.insert(":actor".to_owned(), s(actor.as_str()));
+        }
         if let Some(action) = q.action {
             filters.push("#action = :action");
             names.insert("#action".to_owned(), "action".to_owned());
@@ -253,7 +263,11 @@ impl ActivityReader for DynamoActivityStore {
 
 fn entry_to_item(e: &ActivityEntry, retention_days: u32) -> Item {
     let mut item = Item::from([
-        ("episode_id".to_owned(), s(e.episode_id.to_string())),
+        (
+            "episode_id".to_owned(),
+            s(e.episode_id
+                .map_or_else(|| LOG_PARTITION.to_owned(), |ep| ep.to_string())),
+        ),
         ("event_id".to_owned(), s(e.event_id.to_string())),
         ("feed_pk".to_owned(), s(FEED_PK)),
         ("action".to_owned(), s(e.action.as_str())),
@@ -277,7 +291,7 @@ fn entry_to_item(e: &ActivityEntry, retention_days: u32) -> Item {
     item
 }
 
-fn role_str(role: Role) -> &'static str {
+pub(crate) fn role_str(role: Role) -> &'static str {
     match role {
         Role::Viewer => "viewer",
         Role::Editor => "editor",
@@ -316,7 +330,10 @@ fn entry_from_item(it: &Item) -> Result<ActivityEntry, StoreError> {
                 kind: enum_attr(it, "resource_type")?,
                 id: item::req_str(it, "resource_id")?.to_owned(),
             },
-            episode_id: item::parse(it, "episode_id", EpisodeId::parse)?,
+            episode_id: match item::req_str(it, "episode_id")? {
+                LOG_PARTITION => None,
+                _ => Some(item::parse(it, "episode_id", EpisodeId::parse)?),
+            },
             occurred_at: item::parse(it, "occurred_at", Timestamp::parse)?,
             summary: item::req_str(it, "summary")?.to_owned(),
             metadata: item::parse(it, "metadata", |v| {

@@ -63,8 +63,15 @@ pub struct DynamoEpisodeStore {
 /// The outbox write of one event: a Put on the events table, never overwriting.
 pub(crate) fn event_put(table: &str, event: &DomainEvent) -> Result<TransactWriteItem, StoreError> {
     let payload = serde_json::to_string(event).map_err(StoreError::unavailable)?;
+    // The outbox holds the episodes' events; the log's own (an export) never pass through it.
+    let episode = event.episode_id.ok_or_else(|| {
+        StoreError::unavailable(std::io::Error::other(format!(
+            "{} is about no episode and has no place in the outbox",
+            event.event_type
+        )))
+    })?;
     let item = Item::from([
-        ("episode_id".to_owned(), s(event.episode_id.to_string())),
+        ("episode_id".to_owned(), s(episode.to_string())),
         ("event_id".to_owned(), s(event.id.to_string())),
         ("type".to_owned(), s(event.event_type.as_str())),
         ("occurred_at".to_owned(), s(event.occurred_at.to_string())),

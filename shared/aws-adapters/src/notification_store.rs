@@ -134,13 +134,18 @@ impl DynamoNotificationStore {
         let mut it = key(user, &sk(note.id));
         it.insert("notification_id".into(), s(note.id.to_string()));
         it.insert("event_type".into(), s(note.event_type.as_str()));
-        it.insert("episode_id".into(), s(note.episode_id.to_string()));
+        if let Some(episode) = note.episode_id {
+            it.insert("episode_id".into(), s(episode.to_string()));
+        }
         it.insert("actor_id".into(), s(note.actor.id.as_str()));
         it.insert("actor_name".into(), s(note.actor.name.as_str()));
         if let Ok(serde_json::Value::String(role)) = serde_json::to_value(note.actor.role) {
             it.insert("actor_role".into(), s(role));
         }
         it.insert("label".into(), s(note.label.as_str()));
+        if let Some(link) = &note.link {
+            it.insert("link".into(), s(link.as_str()));
+        }
         it.insert("summary".into(), s(note.summary()));
         let changes = serde_json::to_string(&note.changes).map_err(StoreError::unavailable)?;
         it.insert("changes".into(), s(changes));
@@ -964,7 +969,7 @@ fn notification_from_item(it: &Item) -> Result<Notification, StoreError> {
             id,
             recipient: item::parse(it, "user_id", UserId::parse)?,
             event_type,
-            episode_id: item::parse(it, "episode_id", EpisodeId::parse)?,
+            episode_id: item::parse_opt(it, "episode_id", EpisodeId::parse)?,
             actor: Actor {
                 id: item::parse(it, "actor_id", UserId::parse)?,
                 name: DisplayName::new(item::opt_str(it, "actor_name")?.unwrap_or_default()),
@@ -976,6 +981,7 @@ fn notification_from_item(it: &Item) -> Result<Notification, StoreError> {
             label: item::opt_str(it, "label")?
                 .unwrap_or("an episode")
                 .to_owned(),
+            link: item::opt_str(it, "link")?.map(str::to_owned),
             changes,
             created_at,
             updated_at: item::parse_opt(it, "updated_at", Timestamp::parse)?.unwrap_or(created_at),

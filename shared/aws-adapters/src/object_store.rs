@@ -12,7 +12,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::base64;
 use domain::store::StoreError;
 use domain::store::object::{
-    ByteChunks, ObjectInfo, ObjectReader, ObjectTransfers, ObjectWriter, Presigned,
+    ByteChunks, ObjectInfo, ObjectParts, ObjectReader, ObjectTransfers, ObjectWriter, Presigned,
 };
 use domain::{ContentType, Sha256};
 
@@ -360,6 +360,81 @@ impl ObjectTransfers for ObjectStore {
             .await
             .map_err(StoreError::unavailable)?;
         Ok(presigned(&req))
+    }
+}
+
+impl ObjectParts for ObjectStore {
+    async fn begin(&self, key: &str, content_type: &str) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::unavailable(std::io::Error::other("no upload id")))
+    }
+
+    async fn send_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(i32::try_from(number).unwrap_or(i32::MAX))
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        out.e_tag()
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::unavailable(std::io::Error::other("no ETag for a part")))
+    }
+
+    async fn finish(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), StoreError> {
+        let parts = parts
+            .iter()
+            .map(|(number, tag)| {
+                CompletedPart::builder()
+                    .part_number(i32::try_from(*number).unwrap_or(i32::MAX))
+                    .e_tag(tag)
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    async fn give_up(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.abort_multipart(key, upload_id).await
     }
 }
 

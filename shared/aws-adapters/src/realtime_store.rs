@@ -81,7 +81,7 @@ where
 }
 
 /// A conditional write: true when it took effect, false when its condition did not hold.
-fn applied<T, E>(result: Result<T, SdkError<E>>) -> Result<bool, StoreError>
+pub(crate) fn applied<T, E>(result: Result<T, SdkError<E>>) -> Result<bool, StoreError>
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata
         + std::error::Error

@@ -23,7 +23,8 @@ pub struct ActivityBody {
     pub action: EventType,
     pub actor: Person,
     pub resource: ResourceRef,
-    pub episode_id: EpisodeId,
+    /// The episode it is about; none for the log's own entries (an export).
+    pub episode_id: Option<EpisodeId>,
     pub occurred_at: Timestamp,
     /// One line fit for a feed: "Alice moved S2E4 to review".
     pub summary: String,
@@ -40,7 +41,7 @@ pub struct ActivityEntry {
     pub action: EventType,
     pub actor: Actor,
     pub resource: ResourceRef,
-    pub episode_id: EpisodeId,
+    pub episode_id: Option<EpisodeId>,
     pub occurred_at: Timestamp,
     pub summary: String,
     pub metadata: Value,
@@ -52,11 +53,7 @@ impl ActivityEntry {
     /// The entry for an event. `label` names the episode ("S2E4" or its quoted title) when
     /// known; the created event carries its own.
     pub fn from_event(event: &DomainEvent, label: Option<&str>) -> Self {
-        let own_label = episode_label_from_data(&event.data);
-        let label = label
-            .map(str::to_owned)
-            .or(own_label)
-            .unwrap_or_else(|| "an episode".to_owned());
+        let label = label_of(event, label);
         Self {
             event_id: event.id,
             action: event.event_type,
@@ -100,6 +97,16 @@ impl ActivityEntry {
     pub fn expires_at(&self, retention_days: u32) -> Timestamp {
         self.occurred_at.plus_days(i64::from(retention_days))
     }
+}
+
+/// How an event names its episode: the label looked up (`known`), else the one the event
+/// carries (a created episode), else "an episode". The activity entry and the notification
+/// both name it so.
+pub fn label_of(event: &DomainEvent, known: Option<&str>) -> String {
+    known
+        .map(str::to_owned)
+        .or_else(|| episode_label_from_data(&event.data))
+        .unwrap_or_else(|| "an episode".to_owned())
 }
 
 /// "S2E4" when season and number are known, else the title in quotes.
@@ -172,6 +179,19 @@ fn summary(event: &DomainEvent, label: &str) -> String {
         ),
         EventType::JobCancelled => format!("{who} cancelled a {} on {label}", job_name(event)),
         EventType::JobRetried => format!("{who} retried a {} on {label}", job_name(event)),
+        EventType::ActivityExported => {
+            let export = event.data.get("export");
+            match export.and_then(|x| x.get("error")).and_then(Value::as_str) {
+                Some(error) => format!("{who}'s export of the activity log failed: {error}"),
+                None => format!(
+                    "{who} exported {} activity entries",
+                    export
+                        .and_then(|x| x.get("entries"))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                ),
+            }
+        }
         EventType::EpisodeUpdated => {
             let changes = event.data.get("changes").and_then(Value::as_object);
             let status = changes

@@ -48,11 +48,15 @@ pub enum EventType {
     JobCancelled,
     #[serde(rename = "job.retried")]
     JobRetried,
+    /// An export of the activity log ended (succeeded or failed): the log's own event, about
+    /// no episode, written by the export worker (never through the outbox).
+    #[serde(rename = "activity.exported")]
+    ActivityExported,
 }
 
 impl EventType {
     /// Every event type, in the order they are declared.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::EpisodeCreated,
         Self::EpisodeUpdated,
         Self::EpisodeDeleted,
@@ -67,6 +71,7 @@ impl EventType {
         Self::JobFailed,
         Self::JobCancelled,
         Self::JobRetried,
+        Self::ActivityExported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +90,7 @@ impl EventType {
             Self::JobFailed => "job.failed",
             Self::JobCancelled => "job.cancelled",
             Self::JobRetried => "job.retried",
+            Self::ActivityExported => "activity.exported",
         }
     }
 
@@ -106,6 +112,8 @@ pub enum ResourceKind {
     Episode,
     File,
     Job,
+    /// An export of the activity log.
+    Export,
 }
 
 impl ResourceKind {
@@ -115,6 +123,7 @@ impl ResourceKind {
             Self::Episode => "episode",
             Self::File => "file",
             Self::Job => "job",
+            Self::Export => "export",
         }
     }
 }
@@ -146,7 +155,9 @@ pub struct DomainEvent {
     pub occurred_at: Timestamp,
     pub actor: Actor,
     pub resource: ResourceRef,
-    pub episode_id: EpisodeId,
+    /// The episode it is about; none for the log's own events (`activity.exported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_id: Option<EpisodeId>,
     pub correlation_id: CorrelationId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -198,7 +209,7 @@ impl DomainEvent {
             occurred_at,
             actor: ctx.actor.clone(),
             resource,
-            episode_id,
+            episode_id: Some(episode_id),
             correlation_id: ctx.correlation_id.clone(),
             request_id: ctx.request_id.clone(),
             data,
@@ -370,6 +381,9 @@ mod tests {
             EventType::JobFailed => include_str!("../../../events/domain/job.failed.json"),
             EventType::JobCancelled => include_str!("../../../events/domain/job.cancelled.json"),
             EventType::JobRetried => include_str!("../../../events/domain/job.retried.json"),
+            EventType::ActivityExported => {
+                include_str!("../../../events/domain/activity.exported.json")
+            }
         }
     }
 

@@ -94,6 +94,10 @@ uuid_v7_id!(
     /// The id of a processing job.
     JobId
 );
+uuid_v7_id!(
+    /// The id of an export of the activity log.
+    ExportId
+);
 impl FileId {
     /// The id of the file a job makes (a thumbnail): the job's own id, so every attempt of one
     /// job names the same file, and no two jobs the same.

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod actor;
 pub mod episode;
 pub mod event;
+pub mod export;
 pub mod file;
 pub mod ids;
 pub mod job;
@@ -30,7 +31,9 @@ pub use file::{
     ContentType, EpisodeFile, FileBody, FileName, FileSize, FileStatus, FileTask, FilesMessage,
     NewFile, Sha256, UploadPlan,
 };
-pub use ids::{CorrelationId, EpisodeId, EventId, FileId, InvalidId, JobId, uuid_v7_bounds};
+pub use ids::{
+    CorrelationId, EpisodeId, EventId, ExportId, FileId, InvalidId, JobId, uuid_v7_bounds,
+};
 pub use job::{Job, JobBody, JobMessage, JobParams, JobState, JobType, JobWork};
 pub use notification::{Audience, Notification, NotificationBody, Preferences};
 pub use realtime::{ConnectionId, Frame, Notice, Presence, RealtimeMessage, UserRef, Viewer};

@@ -290,23 +290,27 @@ impl Frame {
         serde_json::to_string(self).unwrap_or_else(|_| String::from(r#"{"type":"error"}"#))
     }
 
-    /// An event as a frame, or as a reference when it would not fit in one.
-    pub fn for_event(event: &DomainEvent) -> String {
+    /// An event of an episode as a frame, or as a reference when it would not fit in one;
+    /// `None` for an event of no episode (nobody is subscribed to it).
+    pub fn for_event(event: &DomainEvent) -> Option<String> {
+        let episode_id = event.episode_id?;
         let whole = Self::Event {
-            episode_id: event.episode_id,
+            episode_id,
             event: event.clone(),
         }
         .to_json();
         if whole.len() <= MAX_FRAME_BYTES {
-            return whole;
+            return Some(whole);
         }
-        Self::EventRef {
-            episode_id: event.episode_id,
-            event_id: event.id,
-            event_type: event.event_type,
-            href: format!("/episodes/{}/activity", event.episode_id),
-        }
-        .to_json()
+        Some(
+            Self::EventRef {
+                episode_id,
+                event_id: event.id,
+                event_type: event.event_type,
+                href: format!("/episodes/{episode_id}/activity"),
+            }
+            .to_json(),
+        )
     }
 }
 
@@ -826,11 +830,11 @@ mod tests {
     fn large_events_become_references() {
         let text = include_str!("../../../events/domain/episode.updated.json");
         let mut event: DomainEvent = serde_json::from_str(text).unwrap();
-        let small: Value = serde_json::from_str(&Frame::for_event(&event)).unwrap();
+        let small: Value = serde_json::from_str(&Frame::for_event(&event).unwrap()).unwrap();
         assert_eq!(small["type"], "event");
         assert_eq!(small["event"]["id"], event.id.to_string());
         event.data = json!({"changes": {"description": "x".repeat(MAX_FRAME_BYTES)}});
-        let big: Value = serde_json::from_str(&Frame::for_event(&event)).unwrap();
+        let big: Value = serde_json::from_str(&Frame::for_event(&event).unwrap()).unwrap();
         assert_eq!(big["type"], "event.ref");
         assert_eq!(big["event_id"], event.id.to_string());
     }

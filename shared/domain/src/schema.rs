@@ -12,7 +12,7 @@ use crate::episode::{AirDate, Description, PositiveNumber, SeriesName, Title, Ve
 use crate::file::{
     ContentType, FileName, FileSize, FileStatus, MAX_FILE_SIZE, Sha256, allowed_content_types,
 };
-use crate::ids::{CorrelationId, EpisodeId, EventId, FileId, JobId};
+use crate::ids::{CorrelationId, EpisodeId, EventId, ExportId, FileId, JobId};
 use crate::realtime::ConnectionId;
 use crate::time::Timestamp;
 
@@ -55,6 +55,7 @@ id_schema! {
     EpisodeId: "EpisodeId", "an episode";
     FileId: "FileId", "a file";
     JobId: "JobId", "a job";
+    ExportId: "ExportId", "an export of the activity log";
     EventId: "EventId", "a domain event (and of the activity entry and notifications it made)";
 }
 

@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use domain::{Actor, EpisodeId, EventId, FieldError, FileId, JobId, ValidationErrors};
+use domain::{Actor, EpisodeId, EventId, ExportId, FieldError, FileId, JobId, ValidationErrors};
 use lambda_http::RequestExt;
 use serde_json::{Map, Value};
 use tracing::Instrument;
@@ -187,6 +187,7 @@ path_id! {
     FileId => "a file id",
     JobId => "a job id",
     EventId => "a notification id",
+    ExportId => "an export id",
 }
 
 /// The path's `{id}`, parsed; 400 naming `id` when it is not one.

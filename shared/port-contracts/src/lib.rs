@@ -9,10 +9,11 @@
 use std::future::Future;
 
 use domain::store::activity::{ActivityReader, ActivityWriter, EpisodeLabels};
+use domain::store::export::Exports;
 use domain::store::file::{FileReader, FileWriter};
 use domain::store::job::{JobReader, JobWriter};
 use domain::store::notification::{Audiences, Inbox, NotificationWriter};
-use domain::store::object::{ObjectReader, ObjectTransfers, ObjectWriter};
+use domain::store::object::{ObjectParts, ObjectReader, ObjectTransfers, ObjectWriter};
 use domain::store::realtime::EventHistory;
 use domain::store::realtime::{
     Connections, PresenceReader, PresenceRounds, Subscribe, Subscriptions,
@@ -25,6 +26,7 @@ use domain::{EpisodeId, EventType};
 
 pub mod activity;
 pub mod episodes;
+pub mod exports;
 pub mod files;
 pub mod jobs;
 pub mod notifications;
@@ -40,7 +42,8 @@ pub trait World: Sync {
     type History: EventHistory + Sync;
     type Files: FileReader + FileWriter + EpisodeExistence + Sync;
     type Jobs: JobReader + JobWriter + EpisodeExistence + Sync;
-    type Objects: ObjectReader + ObjectWriter + ObjectTransfers + Sync;
+    type Objects: ObjectReader + ObjectWriter + ObjectTransfers + ObjectParts + Sync;
+    type Exports: Exports + Sync;
     type Activity: ActivityWriter + ActivityReader + Sync;
     type Labels: EpisodeLabels + Sync;
     type Notifications: Audiences + NotificationWriter + Inbox + Sync;
@@ -52,6 +55,7 @@ pub trait World: Sync {
     fn files(&self) -> &Self::Files;
     fn jobs(&self) -> &Self::Jobs;
     fn objects(&self) -> &Self::Objects;
+    fn exports(&self) -> &Self::Exports;
     fn activity(&self) -> &Self::Activity;
     fn labels(&self) -> &Self::Labels;
     fn notifications(&self) -> &Self::Notifications;
@@ -168,6 +172,8 @@ macro_rules! contract_tests {
             objects::a_missing_object_is_none_and_deleting_it_is_fine,
             objects::an_object_put_is_read_back_whole,
             objects::a_multipart_upload_completes_from_its_parts_once,
+            objects::parts_sent_from_here_make_the_object_in_order,
+            exports::an_export_is_created_once_and_moves_only_from_the_state_read,
             activity::entries_are_written_once_per_event_and_read_newest_first,
             activity::a_batch_beyond_one_write_is_written_whole,
             activity::the_log_comes_in_pages_that_miss_and_repeat_nothing,

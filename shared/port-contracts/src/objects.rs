@@ -1,7 +1,7 @@
 //! The objects port: missing is `None`, a put is read back whole, a multipart upload
 //! completes from its parts once.
 
-use domain::store::object::{ByteChunks, ObjectReader, ObjectTransfers, ObjectWriter};
+use domain::store::object::{ByteChunks, ObjectParts, ObjectReader, ObjectTransfers, ObjectWriter};
 use domain::{ContentType, EpisodeId, FileId, Sha256};
 
 use crate::World;
@@ -103,4 +103,50 @@ pub async fn a_multipart_upload_completes_from_its_parts_once(w: &impl World) {
         .abort_multipart(&key, &second)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Parts sent from here (an export's files): the object is the parts in order, a last part
+/// of any size (an empty one too) completes it, and an upload given up leaves nothing.
+pub async fn parts_sent_from_here_make_the_object_in_order(w: &impl World) {
+    let objects = w.objects();
+    let ok = |r: Result<String, domain::store::StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+    let key = format!("exports/{}/contract.jsonl", EpisodeId::new());
+    let upload = ok(objects.begin(&key, "application/x-ndjson").await);
+    // S3's smallest part but the last: 5 MiB.
+    let first = vec![b'a'; 5 * 1024 * 1024];
+    let one = ok(objects.send_part(&key, &upload, 1, first.clone()).await);
+    let two = ok(objects
+        .send_part(&key, &upload, 2, b"the end".to_vec())
+        .await);
+    objects
+        .finish(&key, &upload, &[(1, one), (2, two)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut expected = first;
+    expected.extend_from_slice(b"the end");
+    assert_eq!(read(w, &key).await, Some(expected));
+
+    let empty_key = format!("exports/{}/empty.jsonl", EpisodeId::new());
+    let upload = ok(objects.begin(&empty_key, "application/x-ndjson").await);
+    let only = ok(objects.send_part(&empty_key, &upload, 1, Vec::new()).await);
+    objects
+        .finish(&empty_key, &upload, &[(1, only)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        read(w, &empty_key).await,
+        Some(Vec::new()),
+        "an empty export"
+    );
+
+    let dropped = format!("exports/{}/dropped.jsonl", EpisodeId::new());
+    let upload = ok(objects.begin(&dropped, "application/x-ndjson").await);
+    ok(objects
+        .send_part(&dropped, &upload, 1, b"half".to_vec())
+        .await);
+    objects
+        .give_up(&dropped, &upload)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read(w, &dropped).await, None);
 }

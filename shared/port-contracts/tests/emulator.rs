@@ -6,9 +6,9 @@
 
 use aws_adapters::{
     DeadLetterQueue, DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore,
-    DynamoEventHistory, DynamoFileStore, DynamoJobStore, DynamoNotificationStore,
-    DynamoRealtimeStore, DynamoSubscriber, FileTables, JobTables, MessageQueue, NotificationTables,
-    ObjectStore, RealtimeTables, SqsPublisher, Tables,
+    DynamoEventHistory, DynamoExportStore, DynamoFileStore, DynamoJobStore,
+    DynamoNotificationStore, DynamoRealtimeStore, DynamoSubscriber, FileTables, JobTables,
+    MessageQueue, NotificationTables, ObjectStore, RealtimeTables, SqsPublisher, Tables,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::store::EpisodeWriter;
@@ -25,6 +25,7 @@ struct Emulator {
     files: DynamoFileStore,
     jobs: DynamoJobStore,
     objects: ObjectStore,
+    exports: DynamoExportStore,
     activity: DynamoActivityStore,
     labels: DynamoEpisodeLabels,
     notifications: DynamoNotificationStore,
@@ -110,6 +111,7 @@ async fn world() -> Emulator {
             },
         ),
         objects: ObjectStore::new(&sdk, out("FilesBucketName"), &NoCounter),
+        exports: DynamoExportStore::new(dynamodb.clone(), out("ExportsTableName")),
         activity: DynamoActivityStore::new(dynamodb.clone(), out("ActivityTableName")),
         labels: DynamoEpisodeLabels::new(dynamodb.clone(), out("EpisodesTableName")),
         notifications: DynamoNotificationStore::new(
@@ -162,6 +164,7 @@ impl World for Emulator {
     type History = DynamoEventHistory;
     type Files = DynamoFileStore;
     type Jobs = DynamoJobStore;
+    type Exports = DynamoExportStore;
     type Objects = ObjectStore;
     type Activity = DynamoActivityStore;
     type Labels = DynamoEpisodeLabels;
@@ -183,6 +186,10 @@ impl World for Emulator {
 
     fn jobs(&self) -> &DynamoJobStore {
         &self.jobs
+    }
+
+    fn exports(&self) -> &DynamoExportStore {
+        &self.exports
     }
 
     fn objects(&self) -> &ObjectStore {

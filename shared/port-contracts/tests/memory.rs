@@ -5,8 +5,8 @@
 
 use domain::store::memory::{
     InMemoryActivityLog, InMemoryDeadLetters, InMemoryEpisodeLabels, InMemoryEpisodeStore,
-    InMemoryFileStore, InMemoryJobStore, InMemoryNotifications, InMemoryObjects, InMemoryPublisher,
-    InMemoryQueue, InMemoryRealtime,
+    InMemoryExports, InMemoryFileStore, InMemoryJobStore, InMemoryNotifications, InMemoryObjects,
+    InMemoryPublisher, InMemoryQueue, InMemoryRealtime,
 };
 use domain::store::notification::Inbox;
 use domain::store::{
@@ -81,6 +81,7 @@ struct Memory {
     files: InMemoryFileStore,
     jobs: InMemoryJobStore,
     objects: InMemoryObjects,
+    exports: InMemoryExports,
     activity: InMemoryActivityLog,
     labels: InMemoryEpisodeLabels,
     notifications: InMemoryNotifications,
@@ -98,6 +99,7 @@ fn world() -> Memory {
         jobs: InMemoryJobStore::new(&files),
         files,
         objects: InMemoryObjects::default(),
+        exports: InMemoryExports::default(),
         activity: InMemoryActivityLog::default(),
         labels: InMemoryEpisodeLabels::default(),
         notifications: InMemoryNotifications::default(),
@@ -110,6 +112,7 @@ impl World for Memory {
     type History = InMemoryRealtime;
     type Files = InMemoryFileStore;
     type Jobs = InMemoryJobStore;
+    type Exports = InMemoryExports;
     type Objects = InMemoryObjects;
     type Activity = InMemoryActivityLog;
     type Labels = InMemoryEpisodeLabels;
@@ -131,6 +134,10 @@ impl World for Memory {
 
     fn jobs(&self) -> &InMemoryJobStore {
         &self.jobs
+    }
+
+    fn exports(&self) -> &InMemoryExports {
+        &self.exports
     }
 
     fn objects(&self) -> &InMemoryObjects {
@@ -191,7 +198,7 @@ impl World for Memory {
             .events()
             .into_iter()
             .chain(self.jobs.events())
-            .filter(|e| e.episode_id == episode)
+            .filter(|e| e.episode_id == Some(episode))
             .collect();
         // The events table's sort key: event ids are UUIDv7, in time order.
         events.sort_by_key(|e| e.id);

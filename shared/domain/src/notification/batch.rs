@@ -48,7 +48,7 @@ impl Batching {
 /// The batch a change belongs to, for each of its recipients.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupKey {
-    pub episode_id: EpisodeId,
+    pub episode_id: Option<EpisodeId>,
     pub event_type: EventType,
     pub actor: UserId,
 }
@@ -62,11 +62,13 @@ impl GroupKey {
         }
     }
 
-    /// `<episode>#<type>#<actor>`: the store's key for the batch's open notification.
+    /// `<episode>#<type>#<actor>` (`-` for no episode): the store's key for the batch's open
+    /// notification.
     pub fn key(&self) -> String {
         format!(
             "{}#{}#{}",
-            self.episode_id,
+            self.episode_id
+                .map_or_else(|| "-".to_owned(), |e| e.to_string()),
             self.event_type.as_str(),
             self.actor.as_str()
         )

@@ -42,6 +42,7 @@ pub enum Audience {
 /// | `file.*`                             | nobody    |
 /// | `job.failed` (for good)              | requester (watchers when a rule started it) |
 /// | other `job.*`                        | nobody    |
+/// | `activity.exported`                  | requester (the admin who asked, themself) |
 pub fn audience(event: &DomainEvent) -> Audience {
     match event.event_type {
         EventType::EpisodeCreated => Audience::Nobody,
@@ -67,11 +68,16 @@ pub fn audience(event: &DomainEvent) -> Audience {
         | EventType::JobRetryScheduled
         | EventType::JobCancelled
         | EventType::JobRetried => Audience::Nobody,
+        // The admin who asked for it hears that it is ready (or failed).
+        EventType::ActivityExported => Audience::Requester,
     }
 }
 
-/// The user who asked for the job an event is about.
+/// The user who asked for the job (or the export) an event is about.
 pub fn requester(event: &DomainEvent) -> Option<UserId> {
+    if event.event_type == EventType::ActivityExported {
+        return Some(event.actor.id.clone());
+    }
     event
         .data
         .pointer("/job/created_by/id")
@@ -101,7 +107,8 @@ pub fn recipients(
 ) -> Vec<UserId> {
     let set: BTreeSet<&UserId> = candidates
         .iter()
-        .filter(|u| **u != event.actor.id)
+        // Nobody is told of their own action, but an export is told to the one who asked.
+        .filter(|u| **u != event.actor.id || event.event_type == EventType::ActivityExported)
         .filter(|u| {
             preferences
                 .get(*u)
@@ -129,11 +136,15 @@ pub struct NotificationBody {
     pub id: EventId,
     #[serde(rename = "type")]
     pub event_type: EventType,
-    pub episode_id: EpisodeId,
+    /// The episode it is about; none for one about the log itself (an export).
+    pub episode_id: Option<EpisodeId>,
     /// Who caused it.
     pub actor: Person,
     /// The whole of it: "Alice moved S2E4 4 times", or the one change's line.
     pub summary: String,
+    /// Where it leads beyond the episode: an export's download (valid for an hour; the
+    /// export, `GET /activity/exports/{id}`, hands out fresh ones).
+    pub link: Option<String>,
     /// How many changes it counts (at most [`batch::MAX_CHANGES`]).
     pub count: usize,
     /// The changes, oldest first.
@@ -161,10 +172,12 @@ pub struct Notification {
     pub id: EventId,
     pub recipient: UserId,
     pub event_type: EventType,
-    pub episode_id: EpisodeId,
+    pub episode_id: Option<EpisodeId>,
     pub actor: Actor,
     /// How the episode was named when it opened ("S2E4 “Pilot”").
     pub label: String,
+    /// Where it leads beyond the episode (an export's download).
+    pub link: Option<String>,
     /// Oldest first; never empty.
     pub changes: Vec<Change>,
     pub created_at: Timestamp,
@@ -221,6 +234,7 @@ impl Notification {
             episode_id: event.episode_id,
             actor: event.actor.clone(),
             label,
+            link: None,
             changes: vec![Change {
                 event_id: event.id,
                 at: event.occurred_at,
@@ -298,6 +312,7 @@ impl Notification {
                 name: self.actor.name.clone(),
             },
             summary: self.summary(),
+            link: self.link.clone(),
             count: self.changes.len(),
             changes: self.changes.clone(),
             created_at: self.created_at,

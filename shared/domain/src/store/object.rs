@@ -69,6 +69,42 @@ pub trait ObjectWriter {
     fn mark_confirmed(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Objects written here in parts, in constant memory (an export's files): a multipart
+/// upload whose parts this side sends. Parts are numbered from 1; all but the last are at
+/// least 5 MiB.
+pub trait ObjectParts {
+    /// Starts the upload of `key` (an object there is replaced when it completes); its id.
+    fn begin(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Sends part `number`; its ETag.
+    fn send_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Completes the upload from the parts sent (number, ETag), in order.
+    fn finish(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives the upload up (nothing there is fine).
+    fn give_up(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Uploads and downloads the client makes itself, by presigned request.
 pub trait ObjectTransfers {
     /// A PUT of exactly `size` bytes of `content_type` that cannot overwrite an object.

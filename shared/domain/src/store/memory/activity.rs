@@ -17,7 +17,7 @@ pub struct InMemoryActivityLog(Arc<Mutex<Log>>);
 
 #[derive(Debug, Default)]
 struct Log {
-    entries: BTreeMap<(EpisodeId, EventId), ActivityEntry>,
+    entries: BTreeMap<(Option<EpisodeId>, EventId), ActivityEntry>,
     writes: usize,
     /// Entries the store leaves unprocessed (as DynamoDB may under load).
     unprocessed: HashSet<EventId>,
@@ -71,7 +71,7 @@ impl ActivityReader for InMemoryActivityLog {
         let mut found: Vec<&ActivityEntry> = log
             .entries
             .values()
-            .filter(|e| q.episode.is_none_or(|ep| e.episode_id == ep))
+            .filter(|e| q.episode.is_none_or(|ep| e.episode_id == Some(ep)))
             .filter(|e| q.actor.as_ref().is_none_or(|a| e.actor.id == *a))
             .filter(|e| q.action.is_none_or(|a| e.action == a))
             .filter(|e| {
@@ -95,10 +95,12 @@ impl ActivityReader for InMemoryActivityLog {
         let limit = usize::from(q.limit);
         let full = found.len() > limit;
         found.truncate(limit);
-        let next = full
-            .then(|| found.last())
-            .flatten()
-            .map(|e| (e.episode_id.to_string(), e.event_id.to_string()));
+        let next = full.then(|| found.last()).flatten().map(|e| {
+            let partition = e
+                .episode_id
+                .map_or_else(|| "log".to_owned(), |ep| ep.to_string());
+            (partition, e.event_id.to_string())
+        });
         Ok(ActivityPage {
             items: found.into_iter().cloned().collect(),
             next,

@@ -4,6 +4,7 @@
 //! written, so tests can check what others will hear.
 
 mod activity;
+mod exports;
 mod files;
 mod jobs;
 mod notifications;
@@ -12,6 +13,7 @@ mod queues;
 mod realtime;
 
 pub use activity::{InMemoryActivityLog, InMemoryEpisodeLabels};
+pub use exports::InMemoryExports;
 pub use files::InMemoryFileStore;
 pub use jobs::InMemoryJobStore;
 pub use notifications::InMemoryNotifications;

@@ -10,7 +10,7 @@ use super::poisoned;
 use crate::file::{ContentType, Sha256};
 use crate::store::StoreError;
 use crate::store::object::{
-    ByteChunks, ObjectInfo, ObjectReader, ObjectTransfers, ObjectWriter, Presigned,
+    ByteChunks, ObjectInfo, ObjectParts, ObjectReader, ObjectTransfers, ObjectWriter, Presigned,
 };
 
 /// Bytes by key. Clones share the state. A presigned request is `memory://<method>/<key>`;
@@ -23,6 +23,8 @@ struct State {
     objects: Mutex<BTreeMap<String, Object>>,
     uploads: Mutex<BTreeMap<String, Upload>>,
     calls: AtomicUsize,
+    /// The largest part sent by [`ObjectParts::send_part`].
+    largest_part: AtomicUsize,
     /// While set, every call fails as an outage would.
     down: std::sync::atomic::AtomicBool,
 }
@@ -178,6 +180,97 @@ impl ObjectWriter for InMemoryObjects {
         if let Some(o) = self.objects()?.get_mut(key) {
             o.pending = false;
         }
+        Ok(())
+    }
+}
+
+impl InMemoryObjects {
+    /// The largest part this side has sent (what writing in parts holds in memory at most).
+    pub fn largest_part(&self) -> usize {
+        self.0.largest_part.load(Ordering::SeqCst)
+    }
+}
+
+fn etag(bytes: &[u8]) -> String {
+    format!(
+        "\"{}-{}\"",
+        bytes.len(),
+        bytes.iter().map(|b| u64::from(*b)).sum::<u64>()
+    )
+}
+
+impl ObjectParts for InMemoryObjects {
+    async fn begin(&self, key: &str, _content_type: &str) -> Result<String, StoreError> {
+        self.call()?;
+        let mut uploads = self.0.uploads.lock().map_err(|_| poisoned())?;
+        let id = format!("upload-{}", uploads.len() + 1);
+        uploads.insert(id.clone(), (key.to_owned(), BTreeMap::new()));
+        Ok(id)
+    }
+
+    async fn send_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        self.call()?;
+        let mut uploads = self.0.uploads.lock().map_err(|_| poisoned())?;
+        match uploads.get_mut(upload_id) {
+            Some((k, parts)) if k == key && number >= 1 => {
+                self.0.largest_part.fetch_max(body.len(), Ordering::SeqCst);
+                let tag = etag(&body);
+                parts.insert(number, body);
+                Ok(tag)
+            }
+            _ => Err(StoreError::unavailable(std::io::Error::other(
+                "no such upload",
+            ))),
+        }
+    }
+
+    async fn finish(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), StoreError> {
+        self.call()?;
+        let mut uploads = self.0.uploads.lock().map_err(|_| poisoned())?;
+        let refused = || StoreError::unavailable(std::io::Error::other("InvalidPart"));
+        let Some((k, sent)) = uploads.get(upload_id) else {
+            return Err(refused());
+        };
+        if k != key || parts.is_empty() || !parts.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err(refused());
+        }
+        let mut bytes = Vec::new();
+        for (number, tag) in parts {
+            match sent.get(number) {
+                Some(body) if etag(body) == *tag => bytes.extend_from_slice(body),
+                _ => return Err(refused()),
+            }
+        }
+        self.objects()?.insert(
+            key.to_owned(),
+            Object {
+                bytes,
+                sha256: None,
+                pending: false,
+            },
+        );
+        uploads.remove(upload_id);
+        Ok(())
+    }
+
+    async fn give_up(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.call()?;
+        self.0
+            .uploads
+            .lock()
+            .map_err(|_| poisoned())?
+            .remove(upload_id);
         Ok(())
     }
 }

@@ -443,7 +443,7 @@ impl EventHistory for InMemoryRealtime {
         let mut events: Vec<DomainEvent> = s
             .events
             .iter()
-            .filter(|e| e.episode_id == episode && e.id > after)
+            .filter(|e| e.episode_id == Some(episode) && e.id > after)
             .cloned()
             .collect();
         events.sort_by_key(|e| e.id);
