@@ -384,6 +384,22 @@ def test_the_bell_count_rises_and_falls_and_the_audit_log_filters(browser, conso
         expect(rows).to_have_count(2, timeout=LIVE_S)
         expect(page.locator("tbody")).to_contain_text("episode.created")
         accessible(page, "audit-log")
+        # Export what the filters show: followed until ready, then downloaded from the browser.
+        page.click("#export")
+        expect(page.locator("#export-status")).to_have_text(
+            "Export ready: 2 entries (links valid for an hour).", timeout=60_000)
+        with page.expect_download() as got:
+            page.get_by_role("link", name="Download CSV").click()
+        rows = Path(got.value.path()).read_text().splitlines()
+        assert len(rows) == 3 and rows[0].startswith("id,occurred_at,action"), rows
+        assert all(carol_id in row for row in rows[1:]), rows
+        # The admin is told: the bell, and a notification that downloads the JSON Lines.
+        expect(page.locator("#bell")).to_have_text("Notifications (1 unread · 1 new)", timeout=LIVE_S)
+        page.locator("#bell").click()
+        with page.expect_download() as got:
+            page.locator(".feed > li").get_by_role("link", name="Ada exported 2 activity entries").click()
+        lines = Path(got.value.path()).read_text().splitlines()
+        assert [json.loads(line)["actor"]["id"] for line in lines] == [carol_id, carol_id]
     finally:
         admin.close()
 

@@ -118,8 +118,10 @@ def test_an_export_of_an_episode_and_an_action_and_an_empty_one(api):
     [line] = download(next(d["url"] for d in export["downloads"] if d["format"] == "jsonl")).splitlines()
     assert json.loads(line)["action"] == "episode.updated" and json.loads(line)["episode_id"] == eid
 
-    # Nothing matches: two files all the same, the CSV only its header.
-    r = api.request("POST", "/activity/exports", root, json={"to": "2001-01-01T00:00:00Z"})
+    # Nothing matches (a range that ends before it starts is empty, as GET /activity takes it):
+    # two files all the same, the CSV only its header.
+    r = api.request("POST", "/activity/exports", root,
+                    json={"from": "2026-12-01T00:00:00Z", "to": "2001-01-01T00:00:00Z"})
     assert r.status_code == 202, r.text
     empty = finished(api, root, r.headers["Location"])
     assert empty["state"] == "succeeded" and empty["entries"] == 0
@@ -138,7 +140,7 @@ def test_exports_are_for_admins_and_bad_requests_change_nothing(api, dynamodb, s
     assert api.request("POST", "/activity/exports", alice, json={}).status_code == 403
     assert api.request("POST", "/activity/exports", None, json={}).status_code == 401
     for body in ({"action": "episode.exploded"}, {"actor": 7}, {"colour": "red"}, {"from": "soon"},
-                 {"from": "2026-12-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, {"episode_id": "nope"}, []):
+                 {"to": None}, {"episode_id": "nope"}, []):
         r = api.request("POST", "/activity/exports", root, json=body)
         assert r.status_code == 422, (body, r.text)
         assert r.headers["Content-Type"].startswith("application/problem+json")

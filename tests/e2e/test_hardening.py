@@ -127,7 +127,7 @@ def test_two_copies_of_one_event_in_one_batch_are_handled_once_and_park_nothing(
     copy = json.loads(updated)
     copy["id"] = fresh_v7()
     copy = json.dumps(copy)
-    with event_source_paused(aws, f"{stack['stack_name']}-notification-worker"):
+    with event_source_paused(aws, f"{stack['stack_name']}-notification-worker", out["NotificationsQueueUrl"]):
         sqs.send_message_batch(QueueUrl=out["NotificationsQueueUrl"], Entries=[
             {"Id": "a", "MessageBody": copy}, {"Id": "b", "MessageBody": copy}])
     # Within the batching window of the first: the same notification, counting 2.

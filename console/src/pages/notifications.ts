@@ -16,7 +16,10 @@ interface Notification {
   id: string;
   type: string;
   summary: string;
-  episode_id: string;
+  /** None for one about the log itself (an export). */
+  episode_id: string | null;
+  /** An export's download, valid for an hour. */
+  link: string | null;
   created_at: string;
   updated_at: string;
   count: number;
@@ -31,6 +34,7 @@ const TYPES: [string, string][] = [
   ["episode.updated", "Status changes of episodes I watch"],
   ["episode.deleted", "Deletion of episodes I watch"],
   ["job.failed", "Failures of jobs I started"],
+  ["activity.exported", "Exports of the audit log I asked for (admins)"],
 ];
 
 /** The list's states (`GET /me/notifications?state=`). */
@@ -88,7 +92,12 @@ export async function notificationsPage(app: App): Promise<void> {
       else li.remove();
       link.focus();
     });
-    const link = h("a", { href: `#/episodes/${n.episode_id}` }, n.summary);
+    // Where it leads: an export's download, else its episode.
+    const link = n.link
+      ? h("a", { href: n.link, download: "" }, n.summary)
+      : n.episode_id
+        ? h("a", { href: `#/episodes/${n.episode_id}` }, n.summary)
+        : h("span", { tabindex: "-1" }, n.summary);
     const changes = n.count > 1
       ? h("details", {}, h("summary", {}, `${n.count} changes`),
         h("ol", {}, ...n.changes.map((c) => h("li", {}, c.summary, " ", h("span", { class: "muted" }, when(c.at))))))

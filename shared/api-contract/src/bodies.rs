@@ -338,7 +338,10 @@ pub fn export_filters(r: &mut Registry) -> Body {
                 json!({ "type": "string", "minLength": 1, "maxLength": 128, "description": "Only entries about this resource." }),
             ),
             ("from", instant("at or after")),
-            ("to", instant("at or before (not before `from`)")),
+            (
+                "to",
+                instant("at or before (before `from`: an empty export)"),
+            ),
         ],
         &[],
     );

@@ -414,10 +414,32 @@ impl Registry {
                 &["job", "retry_in_seconds"],
             ),
         );
+        let export_id = self.of::<domain::ExportId>();
+        let export_state = self.of::<domain::export::ExportState>();
+        let filters = self.of::<domain::export::ExportFilters>();
+        let summary = object(
+            vec![
+                ("id", export_id),
+                ("state", export_state),
+                ("filters", filters),
+                ("entries", json!({ "type": "integer", "minimum": 0 })),
+                ("error", json!({ "type": ["string", "null"] })),
+                (
+                    "href",
+                    json!({ "type": "string", "description": "The export: `GET` it for fresh download links." }),
+                ),
+            ],
+            &["id", "state", "filters", "entries", "error", "href"],
+        );
+        let exported = self.define(
+            "ActivityExportedData",
+            object(vec![("export", summary)], &["export"]),
+        );
         EventType::ALL
             .into_iter()
             .map(|t| {
                 let data = match t {
+                    EventType::ActivityExported => exported.clone(),
                     EventType::EpisodeCreated => with_episode.clone(),
                     EventType::EpisodeUpdated => updated.clone(),
                     EventType::EpisodeDeleted => deleted.clone(),

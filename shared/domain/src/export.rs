@@ -248,6 +248,7 @@ pub struct ActivityExport {
 
 /// A download link of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(rename = "ExportDownload")]
 pub struct Download {
     pub format: ExportFormat,
     pub url: String,
