@@ -49,8 +49,13 @@ def test_create_get_update_delete_with_one_event_per_change(api, tokens, events_
     # A stale If-Match is 412 and a stale body version 409, and neither writes anything.
     r = api.request("PATCH", f"/episodes/{eid}", alice, json={"title": "x"}, headers={"If-Match": '"7"'})
     assert r.status_code == 412 and r.headers["Content-Type"] == "application/problem+json"
+    # It says who saved first: the version the episode is at and its save.
+    saved_first = r.json()["current"]
+    assert saved_first["version"] == 1 and saved_first["saved_by"] == created["created_by"], r.text
+    assert saved_first["saved_at"] == created["updated_at"], r.text
     r = api.request("PATCH", f"/episodes/{eid}", alice, json={"title": "x", "version": 7})
     assert r.status_code == 409, r.text
+    assert r.json()["current"]["version"] == 1
 
     r = api.request(
         "PATCH",

@@ -16,7 +16,7 @@ use lambda_kit::http::{Handled, empty, json, set_header};
 use lambda_kit::router::{
     BodyRules, Caller, Id, IdempotencyKey, JsonObject, NoQuery, Query, QueryRules, Refusal, Writer,
 };
-use lambda_kit::{Problem, RequestMeta};
+use lambda_kit::{Problem, RequestMeta, SavedFirst};
 use serde_json::json;
 
 use lambda_kit::cursor;
@@ -40,7 +40,13 @@ fn store_problem(e: StoreError, stale: StaleProblem) -> Problem {
     match e {
         StoreError::Rejected(r) => match r {
             Rejection::NotFound => Problem::not_found("no such episode"),
-            Rejection::Stale { .. } => stale(r.to_string()),
+            Rejection::Stale {
+                current, ref saved, ..
+            } => stale(r.to_string()).with_current(SavedFirst {
+                version: current,
+                saved_at: saved.at,
+                saved_by: saved.person(),
+            }),
             Rejection::IllegalTransition { .. } => {
                 Problem::illegal_transition("status", r.to_string())
             }

@@ -237,6 +237,16 @@ mod tests {
         event["headers"]["if-match"] = json!("\"5\"");
         let (status, body, _) = send(&api, request(event, Some(&id), "alice", "editor")).await;
         assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+        // Who saved first: the version the episode is at, and its save.
+        assert_eq!(body["current"]["version"], 1);
+        assert_eq!(body["current"]["saved_by"]["id"], "alice");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("version 5 was edited: Alice saved version 1 first, at "),
+            "{body}"
+        );
         assert_eq!(api.store.events().len(), 1);
         let stored = api.store.episode(EpisodeId::parse(&id).unwrap()).unwrap();
         assert_eq!(stored.status, EpisodeStatus::Draft);

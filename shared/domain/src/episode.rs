@@ -491,8 +491,17 @@ pub struct EpisodeDeletion {
 pub enum Rejection {
     #[error("episode not found")]
     NotFound,
-    #[error("version {expected} was edited, the episode is at version {current}")]
-    Stale { expected: Version, current: Version },
+    #[error(
+        "version {expected} was edited: {} saved version {current} first, at {}",
+        saved.by_name.as_str(),
+        saved.at
+    )]
+    Stale {
+        expected: Version,
+        current: Version,
+        /// The save that made `current`.
+        saved: Stamp,
+    },
     #[error("status cannot move from {from} to {to}")]
     IllegalTransition {
         from: EpisodeStatus,
@@ -522,6 +531,7 @@ impl EpisodeUpdate {
             return Rejection::Stale {
                 expected: self.expected,
                 current: cur.version,
+                saved: cur.updated.clone(),
             };
         }
         if let Some(to) = self.changes.status
@@ -553,6 +563,7 @@ impl EpisodeDeletion {
             return Rejection::Stale {
                 expected,
                 current: cur.version,
+                saved: cur.updated.clone(),
             };
         }
         Rejection::Concurrent

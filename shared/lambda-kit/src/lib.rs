@@ -18,4 +18,4 @@ pub use config::{
     presence_retention_from_env, required_env, upload_rules_from_env, whole_env,
 };
 pub use identity::{RequestMeta, RoleSource, actor_from_claims};
-pub use problem::Problem;
+pub use problem::{Problem, SavedFirst};

@@ -28,6 +28,17 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// On a stale version (409, 412): the version the resource is at, and who saved it first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<SavedFirst>,
+}
+
+/// The save that won a conflict: the version it made, when and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SavedFirst {
+    pub version: domain::Version,
+    pub saved_at: domain::Timestamp,
+    pub saved_by: domain::Person,
 }
 
 impl Problem {
@@ -40,7 +51,15 @@ impl Problem {
             instance: None,
             errors: Vec::new(),
             request_id: None,
+            current: None,
         }
+    }
+
+    /// Names the save that won the conflict.
+    #[must_use]
+    pub fn with_current(mut self, current: SavedFirst) -> Self {
+        self.current = Some(current);
+        self
     }
 
     #[must_use]
