@@ -14,6 +14,8 @@ export interface Viewer {
   name: string;
   since: string;
   last_seen: string;
+  /** The field they are editing now, if any. */
+  editing?: string;
 }
 
 export interface DomainEvent {
@@ -34,6 +36,8 @@ export interface Handlers {
 }
 
 const PING_MS = 30_000;
+/** How often an `editing` is repeated while the person keeps typing (it lapses after 30 s). */
+const EDITING_REFRESH_MS = 10_000;
 /** How far before the newest event a resume starts: more than delivery can reorder (a frame
  * reposted to a throttled connection comes up to about 15 s late: 2 + 4 + 6 s of delays). */
 const REPLAY_MS = 30_000;
@@ -58,6 +62,8 @@ export class Live {
   private lastRound = -1;
   private retry = 0;
   private pinger: number | undefined;
+  private editingField: string | null = null;
+  private editingSent = 0;
   private reconnect: number | undefined;
   private closed = false;
 
@@ -87,6 +93,23 @@ export class Live {
   stop(): void {
     if (this.episode) this.send({ action: "unsubscribe", episode_id: this.episode });
     this.episode = null;
+  }
+
+  /** Tells the others on the episode what this person is editing (`null`: nothing). Sent again
+   * while they keep editing, at most every `EDITING_REFRESH_MS`: the server lets it lapse after
+   * 30 s without one. */
+  editing(field: string | null): void {
+    if (!this.episode) return;
+    const now = Date.now();
+    if (field === null) {
+      if (this.editingField !== null) this.send({ action: "idle", episode_id: this.episode });
+      this.editingField = null;
+      return;
+    }
+    if (field === this.editingField && now - this.editingSent < EDITING_REFRESH_MS) return;
+    this.send({ action: "editing", episode_id: this.episode, field });
+    this.editingField = field;
+    this.editingSent = now;
   }
 
   close(): void {

@@ -142,8 +142,13 @@ def test_bob_sees_alices_edit_live_and_alice_in_two_tabs_is_one_person(browser, 
         expect(alice2.locator(".avatars li")).to_have_count(2, timeout=LIVE_S)
 
         alice.fill("#f-title", "Retitled by Alice")
+        # Who is editing: beside the field on Bob's page, never on her own.
+        expect(bob.locator("#editing-title")).to_have_text("Alice Archer is editing this", timeout=LIVE_S)
+        expect(bob.locator(".avatars")).to_contain_text("(editing title)")
+        expect(alice2.locator("#editing-title")).to_have_text("")
         alice.get_by_role("button", name="Save", exact=True).click()
         expect(alice.get_by_text("Saved.")).to_be_visible()
+        expect(bob.locator("#editing-title")).to_have_text("", timeout=LIVE_S)
         # Bob's page changes without a reload: the heading, the field and the feed.
         expect(bob.locator("h1")).to_have_text("Retitled by Alice", timeout=LIVE_S)
         expect(bob.locator("#f-title")).to_have_value("Retitled by Alice")

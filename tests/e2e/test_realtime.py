@@ -15,6 +15,7 @@ import oidc
 import pytest
 import requests
 from conftest import eventually, people
+from faults import function_env
 from jsonschema import Draft7Validator
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -97,7 +98,8 @@ class Client:
 
     def ask(self, action: str, **args) -> dict:
         """Sends a message and returns its answer (the frame for it, or an error about it)."""
-        answers = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "ping": "pong", "resume": "resumed"}
+        answers = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "ping": "pong", "resume": "resumed",
+                   "editing": "editing", "idle": "editing"}
         self.send(action=action, **args)
         return self.wait_for(
             lambda f: f["type"] in (answers.get(action), "event.ref") or (f["type"] == "error"),
@@ -231,6 +233,58 @@ def test_three_tabs_are_one_viewer_and_a_refresh_is_not_a_departure(api, ws):
     assert carol_id in {u["id"] for u in after["last_seen"]}, "last seen is kept"
     assert not [f for f in presence_frames(watcher.drain(1.0), eid)
                 if carol_id in ids(f["joined"]) + ids(f["left"])]
+
+
+def editing_of(frame: dict) -> dict:
+    return {v["id"]: v.get("editing") for v in frame["viewers"]}
+
+
+def test_who_is_editing_is_seen_live_and_gone_on_idle_on_leaving_or_after_a_lapse(api, ws, stack, aws):
+    p = people(("alice", "editor"), ("bob", "editor"))
+    (alice_id, alice), (bob_id, bob) = p["alice"], p["bob"]
+    eid = api.create(alice, title="Edited together")["id"]
+    watcher = ws(bob)
+    watcher.subscribe(eid)
+    writer = ws(alice)
+    refused = writer.ask("editing", episode_id=eid, field="title")
+    assert refused["type"] == "error" and refused["status"] == 409, "subscribe first"
+    writer.subscribe(eid)
+    watcher.wait_for(lambda f: f["type"] == "presence" and alice_id in ids(f["viewers"]))
+
+    held = writer.ask("editing", episode_id=eid, field="title")
+    assert held["type"] == "editing" and held["field"] == "title" and held["until"], held
+    seen = watcher.wait_for(lambda f: f["type"] == "presence" and editing_of(f).get(alice_id) == "title")
+    assert editing_of(seen)[bob_id] is None
+    # Saying it again (a refresh) is no news; another field is.
+    writer.ask("editing", episode_id=eid, field="title")
+    assert not [f for f in presence_frames(watcher.drain(QUIET), eid)], "a refresh is no news"
+    writer.ask("editing", episode_id=eid, field="air_date")
+    watcher.wait_for(lambda f: f["type"] == "presence" and editing_of(f).get(alice_id) == "air_date")
+    assert writer.ask("idle", episode_id=eid)["field"] is None
+    watcher.wait_for(lambda f: f["type"] == "presence" and alice_id in ids(f["viewers"])
+                     and editing_of(f)[alice_id] is None)
+    bad = writer.ask("editing", episode_id=eid, field="colour")
+    assert bad["type"] == "error" and bad["status"] == 422
+
+    # Gone when the connection goes: her last one, so she leaves after the grace period.
+    writer.ask("editing", episode_id=eid, field="description")
+    watcher.wait_for(lambda f: f["type"] == "presence" and editing_of(f).get(alice_id) == "description")
+    writer.close()
+    gone = watcher.wait_for(left(alice_id), timeout=GRACE + 20)
+    assert alice_id not in ids(gone["viewers"])
+
+    # And after a short time without a refresh (the hold shortened to 3 s for the test).
+    with function_env(stack, aws, ["ws-api"], {"EDITING_SECONDS": "3"}):
+        lapsing = ws(alice)
+        lapsing.subscribe(eid)
+        assert lapsing.ask("editing", episode_id=eid, field="title")["field"] == "title"
+        watcher.wait_for(lambda f: f["type"] == "presence" and editing_of(f).get(alice_id) == "title")
+        started = time.monotonic()
+        watcher.seen = []  # only what comes from now on
+        watcher.wait_for(lambda f: f["type"] == "presence" and alice_id in ids(f["viewers"])
+                         and editing_of(f)[alice_id] is None, timeout=30)
+        assert time.monotonic() - started >= 2, "held until it lapsed"
+        lapsing.close()
 
 
 def test_joins_at_once_come_as_few_presence_rounds_each_told_once(api, ws):

@@ -405,7 +405,7 @@ def test_notification_expiries_reach_the_worker_bounded_and_filtered(source, tem
                    and m["Properties"]["EventSourceArn"] == getatt("NotificationsTable", "StreamArn"))
     pattern = json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"])
     assert pattern == {"eventName": ["REMOVE"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "n#"}]}}}}
-    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == getatt("NotificationsDeadLetterQueue", "Arn")
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == getatt("ExpiriesDeadLetterQueue", "Arn")
     for key in ("MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
         assert "Ref" in mapping[key], f"{key} is not a parameter"
 

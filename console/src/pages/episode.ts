@@ -127,10 +127,25 @@ export async function episodePage(app: App, id: string): Promise<void> {
     feed.insertBefore(li, older ?? null);
   };
 
+  // Who else is editing which field: a note beside it.
+  const editingNotes = Object.fromEntries(FIELDS.map((f) => [f, h("span", { class: "muted editing", id: `editing-${f}`, "aria-live": "polite" })])) as Record<keyof Editable, HTMLElement>;
   const showHere = (viewers: Viewer[] | null, count: number) => {
-    replace(here, ...(viewers ?? []).map((v) => h("li", { title: v.name }, h("span", { class: "avatar", "aria-hidden": "true" }, initials(v.name)), v.name)));
+    replace(here, ...(viewers ?? []).map((v) => h("li", { title: v.name }, h("span", { class: "avatar", "aria-hidden": "true" }, initials(v.name)), v.name,
+      v.editing && v.id !== app.session.user ? h("span", { class: "muted" }, ` (editing ${v.editing.replace(/_/g, " ")})`) : null)));
     hereCount.textContent = `${count} ${count === 1 ? "person" : "people"} here`;
+    for (const f of FIELDS) {
+      const others = (viewers ?? []).filter((v) => v.editing === f && v.id !== app.session.user).map((v) => v.name);
+      editingNotes[f].textContent = others.length ? `${others.join(", ")} ${others.length === 1 ? "is" : "are"} editing this` : "";
+    }
   };
+  if (canEdit) {
+    for (const f of FIELDS) {
+      const say = () => app.live.editing(f);
+      inputs[f].addEventListener("focus", say);
+      inputs[f].addEventListener("input", say);
+      inputs[f].addEventListener("blur", () => app.live.editing(null));
+    }
+  }
 
   if (canEdit) {
     const ask = (): void => {
@@ -185,9 +200,9 @@ export async function episodePage(app: App, id: string): Promise<void> {
     h("section", { "aria-labelledby": "edit-title" },
       h("h2", { id: "edit-title" }, "Details"),
       h("form", { onsubmit: (ev: Event) => { ev.preventDefault(); const c = mine(); if (Object.keys(c).length) void save(c, episode.version); else saved.textContent = "Nothing to save."; } },
-        h("label", { for: "f-title" }, "Title"), inputs.title,
-        h("label", { for: "f-description" }, "Description"), inputs.description,
-        h("label", { for: "f-series" }, "Series"), inputs.series,
+        h("label", { for: "f-title" }, "Title"), inputs.title, editingNotes.title,
+        h("label", { for: "f-description" }, "Description"), inputs.description, editingNotes.description,
+        h("label", { for: "f-series" }, "Series"), inputs.series, editingNotes.series,
         canEdit ? h("div", { class: "row" }, h("button", { type: "submit" }, "Save")) : null,
       ),
       saved,

@@ -4,6 +4,8 @@
 
 mod worker;
 
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
 use aws_adapters::{
     DynamoActivityStore, DynamoExportStore, DynamoNotificationStore, MessageQueue,
     NotificationTables, ObjectStore,
@@ -47,9 +49,10 @@ async fn main() -> Result<(), Error> {
         let app = &app;
         let calls = &calls;
         async move {
+            let deadline = deadline(event.context.deadline);
             for id in new_exports(&event.payload) {
                 calls.take();
-                worker::run(app, id).await?;
+                worker::run(app, id, deadline).await?;
                 let spent = calls.take();
                 tracing::info!(export_id = %id, aws_calls = spent.total, "export handled");
             }
@@ -57,6 +60,14 @@ async fn main() -> Result<(), Error> {
         }
     }))
     .await
+}
+
+/// The invocation's deadline (ms since the epoch) as an instant.
+fn deadline(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 /// The exports the stream's records inserted (the event source passes only insertions; a

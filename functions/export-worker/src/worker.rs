@@ -4,7 +4,7 @@
 //! names the entry and the notification), so a run that stops after the record is written
 //! tells them on the next.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use domain::activity::ActivityEntry;
 use domain::export::{
@@ -34,10 +34,26 @@ pub struct App<X, A, N, O, Q> {
 
 /// Tries of writing the files before the export fails (the log or the bucket unavailable).
 const WRITE_TRIES: u32 = 3;
+/// Time kept back before the invocation's deadline to give the uploads up and record the
+/// outcome: an export that would run past it fails, saying so, instead of timing out.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
+
+/// Why the files were not written.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the export did not fit in one run")]
+    OutOfTime,
+}
 
 /// Runs the export `id`. An error (the export store unavailable) fails the invocation, and
 /// the stream sends the record again.
-pub async fn run<X, A, N, O, Q>(app: &App<X, A, N, O, Q>, id: ExportId) -> Result<(), StoreError>
+pub async fn run<X, A, N, O, Q>(
+    app: &App<X, A, N, O, Q>,
+    id: ExportId,
+    deadline: Instant,
+) -> Result<(), StoreError>
 where
     X: Exports + Sync,
     A: ActivityReader + ActivityWriter + Sync,
@@ -62,7 +78,7 @@ where
         // Ended before, perhaps without telling: tell (again; it is idempotent).
         ExportState::Succeeded | ExportState::Failed => return tell(app, &stored).await,
     };
-    let outcome = write_with_tries(app, &export).await;
+    let outcome = write_with_tries(app, &export, deadline).await;
     let done = export.finished(outcome, Timestamp::now());
     if !app.exports.save(&done, ExportState::Running).await? {
         return Ok(());
@@ -79,14 +95,23 @@ where
 async fn write_with_tries<X, A, N, O, Q>(
     app: &App<X, A, N, O, Q>,
     export: &ActivityExport,
+    deadline: Instant,
 ) -> Outcome
 where
     A: ActivityReader + Sync,
     O: ObjectParts + Sync,
 {
     for attempt in 1..=WRITE_TRIES {
-        match write(app, export).await {
+        match write(app, export, deadline).await {
             Ok((entries, files)) => return Outcome::Written { entries, files },
+            Err(WriteError::OutOfTime) => {
+                tracing::warn!(export_id = %export.id, "export out of time");
+                return Outcome::Failed {
+                    error: "the range holds more entries than one export writes in 15 minutes; \
+                            export shorter ranges"
+                        .into(),
+                };
+            }
             Err(e) => {
                 tracing::warn!(export_id = %export.id, attempt, error = %e, "export not written");
                 if attempt < WRITE_TRIES {
@@ -141,7 +166,8 @@ impl FileUpload {
 async fn write<X, A, N, O, Q>(
     app: &App<X, A, N, O, Q>,
     export: &ActivityExport,
-) -> Result<(u64, Vec<ExportFile>), StoreError>
+    deadline: Instant,
+) -> Result<(u64, Vec<ExportFile>), WriteError>
 where
     A: ActivityReader + Sync,
     O: ObjectParts + Sync,
@@ -153,7 +179,7 @@ where
             Ok(id) => id,
             Err(e) => {
                 give_up(app, &files).await;
-                return Err(e);
+                return Err(e.into());
             }
         };
         files.push(FileUpload {
@@ -165,7 +191,7 @@ where
             bytes: 0,
         });
     }
-    match fill(app, export, &mut files).await {
+    match fill(app, export, &mut files, deadline).await {
         Ok(entries) => Ok((
             entries,
             files
@@ -187,7 +213,8 @@ async fn fill<X, A, N, O, Q>(
     app: &App<X, A, N, O, Q>,
     export: &ActivityExport,
     files: &mut [FileUpload],
-) -> Result<u64, StoreError>
+    deadline: Instant,
+) -> Result<u64, WriteError>
 where
     A: ActivityReader + Sync,
     O: ObjectParts + Sync,
@@ -199,6 +226,9 @@ where
     let mut entries = 0u64;
     let mut after = None;
     loop {
+        if Instant::now() + DEADLINE_MARGIN >= deadline {
+            return Err(WriteError::OutOfTime);
+        }
         let page = app.activity.query(&export.filters.query(after)).await?;
         for entry in &page.items {
             entries += 1;
@@ -418,7 +448,7 @@ mod tests {
             ..Default::default()
         };
         let id = requested(&app, filters).await;
-        run(&app, id).await.unwrap();
+        run(&app, id, far()).await.unwrap();
 
         let done = app.exports.get(id).await.unwrap().unwrap();
         assert_eq!(done.state, ExportState::Succeeded);
@@ -478,10 +508,14 @@ mod tests {
         assert_eq!(app.live.sent().len(), 1, "pushed live");
 
         // The stream sends the record again: nothing is written or told twice.
-        run(&app, id).await.unwrap();
+        run(&app, id, far()).await.unwrap();
         let (own, counts) = told(&app, &root).await;
         assert_eq!((own.len(), counts.unread), (1, 1));
         assert_eq!(app.live.sent().len(), 1);
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(900)
     }
 
     /// The log's own entries, and the requester's counts.
@@ -504,9 +538,10 @@ mod tests {
     async fn memory_holds_one_part_per_file_however_long_the_export() {
         let part = 4 * 1024;
         let app = app(part);
+        app.objects.set_min_part_bytes(part);
         seed(&app, 600).await;
         let id = requested(&app, ExportFilters::default()).await;
-        run(&app, id).await.unwrap();
+        run(&app, id, far()).await.unwrap();
         let done = app.exports.get(id).await.unwrap().unwrap();
         assert_eq!(done.entries, 600);
         let total: u64 = done.files.iter().map(|f| f.bytes).sum();
@@ -526,12 +561,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_export_that_would_outrun_its_invocation_fails_saying_so() {
+        let app = app(domain::export::PART_BYTES);
+        seed(&app, 3).await;
+        let id = requested(&app, ExportFilters::default()).await;
+        run(&app, id, Instant::now() + Duration::from_secs(30))
+            .await
+            .unwrap();
+        let done = app.exports.get(id).await.unwrap().unwrap();
+        assert_eq!(done.state, ExportState::Failed);
+        assert!(done.error.as_deref().unwrap().contains("shorter ranges"));
+        assert_eq!(app.objects.open_uploads(), 0, "its uploads given up");
+    }
+
+    #[tokio::test]
     async fn an_export_the_bucket_refuses_fails_and_says_so_once() {
         let app = app(domain::export::PART_BYTES);
         seed(&app, 3).await;
         let id = requested(&app, ExportFilters::default()).await;
         app.objects.set_down(true);
-        run(&app, id).await.unwrap();
+        run(&app, id, far()).await.unwrap();
         app.objects.set_down(false);
         let done = app.exports.get(id).await.unwrap().unwrap();
         assert_eq!(done.state, ExportState::Failed);

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use domain::realtime::{ClientMessage, MAX_FRAME_BYTES, RESUME_MAX_EVENTS, Viewer};
+use domain::realtime::{
+    ClientMessage, EditedField, Editing, MAX_FRAME_BYTES, RESUME_MAX_EVENTS, Viewer,
+};
 use domain::store::realtime::{
     Connections, EventHistory, Heartbeat, OpenConnection, PresenceRounds, Subscribe,
     SubscribeError, Subscriptions, ask_for_round,
@@ -35,6 +37,8 @@ pub struct App<S, B, H, Q, K = Fetcher> {
     pub grace: Duration,
     /// Seconds a presence round gathers joins and leaves for.
     pub window: u32,
+    /// How long an `editing` holds without being sent again.
+    pub editing_seconds: u32,
     pub calls: AwsCallCounter,
 }
 
@@ -228,6 +232,21 @@ impl<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync, K
                     Err(refusal) => refusal,
                 }
             }
+            ClientMessage::Editing { episode_id, field } => {
+                match self.open_connection(connection, "editing", now).await {
+                    Ok(open) => {
+                        self.editing(connection, &open, episode_id, Some(field), now)
+                            .await
+                    }
+                    Err(refusal) => refusal,
+                }
+            }
+            ClientMessage::Idle { episode_id } => {
+                match self.open_connection(connection, "idle", now).await {
+                    Ok(open) => self.editing(connection, &open, episode_id, None, now).await,
+                    Err(refusal) => refusal,
+                }
+            }
             ClientMessage::Resume { episode_id, after } => {
                 match self.open_connection(connection, "resume", now).await {
                     Ok(_) => self.resume(episode_id, after).await,
@@ -315,6 +334,7 @@ impl<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync, K
                     name: user.name.clone(),
                     since: now,
                     last_seen: now,
+                    editing: None,
                 };
                 done.announced.subscribed(episode_id, me, done.announce)
             }
@@ -326,6 +346,58 @@ impl<S: Store, B: Subscriber, H: EventHistory + Sync, Q: MessageSender + Sync, K
             Err(SubscribeError::NoConnection) => unknown_connection("subscribe"),
             Err(e @ SubscribeError::TooMany) => Frame::error(409, e.to_string(), Some("subscribe")),
             Err(SubscribeError::Store(e)) => unavailable("subscribe", &e),
+        }
+    }
+
+    /// What the user is editing on the episode (`None`: `idle`), held on this connection's
+    /// presence until `editing_seconds` from now. The others hear it in the episode's next
+    /// presence round; a round is also scheduled for when it lapses, so that a person who went
+    /// quiet is seen to stop.
+    async fn editing(
+        &self,
+        connection: &ConnectionId,
+        open: &OpenConnection,
+        episode_id: EpisodeId,
+        field: Option<EditedField>,
+        now: Timestamp,
+    ) -> Frame {
+        let action = if field.is_some() { "editing" } else { "idle" };
+        let hold = i64::from(self.editing_seconds);
+        let editing = field.map(|field| Editing {
+            field,
+            connection: connection.clone(),
+            until: now.plus_seconds(hold),
+        });
+        match self
+            .store
+            .set_editing(episode_id, &open.user.id, connection, editing.as_ref(), now)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return Frame::error(
+                    409,
+                    format!("subscribe to episode {episode_id} first"),
+                    Some(action),
+                );
+            }
+            Err(e) => return unavailable(action, &e),
+        }
+        if let Err(e) = ask_for_round(&self.store, &self.notices, episode_id, self.window).await {
+            tracing::warn!(%episode_id, error = %e, "presence round not asked for");
+        }
+        if editing.is_some() {
+            let lapse = Notice::PresenceRound { episode_id };
+            let delay = self.editing_seconds.saturating_add(1).min(900);
+            if let Err(e) = self.notices.send(lapse.to_body(), delay).await {
+                tracing::warn!(%episode_id, error = %e, "editing lapse round not scheduled");
+            }
+        }
+        tracing::info!(%episode_id, user_id = %open.user.id, field = field.map(EditedField::as_str), "editing");
+        Frame::Editing {
+            episode_id,
+            field,
+            until: editing.map(|e| e.until),
         }
     }
 
@@ -476,6 +548,7 @@ mod tests {
             ),
             grace: Duration::from_secs(30),
             window: 1,
+            editing_seconds: 30,
             calls: AwsCallCounter::default(),
         }
     }
@@ -784,5 +857,46 @@ mod tests {
         // A second disconnect (API Gateway retries) changes nothing and still answers 200.
         assert_eq!(status(&app, leaving()).await, 200);
         assert_eq!(notices(&app).len(), 2, "joined and one check");
+    }
+
+    #[tokio::test]
+    async fn editing_is_held_on_a_subscribed_connection_and_asks_for_rounds() {
+        use domain::store::realtime::PresenceReader;
+        let app = app();
+        connected(&app).await;
+        let editing = format!(r#"{{"action":"editing","episode_id":"{EPISODE}","field":"title"}}"#);
+        let frame = answer(&app, &editing).await;
+        assert_eq!(frame["type"], "error", "not subscribed yet: {frame}");
+        assert_eq!(frame["status"], 409);
+        let subscribe = format!(r#"{{"action":"subscribe","episode_id":"{EPISODE}"}}"#);
+        assert_eq!(answer(&app, &subscribe).await["type"], "subscribed");
+        let before = notices(&app).len();
+        let frame = answer(&app, &editing).await;
+        assert_eq!(frame["type"], "editing", "{frame}");
+        assert_eq!(frame["field"], "title");
+        assert!(frame["until"].is_string());
+        let presence = app.store.presence(episode()).await.unwrap();
+        let now = Timestamp::now();
+        assert_eq!(
+            presence[0].viewer(now).editing,
+            Some(EditedField::Title),
+            "held"
+        );
+        assert_eq!(
+            presence[0].viewer(now.plus_seconds(31)).editing,
+            None,
+            "lapsed without a refresh"
+        );
+        // A round for the news (or one due already), and one for when it lapses.
+        let delays: Vec<u32> = notices(&app)[before..].iter().map(|(_, d)| *d).collect();
+        assert!(delays.contains(&31), "{delays:?}");
+        let idle = format!(r#"{{"action":"idle","episode_id":"{EPISODE}"}}"#);
+        let frame = answer(&app, &idle).await;
+        assert_eq!(frame["type"], "editing");
+        assert_eq!(frame["field"], Value::Null);
+        let presence = app.store.presence(episode()).await.unwrap();
+        assert_eq!(presence[0].viewer(Timestamp::now()).editing, None);
+        let bad = format!(r#"{{"action":"editing","episode_id":"{EPISODE}","field":"colour"}}"#);
+        assert_eq!(answer(&app, &bad).await["status"], 422);
     }
 }

@@ -54,6 +54,11 @@ async fn main() -> Result<(), Error> {
         verifier,
         grace: Duration::from_secs(grace),
         window,
+        // How long an `editing` holds without being sent again (tests shorten it).
+        editing_seconds: lambda_kit::whole_env(
+            "EDITING_SECONDS",
+            u32::try_from(domain::realtime::EDITING_SECONDS).unwrap_or(30),
+        )?,
         calls,
     };
     lambda_runtime::run(service_fn(

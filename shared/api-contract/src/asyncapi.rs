@@ -57,6 +57,11 @@ const FRAMES: &[(&str, &str, &str)] = &[
         "Instead of `presence` when more people look at the episode than a frame lists: how many. Page through them with `GET /episodes/{id}/presence` (`href`).",
     ),
     (
+        "editing",
+        "editing",
+        "The answer to `editing` (the field, held until `until`) and to `idle` (no field). The others see it in the next `presence` frame.",
+    ),
+    (
         "error",
         "error",
         "A message that could not be handled; `action` names it when known.",
@@ -69,6 +74,7 @@ pub fn asyncapi() -> Value {
     let episode_id = r.of::<EpisodeId>();
     let event_id = r.of::<EventId>();
     let typed_event = typed_event(&mut r);
+    let edited_field = r.of::<domain::realtime::EditedField>();
     let variants = frame_variants(&mut r, &frame);
 
     let mut messages = Map::new();
@@ -109,12 +115,37 @@ pub fn asyncapi() -> Value {
             object(
                 vec![
                     ("action", json!({ "const": "resume" })),
-                    ("episode_id", episode_id),
+                    ("episode_id", episode_id.clone()),
                     ("after", event_id),
                 ],
                 &["action", "episode_id", "after"],
             ),
             json!({ "action": "resume", "episode_id": "01a213ea-bcea-7231-95fb-08c52221b2de", "after": "01a213ea-bcea-7231-95fb-08c52221b2df" }),
+        ),
+        (
+            "editing",
+            "You are editing this field of an episode you subscribed to. Send it again within 30 seconds while you still are: then the others see you stop (as they do on `idle`, or when this connection goes).",
+            object(
+                vec![
+                    ("action", json!({ "const": "editing" })),
+                    ("episode_id", episode_id.clone()),
+                    ("field", edited_field),
+                ],
+                &["action", "episode_id", "field"],
+            ),
+            json!({ "action": "editing", "episode_id": "01a213ea-bcea-7231-95fb-08c52221b2de", "field": "title" }),
+        ),
+        (
+            "idle",
+            "You stopped editing the episode.",
+            object(
+                vec![
+                    ("action", json!({ "const": "idle" })),
+                    ("episode_id", episode_id.clone()),
+                ],
+                &["action", "episode_id"],
+            ),
+            json!({ "action": "idle", "episode_id": "01a213ea-bcea-7231-95fb-08c52221b2de" }),
         ),
     ];
     for (name, summary, payload, example) in client {
@@ -216,8 +247,23 @@ pub fn asyncapi() -> Value {
             &["resumed", "error"],
         ),
     );
+    operations.insert(
+        "editing".into(),
+        send(
+            "editing",
+            "Say what you are editing.",
+            &["editing", "error"],
+        ),
+    );
+    operations.insert(
+        "idle".into(),
+        send("idle", "Say you stopped editing.", &["editing", "error"]),
+    );
     for (tag, name, summary) in FRAMES {
-        if matches!(*tag, "subscribed" | "unsubscribed" | "pong" | "resumed") {
+        if matches!(
+            *tag,
+            "subscribed" | "unsubscribed" | "pong" | "resumed" | "editing"
+        ) {
             continue;
         }
         operations.insert(

@@ -24,7 +24,8 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use domain::realtime::{
-    Announced, CONNECTION_TTL_SECONDS, DEFAULT_PRESENCE_RETENTION_DAYS, Listener, MAX_SUBSCRIPTIONS,
+    Announced, CONNECTION_TTL_SECONDS, DEFAULT_PRESENCE_RETENTION_DAYS, EditedField, Editing,
+    Listener, MAX_SUBSCRIPTIONS,
 };
 use domain::store::realtime::{
     Closed, Connections, EventHistory, Heartbeat, OpenConnection, PresenceReader, PresenceRounds,
@@ -98,15 +99,33 @@ where
 
 fn presence_from(it: &Item) -> Result<Presence, StoreError> {
     let parse = || -> Result<Presence, item::CorruptItem> {
+        let connections = string_set(it, "connections");
+        // What they are editing holds only while the connection that said so is subscribed.
+        let editing = match (
+            item::opt_str(it, "editing_field")?,
+            item::opt_str(it, "editing_connection")?,
+        ) {
+            (Some(field), Some(connection)) if connections.iter().any(|c| c == connection) => {
+                Some(Editing {
+                    field: EditedField::parse(field)
+                        .ok_or_else(|| item::corrupt("editing_field", field))?,
+                    connection: ConnectionId::parse(connection)
+                        .map_err(|e| item::corrupt("editing_connection", e.to_string()))?,
+                    until: item::parse(it, "editing_until", Timestamp::parse)?,
+                })
+            }
+            _ => None,
+        };
         Ok(Presence {
             user: UserRef {
                 id: item::parse(it, "user_id", UserId::parse)?,
                 name: DisplayName::new(item::req_str(it, "user_name")?),
             },
-            connections: string_set(it, "connections").len(),
+            connections: connections.len(),
             since: item::parse_opt(it, "since", Timestamp::parse)?,
             last_seen: item::parse(it, "last_seen", Timestamp::parse)?,
             left_at: item::parse_opt(it, "left_at", Timestamp::parse)?,
+            editing,
         })
     };
     parse().map_err(StoreError::unavailable)
@@ -422,6 +441,40 @@ impl Connections for DynamoRealtimeStore {
 }
 
 impl Subscriptions for DynamoRealtimeStore {
+    /// One UpdateItem of the user's presence item, on condition the connection is subscribed
+    /// (in its `connections` set).
+    async fn set_editing(
+        &self,
+        episode: EpisodeId,
+        user: &UserId,
+        connection: &ConnectionId,
+        editing: Option<&Editing>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key("episode_id", s(episode.to_string()))
+            .key("user_id", s(user.as_str()))
+            .condition_expression("contains(connections, :c)")
+            .expression_attribute_values(":c", s(connection.to_string()))
+            .expression_attribute_values(":now", s(now.to_string()));
+        let req = match editing {
+            Some(e) => req
+                .update_expression(
+                    "SET editing_field = :f, editing_connection = :c, editing_until = :u, \
+                     last_seen = :now",
+                )
+                .expression_attribute_values(":f", s(e.field.as_str()))
+                .expression_attribute_values(":u", s(e.until.to_string())),
+            None => req.update_expression(
+                "SET last_seen = :now REMOVE editing_field, editing_connection, editing_until",
+            ),
+        };
+        applied(req.send().await)
+    }
+
     /// Unsubscribes a connection; `Some(left_at)` when it was the user's last one there.
     async fn unsubscribe(
         &self,

@@ -23,8 +23,12 @@ pub const LINK_SECONDS: u64 = 3600;
 /// The bytes of a file buffered before they are uploaded as one part: S3's parts are at least
 /// 5 MiB (but the last), and the memory an export takes is about two of these.
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
-/// Entries read from the log per query.
-pub const PAGE_ENTRIES: u16 = 100;
+/// Entries read from the log per query (with a filter, a page may hold fewer).
+pub const PAGE_ENTRIES: u16 = 1000;
+/// S3's smallest part but the last, and its most parts: a file holds at most
+/// `PART_BYTES` × 10,000 bytes (80 GB).
+pub const S3_MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+const _: () = assert!(PART_BYTES >= S3_MIN_PART_BYTES);
 
 /// Which entries an export holds: the filters of `GET /activity`, and an episode.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

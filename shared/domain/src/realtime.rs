@@ -99,6 +99,69 @@ pub enum ClientMessage {
         episode_id: EpisodeId,
         after: EventId,
     },
+    /// The person is editing this field of the episode (sent again within
+    /// [`EDITING_SECONDS`] while they still are).
+    Editing {
+        episode_id: EpisodeId,
+        field: EditedField,
+    },
+    /// The person stopped editing the episode.
+    Idle {
+        episode_id: EpisodeId,
+    },
+}
+
+/// How long an `editing` holds without being sent again: then the others see it gone.
+pub const EDITING_SECONDS: i64 = 30;
+
+/// The fields of an episode a person may be editing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EditedField {
+    Title,
+    Description,
+    Series,
+    Season,
+    Number,
+    AirDate,
+    Status,
+}
+
+impl EditedField {
+    pub const ALL: [Self; 7] = [
+        Self::Title,
+        Self::Description,
+        Self::Series,
+        Self::Season,
+        Self::Number,
+        Self::AirDate,
+        Self::Status,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Title => "title",
+            Self::Description => "description",
+            Self::Series => "series",
+            Self::Season => "season",
+            Self::Number => "number",
+            Self::AirDate => "air_date",
+            Self::Status => "status",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// What a person is editing, as stored with their presence: the field, the connection that
+/// said so (it holds only while that connection is subscribed), and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editing {
+    pub field: EditedField,
+    pub connection: ConnectionId,
+    pub until: Timestamp,
 }
 
 /// Why a client message was not understood. Each is answered with an `error` frame.
@@ -108,7 +171,7 @@ pub enum MessageError {
     NotJson(String),
     #[error("the message must be a JSON object with an `action`")]
     NoAction,
-    #[error("unknown action `{0}`; expected subscribe, unsubscribe, ping or resume")]
+    #[error("unknown action `{0}`; expected subscribe, unsubscribe, ping, resume, editing or idle")]
     UnknownAction(String),
     #[error("{action}: {detail}")]
     Invalid { action: String, detail: String },
@@ -124,7 +187,8 @@ impl ClientMessage {
             .and_then(Value::as_str)
             .ok_or(MessageError::NoAction)?;
         let allowed: &[&str] = match action {
-            "subscribe" | "unsubscribe" => &["action", "episode_id"],
+            "subscribe" | "unsubscribe" | "idle" => &["action", "episode_id"],
+            "editing" => &["action", "episode_id", "field"],
             "ping" => &["action"],
             "resume" => &["action", "episode_id", "after"],
             _ => {
@@ -166,6 +230,18 @@ impl ClientMessage {
                 after: EventId::parse(id("after")?)
                     .map_err(|_| invalid("`after` must be an event id (a UUIDv7)".into()))?,
             },
+            "editing" => Self::Editing {
+                episode_id: episode_id()?,
+                field: EditedField::parse(id("field")?).ok_or_else(|| {
+                    invalid(
+                        "`field` must be title, description, series, season, number, air_date or status"
+                            .into(),
+                    )
+                })?,
+            },
+            "idle" => Self::Idle {
+                episode_id: episode_id()?,
+            },
             _ => Self::Ping,
         })
     }
@@ -180,6 +256,9 @@ pub struct Viewer {
     pub name: DisplayName,
     pub since: Timestamp,
     pub last_seen: Timestamp,
+    /// The field they are editing now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub editing: Option<EditedField>,
 }
 
 /// A user as presence frames name them.
@@ -208,6 +287,14 @@ pub enum Frame {
     },
     #[serde(rename = "unsubscribed")]
     Unsubscribed { episode_id: EpisodeId },
+    /// The answer to `editing` (the field, held until `until`: send it again before then while
+    /// still editing) and to `idle` (no field). The others hear it in the next presence frame.
+    #[serde(rename = "editing")]
+    Editing {
+        episode_id: EpisodeId,
+        field: Option<EditedField>,
+        until: Option<Timestamp>,
+    },
     #[serde(rename = "resumed")]
     Resumed {
         episode_id: EpisodeId,
@@ -327,6 +414,8 @@ pub struct Presence {
     /// Set when the last connection went: the user is still listed until the grace period
     /// ends, and a reconnect within it is not announced.
     pub left_at: Option<Timestamp>,
+    /// What they said they are editing, if that connection is still subscribed.
+    pub editing: Option<Editing>,
 }
 
 impl Presence {
@@ -336,12 +425,18 @@ impl Presence {
             && self.last_seen.plus_seconds(STALE_AFTER_SECONDS) >= now
     }
 
-    pub fn viewer(&self) -> Viewer {
+    /// As listed at `now`: what they are editing, while it has not lapsed.
+    pub fn viewer(&self, now: Timestamp) -> Viewer {
         Viewer {
             id: self.user.id.clone(),
             name: self.user.name.clone(),
             since: self.since.unwrap_or(self.last_seen),
             last_seen: self.last_seen,
+            editing: self
+                .editing
+                .as_ref()
+                .filter(|e| e.until >= now && self.connections > 0)
+                .map(|e| e.field),
         }
     }
 }
@@ -502,7 +597,15 @@ fn presence_list(
         ),
         None => (Vec::new(), Vec::new()),
     };
-    if was.is_some() && joined.is_empty() && left.is_empty() {
+    // What someone is editing changed (began, moved to another field, stopped, lapsed).
+    let editing_changed = was.is_some_and(|was| {
+        now.iter().any(|v| {
+            was.iter()
+                .find(|w| w.id == v.id)
+                .is_some_and(|w| w.editing != v.editing)
+        })
+    });
+    if was.is_some() && joined.is_empty() && left.is_empty() && !editing_changed {
         return None;
     }
     let frame = Frame::Presence {
@@ -527,7 +630,7 @@ pub fn viewers(all: &[Presence], now: Timestamp) -> Vec<Viewer> {
     let mut list: Vec<Viewer> = all
         .iter()
         .filter(|p| p.is_viewing(now))
-        .map(Presence::viewer)
+        .map(|p| p.viewer(now))
         .collect();
     list.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.id.cmp(&b.id)));
     list
@@ -709,6 +812,7 @@ mod tests {
             since: Some(last_seen),
             last_seen,
             left_at: left.then_some(last_seen),
+            editing: None,
         }
     }
 
@@ -747,6 +851,53 @@ mod tests {
         assert_eq!(list[0].id.as_str(), "ann");
     }
 
+    #[test]
+    fn what_someone_edits_is_news_and_holding_it_is_not() {
+        let ep = EpisodeId::new();
+        let now = Timestamp::now();
+        let mut ann = viewer("ann");
+        let before = Announced {
+            round: 1,
+            count: 1,
+            viewers: Some(vec![ann.clone()]),
+        };
+        assert!(presence_round(&before, vec![ann.clone()], 10, ep, 2, now).is_none());
+        ann.editing = Some(EditedField::Title);
+        let (news, announced) =
+            presence_round(&before, vec![ann.clone()], 10, ep, 2, now).expect("news");
+        let frame: Value = serde_json::from_str(&news.json).unwrap();
+        assert_eq!(frame["viewers"][0]["editing"], "title");
+        assert_eq!(frame["joined"], json!([]), "nobody joined");
+        assert!(
+            presence_round(&announced, vec![ann.clone()], 10, ep, 3, now).is_none(),
+            "still editing the title: no news"
+        );
+        ann.editing = None;
+        assert!(presence_round(&announced, vec![ann], 10, ep, 3, now).is_some());
+    }
+
+    #[test]
+    fn an_edit_lapses_and_holds_only_while_connected() {
+        let now = Timestamp::now();
+        let mut p = presence(1, now, false);
+        p.editing = Some(Editing {
+            field: EditedField::Status,
+            connection: ConnectionId::parse("AbCdEfGhIjKlMnO=").unwrap(),
+            until: now.plus_seconds(EDITING_SECONDS),
+        });
+        assert_eq!(p.viewer(now).editing, Some(EditedField::Status));
+        assert_eq!(
+            p.viewer(now.plus_seconds(EDITING_SECONDS + 1)).editing,
+            None
+        );
+        p.connections = 0;
+        assert_eq!(
+            p.viewer(now).editing,
+            None,
+            "in the grace period, editing nothing"
+        );
+    }
+
     fn viewer(id: &str) -> Viewer {
         let now = Timestamp::now();
         Viewer {
@@ -754,6 +905,7 @@ mod tests {
             name: DisplayName::new(id),
             since: now,
             last_seen: now,
+            editing: None,
         }
     }
 

@@ -254,22 +254,29 @@ proptest! {
 
     #[test]
     fn client_messages_parse_to_what_they_say(
-        action in prop::sample::select(vec!["subscribe", "unsubscribe", "ping", "resume", "Ping", ""]),
+        action in prop::sample::select(vec!["subscribe", "unsubscribe", "ping", "resume", "editing", "idle", "Ping", ""]),
         episode in prop::option::of(prop_oneof![4 => v7(), 1 => hostile()]),
         after in prop::option::of(prop_oneof![4 => v7(), 1 => hostile()]),
+        field in prop::option::of(prop::sample::select(vec!["title", "air_date", "status", "Title", "colour"])),
         extra in prop::option::weighted(0.2, ("[a-z]{1,8}", json_value())),
     ) {
         let mut m = serde_json::Map::new();
         m.insert("action".into(), json!(action));
         if let Some(e) = &episode { m.insert("episode_id".into(), json!(e)); }
         if let Some(a) = &after { m.insert("after".into(), json!(a)); }
+        if let Some(f) = &field { m.insert("field".into(), json!(f)); }
         if let Some((k, v)) = &extra { m.insert(k.clone(), v.clone()); }
         let body = Value::Object(m.clone()).to_string();
         match ClientMessage::parse(&body) {
             Ok(ClientMessage::Ping) => prop_assert_eq!(m.len(), 1),
-            Ok(ClientMessage::Subscribe { episode_id } | ClientMessage::Unsubscribe { episode_id }) => {
+            Ok(ClientMessage::Subscribe { episode_id } | ClientMessage::Unsubscribe { episode_id } | ClientMessage::Idle { episode_id }) => {
                 prop_assert_eq!(Some(episode_id.to_string()), episode.map(|e| e.to_lowercase()));
                 prop_assert_eq!(m.len(), 2, "no field it does not know");
+            }
+            Ok(ClientMessage::Editing { episode_id, field: f }) => {
+                prop_assert_eq!(Some(episode_id.to_string()), episode.map(|e| e.to_lowercase()));
+                prop_assert_eq!(Some(f.as_str()), field);
+                prop_assert_eq!(m.len(), 3, "no field it does not know");
             }
             Ok(ClientMessage::Resume { episode_id, after: a }) => {
                 prop_assert_eq!(Some(episode_id.to_string()), episode.map(|e| e.to_lowercase()));

@@ -30,7 +30,7 @@ pub struct Problem {
     pub request_id: Option<String>,
     /// On a stale version (409, 412): the version the resource is at, and who saved it first.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub current: Option<SavedFirst>,
+    pub current: Option<Box<SavedFirst>>,
 }
 
 /// The save that won a conflict: the version it made, when and by whom.
@@ -58,7 +58,7 @@ impl Problem {
     /// Names the save that won the conflict.
     #[must_use]
     pub fn with_current(mut self, current: SavedFirst) -> Self {
-        self.current = Some(current);
+        self.current = Some(Box::new(current));
         self
     }
 

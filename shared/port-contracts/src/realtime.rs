@@ -385,6 +385,7 @@ pub async fn presence_rounds_gather_changes_and_the_latest_round_wins(w: &impl W
             name: actor.name.clone(),
             since: now,
             last_seen: now,
+            editing: None,
         }]),
     };
     assert!(!ok(rt.finish_round(episode, first.round, &announced).await));

@@ -8,7 +8,8 @@ use crate::actor::{Actor, UserId};
 use crate::event::DomainEvent;
 use crate::ids::{EpisodeId, EventId};
 use crate::realtime::{
-    Announced, ConnectionId, Listener, MAX_SUBSCRIPTIONS, Notice, Presence, UserRef, token_expired,
+    Announced, ConnectionId, Editing, Listener, MAX_SUBSCRIPTIONS, Notice, Presence, UserRef,
+    token_expired,
 };
 use crate::time::Timestamp;
 
@@ -135,6 +136,17 @@ pub trait Subscriptions {
         episode: EpisodeId,
         user: &UserId,
         left_at: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records what the user is editing on the episode (`None`: nothing), said on
+    /// `connection`: false when that connection is not subscribed to the episode.
+    fn set_editing(
+        &self,
+        episode: EpisodeId,
+        user: &UserId,
+        connection: &ConnectionId,
+        editing: Option<&Editing>,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 

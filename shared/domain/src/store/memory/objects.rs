@@ -25,6 +25,9 @@ struct State {
     calls: AtomicUsize,
     /// The largest part sent by [`ObjectParts::send_part`].
     largest_part: AtomicUsize,
+    /// Below this, a part but the last is refused when the upload completes (S3's 5 MiB;
+    /// 0 stands for it, so the default is S3's).
+    min_part: AtomicUsize,
     /// While set, every call fails as an outage would.
     down: std::sync::atomic::AtomicBool,
 }
@@ -189,6 +192,18 @@ impl InMemoryObjects {
     pub fn largest_part(&self) -> usize {
         self.0.largest_part.load(Ordering::SeqCst)
     }
+
+    /// Lets parts smaller than S3's 5 MiB complete an upload (tests of small parts).
+    pub fn set_min_part_bytes(&self, bytes: usize) {
+        self.0.min_part.store(bytes.max(1), Ordering::SeqCst);
+    }
+
+    fn min_part(&self) -> usize {
+        match self.0.min_part.load(Ordering::SeqCst) {
+            0 => crate::export::S3_MIN_PART_BYTES,
+            n => n,
+        }
+    }
 }
 
 fn etag(bytes: &[u8]) -> String {
@@ -246,8 +261,15 @@ impl ObjectParts for InMemoryObjects {
             return Err(refused());
         }
         let mut bytes = Vec::new();
-        for (number, tag) in parts {
+        let min = self.min_part();
+        for (i, (number, tag)) in parts.iter().enumerate() {
             match sent.get(number) {
+                // As S3: every part but the last at least 5 MiB (EntityTooSmall).
+                Some(body) if i + 1 < parts.len() && body.len() < min => {
+                    return Err(StoreError::unavailable(std::io::Error::other(
+                        "EntityTooSmall",
+                    )));
+                }
                 Some(body) if etag(body) == *tag => bytes.extend_from_slice(body),
                 _ => return Err(refused()),
             }

@@ -10,7 +10,8 @@ use crate::actor::{Actor, UserId};
 use crate::event::DomainEvent;
 use crate::ids::{EpisodeId, EventId};
 use crate::realtime::{
-    Announced, ConnectionId, Listener, MAX_SUBSCRIPTIONS, Presence, UserRef, announces_join,
+    Announced, ConnectionId, Editing, Listener, MAX_SUBSCRIPTIONS, Presence, UserRef,
+    announces_join,
 };
 use crate::store::realtime::{
     Closed, ConnectionPosts, Connections, EventHistory, FanOut, Heartbeat, OpenConnection,
@@ -50,6 +51,7 @@ struct Seen {
     since: Option<Timestamp>,
     last_seen: Timestamp,
     left_at: Option<Timestamp>,
+    editing: Option<Editing>,
 }
 
 /// An episode's presence rounds: the one asked for, the last begun, what was announced.
@@ -71,6 +73,11 @@ impl Seen {
             since: self.since,
             last_seen: self.last_seen,
             left_at: self.left_at,
+            // As the adapter reads it: only while that connection is still subscribed.
+            editing: self
+                .editing
+                .clone()
+                .filter(|e| self.connections.contains(&e.connection)),
         }
     }
 }
@@ -286,6 +293,7 @@ impl Subscribe for InMemoryRealtime {
             since: None,
             last_seen: now,
             left_at: None,
+            editing: None,
         });
         seen.connections.insert(connection.clone());
         seen.name = open.user.name.clone();
@@ -304,6 +312,25 @@ impl Subscribe for InMemoryRealtime {
 }
 
 impl Subscriptions for InMemoryRealtime {
+    async fn set_editing(
+        &self,
+        episode: EpisodeId,
+        user: &UserId,
+        connection: &ConnectionId,
+        editing: Option<&Editing>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state()?;
+        match s.presence.get_mut(&(episode, user.clone())) {
+            Some(seen) if seen.connections.contains(connection) => {
+                seen.editing = editing.cloned();
+                seen.last_seen = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn unsubscribe(
         &self,
         connection: &ConnectionId,
