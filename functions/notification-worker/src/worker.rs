@@ -148,6 +148,17 @@ where
         .map(|(id, _)| id.clone())
         .filter(|id| !failed_set.contains(id))
         .collect();
+    // One line per event handled, to follow it by its ids across the functions' logs.
+    for (message_id, e) in &to_notify {
+        if !failed_set.contains(message_id) {
+            tracing::info!(
+                event_id = %e.id,
+                event_type = %e.event_type,
+                correlation_id = e.correlation_id.as_str(),
+                "event notified"
+            );
+        }
+    }
     tracing::info!(
         notifications = written.len(),
         batches = batches.len(),
