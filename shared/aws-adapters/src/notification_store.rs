@@ -205,24 +205,26 @@ impl DynamoNotificationStore {
         event: EventId,
         note: EventId,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut it = key(user, &format!("{RECEIPT_PREFIX}{event}"));
-        it.insert("notification_id".into(), s(note.to_string()));
-        it.insert(
-            "expires_at".into(),
-            n(Timestamp::now().plus_days(RECEIPT_DAYS).unix_seconds()),
-        );
-        let put = Put::builder()
-            .table_name(&self.tables.notifications)
-            .set_item(Some(it))
-            .condition_expression("attribute_not_exists(sk)")
-            .build()
-            .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        self.mark_put(user, format!("{RECEIPT_PREFIX}{event}"), Some(note))
     }
 
     /// The mark that `id` was taken off `user`'s counts, on condition it is new.
     fn uncounted_put(&self, user: &UserId, id: EventId) -> Result<TransactWriteItem, StoreError> {
-        let mut it = key(user, &format!("{UNCOUNTED_PREFIX}{id}"));
+        self.mark_put(user, format!("{UNCOUNTED_PREFIX}{id}"), None)
+    }
+
+    /// A mark (a receipt, naming the notification it counts in, or an uncount), kept
+    /// [`RECEIPT_DAYS`], on condition it is new.
+    fn mark_put(
+        &self,
+        user: &UserId,
+        sort: String,
+        note: Option<EventId>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut it = key(user, &sort);
+        if let Some(note) = note {
+            it.insert("notification_id".into(), s(note.to_string()));
+        }
         it.insert(
             "expires_at".into(),
             n(Timestamp::now().plus_days(RECEIPT_DAYS).unix_seconds()),

@@ -232,19 +232,8 @@ impl ObjectTransfers for ObjectStore {
         key: &str,
         content_type: ContentType,
     ) -> Result<String, StoreError> {
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type.as_str())
-            .tagging(pending_tagging())
-            .send()
+        self.create_upload(key, content_type.as_str(), Some(pending_tagging()))
             .await
-            .map_err(StoreError::unavailable)?;
-        out.upload_id()
-            .map(str::to_owned)
-            .ok_or_else(|| StoreError::unavailable(std::io::Error::other("no upload id")))
     }
 
     async fn presign_part(
@@ -363,20 +352,34 @@ impl ObjectTransfers for ObjectStore {
     }
 }
 
-impl ObjectParts for ObjectStore {
-    async fn begin(&self, key: &str, content_type: &str) -> Result<String, StoreError> {
+impl ObjectStore {
+    /// A new multipart upload of `key`; its id. A client's upload is tagged pending (the
+    /// lifecycle rule expires it unless confirmed); one made here is not.
+    async fn create_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        tagging: Option<String>,
+    ) -> Result<String, StoreError> {
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .set_tagging(tagging)
             .send()
             .await
             .map_err(StoreError::unavailable)?;
         out.upload_id()
             .map(str::to_owned)
             .ok_or_else(|| StoreError::unavailable(std::io::Error::other("no upload id")))
+    }
+}
+
+impl ObjectParts for ObjectStore {
+    async fn begin(&self, key: &str, content_type: &str) -> Result<String, StoreError> {
+        self.create_upload(key, content_type, None).await
     }
 
     async fn send_part(

@@ -214,13 +214,31 @@ fn etag(bytes: &[u8]) -> String {
     )
 }
 
-impl ObjectParts for InMemoryObjects {
-    async fn begin(&self, key: &str, _content_type: &str) -> Result<String, StoreError> {
+impl InMemoryObjects {
+    /// A new multipart upload of `key`; its id.
+    fn open_upload(&self, key: &str) -> Result<String, StoreError> {
         self.call()?;
         let mut uploads = self.0.uploads.lock().map_err(|_| poisoned())?;
         let id = format!("upload-{}", uploads.len() + 1);
         uploads.insert(id.clone(), (key.to_owned(), BTreeMap::new()));
         Ok(id)
+    }
+
+    /// The upload is given up (nothing there is fine).
+    fn drop_upload(&self, upload_id: &str) -> Result<(), StoreError> {
+        self.call()?;
+        self.0
+            .uploads
+            .lock()
+            .map_err(|_| poisoned())?
+            .remove(upload_id);
+        Ok(())
+    }
+}
+
+impl ObjectParts for InMemoryObjects {
+    async fn begin(&self, key: &str, _content_type: &str) -> Result<String, StoreError> {
+        self.open_upload(key)
     }
 
     async fn send_part(
@@ -287,13 +305,7 @@ impl ObjectParts for InMemoryObjects {
     }
 
     async fn give_up(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
-        self.call()?;
-        self.0
-            .uploads
-            .lock()
-            .map_err(|_| poisoned())?
-            .remove(upload_id);
-        Ok(())
+        self.drop_upload(upload_id)
     }
 }
 
@@ -314,11 +326,7 @@ impl ObjectTransfers for InMemoryObjects {
         key: &str,
         _content_type: ContentType,
     ) -> Result<String, StoreError> {
-        self.call()?;
-        let mut uploads = self.0.uploads.lock().map_err(|_| poisoned())?;
-        let id = format!("upload-{}", uploads.len() + 1);
-        uploads.insert(id.clone(), (key.to_owned(), BTreeMap::new()));
-        Ok(id)
+        self.open_upload(key)
     }
 
     async fn presign_part(
@@ -358,13 +366,7 @@ impl ObjectTransfers for InMemoryObjects {
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
-        self.call()?;
-        self.0
-            .uploads
-            .lock()
-            .map_err(|_| poisoned())?
-            .remove(upload_id);
-        Ok(())
+        self.drop_upload(upload_id)
     }
 
     async fn presign_get(
