@@ -7,13 +7,11 @@
 use std::time::{Duration, Instant};
 
 use domain::activity::ActivityEntry;
-use domain::export::{
-    ActivityExport, ExportFile, ExportFormat, ExportState, LINK_SECONDS, Outcome,
-};
+use domain::export::{ActivityExport, ExportFile, ExportFormat, ExportState, Outcome};
 use domain::notification::Delivery;
 use domain::realtime::Addressed;
 use domain::store::activity::{ActivityReader, ActivityWriter};
-use domain::store::export::Exports;
+use domain::store::export::{Exports, download_links};
 use domain::store::notification::{Audiences, NotificationWriter};
 use domain::store::object::{ObjectParts, ObjectTransfers};
 use domain::store::{MessageSender, StoreError};
@@ -296,9 +294,14 @@ where
     }
     let mut delivery = Delivery::single(&event, &requester, "the activity log", &entry.summary);
     if export.state == ExportState::Succeeded {
-        let links = links(&app.objects, export).await?;
+        // The JSON Lines download (valid for an hour; the export gives fresh ones).
+        let link = download_links(&app.objects, export)
+            .await?
+            .into_iter()
+            .find(|d| d.format == ExportFormat::JsonLines)
+            .map(|d| d.url);
         for (note, _) in &mut delivery.writes {
-            note.link = links.clone();
+            note.link = link.clone();
         }
     }
     let written = app
@@ -325,23 +328,6 @@ where
         tracing::warn!(error = %e, "an export's notification was not passed on live");
     }
     Ok(())
-}
-
-/// The JSON Lines file's download, valid for [`LINK_SECONDS`].
-async fn links(
-    objects: &impl ObjectTransfers,
-    export: &ActivityExport,
-) -> Result<Option<String>, StoreError> {
-    let format = ExportFormat::JsonLines;
-    let disposition = format!("attachment; filename=\"{}\"", format.file_name(export.id));
-    let signed = objects
-        .presign_get(
-            &format.key(export.id),
-            &disposition,
-            Duration::from_secs(LINK_SECONDS),
-        )
-        .await?;
-    Ok(Some(signed.url))
 }
 
 #[cfg(test)]

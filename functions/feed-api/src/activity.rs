@@ -34,6 +34,10 @@ impl QueryRules for Filters {
     ];
 }
 
+/// The filters alone (the whole log's query without `limit` and `cursor`): the fields of
+/// `POST /activity/exports`.
+pub const FILTER_FIELDS: &[&str] = Filters::ALLOWED.split_at(2).1;
+
 /// `GET /episodes/{id}/activity`: newest first, in pages.
 pub async fn of_episode<A: ActivityReader, N, P, X>(
     State(api): State<Shared<A, N, P, X>>,

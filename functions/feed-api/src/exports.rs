@@ -2,11 +2,9 @@
 //! of `GET /activity`, in the body), `GET /activity/exports/{id}` says where it is and, once
 //! it succeeded, hands out fresh download links. The export worker writes the files.
 
-use std::time::Duration;
-
 use axum::extract::State;
-use domain::export::{ActivityExport, Download, ExportFormat, ExportState, LINK_SECONDS};
-use domain::store::export::Exports;
+use domain::export::{ActivityExport, ExportState};
+use domain::store::export::{Exports, download_links};
 use domain::store::object::ObjectTransfers;
 use domain::{Actor, ExportId, FieldError, Role, Timestamp, ValidationErrors};
 use lambda_http::http::{StatusCode, header};
@@ -24,15 +22,7 @@ pub struct ExportBody;
 
 impl BodyRules for ExportBody {
     const MAX_BYTES: usize = 4 * 1024;
-    const FIELDS: &'static [&'static str] = &[
-        "episode_id",
-        "actor",
-        "action",
-        "resource_type",
-        "resource_id",
-        "from",
-        "to",
-    ];
+    const FIELDS: &'static [&'static str] = crate::activity::FILTER_FIELDS;
 }
 
 fn admin_only(actor: &Actor) -> Result<(), Problem> {
@@ -116,38 +106,14 @@ pub async fn get<A, N, P, S: Exports, O: ObjectTransfers>(
         .map_err(unavailable)?
         .ok_or_else(|| Problem::not_found("no such export"))?;
     let downloads = if export.state == ExportState::Succeeded {
-        links(&api.exports.objects, &export).await.map_err(|e| {
-            tracing::error!(error = %e, "download links could not be signed");
-            Problem::service_unavailable()
-        })?
+        download_links(&api.exports.objects, &export)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "download links could not be signed");
+                Problem::service_unavailable()
+            })?
     } else {
         Vec::new()
     };
     json(StatusCode::OK, &export.to_json(downloads))
-}
-
-/// A fresh link to each file of a finished export.
-pub async fn links(
-    objects: &impl ObjectTransfers,
-    export: &ActivityExport,
-) -> Result<Vec<Download>, domain::store::StoreError> {
-    let ttl = Duration::from_secs(LINK_SECONDS);
-    let expires_at = Timestamp::now().plus_seconds(i64::try_from(LINK_SECONDS).unwrap_or(3600));
-    let mut out = Vec::new();
-    for file in &export.files {
-        let name = file.format.file_name(export.id);
-        let disposition = format!("attachment; filename=\"{name}\"");
-        let signed = objects
-            .presign_get(&file.format.key(export.id), &disposition, ttl)
-            .await?;
-        out.push(Download {
-            format: file.format,
-            url: signed.url,
-            bytes: file.bytes,
-            expires_at,
-        });
-    }
-    // Always in the same order (JSON Lines, then CSV).
-    out.sort_by_key(|d| ExportFormat::ALL.iter().position(|f| *f == d.format));
-    Ok(out)
 }
