@@ -184,15 +184,18 @@ def test_moves_within_the_window_are_one_notification_grown_in_place_and_live(ap
         assert [c["summary"] for c in n["changes"]][-1] == "Alice moved S2E4 to in_review"
         assert n["state"] == "unseen" and n["updated_at"] >= n["created_at"]
         assert counts(api, bob) == (1, 1), "the bell counts notifications, not events"
+        # The realtime queue is a standard queue with several broadcasters: the copies may come
+        # in any order, and a client keeps the one of the highest revision.
+        every = set(range(1, n["revision"] + 1))
         frames = []
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not any(
-                f["notification"]["revision"] == n["revision"] for f in frames):
+        while time.monotonic() < deadline and not every <= {f["notification"]["revision"] for f in frames}:
             frames += [f for f in live.drain(0.5) if f["type"] == "notification"]
         assert {f["notification"]["id"] for f in frames} == {n["id"]}, "one notification, re-sent"
         revisions = [f["notification"]["revision"] for f in frames]
-        assert revisions == sorted(revisions) and revisions[-1] == n["revision"], revisions
-        assert frames[-1]["notification"]["count"] == 4
+        assert set(revisions) == every, revisions
+        newest = max(frames, key=lambda f: f["notification"]["revision"])
+        assert newest["notification"]["count"] == 4
     finally:
         live.close()
 
