@@ -88,7 +88,7 @@ def test_an_export_holds_exactly_what_the_log_serves_and_is_audited_and_told(api
 
     # The export is audited: its own entry, about no episode.
     [own] = eventually(lambda: whole_log(api, root, resource_type="export", resource_id=export["id"]))
-    assert own["action"] == "activity.exported" and own["episode_id"] is None
+    assert own["action"] == "activity.exported" and "episode_id" not in own
     assert own["actor"]["id"] == root_id
     assert own["metadata"]["export"]["entries"] == 4
     assert own["summary"] == "Root exported 4 activity entries"
@@ -100,7 +100,7 @@ def test_an_export_holds_exactly_what_the_log_serves_and_is_audited_and_told(api
         return [n for n in r.json()["items"] if n["type"] == "activity.exported"]
 
     [note] = eventually(told)
-    assert note["episode_id"] is None and note["summary"] == own["summary"]
+    assert "episode_id" not in note and note["summary"] == own["summary"]
     assert [json.loads(line) for line in download(note["link"]).splitlines()] == expected
 
 

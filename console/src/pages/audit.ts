@@ -11,7 +11,7 @@ interface Entry {
   summary: string;
   actor: { id: string; name: string };
   resource: { type: string; id: string };
-  episode_id: string | null;
+  episode_id?: string;
   occurred_at: string;
 }
 

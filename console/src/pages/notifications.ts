@@ -17,7 +17,7 @@ interface Notification {
   type: string;
   summary: string;
   /** None for one about the log itself (an export). */
-  episode_id: string | null;
+  episode_id?: string;
   /** An export's download, valid for an hour. */
   link: string | null;
   created_at: string;

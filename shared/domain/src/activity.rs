@@ -23,7 +23,9 @@ pub struct ActivityBody {
     pub action: EventType,
     pub actor: Person,
     pub resource: ResourceRef,
-    /// The episode it is about; none for the log's own entries (an export).
+    /// The episode it is about; absent for the log's own entries (an export), so that no
+    /// client reads a null as an episode.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub episode_id: Option<EpisodeId>,
     pub occurred_at: Timestamp,
     /// One line fit for a feed: "Alice moved S2E4 to review".
@@ -251,6 +253,19 @@ mod tests {
             ActivityEntry::from_event(&deleted, None).summary,
             "Alice deleted an episode"
         );
+    }
+
+    #[test]
+    fn an_entry_about_no_episode_has_no_episode_id_field() {
+        let mut event = golden(include_str!(
+            "../../../events/domain/activity.exported.json"
+        ));
+        let entry = ActivityEntry::from_event(&event, None);
+        let body = serde_json::to_value(entry.body()).unwrap();
+        assert!(body.get("episode_id").is_none(), "{body}");
+        event.episode_id = Some(EpisodeId::new());
+        let body = serde_json::to_value(ActivityEntry::from_event(&event, None).body()).unwrap();
+        assert!(body["episode_id"].is_string(), "{body}");
     }
 
     #[test]

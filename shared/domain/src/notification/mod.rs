@@ -136,7 +136,9 @@ pub struct NotificationBody {
     pub id: EventId,
     #[serde(rename = "type")]
     pub event_type: EventType,
-    /// The episode it is about; none for one about the log itself (an export).
+    /// The episode it is about; absent for one about the log itself (an export), so that no
+    /// client reads a null as an episode.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub episode_id: Option<EpisodeId>,
     /// Who caused it.
     pub actor: Person,
