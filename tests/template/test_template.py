@@ -197,9 +197,9 @@ def test_each_queue_worker_consumes_only_its_own_queues(template, functions):
         arn = m["Properties"]["EventSourceArn"]
         if arn["Fn::GetAtt"][1] == "Arn":  # an SQS queue (a stream is StreamArn)
             consumers.setdefault(m["Properties"]["FunctionName"]["Ref"], []).append(arn)
-    assert len(consumers) == 5
+    assert len(consumers) == 6
     # The broadcaster alone has two: content (events, notifications) and presence, apart.
-    assert sorted(len(q) for q in consumers.values()) == [1, 1, 1, 1, 2]
+    assert sorted(len(q) for q in consumers.values()) == [1, 1, 1, 1, 1, 2]
     problems = []
     for name, (fid, f) in functions.items():
         own = consumers.get(fid, [])
@@ -260,6 +260,35 @@ def test_export_files_are_read_only_by_their_signers(template, functions):
                if any({"Fn::Sub": "${FilesBucket.Arn}/exports/*"} in as_list(s["Resource"])
                       for s in grants(function_statements(template, f), "s3:PutObject"))}
     assert writers == {"export-worker"}
+
+
+def test_the_search_index_is_written_by_its_worker_only_and_read_by_the_episodes_api(template, functions):
+    """The search table: the search worker writes it and reads only the episodes table beside
+    it; the episodes API only queries it (and reads a search's page of episodes together)."""
+    table = getatt("SearchTable", "Arn")
+    by_function = {}
+    for name, (_, f) in functions.items():
+        actions = {a for st in function_statements(template, f) if table in as_list(st["Resource"])
+                   for a in as_list(st["Action"])}
+        if actions:
+            by_function[name] = actions
+    assert by_function == {
+        "search-worker": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                          "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
+        "episodes-api": {"dynamodb:Query"},
+    }
+    worker = function_statements(template, functions["search-worker"][1])
+    episodes = {a for st in worker if getatt("EpisodesTable", "Arn") in as_list(st["Resource"])
+                for a in as_list(st["Action"])}
+    assert episodes == {"dynamodb:GetItem"}
+    api = function_statements(template, functions["episodes-api"][1])
+    assert any(getatt("EpisodesTable", "Arn") in as_list(st["Resource"]) for st in grants(api, "dynamodb:BatchGetItem"))
+    # The relay feeds the worker's queue, and the API and the worker name the table.
+    relay = functions["event-relay"][1]["Properties"]["Environment"]["Variables"]
+    assert relay["SEARCH_QUEUE_URL"] == {"Ref": "SearchQueue"}
+    for name in ("search-worker", "episodes-api"):
+        env = functions[name][1]["Properties"]["Environment"]["Variables"]
+        assert env["SEARCH_TABLE"] == {"Ref": "SearchTable"}, name
 
 
 def test_object_readers_may_list_the_files_prefix(template, functions):

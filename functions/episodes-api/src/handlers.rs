@@ -3,12 +3,14 @@
 //! it calls the domain and maps the result. The store call is the request's only DynamoDB call.
 
 use axum::extract::State;
+use domain::search::{Ranked, SearchText};
+use domain::store::search::{LookupError, SearchIndexReader};
 use domain::store::{
     EpisodeLister, EpisodeReader, EpisodeWriter, Idempotency, ListQuery, StoreError,
 };
 use domain::{
     DomainEvent, EpisodeDeletion, EpisodeId, EpisodeStatus, EpisodeUpdate, FieldError, Rejection,
-    Role, Stamp, Timestamp, Version,
+    Role, Stamp, Timestamp, ValidationErrors, Version,
 };
 use lambda_http::http::{HeaderMap, StatusCode, header};
 use lambda_http::{Body, Response};
@@ -23,6 +25,7 @@ use lambda_kit::cursor;
 
 use crate::input;
 use crate::routes::Shared;
+use crate::search::{self, SearchError, SearchQuery};
 
 /// How a stale version is reported: 409 for a version in the body, 412 for `If-Match`.
 type StaleProblem = fn(String) -> Problem;
@@ -66,8 +69,8 @@ fn with_etag(mut response: Response<Body>, version: Version) -> Response<Body> {
 /// `POST /episodes`: a draft (201). With an `Idempotency-Key` its user used in the last 24
 /// hours for the same fields, the episode that request created (200, as it is now); for other
 /// fields, 409.
-pub async fn create<S: EpisodeWriter + EpisodeReader>(
-    State(api): State<Shared<S>>,
+pub async fn create<S: EpisodeWriter + EpisodeReader, I>(
+    State(api): State<Shared<S, I>>,
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     IdempotencyKey(key): IdempotencyKey,
@@ -122,8 +125,8 @@ async fn replayed<S: EpisodeReader>(store: &S, id: EpisodeId) -> Handled {
     Ok(response)
 }
 
-pub async fn get<S: EpisodeReader>(
-    State(api): State<Shared<S>>,
+pub async fn get<S: EpisodeReader, I>(
+    State(api): State<Shared<S, I>>,
     _: Caller,
     Id(id): Id<EpisodeId>,
     _: Query<NoQuery>,
@@ -146,7 +149,7 @@ pub async fn get<S: EpisodeReader>(
 pub struct Listing;
 
 impl QueryRules for Listing {
-    const ALLOWED: &'static [&'static str] = &["status", "limit", "cursor"];
+    const ALLOWED: &'static [&'static str] = &["q", "status", "limit", "cursor"];
 }
 
 /// `GET /episodes`'s query as the store's: every bad value at once (unknown or repeated
@@ -184,11 +187,14 @@ fn cursor_scope(status: Option<EpisodeStatus>) -> String {
     status.map(|s| format!("status={s}")).unwrap_or_default()
 }
 
-pub async fn list<S: EpisodeLister>(
-    State(api): State<Shared<S>>,
+pub async fn list<S: EpisodeLister + EpisodeReader + Sync, I: SearchIndexReader>(
+    State(api): State<Shared<S, I>>,
     _: Caller,
     params: Query<Listing>,
 ) -> Handled {
+    if params.params.contains_key("q") {
+        return search(&api, &params).await;
+    }
     let query = &list_query(&params)?;
     let page = api
         .store
@@ -203,6 +209,100 @@ pub async fn list<S: EpisodeLister>(
         StatusCode::OK,
         &json!({ "items": items, "next_cursor": next_cursor }),
     )
+}
+
+/// `GET /episodes?q=`: the same page shape, ranked by fields matched then newest.
+async fn search<S: EpisodeReader + Sync, I: SearchIndexReader>(
+    api: &Shared<S, I>,
+    params: &Query<Listing>,
+) -> Handled {
+    let query = &search_query(params)?;
+    let found = search::search(&api.store, &api.index, query)
+        .await
+        .map_err(|e| match e {
+            SearchError::Lookup(LookupError::TooBroad(word)) => {
+                let mut errors = ValidationErrors::default();
+                errors.push(FieldError::new(
+                    "q",
+                    format!("“{word}” matches too many episodes; type more of it"),
+                ));
+                Problem::unprocessable(errors)
+            }
+            SearchError::Lookup(LookupError::Store(e)) => Problem::unavailable("search index", &e),
+            SearchError::Episodes(e) => store_problem(e, Problem::conflict),
+        })?;
+    let items: Vec<_> = found.items.iter().map(domain::Episode::to_json).collect();
+    let scope = SearchQuery::scope(&query.text, query.status);
+    let next_cursor = found.next_after.map(|after| {
+        cursor::encode(
+            &[after.score.to_string(), after.episode.to_string()],
+            &scope,
+        )
+    });
+    json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": next_cursor }),
+    )
+}
+
+/// `GET /episodes?q=`'s query: every bad value at once.
+fn search_query(query: &Query<Listing>) -> Result<SearchQuery, Problem> {
+    let mut errors = Vec::new();
+    let status = match query.params.get("status").map(|s| EpisodeStatus::parse(s)) {
+        Some(Ok(status)) => Some(status),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        None => None,
+    };
+    let text = match SearchText::parse(query.params.get("q").map_or("", String::as_str)) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let Some(text) = text else {
+        return Err(Problem::bad_request(errors));
+    };
+    let paging = query
+        .paging(&SearchQuery::scope(&text, status))
+        .and_then(|paging| {
+            let after = paging
+                .after
+                .as_ref()
+                .map(|position| match position.as_slice() {
+                    [score, id] => score
+                        .parse()
+                        .ok()
+                        .zip(EpisodeId::parse(id).ok())
+                        .map(|(score, episode)| Ranked { score, episode })
+                        .ok_or(()),
+                    _ => Err(()),
+                })
+                .transpose()
+                .map_err(|()| {
+                    Problem::bad_request(vec![FieldError::new(
+                        "cursor",
+                        "is not a cursor this list returned",
+                    )])
+                })?;
+            Ok((paging.limit, after))
+        });
+    match paging {
+        Ok((limit, after)) if errors.is_empty() => Ok(SearchQuery {
+            text,
+            status,
+            limit,
+            after,
+        }),
+        Ok(_) => Err(Problem::bad_request(errors)),
+        Err(problem) => {
+            errors.extend(problem.errors);
+            Err(Problem::bad_request(errors))
+        }
+    }
 }
 
 /// The version the caller edited: from `If-Match` (412 when stale) or the body (409 when stale).
@@ -227,8 +327,8 @@ fn edited_version(
     }
 }
 
-pub async fn update<S: EpisodeReader + EpisodeWriter>(
-    State(api): State<Shared<S>>,
+pub async fn update<S: EpisodeReader + EpisodeWriter, I>(
+    State(api): State<Shared<S, I>>,
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(id): Id<EpisodeId>,
@@ -273,8 +373,8 @@ pub async fn update<S: EpisodeReader + EpisodeWriter>(
     ))
 }
 
-pub async fn delete<S: EpisodeWriter>(
-    State(api): State<Shared<S>>,
+pub async fn delete<S: EpisodeWriter, I>(
+    State(api): State<Shared<S, I>>,
     meta: RequestMeta,
     Writer(actor, _): Writer<Editors>,
     Id(id): Id<EpisodeId>,

@@ -4,8 +4,9 @@ mod contract;
 mod handlers;
 mod input;
 mod routes;
+mod search;
 
-use aws_adapters::{DynamoEpisodeStore, Tables};
+use aws_adapters::{DynamoEpisodeStore, DynamoSearchIndex, Tables};
 use std::sync::Arc;
 
 use lambda_http::Error;
@@ -26,6 +27,7 @@ async fn main() -> Result<(), Error> {
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
     let api = Api {
+        index: DynamoSearchIndex::new(dynamodb.clone(), required_env("SEARCH_TABLE")?),
         store: DynamoEpisodeStore::new(dynamodb, tables),
         calls,
     };

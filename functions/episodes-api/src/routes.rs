@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use domain::store::search::SearchIndexReader;
 use domain::store::{EpisodeLister, EpisodeReader, EpisodeWriter};
 use lambda_kit::AwsCallCounter;
 
@@ -11,8 +12,10 @@ use crate::{contract, handlers};
 
 /// What the function holds across invocations: built once at init.
 #[derive(Debug)]
-pub struct Api<S> {
+pub struct Api<S, I> {
     pub store: S,
+    /// The search index `GET /episodes?q=` reads.
+    pub index: I,
     /// Counts the AWS calls each request makes, for the access log.
     pub calls: AwsCallCounter,
 }
@@ -22,9 +25,9 @@ pub trait Store: EpisodeReader + EpisodeLister + EpisodeWriter + Send + Sync + '
 impl<T: EpisodeReader + EpisodeLister + EpisodeWriter + Send + Sync + 'static> Store for T {}
 
 /// The state every handler takes (`State<Shared<..>>`), built once at init.
-pub type Shared<S> = Arc<Api<S>>;
+pub type Shared<S, I> = Arc<Api<S, I>>;
 
-pub fn app<S: Store>(api: Arc<Api<S>>) -> Router {
+pub fn app<S: Store, I: SearchIndexReader + Send + Sync + 'static>(api: Arc<Api<S, I>>) -> Router {
     let calls = api.calls.clone();
     let routes = Router::new()
         .route("/health", get(handlers::health))
@@ -32,13 +35,13 @@ pub fn app<S: Store>(api: Arc<Api<S>>) -> Router {
         .route("/asyncapi.json", get(contract::asyncapi))
         .route(
             "/episodes",
-            get(handlers::list::<S>).post(handlers::create::<S>),
+            get(handlers::list::<S, I>).post(handlers::create::<S, I>),
         )
         .route(
             "/episodes/{id}",
-            get(handlers::get::<S>)
-                .patch(handlers::update::<S>)
-                .delete(handlers::delete::<S>),
+            get(handlers::get::<S, I>)
+                .patch(handlers::update::<S, I>)
+                .delete(handlers::delete::<S, I>),
         );
     lambda_kit::router::app(routes, api, calls)
 }
@@ -47,7 +50,7 @@ pub fn app<S: Store>(api: Arc<Api<S>>) -> Router {
 mod tests {
     //! The handlers driven with the fixtures from `events/`, against the in-memory store.
 
-    use domain::store::memory::InMemoryEpisodeStore;
+    use domain::store::memory::{InMemoryEpisodeStore, InMemorySearchIndex};
     use domain::{EpisodeId, EpisodeStatus, EventType};
     use lambda_http::http::StatusCode;
     use lambda_http::{Body, Request, Response};
@@ -57,11 +60,12 @@ mod tests {
 
     const EPISODE_ID: &str = "01a213ea-bcea-7231-95fb-08c52221b2de";
 
-    type TestApi = Arc<Api<InMemoryEpisodeStore>>;
+    type TestApi = Arc<Api<InMemoryEpisodeStore, InMemorySearchIndex>>;
 
     fn api() -> TestApi {
         Arc::new(Api {
             store: InMemoryEpisodeStore::default(),
+            index: InMemorySearchIndex::default(),
             calls: AwsCallCounter::default(),
         })
     }

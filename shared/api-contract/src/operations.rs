@@ -191,10 +191,23 @@ fn episodes(r: &mut Registry) -> Vec<Operation> {
             &[("id", "$response.body#/id")],
         ),
     ];
-    let mut list_problems = problems(r, &[BAD_QUERY]);
+    let mut list_problems = problems(
+        r,
+        &[
+            BAD_QUERY,
+            (
+                422,
+                "A word of `q` matches too many episodes to rank (more than 25,000 index entries): type more of it.",
+            ),
+        ],
+    );
     list_problems.insert(
         0,
-        reply(200, "A page of episodes, newest first.", Some(page)),
+        reply(
+            200,
+            "A page of episodes: newest first; with `q`, by fields matched, then newest.",
+            Some(page),
+        ),
     );
     vec![
         Operation {
@@ -244,8 +257,21 @@ fn episodes(r: &mut Registry) -> Vec<Operation> {
             access: Access::Anyone,
             tag: "episodes",
             summary: "List episodes",
-            description: "Newest first; deleted episodes are not listed.",
+            description: "Newest first; deleted episodes are not listed. With `q`, a search: the episodes whose title, series and description hold every word of `q` (case and accents ignored; a word of two or more characters matches the words it starts, so `pil` finds Pilot; a one-character word matches only itself), ranked by how many of the three fields matched, then newest first. The index follows changes through the event pipeline (a change is found within its latency, usually a second or two); each page is checked against the episodes as they are, so a deleted episode, or one that lost the words, is never answered. A page may hold fewer than `limit` episodes and still have a `next_cursor` when most matches were of another `status`.",
             params: vec![
+                param(
+                    "q",
+                    In::Query,
+                    false,
+                    "Words to search for, all required: at most 200 characters, 8 distinct words.",
+                    json!({
+                        "type": "string",
+                        "maxLength": 200,
+                        // At least one letter or digit, at most 8 words. The API takes any
+                        // letter or digit of any script; the pattern names ASCII ones only.
+                        "pattern": "^[^A-Za-z0-9]*[A-Za-z0-9]+([^A-Za-z0-9]+[A-Za-z0-9]+){0,7}[^A-Za-z0-9]*$",
+                    }),
+                ),
                 param("status", In::Query, false, "Only episodes with this status.", r.of::<EpisodeStatus>()),
                 limit(),
                 cursor(),

@@ -98,6 +98,17 @@ impl DynamoEpisodeStore {
         Self { client, tables }
     }
 
+    /// A store for a function that only reads episodes (the search worker): it names no
+    /// events or watches table, and its writes would be refused.
+    pub fn reader(client: Client, episodes: String) -> Self {
+        let tables = Tables {
+            episodes,
+            events: String::new(),
+            watches: String::new(),
+        };
+        Self { client, tables }
+    }
+
     fn key(id: EpisodeId) -> Item {
         Item::from([("id".to_owned(), s(id.to_string()))])
     }
@@ -157,6 +168,23 @@ impl EpisodeReader for DynamoEpisodeStore {
             .await
             .map_err(StoreError::unavailable)?;
         out.item().map(episode_from_item).transpose()
+    }
+
+    /// One BatchGetItem (eventually consistent: a search's page, which the index already
+    /// follows with the pipeline's delay).
+    async fn get_many(&self, ids: &[EpisodeId]) -> Result<Vec<Episode>, StoreError> {
+        let read = crate::batch::BatchGet {
+            table: &self.tables.episodes,
+            key: "id",
+            projection: None,
+            names: &[],
+            consistent: false,
+        };
+        read.run(&self.client, ids.iter().map(ToString::to_string))
+            .await?
+            .iter()
+            .map(episode_from_item)
+            .collect()
     }
 }
 

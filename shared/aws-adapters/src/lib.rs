@@ -14,6 +14,7 @@ pub mod notification_store;
 pub mod object_store;
 pub mod publisher;
 pub mod realtime_store;
+pub mod search_index;
 pub mod shards;
 mod transact;
 
@@ -31,6 +32,7 @@ pub use publisher::{DeadLetterQueue, MessageQueue, SqsPublisher};
 pub use realtime_store::{
     DynamoEventHistory, DynamoPresenceReader, DynamoRealtimeStore, DynamoSubscriber, RealtimeTables,
 };
+pub use search_index::DynamoSearchIndex;
 
 /// Something that sees every request an SDK client sends: the function's call counter, for the
 /// per-request and per-batch logs (`lambda_kit::AwsCallCounter`).

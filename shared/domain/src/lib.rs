@@ -14,6 +14,7 @@ pub mod notification;
 pub mod realtime;
 pub mod routing;
 pub mod schema;
+pub mod search;
 pub mod store;
 pub mod time;
 pub mod upload_rules;

@@ -17,6 +17,8 @@ pub enum Queue {
     Files,
     /// Jobs to run (job-worker).
     Jobs,
+    /// The search index (search-worker): every change of an episode.
+    Search,
 }
 
 impl Queue {
@@ -27,6 +29,7 @@ impl Queue {
             Self::Realtime => "realtime",
             Self::Files => "files",
             Self::Jobs => "jobs",
+            Self::Search => "search",
         }
     }
 }
@@ -41,14 +44,18 @@ impl fmt::Display for Queue {
 pub fn queues_for(event_type: EventType) -> &'static [Queue] {
     use EventType::*;
     match event_type {
-        EpisodeCreated | EpisodeUpdated => {
-            &[Queue::Activity, Queue::Notifications, Queue::Realtime]
-        }
+        EpisodeCreated | EpisodeUpdated => &[
+            Queue::Activity,
+            Queue::Notifications,
+            Queue::Realtime,
+            Queue::Search,
+        ],
         EpisodeDeleted => &[
             Queue::Activity,
             Queue::Notifications,
             Queue::Realtime,
             Queue::Files,
+            Queue::Search,
         ],
         // A new file may start jobs (the episode's rules for jobs on upload).
         FileUploaded => &[Queue::Activity, Queue::Realtime, Queue::Jobs],

@@ -19,6 +19,7 @@ use domain::store::realtime::{
     Connections, PresenceReader, PresenceRounds, Subscribe, Subscriptions,
 };
 use domain::store::relay::EventPublisher;
+use domain::store::search::{SearchIndexReader, SearchIndexWriter};
 use domain::store::{
     DeadLetters, EpisodeExistence, EpisodeLister, EpisodeReader, EpisodeWriter, MessageSender,
 };
@@ -34,6 +35,7 @@ pub mod objects;
 pub mod queues;
 pub mod realtime;
 pub mod sample;
+pub mod search;
 
 /// The ports under test, over one set of tables and one bucket.
 pub trait World: Sync {
@@ -44,6 +46,7 @@ pub trait World: Sync {
     type Jobs: JobReader + JobWriter + EpisodeExistence + Sync;
     type Objects: ObjectReader + ObjectWriter + ObjectTransfers + ObjectParts + Sync;
     type Exports: Exports + Sync;
+    type Search: SearchIndexWriter + SearchIndexReader + Sync;
     type Activity: ActivityWriter + ActivityReader + Sync;
     type Labels: EpisodeLabels + Sync;
     type Notifications: Audiences + NotificationWriter + Inbox + Sync;
@@ -56,6 +59,7 @@ pub trait World: Sync {
     fn jobs(&self) -> &Self::Jobs;
     fn objects(&self) -> &Self::Objects;
     fn exports(&self) -> &Self::Exports;
+    fn search(&self) -> &Self::Search;
     fn activity(&self) -> &Self::Activity;
     fn labels(&self) -> &Self::Labels;
     fn notifications(&self) -> &Self::Notifications;
@@ -174,6 +178,8 @@ macro_rules! contract_tests {
             objects::a_multipart_upload_completes_from_its_parts_once,
             objects::parts_sent_from_here_make_the_object_in_order,
             exports::an_export_is_created_once_and_moves_only_from_the_state_read,
+            search::one_claim_at_a_time_and_a_lost_claim_records_nothing,
+            search::words_find_their_tokens_by_prefix_and_deletes_take_entries_away,
             activity::entries_are_written_once_per_event_and_read_newest_first,
             activity::a_batch_beyond_one_write_is_written_whole,
             activity::the_log_comes_in_pages_that_miss_and_repeat_nothing,

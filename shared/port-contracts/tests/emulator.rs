@@ -7,8 +7,8 @@
 use aws_adapters::{
     DeadLetterQueue, DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore,
     DynamoEventHistory, DynamoExportStore, DynamoFileStore, DynamoJobStore,
-    DynamoNotificationStore, DynamoRealtimeStore, DynamoSubscriber, FileTables, JobTables,
-    MessageQueue, NotificationTables, ObjectStore, RealtimeTables, SqsPublisher, Tables,
+    DynamoNotificationStore, DynamoRealtimeStore, DynamoSearchIndex, DynamoSubscriber, FileTables,
+    JobTables, MessageQueue, NotificationTables, ObjectStore, RealtimeTables, SqsPublisher, Tables,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::store::EpisodeWriter;
@@ -26,6 +26,7 @@ struct Emulator {
     jobs: DynamoJobStore,
     objects: ObjectStore,
     exports: DynamoExportStore,
+    search: DynamoSearchIndex,
     activity: DynamoActivityStore,
     labels: DynamoEpisodeLabels,
     notifications: DynamoNotificationStore,
@@ -112,6 +113,7 @@ async fn world() -> Emulator {
         ),
         objects: ObjectStore::new(&sdk, out("FilesBucketName"), &NoCounter),
         exports: DynamoExportStore::new(dynamodb.clone(), out("ExportsTableName")),
+        search: DynamoSearchIndex::new(dynamodb.clone(), out("SearchTableName")),
         activity: DynamoActivityStore::new(dynamodb.clone(), out("ActivityTableName")),
         labels: DynamoEpisodeLabels::new(dynamodb.clone(), out("EpisodesTableName")),
         notifications: DynamoNotificationStore::new(
@@ -165,6 +167,7 @@ impl World for Emulator {
     type Files = DynamoFileStore;
     type Jobs = DynamoJobStore;
     type Exports = DynamoExportStore;
+    type Search = DynamoSearchIndex;
     type Objects = ObjectStore;
     type Activity = DynamoActivityStore;
     type Labels = DynamoEpisodeLabels;
@@ -190,6 +193,10 @@ impl World for Emulator {
 
     fn exports(&self) -> &DynamoExportStore {
         &self.exports
+    }
+
+    fn search(&self) -> &DynamoSearchIndex {
+        &self.search
     }
 
     fn objects(&self) -> &ObjectStore {
@@ -319,6 +326,7 @@ async fn queues() -> Queues {
         Queue::Realtime,
         Queue::Files,
         Queue::Jobs,
+        Queue::Search,
     ]
     .into_iter()
     .map(|q| (q, urls[2].clone()))

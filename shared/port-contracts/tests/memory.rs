@@ -6,7 +6,7 @@
 use domain::store::memory::{
     InMemoryActivityLog, InMemoryDeadLetters, InMemoryEpisodeLabels, InMemoryEpisodeStore,
     InMemoryExports, InMemoryFileStore, InMemoryJobStore, InMemoryNotifications, InMemoryObjects,
-    InMemoryPublisher, InMemoryQueue, InMemoryRealtime,
+    InMemoryPublisher, InMemoryQueue, InMemoryRealtime, InMemorySearchIndex,
 };
 use domain::store::notification::Inbox;
 use domain::store::{
@@ -82,6 +82,7 @@ struct Memory {
     jobs: InMemoryJobStore,
     objects: InMemoryObjects,
     exports: InMemoryExports,
+    search: InMemorySearchIndex,
     activity: InMemoryActivityLog,
     labels: InMemoryEpisodeLabels,
     notifications: InMemoryNotifications,
@@ -100,6 +101,7 @@ fn world() -> Memory {
         files,
         objects: InMemoryObjects::default(),
         exports: InMemoryExports::default(),
+        search: InMemorySearchIndex::default(),
         activity: InMemoryActivityLog::default(),
         labels: InMemoryEpisodeLabels::default(),
         notifications: InMemoryNotifications::default(),
@@ -113,6 +115,7 @@ impl World for Memory {
     type Files = InMemoryFileStore;
     type Jobs = InMemoryJobStore;
     type Exports = InMemoryExports;
+    type Search = InMemorySearchIndex;
     type Objects = InMemoryObjects;
     type Activity = InMemoryActivityLog;
     type Labels = InMemoryEpisodeLabels;
@@ -138,6 +141,10 @@ impl World for Memory {
 
     fn exports(&self) -> &InMemoryExports {
         &self.exports
+    }
+
+    fn search(&self) -> &InMemorySearchIndex {
+        &self.search
     }
 
     fn objects(&self) -> &InMemoryObjects {

@@ -29,6 +29,7 @@ pub mod notification;
 pub mod object;
 pub mod realtime;
 pub mod relay;
+pub mod search;
 
 /// The store could not do what was asked for reasons other than the domain's rules.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,24 @@ pub trait EpisodeReader {
         &self,
         id: EpisodeId,
     ) -> impl Future<Output = Result<Option<Episode>, StoreError>> + Send;
+
+    /// Those of the episodes that exist (tombstones included), in no particular order: at
+    /// most [`PageSize::MAX`] ids. One `get` each unless the store reads them together.
+    fn get_many(
+        &self,
+        ids: &[EpisodeId],
+    ) -> impl Future<Output = Result<Vec<Episode>, StoreError>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                found.extend(self.get(*id).await?);
+            }
+            Ok(found)
+        }
+    }
 }
 
 pub trait EpisodeLister {

@@ -11,6 +11,7 @@ mod notifications;
 mod objects;
 mod queues;
 mod realtime;
+mod search;
 
 pub use activity::{InMemoryActivityLog, InMemoryEpisodeLabels};
 pub use exports::InMemoryExports;
@@ -20,6 +21,7 @@ pub use notifications::InMemoryNotifications;
 pub use objects::{InMemoryObjects, MemoryBody};
 pub use queues::{InMemoryDeadLetters, InMemoryPublisher, InMemoryQueue};
 pub use realtime::{InMemoryPoster, InMemoryRealtime};
+pub use search::InMemorySearchIndex;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -55,6 +57,13 @@ impl InMemoryEpisodeStore {
     /// Events written so far, oldest first.
     pub fn events(&self) -> Vec<DomainEvent> {
         self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Stores the episode as it is given, without an event (for tests of the readers).
+    pub fn put(&self, episode: Episode) {
+        if let Ok(mut m) = self.episodes.lock() {
+            m.insert(episode.id, episode);
+        }
     }
 
     pub fn episode(&self, id: EpisodeId) -> Option<Episode> {
