@@ -8,6 +8,7 @@ and the same table as Markdown and the raw figures as JSON under results/ (not c
     BENCH_ONLY=scale make bench                # only one busy episode: presence and fan-out (issue 15)
     BENCH_ONLY=lists make bench                # only the episode list against the catalogue's size
     BENCH_ONLY=media make bench                # only the media jobs on an hour of WAV and of MP3 (needs ffmpeg)
+    BENCH_ONLY=search make bench               # only search on 10,000 episodes (issue 20)
 
 Needs the local stack (`make up` or `make dev`); builds the AWS release binaries first.
 """
@@ -31,6 +32,7 @@ import functions  # noqa: E402
 import media_jobs  # noqa: E402
 import pipeline_live  # noqa: E402
 import scale  # noqa: E402
+import search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ONLY = os.environ.get("BENCH_ONLY", "")
@@ -195,6 +197,7 @@ def rows_for(results: dict) -> list[tuple[str, str, str, str, str]]:
                          f"{r['dynamodb_calls']} calls in {r['duration_ms']:.0f} ms ({r['batches']} batch(es))",
                          f"≈ ⌈W/49⌉ = {math.ceil(w / 49)} (+ reads)", ""))
     rows += media_jobs.table_rows(results.get("media", []))
+    rows += search.table_rows(results.get("search"))
     rows += cost.rows(results)
     return rows
 
@@ -219,6 +222,8 @@ def main() -> None:
         results["scale"] = asyncio.run(scale.measure())
     if ONLY in ("", "media"):
         results["media"] = media_jobs.measure()
+    if ONLY in ("", "search"):
+        results["search"] = search.measure()
     if ONLY == "lists":
         results["scale"] = {"lists": scale.lists.measure(), "presence": [], "notifications": []}
     rows = rows_for(results)

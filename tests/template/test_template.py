@@ -51,7 +51,7 @@ SQS_CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisi
 STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 
 # The functions that read the caller's identity get the role-claim settings; the workers do not.
-IDENTITY_FUNCTIONS = {"episodes-api", "feed-api", "files-api", "jobs-api", "ws-api"}
+IDENTITY_FUNCTIONS = {"analytics-api", "episodes-api", "feed-api", "files-api", "jobs-api", "ws-api"}
 ROLE_SETTINGS = {"ROLE_CLAIM": "RoleClaim", "ADMIN_GROUP": "AdminGroup", "EDITOR_GROUP": "EditorGroup",
                  "VIEWER_GROUP": "ViewerGroup"}
 
@@ -197,9 +197,9 @@ def test_each_queue_worker_consumes_only_its_own_queues(template, functions):
         arn = m["Properties"]["EventSourceArn"]
         if arn["Fn::GetAtt"][1] == "Arn":  # an SQS queue (a stream is StreamArn)
             consumers.setdefault(m["Properties"]["FunctionName"]["Ref"], []).append(arn)
-    assert len(consumers) == 6
+    assert len(consumers) == 7
     # The broadcaster alone has two: content (events, notifications) and presence, apart.
-    assert sorted(len(q) for q in consumers.values()) == [1, 1, 1, 1, 1, 2]
+    assert sorted(len(q) for q in consumers.values()) == [1, 1, 1, 1, 1, 1, 2]
     problems = []
     for name, (fid, f) in functions.items():
         own = consumers.get(fid, [])
@@ -289,6 +289,26 @@ def test_the_search_index_is_written_by_its_worker_only_and_read_by_the_episodes
     for name in ("search-worker", "episodes-api"):
         env = functions[name][1]["Properties"]["Environment"]["Variables"]
         assert env["SEARCH_TABLE"] == {"Ref": "SearchTable"}, name
+
+
+def test_the_analytics_are_written_by_their_worker_only_and_only_queried_by_their_api(template, functions):
+    table = getatt("AnalyticsTable", "Arn")
+    by_function = {}
+    for name, (_, f) in functions.items():
+        actions = {a for st in function_statements(template, f) if table in as_list(st["Resource"])
+                   for a in as_list(st["Action"])}
+        if actions:
+            by_function[name] = actions
+    assert by_function == {
+        "analytics-worker": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "analytics-api": {"dynamodb:Query"},
+    }
+    relay = functions["event-relay"][1]["Properties"]["Environment"]["Variables"]
+    assert relay["ANALYTICS_QUEUE_URL"] == {"Ref": "AnalyticsQueue"}
+    # The API reads nothing but the figures: no episodes, events or jobs table.
+    api = function_statements(template, functions["analytics-api"][1])
+    assert [r for st in api if st["Action"] != ["logs:CreateLogStream", "logs:PutLogEvents"]
+            for r in as_list(st["Resource"])] == [table]
 
 
 def test_object_readers_may_list_the_files_prefix(template, functions):

@@ -9,9 +9,9 @@ use domain::store::search::{LookupError, SearchIndexReader};
 use domain::store::{EpisodeReader, PageSize, StoreError};
 use domain::{Episode, EpisodeId, EpisodeStatus};
 
-/// Reads of the episodes table one request may make (each up to a page of episodes) before
-/// it answers with what it has and a cursor: a status few of the matches have ends early
-/// rather than reading every match.
+/// Reads of the episodes table one request may make (each of a page of episodes, or of 100
+/// with a status) before it answers with what it has and a cursor: a status few of the
+/// matches have ends early rather than reading every match.
 pub const MAX_EPISODE_READS: usize = 5;
 
 /// A search as asked.
@@ -62,9 +62,15 @@ pub async fn search(
         .collect();
 
     let limit = usize::from(query.limit.get());
+    // With a status, many matches may be of another: read as many as one call takes.
+    let read_size = if query.status.is_some() {
+        usize::from(PageSize::MAX)
+    } else {
+        limit
+    };
     let mut items = Vec::with_capacity(limit);
     let mut last_read = None;
-    for (reads, chunk) in ranked.chunks(limit).enumerate() {
+    for (reads, chunk) in ranked.chunks(read_size).enumerate() {
         if reads == MAX_EPISODE_READS {
             // Ends early; the next page goes on after the last match read.
             return Ok(Found {
@@ -91,7 +97,7 @@ pub async fn search(
                 items.push(episode);
             }
             if items.len() == limit {
-                let more = i + 1 < chunk.len() || ranked.len() > (reads + 1) * limit;
+                let more = i + 1 < chunk.len() || ranked.len() > (reads + 1) * read_size;
                 return Ok(Found {
                     items,
                     next_after: more.then_some(*r),
@@ -255,10 +261,11 @@ mod tests {
         let mut rare = c.add("Tide zero", "Tides", "").await;
         rare.status = EpisodeStatus::InProduction;
         c.episodes.put(rare);
-        for i in 1..=12 {
+        for i in 1..=512 {
             c.add(&format!("Tide {i}"), "Tides", "").await;
         }
-        // Pages of 2, at most 5 reads: 10 of the 13 matches read, none of them the rare one.
+        // With a status, reads of 100, at most 5: 500 of the 513 matches read, none of them
+        // the rare one (the oldest).
         let first = c.find("tide", Some(EpisodeStatus::InProduction), 2).await;
         assert!(first.items.is_empty());
         let next = first.next_after.expect("a cursor to go on");

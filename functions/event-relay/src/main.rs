@@ -27,6 +27,7 @@ async fn main() -> Result<(), Error> {
         (Queue::Files, required_env("FILES_QUEUE_URL")?),
         (Queue::Jobs, required_env("JOBS_QUEUE_URL")?),
         (Queue::Search, required_env("SEARCH_QUEUE_URL")?),
+        (Queue::Analytics, required_env("ANALYTICS_QUEUE_URL")?),
     ]);
     let dead_letter_url = required_env("RELAY_DLQ_URL")?;
     let sdk = aws_adapters::load_sdk_config().await;

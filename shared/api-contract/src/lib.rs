@@ -24,6 +24,7 @@ pub use operations::operations;
 /// The function that serves an operation (its directory under `functions/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
+    Analytics,
     Episodes,
     Feed,
     Files,
@@ -33,6 +34,7 @@ pub enum Function {
 impl Function {
     pub fn name(self) -> &'static str {
         match self {
+            Self::Analytics => "analytics-api",
             Self::Episodes => "episodes-api",
             Self::Feed => "feed-api",
             Self::Files => "files-api",

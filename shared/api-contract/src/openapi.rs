@@ -41,6 +41,7 @@ pub fn openapi() -> Value {
             { "name": "activity", "description": "The activity log: who did what." },
             { "name": "notifications", "description": "Watching episodes, the notifications that follow, and their preferences." },
             { "name": "presence", "description": "Who is looking at an episode." },
+            { "name": "analytics", "description": "Production analytics: episodes per status, time in status, publications, jobs." },
             { "name": "meta", "description": "Health and the contracts." },
         ],
         "security": [{ "bearer": [] }],

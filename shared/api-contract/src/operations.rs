@@ -141,7 +141,72 @@ pub fn table(r: &mut Registry) -> Vec<Operation> {
     ops.extend(feed(r));
     ops.extend(files(r));
     ops.extend(jobs(r));
+    ops.extend(analytics(r));
     ops
+}
+
+fn analytics(r: &mut Registry) -> Vec<Operation> {
+    let episodes = r.of::<domain::analytics::EpisodeReport>();
+    let jobs = r.of::<domain::analytics::JobReport>();
+    let period = || {
+        vec![
+            param(
+                "from",
+                In::Query,
+                false,
+                "The period's start (RFC 3339): 30 days before `to` when not given; at most 366 days before it.",
+                json!({ "type": "string", "format": "date-time" }),
+            ),
+            param(
+                "to",
+                In::Query,
+                false,
+                "The period's end, not included (RFC 3339): now when not given.",
+                json!({ "type": "string", "format": "date-time" }),
+            ),
+        ]
+    };
+    let refused = (
+        400,
+        "`from` or `to` is not an RFC 3339 date-time, `from` is not before `to`, the period is longer than 366 days, or a query parameter is unknown or repeated; `errors` names each.",
+    );
+    let viewers = (403, "The analytics are for editors and admins.");
+    vec![
+        Operation {
+            id: "getEpisodeAnalytics",
+            method: "GET",
+            path: "/analytics/episodes",
+            function: Function::Analytics,
+            access: Access::Editors,
+            tag: "analytics",
+            summary: "Episodes per status, time in status, publications per week",
+            description: "Kept by the analytics worker from the episodes' events as they come (no scan of the episodes): for every status, the episodes in it now and the median, p90 and p99 of the stays in it that ended within the period (a stay is from the move into the status to the move out of it); for every week the period overlaps (by its Monday, UTC), the episodes first published that week. A deleted episode counts nowhere. Redelivered and out-of-order events change nothing.",
+            params: period(),
+            body: None,
+            replies: [
+                vec![reply(200, "The figures.", Some(episodes))],
+                problems(r, &[refused, viewers]),
+            ]
+            .concat(),
+        },
+        Operation {
+            id: "getJobAnalytics",
+            method: "GET",
+            path: "/analytics/jobs",
+            function: Function::Analytics,
+            access: Access::Editors,
+            tag: "analytics",
+            summary: "Jobs per type: success rate and durations",
+            description: "For every job type, the attempts that ended within the period: how many succeeded and failed, the success rate, and the median, p90 and p99 of the time from the job's creation to the outcome. A retried job counts each attempt that ended.",
+            params: period(),
+            body: None,
+            replies: [
+                vec![reply(200, "The figures.", Some(jobs))],
+                problems(r, &[refused, viewers]),
+            ]
+            .concat(),
+        },
+    ]
 }
 
 fn episodes(r: &mut Registry) -> Vec<Operation> {

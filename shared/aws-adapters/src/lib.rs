@@ -2,6 +2,7 @@
 //! configuration (endpoint from `AWS_ENDPOINT_URL`, the same code path on AWS and locally).
 
 pub mod activity_store;
+pub mod analytics_store;
 mod batch;
 pub mod capacity;
 pub mod connections;
@@ -21,6 +22,7 @@ mod transact;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 
 pub use activity_store::{DynamoActivityStore, DynamoEpisodeLabels};
+pub use analytics_store::DynamoAnalyticsStore;
 pub use connections::ConnectionPoster;
 pub use episode_store::{DynamoEpisodeStore, Tables};
 pub use export_store::DynamoExportStore;

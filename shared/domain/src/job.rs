@@ -23,7 +23,9 @@ pub const RETRY_DELAY_CAP_SECONDS: u32 = 300;
 pub use crate::store::IDEMPOTENCY_HOURS;
 
 /// What a job does. Each has one implementation in the job worker's registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum JobType {
     /// Streams the file and records its SHA-256 and size.
     #[serde(rename = "checksum")]

@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod actor;
+pub mod analytics;
 pub mod episode;
 pub mod event;
 pub mod export;

@@ -19,6 +19,8 @@ pub enum Queue {
     Jobs,
     /// The search index (search-worker): every change of an episode.
     Search,
+    /// The production analytics (analytics-worker): episodes' changes and jobs' outcomes.
+    Analytics,
 }
 
 impl Queue {
@@ -30,6 +32,7 @@ impl Queue {
             Self::Files => "files",
             Self::Jobs => "jobs",
             Self::Search => "search",
+            Self::Analytics => "analytics",
         }
     }
 }
@@ -49,6 +52,7 @@ pub fn queues_for(event_type: EventType) -> &'static [Queue] {
             Queue::Notifications,
             Queue::Realtime,
             Queue::Search,
+            Queue::Analytics,
         ],
         EpisodeDeleted => &[
             Queue::Activity,
@@ -56,6 +60,7 @@ pub fn queues_for(event_type: EventType) -> &'static [Queue] {
             Queue::Realtime,
             Queue::Files,
             Queue::Search,
+            Queue::Analytics,
         ],
         // A new file may start jobs (the episode's rules for jobs on upload).
         FileUploaded => &[Queue::Activity, Queue::Realtime, Queue::Jobs],
@@ -63,9 +68,15 @@ pub fn queues_for(event_type: EventType) -> &'static [Queue] {
         FileDownloaded => &[Queue::Activity],
         // A new job, or a new attempt asked for, is work for the job worker.
         JobCreated | JobRetried => &[Queue::Activity, Queue::Realtime, Queue::Jobs],
-        // Its creator hears that it failed for good.
-        JobFailed => &[Queue::Activity, Queue::Realtime, Queue::Notifications],
-        JobStarted | JobProgress | JobSucceeded | JobRetryScheduled | JobCancelled => {
+        // Its creator hears that it failed for good; the analytics count both outcomes.
+        JobFailed => &[
+            Queue::Activity,
+            Queue::Realtime,
+            Queue::Notifications,
+            Queue::Analytics,
+        ],
+        JobSucceeded => &[Queue::Activity, Queue::Realtime, Queue::Analytics],
+        JobStarted | JobProgress | JobRetryScheduled | JobCancelled => {
             &[Queue::Activity, Queue::Realtime]
         }
         // Never in the outbox: the export worker writes its entry and notification itself.

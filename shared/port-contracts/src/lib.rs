@@ -9,6 +9,7 @@
 use std::future::Future;
 
 use domain::store::activity::{ActivityReader, ActivityWriter, EpisodeLabels};
+use domain::store::analytics::{AnalyticsReader, AnalyticsWriter};
 use domain::store::export::Exports;
 use domain::store::file::{FileReader, FileWriter};
 use domain::store::job::{JobReader, JobWriter};
@@ -26,6 +27,7 @@ use domain::store::{
 use domain::{EpisodeId, EventType};
 
 pub mod activity;
+pub mod analytics;
 pub mod episodes;
 pub mod exports;
 pub mod files;
@@ -47,6 +49,7 @@ pub trait World: Sync {
     type Objects: ObjectReader + ObjectWriter + ObjectTransfers + ObjectParts + Sync;
     type Exports: Exports + Sync;
     type Search: SearchIndexWriter + SearchIndexReader + Sync;
+    type Analytics: AnalyticsWriter + AnalyticsReader + Sync;
     type Activity: ActivityWriter + ActivityReader + Sync;
     type Labels: EpisodeLabels + Sync;
     type Notifications: Audiences + NotificationWriter + Inbox + Sync;
@@ -60,6 +63,7 @@ pub trait World: Sync {
     fn objects(&self) -> &Self::Objects;
     fn exports(&self) -> &Self::Exports;
     fn search(&self) -> &Self::Search;
+    fn analytics(&self) -> &Self::Analytics;
     fn activity(&self) -> &Self::Activity;
     fn labels(&self) -> &Self::Labels;
     fn notifications(&self) -> &Self::Notifications;
@@ -180,6 +184,8 @@ macro_rules! contract_tests {
             exports::an_export_is_created_once_and_moves_only_from_the_state_read,
             search::one_claim_at_a_time_and_a_lost_claim_records_nothing,
             search::words_find_their_tokens_by_prefix_and_deletes_take_entries_away,
+            analytics::a_timeline_is_saved_only_from_the_revision_read_with_all_its_figures,
+            analytics::a_job_attempt_is_one_fact_read_by_type_and_period,
             activity::entries_are_written_once_per_event_and_read_newest_first,
             activity::a_batch_beyond_one_write_is_written_whole,
             activity::the_log_comes_in_pages_that_miss_and_repeat_nothing,

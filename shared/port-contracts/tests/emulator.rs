@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use aws_adapters::{
-    DeadLetterQueue, DynamoActivityStore, DynamoEpisodeLabels, DynamoEpisodeStore,
-    DynamoEventHistory, DynamoExportStore, DynamoFileStore, DynamoJobStore,
+    DeadLetterQueue, DynamoActivityStore, DynamoAnalyticsStore, DynamoEpisodeLabels,
+    DynamoEpisodeStore, DynamoEventHistory, DynamoExportStore, DynamoFileStore, DynamoJobStore,
     DynamoNotificationStore, DynamoRealtimeStore, DynamoSearchIndex, DynamoSubscriber, FileTables,
     JobTables, MessageQueue, NotificationTables, ObjectStore, RealtimeTables, SqsPublisher, Tables,
 };
@@ -27,6 +27,7 @@ struct Emulator {
     objects: ObjectStore,
     exports: DynamoExportStore,
     search: DynamoSearchIndex,
+    analytics: DynamoAnalyticsStore,
     activity: DynamoActivityStore,
     labels: DynamoEpisodeLabels,
     notifications: DynamoNotificationStore,
@@ -114,6 +115,7 @@ async fn world() -> Emulator {
         objects: ObjectStore::new(&sdk, out("FilesBucketName"), &NoCounter),
         exports: DynamoExportStore::new(dynamodb.clone(), out("ExportsTableName")),
         search: DynamoSearchIndex::new(dynamodb.clone(), out("SearchTableName")),
+        analytics: DynamoAnalyticsStore::new(dynamodb.clone(), out("AnalyticsTableName")),
         activity: DynamoActivityStore::new(dynamodb.clone(), out("ActivityTableName")),
         labels: DynamoEpisodeLabels::new(dynamodb.clone(), out("EpisodesTableName")),
         notifications: DynamoNotificationStore::new(
@@ -168,6 +170,7 @@ impl World for Emulator {
     type Jobs = DynamoJobStore;
     type Exports = DynamoExportStore;
     type Search = DynamoSearchIndex;
+    type Analytics = DynamoAnalyticsStore;
     type Objects = ObjectStore;
     type Activity = DynamoActivityStore;
     type Labels = DynamoEpisodeLabels;
@@ -197,6 +200,10 @@ impl World for Emulator {
 
     fn search(&self) -> &DynamoSearchIndex {
         &self.search
+    }
+
+    fn analytics(&self) -> &DynamoAnalyticsStore {
+        &self.analytics
     }
 
     fn objects(&self) -> &ObjectStore {
@@ -327,6 +334,7 @@ async fn queues() -> Queues {
         Queue::Files,
         Queue::Jobs,
         Queue::Search,
+        Queue::Analytics,
     ]
     .into_iter()
     .map(|q| (q, urls[2].clone()))

@@ -4,9 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use domain::store::memory::{
-    InMemoryActivityLog, InMemoryDeadLetters, InMemoryEpisodeLabels, InMemoryEpisodeStore,
-    InMemoryExports, InMemoryFileStore, InMemoryJobStore, InMemoryNotifications, InMemoryObjects,
-    InMemoryPublisher, InMemoryQueue, InMemoryRealtime, InMemorySearchIndex,
+    InMemoryActivityLog, InMemoryAnalytics, InMemoryDeadLetters, InMemoryEpisodeLabels,
+    InMemoryEpisodeStore, InMemoryExports, InMemoryFileStore, InMemoryJobStore,
+    InMemoryNotifications, InMemoryObjects, InMemoryPublisher, InMemoryQueue, InMemoryRealtime,
+    InMemorySearchIndex,
 };
 use domain::store::notification::Inbox;
 use domain::store::{
@@ -83,6 +84,7 @@ struct Memory {
     objects: InMemoryObjects,
     exports: InMemoryExports,
     search: InMemorySearchIndex,
+    analytics: InMemoryAnalytics,
     activity: InMemoryActivityLog,
     labels: InMemoryEpisodeLabels,
     notifications: InMemoryNotifications,
@@ -102,6 +104,7 @@ fn world() -> Memory {
         objects: InMemoryObjects::default(),
         exports: InMemoryExports::default(),
         search: InMemorySearchIndex::default(),
+        analytics: InMemoryAnalytics::default(),
         activity: InMemoryActivityLog::default(),
         labels: InMemoryEpisodeLabels::default(),
         notifications: InMemoryNotifications::default(),
@@ -116,6 +119,7 @@ impl World for Memory {
     type Jobs = InMemoryJobStore;
     type Exports = InMemoryExports;
     type Search = InMemorySearchIndex;
+    type Analytics = InMemoryAnalytics;
     type Objects = InMemoryObjects;
     type Activity = InMemoryActivityLog;
     type Labels = InMemoryEpisodeLabels;
@@ -145,6 +149,10 @@ impl World for Memory {
 
     fn search(&self) -> &InMemorySearchIndex {
         &self.search
+    }
+
+    fn analytics(&self) -> &InMemoryAnalytics {
+        &self.analytics
     }
 
     fn objects(&self) -> &InMemoryObjects {

@@ -21,6 +21,7 @@ pub struct Idempotency<'a> {
 pub const IDEMPOTENCY_HOURS: i64 = 24;
 
 pub mod activity;
+pub mod analytics;
 pub mod export;
 pub mod file;
 pub mod job;

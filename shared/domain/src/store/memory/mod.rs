@@ -4,6 +4,7 @@
 //! written, so tests can check what others will hear.
 
 mod activity;
+mod analytics;
 mod exports;
 mod files;
 mod jobs;
@@ -14,6 +15,7 @@ mod realtime;
 mod search;
 
 pub use activity::{InMemoryActivityLog, InMemoryEpisodeLabels};
+pub use analytics::InMemoryAnalytics;
 pub use exports::InMemoryExports;
 pub use files::InMemoryFileStore;
 pub use jobs::InMemoryJobStore;
