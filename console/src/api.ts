@@ -82,8 +82,10 @@ export class Api {
     return { body: parsed as T, etag: r.headers.get("ETag") };
   }
 
-  list(status: Status | "", cursor: string | null, limit = 20): Promise<{ body: Page<Episode> }> {
+  /** The list, or with `search` a search (`q`): ranked by fields matched, then newest. */
+  list(status: Status | "", cursor: string | null, limit = 20, search = ""): Promise<{ body: Page<Episode> }> {
     const q = new URLSearchParams({ limit: String(limit) });
+    if (search.trim()) q.set("q", search.trim());
     if (status) q.set("status", status);
     if (cursor) q.set("cursor", cursor);
     return this.request("GET", `/episodes?${q}`);

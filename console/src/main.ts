@@ -7,6 +7,7 @@ import { h, replace } from "./dom";
 import { Live, type DomainEvent, type Viewer } from "./live";
 import { episodePage } from "./pages/episode";
 import { episodesPage } from "./pages/episodes";
+import { analyticsPage } from "./pages/analytics";
 import { auditPage } from "./pages/audit";
 import { notificationsPage } from "./pages/notifications";
 
@@ -99,6 +100,8 @@ async function start(): Promise<void> {
     " ",
     current.role === "admin" ? h("a", { href: "#/activity" }, "Audit log") : null,
     " ",
+    current.role === "viewer" ? null : h("a", { href: "#/analytics", id: "analytics-link" }, "Analytics"),
+    " ",
     `${current.name} (${current.role}) `,
     // Cognito keeps a session of its own: its logout endpoint (config `logout_url`) ends it.
     h("button", { class: "plain", onclick: () => { if (config.logout_url) location.assign(config.logout_url); else { location.hash = ""; location.reload(); } } }, "Sign out"),
@@ -117,6 +120,7 @@ async function start(): Promise<void> {
       app.live.stop();
       if (location.hash.startsWith("#/notifications")) void notificationsPage(app);
       else if (location.hash.startsWith("#/activity") && current.role === "admin") void auditPage(app);
+      else if (location.hash.startsWith("#/analytics") && current.role !== "viewer") void analyticsPage(app);
       else void episodesPage(app);
     }
     main.focus();

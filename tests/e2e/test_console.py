@@ -409,6 +409,51 @@ def test_the_bell_count_rises_and_falls_and_the_audit_log_filters(browser, conso
         admin.close()
 
 
+def test_search_types_ahead_and_the_analytics_chart_the_figures(browser, console_url, api, tokens):
+    word = "zq" + uuid.uuid4().hex[:8].translate(str.maketrans("0123456789", "ghijklmnop"))
+    first = api.create(tokens["alice"], title=f"Pilot {word}", series=f"{word} nights")["id"]
+    api.create(tokens["alice"], title="Something else", description=f"The {word} returns.")
+    r = api.request("PATCH", f"/episodes/{first}", tokens["alice"], json={"status": "in_production", "version": 1})
+    assert r.status_code == 204, r.text
+    context = person(browser)
+    try:
+        ed = sign_in(context, console_url, unique("ed"), "Ed Editor")
+        # Type-ahead: a prefix of the word, then a second word; two fields matched rank first.
+        ed.fill("#search", word[:6])
+        rows = ed.locator("tbody tr")
+        expect(rows).to_have_count(2, timeout=30_000)
+        expect(rows.first).to_contain_text(f"Pilot {word}")
+        ed.fill("#search", f"{word} pil")
+        expect(rows).to_have_count(1)
+        expect(ed.locator("tbody")).to_have_attribute("data-loaded", f"every:0:{word} pil")
+        assert f"q={word}" in ed.url, "the search is in the address"
+        ed.fill("#search", f"{word} snow")
+        expect(ed.locator("text=No episode has these words.")).to_be_visible()
+        accessible(ed, "search")
+
+        ed.click("#analytics-link")
+        expect(ed.locator("h1")).to_have_text("Analytics")
+        expect(ed.locator("#analytics")).to_have_attribute("data-loaded", "true")
+        for chart in ("#chart-statuses", "#chart-stays", "#chart-weeks", "#chart-jobs"):
+            expect(ed.locator(chart)).to_be_visible()
+        # Five statuses, and in production holds at least the episode moved above.
+        bars = ed.locator("#chart-statuses rect")
+        expect(bars).to_have_count(5)
+        assert int(bars.nth(1).get_attribute("data-value")) >= 1
+        expect(ed.locator("#jobs-table tbody tr")).to_have_count(5)
+        accessible(ed, "analytics")
+    finally:
+        context.close()
+    # A viewer has no analytics link, and the route falls back to the episodes.
+    context = person(browser)
+    try:
+        vic = sign_in(context, console_url, unique("vic"), "Vic Viewer", role="viewer", where="#/analytics")
+        expect(vic.locator("h1")).to_have_text("Episodes")
+        expect(vic.locator("#analytics-link")).to_have_count(0)
+    finally:
+        context.close()
+
+
 def test_the_local_issuer_gives_a_token_only_for_the_right_verifier_once_and_to_the_console(stack, api):
     import base64
     import hashlib

@@ -83,6 +83,7 @@ def test_status_and_cursors_combine_with_the_words(api):
     assert r.status_code == 204, r.text
 
     found_titles(api, alice, [f"Tide 1 {w}"], q=w, status="in_production")
+    found_titles(api, alice, [f"Tide {i} {w}" for i in reversed(range(5))], q=w)
     # Pages of two, newest first (every one matches one field), none twice.
     seen, cursor = [], None
     while True:

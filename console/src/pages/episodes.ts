@@ -1,4 +1,7 @@
-/** The episodes list: newest first, a status filter, pages, and a create form for editors. */
+/**
+ * The episodes list: newest first, a status filter, pages, and a create form for editors; a
+ * search box (type-ahead: words of the title, series and description) ranks the matches.
+ */
 import { Problem, STATUSES, type Episode, type Status } from "../api";
 import { h, label, replace, when } from "../dom";
 import type { App } from "../main";
@@ -6,14 +9,36 @@ import type { App } from "../main";
 export async function episodesPage(app: App): Promise<void> {
   const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
   const status = (params.get("status") ?? "") as Status | "";
-  const cursors: (string | null)[] = [null];
+  let cursors: (string | null)[] = [null];
   let at = 0;
+  let timer: number | undefined;
+  const search = h("input", {
+    id: "search", type: "search", value: params.get("q") ?? "", maxlength: "200", placeholder: "Words of the title, series or description",
+    oninput: () => {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(() => {
+        cursors = [null];
+        at = 0;
+        // Bookmarkable, without a hashchange that would draw the page again.
+        const q = new URLSearchParams();
+        if (status) q.set("status", status);
+        if (search.value.trim()) q.set("q", search.value.trim());
+        history.replaceState(null, "", `#/episodes${q.size ? `?${q}` : ""}`);
+        void load();
+      }, 250);
+    },
+  });
 
   const rows = h("tbody");
   const message = h("p", { role: "status", "aria-live": "polite" });
   const prev = h("button", { class: "plain", onclick: () => { at -= 1; void load(); } }, "Previous page");
   const next = h("button", { class: "plain", onclick: () => { at += 1; void load(); } }, "Next page");
-  const filter = h("select", { id: "status-filter", onchange: () => { location.hash = filter.value ? `#/episodes?status=${filter.value}` : "#/episodes"; } },
+  const filter = h("select", { id: "status-filter", onchange: () => {
+    const q = new URLSearchParams();
+    if (filter.value) q.set("status", filter.value);
+    if (search.value.trim()) q.set("q", search.value.trim());
+    location.hash = q.size ? `#/episodes?${q}` : "#/episodes";
+  } },
     h("option", { value: "" }, "Every status"),
     ...STATUSES.map((s) => h("option", { value: s, selected: s === status }, label(s))),
   );
@@ -22,12 +47,14 @@ export async function episodesPage(app: App): Promise<void> {
     message.textContent = "Loading…";
     try {
       const route = app.routeSeq;
-      const { body } = await app.api.list(status, cursors[at]);
-      if (route !== app.routeSeq) return;
+      const words = search.value.trim();
+      const { body } = await app.api.list(status, cursors[at], 20, words);
+      if (route !== app.routeSeq || words !== search.value.trim()) return;
       cursors[at + 1] = body.next_cursor;
       replace(rows, ...body.items.map(row));
-      rows.dataset.loaded = `${status || "every"}:${at}`;
-      message.textContent = body.items.length ? "" : "No episodes yet.";
+      rows.dataset.loaded = `${status || "every"}:${at}${words ? `:${words}` : ""}`;
+      message.className = "";
+      message.textContent = body.items.length ? "" : words ? "No episode has these words." : "No episodes yet.";
       prev.disabled = at === 0;
       next.disabled = !body.next_cursor;
     } catch (e) {
@@ -51,7 +78,9 @@ export async function episodesPage(app: App): Promise<void> {
     create,
     h("section", { "aria-labelledby": "list-title" },
       h("h2", { id: "list-title" }, "Newest first"),
-      h("div", { class: "row" }, h("div", {}, h("label", { for: "status-filter" }, "Status"), filter)),
+      h("div", { class: "row" },
+        h("div", { class: "grow" }, h("label", { for: "search" }, "Search"), search),
+        h("div", {}, h("label", { for: "status-filter" }, "Status"), filter)),
       h("table", {},
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Title"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Series"), h("th", { scope: "col" }, "Last change"))),
         rows,
