@@ -77,11 +77,11 @@ pub async fn count(
 
 #[cfg(test)]
 mod tests {
-    use aws_lambda_events::event::sqs::SqsMessage;
     use domain::analytics::Period;
     use domain::store::analytics::AnalyticsReader;
     use domain::store::memory::{InMemoryAnalytics, InMemoryDeadLetters};
     use domain::{EpisodeStatus, EventType, JobType, Timestamp};
+    use lambda_kit::fixture::sqs_invocation;
     use serde_json::{Value, json};
 
     use super::*;
@@ -92,19 +92,11 @@ mod tests {
     const SUCCEEDED: &str = include_str!("../../../events/domain/job.succeeded.json");
     const FAILED: &str = include_str!("../../../events/domain/job.failed.json");
 
+    const FIXTURE: &str = include_str!("../../../events/analytics-worker/episode-deleted.json");
+
     fn batch(bodies: &[String]) -> LambdaEvent<SqsEvent> {
-        let mut event = SqsEvent::default();
-        event.records = bodies
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let mut m = SqsMessage::default();
-                m.message_id = Some(format!("m{i}"));
-                m.body = Some(b.clone());
-                m
-            })
-            .collect();
-        LambdaEvent::new(event, lambda_runtime::Context::default())
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        sqs_invocation(FIXTURE, &bodies).unwrap()
     }
 
     /// The golden update as a move to `status` at `version`, at `at`.

@@ -156,14 +156,7 @@ impl QueryRules for Listing {
 /// parameters were refused before, by [`Query`]).
 fn list_query(query: &Query<Listing>) -> Result<ListQuery, Problem> {
     let mut errors = Vec::new();
-    let status = match query.params.get("status").map(|s| EpisodeStatus::parse(s)) {
-        None => None,
-        Some(Ok(status)) => Some(status),
-        Some(Err(e)) => {
-            errors.push(e);
-            None
-        }
-    };
+    let status = status_param(query, &mut errors);
     let paging = query.paging(&cursor_scope(status)).and_then(|paging| {
         let after = paging.after_id(|id| EpisodeId::parse(id).ok())?;
         Ok((paging.limit, after))
@@ -179,6 +172,18 @@ fn list_query(query: &Query<Listing>) -> Result<ListQuery, Problem> {
             errors.extend(problem.errors);
             Err(Problem::bad_request(errors))
         }
+    }
+}
+
+/// `status`, when given; a bad one joins `errors`.
+fn status_param(query: &Query<Listing>, errors: &mut Vec<FieldError>) -> Option<EpisodeStatus> {
+    match query.params.get("status").map(|s| EpisodeStatus::parse(s)) {
+        Some(Ok(status)) => Some(status),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        None => None,
     }
 }
 
@@ -248,14 +253,7 @@ async fn search<S: EpisodeReader + Sync, I: SearchIndexReader>(
 /// `GET /episodes?q=`'s query: every bad value at once.
 fn search_query(query: &Query<Listing>) -> Result<SearchQuery, Problem> {
     let mut errors = Vec::new();
-    let status = match query.params.get("status").map(|s| EpisodeStatus::parse(s)) {
-        Some(Ok(status)) => Some(status),
-        Some(Err(e)) => {
-            errors.push(e);
-            None
-        }
-        None => None,
-    };
+    let status = status_param(query, &mut errors);
     let text = match SearchText::parse(query.params.get("q").map_or("", String::as_str)) {
         Ok(text) => Some(text),
         Err(e) => {
@@ -269,25 +267,14 @@ fn search_query(query: &Query<Listing>) -> Result<SearchQuery, Problem> {
     let paging = query
         .paging(&SearchQuery::scope(&text, status))
         .and_then(|paging| {
-            let after = paging
-                .after
-                .as_ref()
-                .map(|position| match position.as_slice() {
-                    [score, id] => score
-                        .parse()
-                        .ok()
-                        .zip(EpisodeId::parse(id).ok())
-                        .map(|(score, episode)| Ranked { score, episode })
-                        .ok_or(()),
-                    _ => Err(()),
-                })
-                .transpose()
-                .map_err(|()| {
-                    Problem::bad_request(vec![FieldError::new(
-                        "cursor",
-                        "is not a cursor this list returned",
-                    )])
-                })?;
+            let after = paging.after_position(|position| match position {
+                [score, id] => score
+                    .parse()
+                    .ok()
+                    .zip(EpisodeId::parse(id).ok())
+                    .map(|(score, episode)| Ranked { score, episode }),
+                _ => None,
+            })?;
             Ok((paging.limit, after))
         });
     match paging {

@@ -347,6 +347,98 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
+    #[tokio::test]
+    async fn a_search_reads_the_index_and_its_cursor_is_bound_to_the_words() {
+        use domain::search::{Plan, Terms};
+        use domain::store::search::SearchIndexWriter;
+
+        let api = api();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let id = create(&api, "alice").await;
+            // Indexed as the search worker would.
+            let episode = api.store.episode(EpisodeId::parse(&id).unwrap()).unwrap();
+            let plan = Plan {
+                puts: Terms::of(&episode)
+                    .iter()
+                    .map(|(t, f)| (t.clone(), f))
+                    .collect(),
+                deletes: vec![],
+            };
+            api.index.apply(episode.id, &plan).await.unwrap();
+            ids.push(id);
+        }
+        let encode = |v: &str| -> String {
+            v.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let search = |query: &[(&str, &str)]| {
+            let mut event = fixture("list");
+            let raw: Vec<String> = query
+                .iter()
+                .map(|(k, v)| format!("{k}={}", encode(v)))
+                .collect();
+            event["rawQueryString"] = json!(raw.join("&"));
+            event["queryStringParameters"] = query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .collect();
+            request(event, None, "vic", "viewer")
+        };
+        let title = api
+            .store
+            .episode(EpisodeId::parse(&ids[0]).unwrap())
+            .unwrap()
+            .title;
+        let word = title
+            .as_str()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_lowercase();
+        let prefix = &word[..3];
+        let (status, body, _) = send(&api, search(&[("q", prefix), ("limit", "2")])).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let found: Vec<&str> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, [ids[2].as_str(), ids[1].as_str()], "newest first");
+        let cursor = body["next_cursor"].as_str().unwrap().to_owned();
+        let (_, body, _) = send(
+            &api,
+            search(&[("q", prefix), ("limit", "2"), ("cursor", &cursor)]),
+        )
+        .await;
+        assert_eq!(body["items"][0]["id"], ids[0].as_str());
+        assert!(body["next_cursor"].is_null());
+        // The cursor is the search's: not another's, not the list's.
+        for other in [
+            vec![("q", "zzz"), ("cursor", cursor.as_str())],
+            vec![("cursor", cursor.as_str())],
+        ] {
+            let (status, body, _) = send(&api, search(&other)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        }
+        for (q, why) in [("", "letter"), ("?!", "letter"), ("a b c d e f g h i", "8")] {
+            let (status, body, _) = send(&api, search(&[("q", q)])).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
+            assert_eq!(body["errors"][0]["field"], "q");
+            assert!(
+                body["errors"][0]["message"].as_str().unwrap().contains(why),
+                "{body}"
+            );
+        }
+    }
+
     /// The published contract and this router agree: every operation is routed, and each
     /// takes the query parameters and body fields the handler does.
     #[tokio::test]

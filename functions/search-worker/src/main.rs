@@ -2,7 +2,7 @@
 
 mod worker;
 
-use aws_adapters::{DeadLetterQueue, DynamoEpisodeStore, DynamoSearchIndex};
+use aws_adapters::{DeadLetterQueue, DynamoEpisodeReader, DynamoSearchIndex};
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_kit::AwsCallCounter;
 use lambda_kit::required_env;
@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     let calls = AwsCallCounter::default();
     let dynamodb = aws_adapters::counted_dynamodb(&sdk, &calls);
     let index = DynamoSearchIndex::new(dynamodb.clone(), search_table);
-    let episodes = DynamoEpisodeStore::reader(dynamodb, episodes_table);
+    let episodes = DynamoEpisodeReader::new(dynamodb, episodes_table);
     let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dead_letter_url);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let messages = event.payload.records.len();

@@ -163,7 +163,6 @@ async fn claimed(
 mod tests {
     use std::collections::BTreeSet;
 
-    use aws_lambda_events::event::sqs::SqsMessage;
     use domain::search::{Fields, Token};
     use domain::store::memory::{InMemoryDeadLetters, InMemoryEpisodeStore, InMemorySearchIndex};
     use domain::store::search::SearchIndexReader;
@@ -171,6 +170,7 @@ mod tests {
         Actor, Description, DisplayName, DomainEvent, Episode, NewEpisode, Role, SeriesName, Title,
         UserId, Version,
     };
+    use lambda_kit::fixture::{failed, sqs_invocation};
 
     use super::*;
 
@@ -183,26 +183,10 @@ mod tests {
         pause: Duration::from_millis(1),
     };
 
-    fn batch(bodies: &[&str]) -> LambdaEvent<SqsEvent> {
-        let mut event = SqsEvent::default();
-        event.records = bodies
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let mut m = SqsMessage::default();
-                m.message_id = Some(format!("m{i}"));
-                m.body = Some((*b).to_owned());
-                m
-            })
-            .collect();
-        LambdaEvent::new(event, lambda_runtime::Context::default())
-    }
+    const FIXTURE: &str = include_str!("../../../events/search-worker/episode-deleted.json");
 
-    fn failures(r: &SqsBatchResponse) -> Vec<&str> {
-        r.batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect()
+    fn batch(bodies: &[&str]) -> LambdaEvent<SqsEvent> {
+        sqs_invocation(FIXTURE, bodies).unwrap()
     }
 
     /// The golden events' episode.
@@ -248,8 +232,8 @@ mod tests {
         index: &InMemorySearchIndex,
         store: &InMemoryEpisodeStore,
         bodies: &[&str],
-    ) -> SqsBatchResponse {
-        handle_with(
+    ) -> Vec<String> {
+        let r = handle_with(
             index,
             store,
             &InMemoryDeadLetters::default(),
@@ -257,7 +241,8 @@ mod tests {
             QUICK,
         )
         .await
-        .unwrap()
+        .unwrap();
+        failed(r)
     }
 
     #[tokio::test]
@@ -266,7 +251,7 @@ mod tests {
         let store = InMemoryEpisodeStore::default();
         store.put(episode("The Pilot", "Rain over the harbour.", 1));
         let r = run(&index, &store, &[CREATED]).await;
-        assert!(failures(&r).is_empty());
+        assert!(r.is_empty());
         let entries = index.entries_of(episode_id());
         assert_eq!(entries.len(), 5, "{entries:?}");
         assert_eq!(
@@ -297,7 +282,7 @@ mod tests {
         store.put(episode("The Storm", "Rain over the harbour.", 2));
         // The created event comes late, after the edit: the index follows the episode.
         let r = run(&index, &store, &[CREATED]).await;
-        assert!(failures(&r).is_empty());
+        assert!(r.is_empty());
         assert_eq!(index.entry_writes() - before, 2, "pilot out, storm in");
         assert!(found(&index, "pilot").await.is_empty());
         assert_eq!(found(&index, "sto").await, [episode_id()]);
@@ -338,7 +323,7 @@ mod tests {
         index.put_entry(token("ghost"), episode_id(), Fields::TITLE);
 
         let r = run(&index, &store, &[UPDATED]).await;
-        assert!(failures(&r).is_empty());
+        assert!(r.is_empty());
         assert!(found(&index, "ghost").await.is_empty());
         assert_eq!(found(&index, "pilot").await, [episode_id()]);
         assert!(
@@ -372,7 +357,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let r = run(&index, &store, &[CREATED, UPDATED]).await;
-        assert_eq!(failures(&r), ["m0", "m1"]);
+        assert_eq!(r, ["m0", "m1"]);
         assert!(index.entries_of(episode_id()).is_empty());
     }
 
@@ -385,7 +370,7 @@ mod tests {
         let r = handle_with(&index, &store, &dlq, batch(&["{not json", CREATED]), QUICK)
             .await
             .unwrap();
-        assert!(failures(&r).is_empty());
+        assert!(failed(r).is_empty());
         assert_eq!(dlq.parked().len(), 1);
         assert_eq!(found(&index, "pilot").await, [episode_id()]);
     }

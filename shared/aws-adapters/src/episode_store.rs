@@ -98,17 +98,6 @@ impl DynamoEpisodeStore {
         Self { client, tables }
     }
 
-    /// A store for a function that only reads episodes (the search worker): it names no
-    /// events or watches table, and its writes would be refused.
-    pub fn reader(client: Client, episodes: String) -> Self {
-        let tables = Tables {
-            episodes,
-            events: String::new(),
-            watches: String::new(),
-        };
-        Self { client, tables }
-    }
-
     fn key(id: EpisodeId) -> Item {
         Item::from([("id".to_owned(), s(id.to_string()))])
     }
@@ -156,13 +145,27 @@ impl DynamoEpisodeStore {
     }
 }
 
-impl EpisodeReader for DynamoEpisodeStore {
+/// Reads episodes, and only that: for a function that reads the episodes table and nothing
+/// beside it (the search worker). [`DynamoEpisodeStore`] reads through one.
+#[derive(Debug, Clone)]
+pub struct DynamoEpisodeReader {
+    client: Client,
+    table: String,
+}
+
+impl DynamoEpisodeReader {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+impl EpisodeReader for DynamoEpisodeReader {
     async fn get(&self, id: EpisodeId) -> Result<Option<Episode>, StoreError> {
         let out = self
             .client
             .get_item()
-            .table_name(&self.tables.episodes)
-            .set_key(Some(Self::key(id)))
+            .table_name(&self.table)
+            .set_key(Some(DynamoEpisodeStore::key(id)))
             .consistent_read(true)
             .send()
             .await
@@ -174,7 +177,7 @@ impl EpisodeReader for DynamoEpisodeStore {
     /// follows with the pipeline's delay).
     async fn get_many(&self, ids: &[EpisodeId]) -> Result<Vec<Episode>, StoreError> {
         let read = crate::batch::BatchGet {
-            table: &self.tables.episodes,
+            table: &self.table,
             key: "id",
             projection: None,
             names: &[],
@@ -185,6 +188,22 @@ impl EpisodeReader for DynamoEpisodeStore {
             .iter()
             .map(episode_from_item)
             .collect()
+    }
+}
+
+impl DynamoEpisodeStore {
+    fn reader(&self) -> DynamoEpisodeReader {
+        DynamoEpisodeReader::new(self.client.clone(), self.tables.episodes.clone())
+    }
+}
+
+impl EpisodeReader for DynamoEpisodeStore {
+    async fn get(&self, id: EpisodeId) -> Result<Option<Episode>, StoreError> {
+        self.reader().get(id).await
+    }
+
+    async fn get_many(&self, ids: &[EpisodeId]) -> Result<Vec<Episode>, StoreError> {
+        self.reader().get_many(ids).await
     }
 }
 

@@ -24,7 +24,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 pub use activity_store::{DynamoActivityStore, DynamoEpisodeLabels};
 pub use analytics_store::DynamoAnalyticsStore;
 pub use connections::ConnectionPoster;
-pub use episode_store::{DynamoEpisodeStore, Tables};
+pub use episode_store::{DynamoEpisodeReader, DynamoEpisodeStore, Tables};
 pub use export_store::DynamoExportStore;
 pub use file_store::{DynamoFileStore, FileTables};
 pub use job_store::{DynamoJobStore, JobTables};

@@ -49,12 +49,20 @@ pub struct Paging {
 impl Paging {
     /// The cursor's position as one id (`parse` returns None for anything else).
     pub fn after_id<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Problem> {
+        self.after_position(|position| match position {
+            [one] => parse(one),
+            _ => None,
+        })
+    }
+
+    /// The cursor's position as `parse` reads its parts (None for anything else).
+    pub fn after_position<T>(
+        &self,
+        parse: impl Fn(&[String]) -> Option<T>,
+    ) -> Result<Option<T>, Problem> {
         self.after
             .as_ref()
-            .map(|position| match position.as_slice() {
-                [one] => parse(one).ok_or(()),
-                _ => Err(()),
-            })
+            .map(|position| parse(position).ok_or(()))
             .transpose()
             .map_err(|()| {
                 Problem::bad_request(vec![FieldError::new(
