@@ -48,14 +48,18 @@ def episode_event(kind: str, episode: str, at: dt.datetime, data: dict) -> dict:
     return e
 
 
-def job_event(kind: str, job_type: str, at: dt.datetime, seconds: float, attempts: int = 1) -> dict:
-    e = golden(kind)
-    job = e["data"]["job"]
-    job.update(id=v7_id(int(at.timestamp() * 1000)), type=job_type, attempts=attempts,
-               created_at=iso(at - dt.timedelta(seconds=seconds)), updated_at=iso(at))
-    e.update(id=v7_id(int(at.timestamp() * 1000)), occurred_at=iso(at))
-    e["resource"]["id"] = job["id"]
-    return e
+def job_events(job_type: str, end: str, at: dt.datetime, seconds: float | None, attempts: int = 1) -> list[dict]:
+    """One attempt of a new job: its start `seconds` before `at` (none when None), and its end
+    (`end`: job.succeeded, job.failed or job.retry_scheduled)."""
+    job_id = v7_id(int(at.timestamp() * 1000))
+    out = []
+    for kind, when in ([("job.started", at - dt.timedelta(seconds=seconds))] if seconds is not None else []) + [(end, at)]:
+        e = golden(kind)
+        e["data"]["job"].update(id=job_id, type=job_type, attempts=attempts)
+        e.update(id=v7_id(int(when.timestamp() * 1000)), occurred_at=iso(when))
+        e["resource"]["id"] = job_id
+        out.append(e)
+    return out
 
 
 def send(aws, stack, events: list[dict]) -> None:
@@ -118,22 +122,30 @@ def test_job_outcomes_count_each_attempt_once(api, stack, aws):
     p = people(("ada", "admin"))
     _, ada = p["ada"]
     h = an_hour_of_its_own()
-    ok1 = job_event("job.succeeded", "thumbnail", h + dt.timedelta(minutes=5), 2.0)
-    ok2 = job_event("job.succeeded", "thumbnail", h + dt.timedelta(minutes=6), 4.0)
-    failed = job_event("job.failed", "thumbnail", h + dt.timedelta(minutes=7), 10.0, attempts=3)
-    other = job_event("job.succeeded", "checksum", h + dt.timedelta(minutes=8), 1.0)
-    send(aws, stack, [ok1, failed, ok2, ok1, failed, other])
+    minute = lambda m: h + dt.timedelta(minutes=m)  # noqa: E731
+    ok1 = job_events("thumbnail", "job.succeeded", minute(5), 2.0)
+    ok2 = job_events("thumbnail", "job.succeeded", minute(6), 4.0)
+    # A failed attempt to be tried again, and one that failed for good.
+    retrying = job_events("thumbnail", "job.retry_scheduled", minute(7), 10.0)
+    failed = job_events("thumbnail", "job.failed", minute(8), 8.0, attempts=3)
+    # An end whose start never came: counted, not measured.
+    other = job_events("checksum", "job.succeeded", minute(9), None)
+    # Ends before starts, everything twice.
+    events = [e for attempt in (ok1, ok2, retrying, failed) for e in reversed(attempt)] + other
+    send(aws, stack, events + events)
 
     def settled():
         body = report(api, ada, "/analytics/jobs", h)
         t = {x["type"]: x for x in body["types"]}
-        counted = (t["thumbnail"]["succeeded"], t["thumbnail"]["failed"], t["checksum"]["succeeded"])
-        return t if counted == (2, 1, 1) else None
+        counted = (t["thumbnail"]["succeeded"], t["thumbnail"]["failed"], t["thumbnail"]["duration"]["count"],
+                   t["checksum"]["succeeded"])
+        return t if counted == (2, 2, 4, 1) else None
 
     t = eventually(settled, timeout=60)
-    assert abs(t["thumbnail"]["success_rate"] - 2 / 3) < 1e-9
-    assert t["thumbnail"]["duration"] == {"count": 3, "median_seconds": 4.0, "p90_seconds": 10.0, "p99_seconds": 10.0}
+    assert t["thumbnail"]["success_rate"] == 0.5
+    assert t["thumbnail"]["duration"] == {"count": 4, "median_seconds": 4.0, "p90_seconds": 10.0, "p99_seconds": 10.0}
     assert (t["checksum"]["succeeded"], t["checksum"]["failed"]) == (1, 0)
+    assert t["checksum"]["duration"]["count"] == 0
     assert t["loudness"] == {"type": "loudness", "succeeded": 0, "failed": 0, "success_rate": None,
                              "duration": {"count": 0, "median_seconds": None, "p90_seconds": None, "p99_seconds": None}}
 

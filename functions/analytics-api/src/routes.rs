@@ -32,7 +32,7 @@ pub fn app<R: AnalyticsReader + Send + Sync + 'static>(api: Arc<Api<R>>) -> Rout
 mod tests {
     //! The handlers driven with the fixtures from `events/`, against the in-memory figures.
 
-    use domain::analytics::{Changes, JobOutcome, Move, Timeline};
+    use domain::analytics::{Changes, JobAttempt, Mark, Move, Timeline};
     use domain::store::analytics::AnalyticsWriter;
     use domain::store::memory::InMemoryAnalytics;
     use domain::{EpisodeId, EpisodeStatus, JobId, JobType, Timestamp};
@@ -93,16 +93,23 @@ mod tests {
         );
         let changes = Changes::between(episode, &Timeline::default(), &t);
         assert!(figures.save(episode, &t, 0, &changes).await.unwrap());
+        let job = JobId::new();
         for (attempt, ok) in [(1, false), (2, true)] {
-            let outcome = JobOutcome {
-                job: JobId::new(),
-                job_type: JobType::Checksum,
-                attempt,
-                succeeded: ok,
-                finished: ago(1),
-                seconds: 4.0,
-            };
-            figures.record_job(&outcome).await.unwrap();
+            for mark in [
+                Mark::Started(ago(1).plus_seconds(-4)),
+                Mark::Ended {
+                    succeeded: ok,
+                    at: ago(1),
+                },
+            ] {
+                let a = JobAttempt {
+                    job,
+                    job_type: JobType::Checksum,
+                    attempt,
+                    mark,
+                };
+                figures.record_attempt(&a).await.unwrap();
+            }
         }
 
         let (status, body) = get(&figures, EPISODES, "editor", "").await;

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use domain::analytics::{Changes, JobOutcome};
+use domain::analytics::{Changes, JobAttempt};
 use domain::store::analytics::AnalyticsWriter;
 use domain::store::{DeadLetters, StoreError};
 use domain::{DomainEvent, EpisodeId};
@@ -13,7 +13,7 @@ use lambda_kit::sqs::{batch_response, read_events};
 use lambda_runtime::LambdaEvent;
 
 /// Reads and writes of one timeline before the message comes again later.
-const TRIES: usize = 5;
+const TRIES: u32 = 8;
 
 /// What one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +55,22 @@ pub async fn count(
     store: &impl AnalyticsWriter,
     event: &DomainEvent,
 ) -> Result<Outcome, CountError> {
-    if let Some(outcome) = JobOutcome::from_event(event) {
-        store.record_job(&outcome).await?;
+    if let Some(attempt) = JobAttempt::from_event(event) {
+        store.record_attempt(&attempt).await?;
         return Ok(Outcome::Counted);
     }
     let Some(episode) = event.episode_id else {
         return Ok(Outcome::Unchanged);
     };
-    for _ in 0..TRIES {
+    for tries in 0..TRIES {
+        if tries > 0 {
+            // Another worker wrote the timeline or a counter first: a short, uneven pause.
+            let jitter = u64::from(event.id.to_string().as_bytes()[35] % 16);
+            tokio::time::sleep(std::time::Duration::from_millis(
+                20 * u64::from(tries) + jitter,
+            ))
+            .await;
+        }
         let (before, revision) = store.timeline(episode).await?;
         let Some(after) = before.with(event) else {
             return Ok(Outcome::Unchanged);
@@ -170,21 +178,26 @@ mod tests {
             store.status_counts().await.unwrap().values().sum::<u64>(),
             0
         );
-        run(
-            &store,
-            &[
-                SUCCEEDED.to_owned(),
-                SUCCEEDED.to_owned(),
-                FAILED.to_owned(),
-            ],
-        )
-        .await;
-        let outcomes = store
+        // The success's start comes after it; the failure's never comes.
+        let mut started: Value = serde_json::from_str(SUCCEEDED).unwrap();
+        started["type"] = json!("job.started");
+        started["id"] = json!(domain::EventId::new().to_string());
+        started["occurred_at"] = json!("2026-12-01T11:16:50.707Z");
+        let bodies = [
+            SUCCEEDED.to_owned(),
+            SUCCEEDED.to_owned(),
+            FAILED.to_owned(),
+            started.to_string(),
+            started.to_string(),
+        ];
+        let r = run(&store, &bodies).await;
+        assert!(r.batch_item_failures.is_empty());
+        let mut outcomes = store
             .job_outcomes(JobType::MediaProbe, all_time())
             .await
             .unwrap();
-        assert_eq!(outcomes.len(), 2);
-        assert_eq!(outcomes.iter().filter(|(ok, _)| *ok).count(), 1);
+        outcomes.sort_by_key(|(ok, _)| *ok);
+        assert_eq!(outcomes, [(false, None), (true, Some(4.0))]);
     }
 
     #[tokio::test]

@@ -52,6 +52,12 @@ pub async fn search(
     index: &impl SearchIndexReader,
     query: &SearchQuery,
 ) -> Result<Found, SearchError> {
+    if query.text.words().is_empty() {
+        return Ok(Found {
+            items: Vec::new(),
+            next_after: None,
+        });
+    }
     let mut per_word = Vec::with_capacity(query.text.words().len());
     for word in query.text.words() {
         per_word.push(index.matches(word).await?);

@@ -197,7 +197,7 @@ fn analytics(r: &mut Registry) -> Vec<Operation> {
             access: Access::Editors,
             tag: "analytics",
             summary: "Jobs per type: success rate and durations",
-            description: "For every job type, the attempts that ended within the period: how many succeeded and failed, the success rate, and the median, p90 and p99 of the time from the job's creation to the outcome. A retried job counts each attempt that ended.",
+            description: "For every job type, the attempts that ended within the period: how many succeeded and failed (a failed attempt to be tried again counts as failed), the success rate, and the median, p90 and p99 of each attempt's time from its start to its end (the attempts whose start is known). A retried job counts each attempt that ended.",
             params: period(),
             body: None,
             replies: [
@@ -328,14 +328,8 @@ fn episodes(r: &mut Registry) -> Vec<Operation> {
                     "q",
                     In::Query,
                     false,
-                    "Words to search for, all required: at most 200 characters, 8 distinct words.",
-                    json!({
-                        "type": "string",
-                        "maxLength": 200,
-                        // At least one letter or digit, at most 8 words. The API takes any
-                        // letter or digit of any script; the pattern names ASCII ones only.
-                        "pattern": "^[^A-Za-z0-9]*[A-Za-z0-9]+([^A-Za-z0-9]+[A-Za-z0-9]+){0,7}[^A-Za-z0-9]*$",
-                    }),
+                    "Words to search for, all required: at most 200 characters and 8 distinct words (more is 400). Words are runs of letters and digits of any script; a `q` with none finds nothing.",
+                    json!({ "type": "string", "maxLength": 200 }),
                 ),
                 param("status", In::Query, false, "Only episodes with this status.", r.of::<EpisodeStatus>()),
                 limit(),

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use domain::analytics::{Changes, JobOutcome, Period, Stay, Timeline};
+use domain::analytics::{AttemptState, Changes, JobAttempt, Mark, Period, Stay, Timeline};
 use domain::store::StoreError;
 use domain::store::analytics::{AnalyticsReader, AnalyticsWriter};
 use domain::{EpisodeId, EpisodeStatus, JobType};
@@ -108,6 +108,23 @@ impl DynamoAnalyticsStore {
     }
 }
 
+/// Whether a transaction was cancelled because another held one of its items.
+fn conflicted(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict")),
+        Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+        _ => false,
+    }
+}
+
 impl AnalyticsWriter for DynamoAnalyticsStore {
     async fn timeline(&self, episode: EpisodeId) -> Result<(Timeline, u64), StoreError> {
         let out = self
@@ -186,6 +203,9 @@ impl AnalyticsWriter for DynamoAnalyticsStore {
             .await
         {
             Ok(_) => Ok(true),
+            // The timeline moved on (its condition failed), or another transaction held one of
+            // the items (a counter, shared by every episode's moves): read again and retry.
+            Err(e) if conflicted(&e) => Ok(false),
             Err(e) => match cancellation_reasons(&e) {
                 Some(reasons) if reasons.first().is_some_and(|(failed, _)| *failed) => Ok(false),
                 _ => Err(StoreError::unavailable(e)),
@@ -193,17 +213,55 @@ impl AnalyticsWriter for DynamoAnalyticsStore {
         }
     }
 
-    async fn record_job(&self, o: &JobOutcome) -> Result<(), StoreError> {
-        let mut it = key(
+    async fn record_attempt(&self, a: &JobAttempt) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                format!("attempt#{}", a.job),
+                a.attempt.to_string(),
+            )))
+            .expression_attribute_values(":t", s(a.job_type.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let update = match a.mark {
+            Mark::Started(at) => update
+                .update_expression("SET job_type = :t, started = if_not_exists(started, :s)")
+                .expression_attribute_values(":s", s(at.to_string())),
+            Mark::Ended { succeeded, at } => update
+                .update_expression(
+                    "SET job_type = :t, ended = if_not_exists(ended, :e), ok = if_not_exists(ok, :ok)",
+                )
+                .expression_attribute_values(":e", s(at.to_string()))
+                .expression_attribute_values(":ok", AttributeValue::Bool(succeeded)),
+        };
+        let out = update.send().await.map_err(StoreError::unavailable)?;
+        let it = out.attributes().cloned().unwrap_or_default();
+        let time = |name: &'static str| {
+            item::parse_opt(&it, name, domain::Timestamp::parse).map_err(StoreError::unavailable)
+        };
+        let state = AttemptState {
+            started: time("started")?,
+            ended: match (time("ended")?, it.get("ok")) {
+                (Some(at), Some(AttributeValue::Bool(ok))) => Some((*ok, at)),
+                _ => None,
+            },
+        };
+        let Some(o) = state.outcome(a) else {
+            return Ok(());
+        };
+        let mut fact = key(
             format!("job#{}", o.job_type.as_str()),
             format!("{}#{}#{}", o.finished, o.job, o.attempt),
         );
-        it.insert("ok".into(), AttributeValue::Bool(o.succeeded));
-        it.insert("seconds".into(), n(o.seconds));
+        fact.insert("ok".into(), AttributeValue::Bool(o.succeeded));
+        if let Some(seconds) = o.seconds {
+            fact.insert("seconds".into(), n(seconds));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(it))
+            .set_item(Some(fact))
             .send()
             .await
             .map_err(StoreError::unavailable)?;
@@ -253,7 +311,7 @@ impl AnalyticsReader for DynamoAnalyticsStore {
         &self,
         job_type: JobType,
         period: Period,
-    ) -> Result<Vec<(bool, f64)>, StoreError> {
+    ) -> Result<Vec<(bool, Option<f64>)>, StoreError> {
         let Some(range) = Self::happened_within(period) else {
             return Ok(Vec::new());
         };
@@ -262,7 +320,11 @@ impl AnalyticsReader for DynamoAnalyticsStore {
             .iter()
             .map(|it| {
                 let ok = matches!(it.get("ok"), Some(AttributeValue::Bool(true)));
-                Ok((ok, f64_of(it, "seconds")?))
+                let seconds = it
+                    .contains_key("seconds")
+                    .then(|| f64_of(it, "seconds"))
+                    .transpose()?;
+                Ok((ok, seconds))
             })
             .collect()
     }

@@ -173,15 +173,15 @@ impl EpisodeReader for DynamoEpisodeReader {
         out.item().map(episode_from_item).transpose()
     }
 
-    /// One BatchGetItem (eventually consistent: a search's page, which the index already
-    /// follows with the pipeline's delay).
+    /// One BatchGetItem, strongly consistent: a search's page is checked against the
+    /// episodes as they are, so one deleted a moment ago is not answered.
     async fn get_many(&self, ids: &[EpisodeId]) -> Result<Vec<Episode>, StoreError> {
         let read = crate::batch::BatchGet {
             table: &self.table,
             key: "id",
             projection: None,
             names: &[],
-            consistent: false,
+            consistent: true,
         };
         read.run(&self.client, ids.iter().map(ToString::to_string))
             .await?

@@ -212,6 +212,31 @@ impl SearchIndexWriter for DynamoSearchIndex {
         })
     }
 
+    async fn advance(
+        &self,
+        episode: EpisodeId,
+        from: u64,
+        to: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        applied(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(record_key(episode)))
+                .update_expression("SET v = :to")
+                .condition_expression(
+                    "v = :from AND attribute_not_exists(pending) AND \
+                     (attribute_not_exists(claim_until) OR claim_until < :now)",
+                )
+                .expression_attribute_values(":from", n(from))
+                .expression_attribute_values(":to", n(to))
+                .expression_attribute_values(":now", n(now.unix_seconds()))
+                .send()
+                .await,
+        )
+    }
+
     async fn apply(&self, episode: EpisodeId, plan: &Plan) -> Result<(), StoreError> {
         let mut requests = Vec::with_capacity(plan.entry_writes());
         for (token, fields) in &plan.puts {
@@ -286,12 +311,8 @@ impl SearchIndexWriter for DynamoSearchIndex {
 
 impl SearchIndexReader for DynamoSearchIndex {
     async fn matches(&self, word: &Token) -> Result<Vec<Match>, LookupError> {
-        // A one-character word finds only its own token: the entries `<word>#...`.
-        let prefix = if word.as_str().chars().nth(1).is_none() {
-            format!("{word}#")
-        } else {
-            word.to_string()
-        };
+        // A one-character word's group holds its own token only: it finds only that.
+        let prefix = word.to_string();
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         loop {

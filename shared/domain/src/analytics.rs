@@ -166,7 +166,15 @@ impl Changes {
         }
         let (old, new) = (before.stays(episode), after.stays(episode));
         c.stays_added = new.difference(&old).copied().collect();
-        c.stays_removed = old.difference(&new).copied().collect();
+        // A stay is stored under (status, end, episode, ending version): one that gives way to
+        // another under the same key is overwritten by it, not removed as well (a store takes
+        // one write per item in a transaction).
+        let key = |s: &Stay| (s.status, s.left, s.ended_by);
+        c.stays_removed = old
+            .difference(&new)
+            .filter(|r| !c.stays_added.iter().any(|a| key(a) == key(r)))
+            .copied()
+            .collect();
         if before.published_week() != after.published_week() {
             if let Some(w) = before.published_week() {
                 *c.weeks.entry(w).or_default() -= 1;
@@ -188,39 +196,99 @@ impl Changes {
     }
 }
 
-/// How one attempt of a job ended, from `job.succeeded` or `job.failed`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobOutcome {
-    pub job: JobId,
-    pub job_type: JobType,
-    /// Which attempt ended (a retried job ends more than once).
-    pub attempt: u64,
-    pub succeeded: bool,
-    pub finished: Timestamp,
-    /// From the job's creation (or its retry) to this outcome.
-    pub seconds: f64,
+/// What an event says about one attempt of a job: it started (`job.started`), or it ended
+/// (`job.succeeded`; `job.failed` and `job.retry_scheduled` for a failed attempt, the job
+/// failing for good or to be tried again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Started(Timestamp),
+    Ended { succeeded: bool, at: Timestamp },
 }
 
-impl JobOutcome {
+/// One event about one attempt of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobAttempt {
+    pub job: JobId,
+    pub job_type: JobType,
+    /// Which attempt (a job retried, by itself or by a person, has several).
+    pub attempt: u64,
+    pub mark: Mark,
+}
+
+impl JobAttempt {
     pub fn from_event(event: &DomainEvent) -> Option<Self> {
-        let succeeded = match event.event_type {
-            EventType::JobSucceeded => true,
-            EventType::JobFailed => false,
+        let at = event.occurred_at;
+        let mark = match event.event_type {
+            EventType::JobStarted => Mark::Started(at),
+            EventType::JobSucceeded => Mark::Ended {
+                succeeded: true,
+                at,
+            },
+            EventType::JobFailed | EventType::JobRetryScheduled => Mark::Ended {
+                succeeded: false,
+                at,
+            },
             _ => return None,
         };
         let job = event.data.get("job")?;
         let text = |k: &str| job.get(k).and_then(Value::as_str);
-        let started = text("created_at").and_then(|s| Timestamp::parse(s).ok())?;
         Some(Self {
             job: text("id").and_then(|s| JobId::parse(s).ok())?,
             job_type: text("type").and_then(|s| JobType::parse(s).ok())?,
             attempt: job.get("attempts").and_then(Value::as_u64).unwrap_or(1),
-            succeeded,
-            finished: event.occurred_at,
-            seconds: ((event.occurred_at.unix_millis() - started.unix_millis()) as f64 / 1000.0)
-                .max(0.0),
+            mark,
         })
     }
+}
+
+/// What is known of one attempt: its start and its end, in whichever order they came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptState {
+    pub started: Option<Timestamp>,
+    /// Whether it succeeded, and when it ended.
+    pub ended: Option<(bool, Timestamp)>,
+}
+
+impl AttemptState {
+    /// The state with the mark in it (the same mark again changes nothing).
+    pub fn with(mut self, mark: Mark) -> Self {
+        match mark {
+            Mark::Started(at) => {
+                self.started.get_or_insert(at);
+            }
+            Mark::Ended { succeeded, at } => {
+                self.ended.get_or_insert((succeeded, at));
+            }
+        }
+        self
+    }
+
+    /// The attempt's outcome once it ended; its length once its start is known too.
+    pub fn outcome(&self, attempt: &JobAttempt) -> Option<JobOutcome> {
+        let (succeeded, finished) = self.ended?;
+        Some(JobOutcome {
+            job: attempt.job,
+            job_type: attempt.job_type,
+            attempt: attempt.attempt,
+            succeeded,
+            finished,
+            seconds: self.started.map(|started| {
+                ((finished.unix_millis() - started.unix_millis()) as f64 / 1000.0).max(0.0)
+            }),
+        })
+    }
+}
+
+/// How one attempt of a job ended: the fact the job figures read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    pub job: JobId,
+    pub job_type: JobType,
+    pub attempt: u64,
+    pub succeeded: bool,
+    pub finished: Timestamp,
+    /// From the attempt's start to its end; none while its start is not known.
+    pub seconds: Option<f64>,
 }
 
 /// A report's period: `[from, to)`.
@@ -310,7 +378,7 @@ pub struct JobFigures {
     pub failed: u64,
     /// `succeeded / (succeeded + failed)`; none without attempts.
     pub success_rate: Option<f64>,
-    /// From the job's creation to each attempt's outcome.
+    /// From each attempt's start to its end (the attempts whose start is known).
     pub duration: Durations,
 }
 
@@ -325,7 +393,7 @@ pub struct JobReport {
 }
 
 impl JobFigures {
-    pub fn of(job_type: JobType, outcomes: &[(bool, f64)]) -> Self {
+    pub fn of(job_type: JobType, outcomes: &[(bool, Option<f64>)]) -> Self {
         let succeeded = outcomes.iter().filter(|(ok, _)| *ok).count() as u64;
         let failed = outcomes.len() as u64 - succeeded;
         Self {
@@ -333,7 +401,7 @@ impl JobFigures {
             succeeded,
             failed,
             success_rate: (!outcomes.is_empty()).then(|| succeeded as f64 / outcomes.len() as f64),
-            duration: Durations::of(outcomes.iter().map(|(_, s)| *s).collect()),
+            duration: Durations::of(outcomes.iter().filter_map(|(_, s)| *s).collect()),
         }
     }
 }
@@ -453,6 +521,34 @@ mod tests {
     }
 
     #[test]
+    fn a_stay_replaced_under_its_own_key_is_not_also_removed() {
+        // Known: draft (1), in production (2), in review (5); in production again (4, after a
+        // review sent it back) comes before the review (3) that came between.
+        let id = EpisodeId::new();
+        let before = replay(&[
+            &created("2026-11-02T09:00:00.000Z"),
+            &moved("in_production", 2, "2026-11-03T09:00:00.000Z"),
+            &moved("in_review", 5, "2026-11-07T09:00:00.000Z"),
+        ]);
+        let after = before
+            .with(&moved("in_production", 4, "2026-11-05T09:00:00.000Z"))
+            .unwrap();
+        let c = Changes::between(id, &before, &after);
+        assert!(c.stays_removed.is_empty(), "{:?}", c.stays_removed);
+        assert_eq!(c.stays_added.len(), 2);
+        let keys: BTreeSet<_> = c
+            .stays_added
+            .iter()
+            .chain(&c.stays_removed)
+            .map(|s| (s.status, s.left, s.ended_by))
+            .collect();
+        assert_eq!(keys.len(), c.stays_added.len() + c.stays_removed.len());
+        // The in-production stay that ended at version 5 now started at version 4.
+        let last = c.stays_added.iter().find(|s| s.ended_by == 5).unwrap();
+        assert_eq!(last.seconds(), 2.0 * 86_400.0);
+    }
+
+    #[test]
     fn publication_counts_in_its_week_and_deletion_takes_everything_it_counted() {
         let id = EpisodeId::new();
         let c = created("2026-11-02T09:00:00.000Z");
@@ -491,18 +587,48 @@ mod tests {
     }
 
     #[test]
-    fn jobs_end_with_their_attempt_type_and_time_to_result() {
+    fn an_attempt_is_measured_from_its_start_in_whichever_order_they_come() {
         let text = include_str!("../../../events/domain/job.succeeded.json");
-        let e: DomainEvent = serde_json::from_str(text).unwrap();
-        let o = JobOutcome::from_event(&e).unwrap();
-        assert!(o.succeeded);
-        assert_eq!(o.job_type, JobType::MediaProbe);
-        assert_eq!(o.attempt, 1);
-        assert!((o.seconds - 0.155).abs() < 1e-9, "{}", o.seconds);
-        let failed: DomainEvent =
-            serde_json::from_str(include_str!("../../../events/domain/job.failed.json")).unwrap();
-        assert!(!JobOutcome::from_event(&failed).unwrap().succeeded);
-        assert!(JobOutcome::from_event(&created("2026-11-02T09:00:00.000Z")).is_none());
+        let ended: DomainEvent = serde_json::from_str(text).unwrap();
+        let mut started = ended.clone();
+        started.event_type = EventType::JobStarted;
+        started.occurred_at = ended.occurred_at.plus_seconds(-3);
+        let (s, e) = (
+            JobAttempt::from_event(&started).unwrap(),
+            JobAttempt::from_event(&ended).unwrap(),
+        );
+        assert_eq!((e.job_type, e.attempt), (JobType::MediaProbe, 1));
+        let forward = AttemptState::default().with(s.mark).with(e.mark);
+        let backward = AttemptState::default()
+            .with(e.mark)
+            .with(s.mark)
+            .with(e.mark);
+        assert_eq!(forward, backward);
+        let outcome = forward.outcome(&e).unwrap();
+        assert!(outcome.succeeded);
+        assert_eq!(outcome.seconds, Some(3.0));
+        // Ended, start not yet known: counted, not measured.
+        let early = AttemptState::default().with(e.mark).outcome(&e).unwrap();
+        assert_eq!(early.seconds, None);
+        assert!(AttemptState::default().with(s.mark).outcome(&s).is_none());
+        for text in [
+            include_str!("../../../events/domain/job.failed.json"),
+            include_str!("../../../events/domain/job.retry_scheduled.json"),
+        ] {
+            let e: DomainEvent = serde_json::from_str(text).unwrap();
+            let mark = JobAttempt::from_event(&e).unwrap().mark;
+            assert!(
+                matches!(
+                    mark,
+                    Mark::Ended {
+                        succeeded: false,
+                        ..
+                    }
+                ),
+                "{mark:?}"
+            );
+        }
+        assert!(JobAttempt::from_event(&created("2026-11-02T09:00:00.000Z")).is_none());
     }
 
     #[test]
@@ -527,10 +653,18 @@ mod tests {
         );
         let f = JobFigures::of(
             JobType::Checksum,
-            &[(true, 1.0), (false, 3.0), (true, 2.0), (true, 4.0)],
+            &[
+                (true, Some(1.0)),
+                (false, Some(3.0)),
+                (true, Some(2.0)),
+                (true, None),
+            ],
         );
         assert_eq!((f.succeeded, f.failed, f.success_rate), (3, 1, Some(0.75)));
-        assert_eq!(f.duration.median_seconds, Some(2.0));
+        assert_eq!(
+            (f.duration.count, f.duration.median_seconds),
+            (3, Some(2.0))
+        );
         assert_eq!(JobFigures::of(JobType::Checksum, &[]).success_rate, None);
     }
 

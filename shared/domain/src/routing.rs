@@ -75,10 +75,11 @@ pub fn queues_for(event_type: EventType) -> &'static [Queue] {
             Queue::Notifications,
             Queue::Analytics,
         ],
-        JobSucceeded => &[Queue::Activity, Queue::Realtime, Queue::Analytics],
-        JobStarted | JobProgress | JobRetryScheduled | JobCancelled => {
-            &[Queue::Activity, Queue::Realtime]
+        // The analytics measure each attempt from its start to its end.
+        JobStarted | JobSucceeded | JobRetryScheduled => {
+            &[Queue::Activity, Queue::Realtime, Queue::Analytics]
         }
+        JobProgress | JobCancelled => &[Queue::Activity, Queue::Realtime],
         // Never in the outbox: the export worker writes its entry and notification itself.
         ActivityExported => &[],
     }

@@ -267,7 +267,8 @@ impl Plan {
     }
 }
 
-/// `q`: the words all required, deduplicated, in the order given.
+/// `q`: the words all required, deduplicated, in the order given. A `q` without a letter or a
+/// digit has no words, and finds nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchText(Vec<Token>);
 
@@ -281,9 +282,6 @@ impl SearchText {
             if !words.contains(&token) {
                 words.push(token);
             }
-        }
-        if words.is_empty() {
-            return Err(FieldError::new("q", "must contain a letter or a digit"));
         }
         if words.len() > MAX_WORDS {
             return Err(FieldError::new("q", "must have at most 8 distinct words"));
@@ -521,9 +519,12 @@ mod tests {
     fn q_is_distinct_folded_words_within_limits() {
         let q = SearchText::parse("  Pil  HARBOUR pil ").unwrap();
         assert_eq!(q.canonical(), "pil harbour");
-        for bad in ["", " !? ", &"x".repeat(201), "a b c d e f g h i"] {
+        for bad in [&"x".repeat(201), "a b c d e f g h i"] {
             let e = SearchText::parse(bad).unwrap_err();
             assert_eq!(e.field, "q", "{bad}");
+        }
+        for nothing in ["", " !? "] {
+            assert!(SearchText::parse(nothing).unwrap().words().is_empty());
         }
         assert!(SearchText::parse("a b c d e f g h a").is_ok());
     }

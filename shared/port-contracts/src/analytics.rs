@@ -5,7 +5,7 @@
 //! The figures are shared by every run on one table: counts are compared before and after,
 //! and stays and jobs are placed in a period of their own, a random hour of 2001.
 
-use domain::analytics::{Changes, JobOutcome, Move, Period, Timeline};
+use domain::analytics::{Changes, JobAttempt, Mark, Move, Period, Timeline};
 use domain::store::analytics::{AnalyticsReader, AnalyticsWriter};
 use domain::{EpisodeId, EpisodeStatus, JobId, JobType, Timestamp};
 
@@ -130,27 +130,41 @@ pub async fn a_job_attempt_is_one_fact_read_by_type_and_period(w: &impl World) {
     let store = w.analytics();
     let start = hour();
     let job = JobId::new();
-    let outcome = |attempt, succeeded, minutes| JobOutcome {
+    let mark = |attempt, mark| JobAttempt {
         job,
         job_type: JobType::Loudness,
         attempt,
-        succeeded,
-        finished: at(start, minutes),
-        seconds: 2.5 * attempt as f64,
+        mark,
     };
-    ok(store.record_job(&outcome(1, false, 5)).await);
-    ok(store.record_job(&outcome(1, false, 5)).await);
-    ok(store.record_job(&outcome(2, true, 9)).await);
+    let ended = |succeeded, minutes| Mark::Ended {
+        succeeded,
+        at: at(start, minutes),
+    };
+    // Attempt 1: its end, twice, then its start. Attempt 2: start and end. Attempt 3: its end
+    // only, so far.
+    ok(store.record_attempt(&mark(1, ended(false, 5))).await);
+    ok(store.record_attempt(&mark(1, ended(false, 5))).await);
+    ok(store
+        .record_attempt(&mark(1, Mark::Started(at(start, 4))))
+        .await);
+    ok(store
+        .record_attempt(&mark(2, Mark::Started(at(start, 6))))
+        .await);
+    ok(store.record_attempt(&mark(2, ended(true, 9))).await);
+    ok(store.record_attempt(&mark(3, ended(true, 20))).await);
     let period = Period {
         from: start,
         to: at(start, 60),
     };
     let mut got = ok(store.job_outcomes(JobType::Loudness, period).await);
-    got.sort_by(|a, b| a.1.total_cmp(&b.1));
-    assert_eq!(got, [(false, 2.5), (true, 5.0)]);
+    got.sort_by(|a, b| a.1.unwrap_or(f64::MAX).total_cmp(&b.1.unwrap_or(f64::MAX)));
+    assert_eq!(
+        got,
+        [(false, Some(60.0)), (true, Some(180.0)), (true, None)]
+    );
     assert_eq!(
         ok(store.job_outcomes(JobType::Checksum, period).await),
-        Vec::<(bool, f64)>::new()
+        Vec::<(bool, Option<f64>)>::new()
     );
     let early = Period {
         from: start,
@@ -158,6 +172,6 @@ pub async fn a_job_attempt_is_one_fact_read_by_type_and_period(w: &impl World) {
     };
     assert_eq!(
         ok(store.job_outcomes(JobType::Loudness, early).await),
-        [(false, 2.5)]
+        [(false, Some(60.0))]
     );
 }

@@ -99,6 +99,27 @@ pub async fn one_claim_at_a_time_and_a_lost_claim_records_nothing(w: &impl World
         }
     );
     assert!(settled.is_at(Some(3)));
+    // Settled, it moves on without a claim, only from the version it is at.
+    let ok_bool = |r: Result<bool, domain::store::StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!ok_bool(
+        index.advance(episode, 2, 4, Timestamp::now()).await
+    ));
+    assert!(ok_bool(
+        index.advance(episode, 3, 4, Timestamp::now()).await
+    ));
+    let fourth = claim("fourth", 60);
+    let at4 =
+        ok(index.claim(episode, &fourth, Timestamp::now()).await).unwrap_or_else(|| panic!("free"));
+    assert_eq!(at4.version, Some(4));
+    assert!(
+        !ok_bool(index.advance(episode, 4, 5, Timestamp::now()).await),
+        "claimed"
+    );
+    index
+        .release(episode, &fourth, &at4.terms, Some(4))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // Released with no terms, the record goes.
     let last = claim("last", 60);

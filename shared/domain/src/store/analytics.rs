@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use super::StoreError;
-use crate::analytics::{Changes, JobOutcome, Period, Timeline};
+use crate::analytics::{Changes, JobAttempt, Period, Timeline};
 use crate::episode::EpisodeStatus;
 use crate::ids::EpisodeId;
 use crate::job::JobType;
@@ -28,10 +28,11 @@ pub trait AnalyticsWriter {
         changes: &Changes,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Records how a job's attempt ended (the same attempt again writes the same fact).
-    fn record_job(
+    /// Records the start or the end of a job's attempt (the same one again changes nothing);
+    /// once both are known, or its end alone, the attempt's outcome is one fact.
+    fn record_attempt(
         &self,
-        outcome: &JobOutcome,
+        attempt: &JobAttempt,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -56,10 +57,10 @@ pub trait AnalyticsReader {
     ) -> impl Future<Output = Result<BTreeMap<String, u64>, StoreError>> + Send;
 
     /// The outcomes of the type's job attempts that ended within the period: (succeeded,
-    /// seconds).
+    /// seconds from start to end when its start is known).
     fn job_outcomes(
         &self,
         job_type: JobType,
         period: Period,
-    ) -> impl Future<Output = Result<Vec<(bool, f64)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(bool, Option<f64>)>, StoreError>> + Send;
 }

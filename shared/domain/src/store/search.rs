@@ -52,6 +52,17 @@ pub trait SearchIndexWriter {
         tokens: &BTreeSet<Token>,
     ) -> impl Future<Output = Result<Result<(), ClaimLost>, StoreError>> + Send;
 
+    /// Moves a settled record (nothing pending, no claim held) from version `from` to `to`
+    /// without claiming it: one write for a change that changes no word (a status move).
+    /// `false`, and nothing written, when the record is not settled at `from`.
+    fn advance(
+        &self,
+        episode: EpisodeId,
+        from: u64,
+        to: u64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Writes the plan's entries (puts and deletes are idempotent).
     fn apply(
         &self,

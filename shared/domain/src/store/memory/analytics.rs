@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::poisoned;
-use crate::analytics::{Changes, JobOutcome, Period, Stay, Timeline};
+use crate::analytics::{AttemptState, Changes, JobAttempt, Period, Stay, Timeline};
 use crate::episode::EpisodeStatus;
 use crate::ids::{EpisodeId, JobId};
 use crate::job::JobType;
@@ -19,7 +19,8 @@ struct Figures {
     counts: BTreeMap<EpisodeStatus, i64>,
     stays: BTreeMap<(EpisodeStatus, Timestamp, EpisodeId, u64), f64>,
     weeks: BTreeMap<String, i64>,
-    jobs: BTreeMap<(JobType, Timestamp, JobId, u64), (bool, f64)>,
+    attempts: BTreeMap<(JobId, u64), AttemptState>,
+    jobs: BTreeMap<(JobType, Timestamp, JobId, u64), (bool, Option<f64>)>,
 }
 
 /// Clones share the figures.
@@ -52,6 +53,18 @@ impl AnalyticsWriter for InMemoryAnalytics {
         if current != revision {
             return Ok(false);
         }
+        // As DynamoDB refuses a transaction that writes one item twice.
+        let keys: std::collections::BTreeSet<_> = changes
+            .stays_added
+            .iter()
+            .chain(&changes.stays_removed)
+            .map(stay_key)
+            .collect();
+        if keys.len() != changes.stays_added.len() + changes.stays_removed.len() {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "a transaction writes one stay twice",
+            )));
+        }
         f.timelines.insert(episode, (after.clone(), revision + 1));
         for (status, n) in &changes.counts {
             *f.counts.entry(*status).or_default() += n;
@@ -68,12 +81,16 @@ impl AnalyticsWriter for InMemoryAnalytics {
         Ok(true)
     }
 
-    async fn record_job(&self, o: &JobOutcome) -> Result<(), StoreError> {
+    async fn record_attempt(&self, a: &JobAttempt) -> Result<(), StoreError> {
         let mut f = self.0.lock().map_err(|_| poisoned())?;
-        f.jobs.insert(
-            (o.job_type, o.finished, o.job, o.attempt),
-            (o.succeeded, o.seconds),
-        );
+        let state = f.attempts.entry((a.job, a.attempt)).or_default();
+        *state = state.with(a.mark);
+        if let Some(o) = state.outcome(a) {
+            f.jobs.insert(
+                (o.job_type, o.finished, o.job, o.attempt),
+                (o.succeeded, o.seconds),
+            );
+        }
         Ok(())
     }
 }
@@ -110,7 +127,7 @@ impl AnalyticsReader for InMemoryAnalytics {
         &self,
         job_type: JobType,
         period: Period,
-    ) -> Result<Vec<(bool, f64)>, StoreError> {
+    ) -> Result<Vec<(bool, Option<f64>)>, StoreError> {
         let f = self.0.lock().map_err(|_| poisoned())?;
         Ok(f.jobs
             .iter()

@@ -91,6 +91,27 @@ impl SearchIndexWriter for InMemorySearchIndex {
         }
     }
 
+    async fn advance(
+        &self,
+        episode: EpisodeId,
+        from: u64,
+        to: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut i = self.0.lock().map_err(|_| poisoned())?;
+        match i.records.get_mut(&episode) {
+            Some((state, held))
+                if state.version == Some(from)
+                    && state.pending.is_empty()
+                    && held.as_ref().is_none_or(|c| c.until < now) =>
+            {
+                state.version = Some(to);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn apply(&self, episode: EpisodeId, plan: &Plan) -> Result<(), StoreError> {
         let mut i = self.0.lock().map_err(|_| poisoned())?;
         for (token, fields) in &plan.puts {
