@@ -13,6 +13,9 @@ use crate::store::StoreError;
 use crate::store::analytics::{AnalyticsReader, AnalyticsWriter};
 use crate::time::Timestamp;
 
+/// A job attempt's outcome by (type, end, job, attempt): (succeeded, seconds).
+type Outcomes = BTreeMap<(JobType, Timestamp, JobId, u64), (bool, Option<f64>)>;
+
 #[derive(Debug, Default)]
 struct Figures {
     timelines: BTreeMap<EpisodeId, (Timeline, u64)>,
@@ -20,7 +23,7 @@ struct Figures {
     stays: BTreeMap<(EpisodeStatus, Timestamp, EpisodeId, u64), f64>,
     weeks: BTreeMap<String, i64>,
     attempts: BTreeMap<(JobId, u64), AttemptState>,
-    jobs: BTreeMap<(JobType, Timestamp, JobId, u64), (bool, Option<f64>)>,
+    jobs: Outcomes,
 }
 
 /// Clones share the figures.
