@@ -6,6 +6,7 @@ One hook, and it only forgives, each time only when the answer says exactly why:
   object (a rule across items that `uniqueItems` cannot state);
 - a search (`GET /episodes?q=`) of more than 8 distinct words, which a pattern over words of
   any script, folded, cannot state;
+- an analytics period longer than 366 days (a rule across `from` and `to`);
 - an undocumented method answered by API Gateway's own 404 rather than a 405: an HTTP API
   answers 405 only through an `ANY` route, and on AWS an `ANY` route takes browsers' CORS
   preflights to the JWT authorizer, which refuses them (tests/template pins that no route does);
@@ -77,6 +78,10 @@ def forgiven(operation: str, status: int, problem: dict) -> str | None:
         # A search takes at most 8 distinct words, once folded (case and accents): a rule on
         # words of any script that a pattern cannot state.
         return "a search of more than 8 distinct words (400)"
+    if (operation.startswith("GET /analytics/") and status == 400 and fields == {"from"}
+            and all("366 days" in e.get("message", "") for e in problem.get("errors", []))):
+        # A period of at most 366 days: a rule across `from` and `to` a schema cannot state.
+        return "an analytics period longer than 366 days (400)"
     if operation == "POST /episodes/{id}/jobs" and status == 422 and fields == {"file_id"}:
         # `file_id` must name an available file of the episode, of a type the job reads.
         return "a job on a file that is not an available file of the episode (422)"

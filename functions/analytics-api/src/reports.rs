@@ -36,8 +36,9 @@ fn unavailable(e: StoreError) -> Problem {
     Problem::unavailable("analytics store", &e)
 }
 
-/// `from` and `to` (RFC 3339): `from` before `to`, at most 366 days apart; `to` is now and
-/// `from` 30 days before `to` when not given. Every bad value at once.
+/// `from` and `to` (RFC 3339), at most 366 days apart; `to` is now and `from` 30 days before
+/// `to` when not given. A period that ends before it starts holds nothing: its figures are
+/// empty, as `GET /activity` answers such a range. Every bad value at once.
 pub fn period(query: &Query<Over>, now: Timestamp) -> Result<Period, Problem> {
     let mut errors = Vec::new();
     let mut read = |name: &'static str| {
@@ -58,12 +59,6 @@ pub fn period(query: &Query<Over>, now: Timestamp) -> Result<Period, Problem> {
     }
     let to = to.unwrap_or(now);
     let from = from.unwrap_or_else(|| to.plus_days(-DEFAULT_PERIOD_DAYS));
-    if from >= to {
-        return Err(Problem::bad_request(vec![FieldError::new(
-            "from",
-            "must be before to",
-        )]));
-    }
     if to.unix_seconds() - from.unix_seconds() > MAX_PERIOD_DAYS * 86_400 {
         return Err(Problem::bad_request(vec![FieldError::new(
             "from",

@@ -168,7 +168,7 @@ fn analytics(r: &mut Registry) -> Vec<Operation> {
     };
     let refused = (
         400,
-        "`from` or `to` is not an RFC 3339 date-time, `from` is not before `to`, the period is longer than 366 days, or a query parameter is unknown or repeated; `errors` names each.",
+        "`from` or `to` is not an RFC 3339 date-time, the period is longer than 366 days, or a query parameter is unknown or repeated; `errors` names each. A period that ends before it starts is not refused: it holds nothing.",
     );
     let viewers = (403, "The analytics are for editors and admins.");
     vec![
