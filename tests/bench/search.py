@@ -259,8 +259,10 @@ class Bench:
         # The page's episodes: BatchGetItem, half a unit per item under 4 KB, one read per
         # page of `limit` ids (calls beyond the words' queries).
         batch_gets = max(0, calls - queries)
-        ids_a_read = min(20, min(c for _, _, c in per_word))
-        read_units = sum(u for _, u, _ in per_word) + batch_gets * ids_a_read * 0.5
+        # A page of 20 reads 20 ids a call; with a status, 100 (episodes-api/src/search.rs).
+        # Strongly consistent: a unit per item of up to 4 KB.
+        ids_a_read = min(100 if params.get("status") else 20, min(c for _, _, c in per_word))
+        read_units = sum(u for _, u, _ in per_word) + batch_gets * ids_a_read * 1.0
         p = cost.PRICES
         per_search = (read_units * p["dynamodb_read_unit"] + p["lambda_request"] + p["http_api_request"]
                       + fn_ms / 1000 * MEMORY_MB / 1024 * p["lambda_gb_second_arm64"])
