@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import string
+import time
 
 from conftest import eventually, people
 
@@ -125,14 +126,29 @@ def test_an_edit_is_found_a_deletion_is_not_and_redelivery_changes_nothing(api, 
     # The created event again, late, then the update again: the index holds what it held.
     queue = stack["outputs"]["SearchQueueUrl"]
     sqs = aws("sqs")
-    for event in events_of(eid):
-        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
-    def drained():
-        a = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return a["ApproximateNumberOfMessages"] == "0" and a["ApproximateNumberOfMessagesNotVisible"] == "0"
+    sent_ms = int(time.time() * 1000)
+    sent = [json.dumps(event) for event in events_of(eid)]
+    for body in sent:
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    # The worker says what it made of them: each batch of this episode's events is one line
+    # (the whole queue need not be empty: other tests' messages may wait out a fault).
+    logs = aws("logs")
 
-    eventually(drained, timeout=60)
+    def worker_lines() -> list[dict]:
+        group = f"/aws/lambda/{stack['stack_name']}-search-worker"
+        out = []
+        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group, startTime=sent_ms):
+            for e in page["events"]:
+                try:
+                    f = json.loads(e["message"]).get("fields", {})
+                except (ValueError, AttributeError):
+                    continue
+                if f.get("episode_id") == eid:
+                    out.append(f)
+        return out
+
+    lines = eventually(worker_lines, timeout=60)
+    assert {f["message"] for f in lines} == {"index already current"}, lines
     assert index_items(stack, dynamodb, eid) == (record, entries)
     marker = api.create(alice, title=f"After {w} {v}")["id"]
     found_titles(api, alice, [f"After {w} {v}", f"Storm {v}"], q=v)

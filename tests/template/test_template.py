@@ -262,17 +262,22 @@ def test_export_files_are_read_only_by_their_signers(template, functions):
     assert writers == {"export-worker"}
 
 
+def actions_on(template, functions, resource) -> dict[str, set[str]]:
+    """function short name -> the actions its role grants on `resource` (functions with none left out)."""
+    out = {}
+    for name, (_, f) in functions.items():
+        actions = {a for st in function_statements(template, f) if resource in as_list(st["Resource"])
+                   for a in as_list(st["Action"])}
+        if actions:
+            out[name] = actions
+    return out
+
+
 def test_the_search_index_is_written_by_its_worker_only_and_read_by_the_episodes_api(template, functions):
     """The search table: the search worker writes it and reads only the episodes table beside
     it; the episodes API only queries it (and reads a search's page of episodes together)."""
     table = getatt("SearchTable", "Arn")
-    by_function = {}
-    for name, (_, f) in functions.items():
-        actions = {a for st in function_statements(template, f) if table in as_list(st["Resource"])
-                   for a in as_list(st["Action"])}
-        if actions:
-            by_function[name] = actions
-    assert by_function == {
+    assert actions_on(template, functions, table) == {
         "search-worker": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
                           "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
         "episodes-api": {"dynamodb:Query"},
@@ -293,13 +298,7 @@ def test_the_search_index_is_written_by_its_worker_only_and_read_by_the_episodes
 
 def test_the_analytics_are_written_by_their_worker_only_and_only_queried_by_their_api(template, functions):
     table = getatt("AnalyticsTable", "Arn")
-    by_function = {}
-    for name, (_, f) in functions.items():
-        actions = {a for st in function_statements(template, f) if table in as_list(st["Resource"])
-                   for a in as_list(st["Action"])}
-        if actions:
-            by_function[name] = actions
-    assert by_function == {
+    assert actions_on(template, functions, table) == {
         "analytics-worker": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "analytics-api": {"dynamodb:Query"},
     }

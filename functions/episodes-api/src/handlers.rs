@@ -161,12 +161,18 @@ fn list_query(query: &Query<Listing>) -> Result<ListQuery, Problem> {
         let after = paging.after_id(|id| EpisodeId::parse(id).ok())?;
         Ok((paging.limit, after))
     });
+    let (limit, after) = with_errors(paging, errors)?;
+    Ok(ListQuery {
+        status,
+        limit,
+        after,
+    })
+}
+
+/// The paging, unless it or the other parameters were bad: then every problem at once.
+fn with_errors<T>(paging: Result<T, Problem>, mut errors: Vec<FieldError>) -> Result<T, Problem> {
     match paging {
-        Ok((limit, after)) if errors.is_empty() => Ok(ListQuery {
-            status,
-            limit,
-            after,
-        }),
+        Ok(paging) if errors.is_empty() => Ok(paging),
         Ok(_) => Err(Problem::bad_request(errors)),
         Err(problem) => {
             errors.extend(problem.errors);
@@ -277,19 +283,13 @@ fn search_query(query: &Query<Listing>) -> Result<SearchQuery, Problem> {
             })?;
             Ok((paging.limit, after))
         });
-    match paging {
-        Ok((limit, after)) if errors.is_empty() => Ok(SearchQuery {
-            text,
-            status,
-            limit,
-            after,
-        }),
-        Ok(_) => Err(Problem::bad_request(errors)),
-        Err(problem) => {
-            errors.extend(problem.errors);
-            Err(Problem::bad_request(errors))
-        }
-    }
+    let (limit, after) = with_errors(paging, errors)?;
+    Ok(SearchQuery {
+        text,
+        status,
+        limit,
+        after,
+    })
 }
 
 /// The version the caller edited: from `If-Match` (412 when stale) or the body (409 when stale).
